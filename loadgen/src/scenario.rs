@@ -1,0 +1,1 @@
+//! Scenario files: TOML parsing and validation into a checked `Scenario`.

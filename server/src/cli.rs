@@ -1,0 +1,201 @@
+//! The command line: flags, their defaults and help, and parsing of sizes, durations and close
+//! modes into a validated `ServerConfig`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::conn::CloseMode;
+use crate::ServerConfig;
+
+const ABOUT: &str = "Afterburner: one process, one thread, one readiness loop, the whole site in RAM.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  afterburner --root ./site
+  afterburner --root ./site --listen 0.0.0.0:8080 --close wait-client=500ms --stats stats.json
+  afterburner --root ./site --reftab hotlink.reftab --max-conns 10000
+
+Close modes:
+  server              close after the last byte; the server holds the TIME_WAIT
+  wait-client[=DUR]   keep reading after the reply; close when the client's FIN arrives (the
+                      client holds the TIME_WAIT) or DUR (default 500ms) after the send queue drained
+  reset               once the send queue drained, close with SO_LINGER 0: RST, no TIME_WAIT
+
+Referer table (--reftab), one rule a line, first match wins:
+  # PATTERN       ALLOWED-REFERER-HOSTS      ALTERNATE           [empty=allow|empty=alternate]
+  /images/*.gif   example.com,.example.org   /images/hotlink.gif empty=allow
+
+Sizes take K/KiB, M/MiB, G/GiB (all powers of 1024); durations take ms, s, m.
+SIGINT/SIGTERM: stop accepting, finish replies in flight within --grace, write --stats, exit 0.";
+
+#[derive(Parser, Debug)]
+#[command(name = "afterburner", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Args {
+    /// Directory whose regular files are the site, loaded into RAM at start.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+
+    /// Address and port to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Refuse to start if the site is larger than this.
+    #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_bytes)]
+    pub max_site_bytes: u64,
+
+    /// Largest request line plus headers; over it: 414 (line) or 431 (headers).
+    #[arg(long, value_name = "BYTES", default_value = "8KiB", value_parser = parse_bytes)]
+    pub max_header_bytes: u64,
+
+    /// Referer table: serve other content to pages of other sites (format below).
+    #[arg(long, value_name = "FILE")]
+    pub reftab: Option<PathBuf>,
+
+    /// How connections end after the last reply: server, wait-client[=DURATION] or reset.
+    #[arg(long, value_name = "MODE", default_value = "server", value_parser = parse_close_mode)]
+    pub close: (CloseMode, Duration),
+
+    /// Close a connection whose request head is not complete after this long (slowloris).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Close an idle keep-alive connection after this long.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
+
+    /// Close a connection whose reply makes no progress for this long.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub send_timeout: Duration,
+
+    /// Most concurrent connections; at the limit new ones wait in the backlog
+    /// [default: the open-files limit, raised to its hard limit, minus 32].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_conns: Option<u64>,
+
+    /// On SIGINT/SIGTERM, how long replies in flight may take to finish.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+
+    /// Write the counters as JSON to this file at exit.
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
+
+    /// Listen backlog (the kernel caps it at net.core.somaxconn).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub backlog: i32,
+
+    /// Pin the server to this CPU.
+    #[arg(long, value_name = "CPU")]
+    pub cpu: Option<usize>,
+}
+
+impl Args {
+    pub fn into_config(self) -> ServerConfig {
+        let (close_mode, linger) = self.close;
+        ServerConfig {
+            root: self.root,
+            listen: self.listen,
+            max_site_bytes: self.max_site_bytes,
+            max_header_bytes: self.max_header_bytes.min(usize::MAX as u64) as usize,
+            reftab: self.reftab,
+            close_mode,
+            linger,
+            header_timeout: self.header_timeout,
+            keepalive_timeout: self.keepalive_timeout,
+            send_timeout: self.send_timeout,
+            max_conns: self.max_conns.map(|n| n as usize),
+            grace: self.grace,
+            stats: self.stats,
+            backlog: self.backlog,
+            cpu: self.cpu,
+        }
+    }
+}
+
+/// The linger duration when `wait-client` names none: the original's half second.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(500);
+
+/// `server`, `wait-client`, `wait-client=2s` or `reset`.
+pub fn parse_close_mode(text: &str) -> Result<(CloseMode, Duration), String> {
+    let (mode, duration) = match text.split_once('=') {
+        Some((mode, duration)) => (mode, Some(duration)),
+        None => (text, None),
+    };
+    let linger = duration.map(parse_duration).transpose()?.unwrap_or(DEFAULT_LINGER);
+    if linger.is_zero() {
+        return Err("the wait-client duration must be more than 0".into());
+    }
+    match (mode, duration) {
+        ("server", None) => Ok((CloseMode::Server, linger)),
+        ("reset", None) => Ok((CloseMode::Reset, linger)),
+        ("wait-client", _) => Ok((CloseMode::WaitClient, linger)),
+        ("server" | "reset", Some(_)) => Err(format!("`{mode}` takes no duration")),
+        _ => Err(format!(
+            "unknown close mode `{text}`: expected server, wait-client[=DURATION] or reset"
+        )),
+    }
+}
+
+/// `250ms`, `10s`, `2m`, `1h`, or a combination humantime accepts.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e}); try 500ms or 10s"))
+}
+
+/// `8192`, `8K`, `8KiB`, `10MiB`, `1G`: powers of 1024.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: expected a number like 8192 or 8KiB"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("`{text}` has an unknown unit `{unit}`: use K, M or G (KiB, MiB, GiB)")),
+    };
+    value
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_bytes("512"), Ok(512));
+        assert_eq!(parse_bytes("8KiB"), Ok(8192));
+        assert_eq!(parse_bytes("8k"), Ok(8192));
+        assert_eq!(parse_bytes("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert!(parse_bytes("ten").is_err());
+        assert!(parse_bytes("5 parsecs").unwrap_err().contains("parsecs"));
+    }
+
+    #[test]
+    fn close_modes_parse_with_optional_duration() {
+        assert_eq!(parse_close_mode("server"), Ok((CloseMode::Server, DEFAULT_LINGER)));
+        assert_eq!(parse_close_mode("reset"), Ok((CloseMode::Reset, DEFAULT_LINGER)));
+        assert_eq!(
+            parse_close_mode("wait-client=2s"),
+            Ok((CloseMode::WaitClient, Duration::from_secs(2)))
+        );
+        assert_eq!(
+            parse_close_mode("wait-client"),
+            Ok((CloseMode::WaitClient, DEFAULT_LINGER))
+        );
+        assert!(parse_close_mode("server=1s").is_err());
+        assert!(parse_close_mode("linger").unwrap_err().contains("linger"));
+        assert!(parse_close_mode("wait-client=0s").is_err());
+    }
+}

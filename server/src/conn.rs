@@ -1,0 +1,514 @@
+//! One connection's life as a state machine: read a request, send its response, keep alive or
+//! close the way the close mode says. Knows nothing of the loop: the loop hands it readiness and
+//! expired timers, and it answers with what it wants next (`Step`).
+//!
+//! States, after thttpd's READING / SENDING / LINGERING:
+//! * `Reading`: waiting for (the rest of) a request head. Idle keep-alive connections are here
+//!   with an empty input buffer, which then holds no allocation at all.
+//! * `Sending`: a response is partly written and the socket is full; wait for writability.
+//! * `Lingering`: the last reply is with the kernel; wait for the client's FIN, for the send
+//!   queue to drain, or for the linger deadline, then close in the configured way.
+
+use std::io::{self, IoSlice, Read, Write};
+
+use crate::http::{parse_request, Parsed, Status};
+use crate::site::{ConnectionHeader, Resource, Selection, Site};
+use crate::stats::{CloseSide, Counters, Timeout};
+use crate::timers::TimerKind;
+
+/// How the server ends a connection after its last reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseMode {
+    /// Close right after the last byte: the server holds the TIME_WAIT.
+    Server,
+    /// Wait for the client's FIN (the client then holds the TIME_WAIT), or for the linger
+    /// duration after the send queue drained.
+    WaitClient,
+    /// Once the send queue drained, close with SO_LINGER 0: RST, no TIME_WAIT on either side.
+    Reset,
+}
+
+/// The socket operations a connection needs beyond reading and writing.
+pub trait Transport: Read + Write {
+    fn shutdown_write(&self) -> io::Result<()>;
+    /// Bytes handed to the kernel that the peer has not acknowledged yet (SIOCOUTQ).
+    fn unacked_bytes(&self) -> io::Result<usize>;
+    /// Makes the coming close send an RST instead of a FIN (SO_LINGER 0).
+    fn set_reset_on_close(&self) -> io::Result<()>;
+}
+
+/// Settings every connection of a loop shares.
+#[derive(Clone, Debug)]
+pub struct ConnSettings {
+    pub close_mode: CloseMode,
+    pub max_header_bytes: usize,
+    /// Linger checks without send-queue progress before a lingering connection is given up on
+    /// (the send timeout divided by the linger duration).
+    pub max_stalled_linger_checks: u16,
+    /// Requests served in one go before the connection yields to the others.
+    pub requests_per_turn: u32,
+}
+
+/// What a connection lends from its loop for one step.
+pub struct LoopShared<'a, 'site> {
+    pub site: &'site Site,
+    pub settings: &'a ConnSettings,
+    pub counters: &'a mut Counters,
+    /// Reused for decoded request paths, so routing allocates nothing.
+    pub path_scratch: &'a mut Vec<u8>,
+    pub shutting_down: bool,
+}
+
+/// What a connection wants after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Wait for readiness under `timer`; `restart` says progress was made, so the timer starts
+    /// over even if it was already armed.
+    Wait { timer: TimerKind, restart: bool },
+    /// More work is ready but the connection used its turn: run it again soon.
+    Yield,
+    /// Drop the socket now; `side` says who closed first.
+    Close(CloseSide),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Reading,
+    Sending,
+    Lingering {
+        /// We already sent our FIN (server mode after an error) and only drain the client.
+        fin_sent: bool,
+        /// The send queue was seen empty at the previous check.
+        drained: bool,
+        last_unacked: u32,
+        stalled_checks: u16,
+    },
+}
+
+/// A response in progress: a borrowed resource and a cursor, never a copy.
+struct Outgoing<'site> {
+    resource: &'site Resource,
+    connection: ConnectionHeader,
+    send_body: bool,
+    sent: usize,
+    /// A rejected request: the client may still be sending, so never close with input pending.
+    rejected: bool,
+}
+
+impl Outgoing<'_> {
+    fn closes(&self) -> bool {
+        self.connection == ConnectionHeader::Close
+    }
+}
+
+pub struct Connection<'site> {
+    state: State,
+    /// Bytes of requests not yet answered; empty (unallocated) whenever the client is idle.
+    input: Vec<u8>,
+    outgoing: Option<Outgoing<'site>>,
+    served_any: bool,
+}
+
+enum WriteOutcome {
+    Done,
+    Blocked { progress: bool },
+}
+
+impl Default for Connection<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'site> Connection<'site> {
+    pub fn new() -> Self {
+        Connection {
+            state: State::Reading,
+            input: Vec::new(),
+            outgoing: None,
+            served_any: false,
+        }
+    }
+
+    /// Whether the connection is between requests with nothing buffered.
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Reading && self.input.is_empty() && self.outgoing.is_none()
+    }
+
+    /// The socket is readable or writable (or both); do all the work that can be done now.
+    pub fn on_ready(
+        &mut self,
+        io: &mut impl Transport,
+        shared: &mut LoopShared<'_, 'site>,
+        read_buf: &mut [u8],
+    ) -> Step {
+        match self.state {
+            State::Reading | State::Sending => self.serve(io, shared, read_buf),
+            State::Lingering { fin_sent, .. } => self.linger_read(io, shared, read_buf, fin_sent),
+        }
+    }
+
+    /// The timer this connection waited on has expired.
+    pub fn on_timer(
+        &mut self,
+        kind: TimerKind,
+        io: &mut impl Transport,
+        shared: &mut LoopShared<'_, 'site>,
+    ) -> Step {
+        let timeout = match kind {
+            TimerKind::Header => Timeout::Header,
+            TimerKind::KeepAlive => Timeout::KeepAlive,
+            TimerKind::Send => Timeout::Send,
+            TimerKind::Linger => return self.linger_check(io, shared),
+        };
+        shared.counters.count_timeout(timeout);
+        Step::Close(CloseSide::ServerFirst)
+    }
+
+    /// The server is stopping: idle connections close now, replies in flight finish first.
+    pub fn on_shutdown(&self) -> Option<Step> {
+        match self.state {
+            State::Reading if self.outgoing.is_none() => Some(Step::Close(CloseSide::ServerFirst)),
+            State::Lingering { .. } => Some(Step::Close(CloseSide::ServerFirst)),
+            _ => None,
+        }
+    }
+
+    fn serve(
+        &mut self,
+        io: &mut impl Transport,
+        shared: &mut LoopShared<'_, 'site>,
+        read_buf: &mut [u8],
+    ) -> Step {
+        let mut progress = false;
+        let mut answered = 0u32;
+        loop {
+            // 1. Finish the response in progress.
+            if let Some(out) = self.outgoing.as_mut() {
+                match write_out(io, out, shared.counters) {
+                    Ok(WriteOutcome::Done) => {
+                        progress = true;
+                        answered += 1;
+                        self.served_any = true;
+                        let out = self.outgoing.take().expect("response in progress");
+                        self.state = State::Reading;
+                        if out.closes() || shared.shutting_down {
+                            return self.begin_close(io, shared, out.rejected);
+                        }
+                        if answered >= shared.settings.requests_per_turn {
+                            return Step::Yield;
+                        }
+                    }
+                    Ok(WriteOutcome::Blocked { progress: wrote }) => {
+                        self.state = State::Sending;
+                        return Step::Wait {
+                            timer: TimerKind::Send,
+                            restart: wrote || progress,
+                        };
+                    }
+                    // The peer reset or went away mid-reply.
+                    Err(_) => return Step::Close(CloseSide::ClientFirst),
+                }
+            }
+
+            // 2. Answer a request already buffered (pipelined, or left by a yield).
+            if !self.input.is_empty() {
+                match parse_request(&self.input, shared.settings.max_header_bytes) {
+                    Parsed::Complete { request, consumed } => {
+                        let selection = shared.site.select(&request, shared.path_scratch);
+                        self.input.drain(..consumed);
+                        self.start_response(selection, false, shared);
+                        continue;
+                    }
+                    Parsed::Reject(status) => {
+                        self.input = Vec::new();
+                        self.start_response(shared.site.error(status), true, shared);
+                        continue;
+                    }
+                    Parsed::Partial => {}
+                }
+            }
+
+            // 3. Read more.
+            match io.read(read_buf) {
+                Ok(0) => return Step::Close(CloseSide::ClientFirst),
+                Ok(n) => {
+                    if self.input.is_empty() {
+                        // The common case: whole requests in one read, answered straight from
+                        // the loop's buffer; only an unfinished tail is kept.
+                        let (consumed, answered_now, step) =
+                            self.answer_from(&read_buf[..n], io, shared);
+                        if let Some(step) = step {
+                            return step;
+                        }
+                        self.input.extend_from_slice(&read_buf[consumed..n]);
+                        if answered_now > 0 {
+                            progress = true;
+                            answered += answered_now;
+                            if answered >= shared.settings.requests_per_turn {
+                                return Step::Yield;
+                            }
+                        }
+                    } else {
+                        self.input.extend_from_slice(&read_buf[..n]);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.input.is_empty() {
+                        self.input = Vec::new(); // idle connections hold no buffer
+                        if self.served_any {
+                            return Step::Wait {
+                                timer: TimerKind::KeepAlive,
+                                restart: progress,
+                            };
+                        }
+                    }
+                    return Step::Wait {
+                        timer: TimerKind::Header,
+                        restart: progress,
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Step::Close(CloseSide::ClientFirst),
+            }
+        }
+    }
+
+    /// Answers the complete requests at the start of `buf` (bytes just read, not yet copied).
+    /// Returns the bytes consumed, the responses completed, and a step if the connection must
+    /// stop here; bytes it neither consumed nor stashed are the caller's to keep.
+    fn answer_from(
+        &mut self,
+        buf: &[u8],
+        io: &mut impl Transport,
+        shared: &mut LoopShared<'_, 'site>,
+    ) -> (usize, u32, Option<Step>) {
+        let mut consumed = 0;
+        let mut answered = 0;
+        while consumed < buf.len() {
+            match parse_request(&buf[consumed..], shared.settings.max_header_bytes) {
+                Parsed::Complete { request, consumed: n } => {
+                    let selection = shared.site.select(&request, shared.path_scratch);
+                    consumed += n;
+                    self.start_response(selection, false, shared);
+                }
+                Parsed::Reject(status) => {
+                    consumed = buf.len();
+                    self.start_response(shared.site.error(status), true, shared);
+                }
+                Parsed::Partial => return (consumed, answered, None),
+            }
+            let out = self.outgoing.as_mut().expect("response just started");
+            match write_out(io, out, shared.counters) {
+                Ok(WriteOutcome::Done) => {
+                    self.served_any = true;
+                    answered += 1;
+                    let out = self.outgoing.take().expect("response in progress");
+                    if out.closes() || shared.shutting_down {
+                        let step = self.begin_close(io, shared, out.rejected);
+                        return (consumed, answered, Some(step));
+                    }
+                }
+                Ok(WriteOutcome::Blocked { .. }) => {
+                    // Keep the pipelined rest for when this response is out.
+                    self.input.extend_from_slice(&buf[consumed..]);
+                    self.state = State::Sending;
+                    let step = Step::Wait {
+                        timer: TimerKind::Send,
+                        restart: true,
+                    };
+                    return (buf.len(), answered, Some(step));
+                }
+                Err(_) => return (consumed, answered, Some(Step::Close(CloseSide::ClientFirst))),
+            }
+        }
+        (consumed, answered, None)
+    }
+
+    fn start_response(
+        &mut self,
+        selection: Selection<'site>,
+        rejected: bool,
+        shared: &mut LoopShared<'_, 'site>,
+    ) {
+        let counters = &mut *shared.counters;
+        counters.requests_by_status[selection.resource.status().index()] += 1;
+        if let Some(rule) = selection.hotlink_rule {
+            counters.hotlink_alternates[rule] += 1;
+        }
+        self.outgoing = Some(Outgoing {
+            resource: selection.resource,
+            connection: selection.connection,
+            send_body: selection.send_body,
+            sent: 0,
+            rejected: rejected || selection.resource.status() == Status::BadRequest,
+        });
+    }
+
+    /// The last reply is with the kernel: close the way the mode says.
+    fn begin_close(
+        &mut self,
+        io: &mut impl Transport,
+        shared: &mut LoopShared<'_, 'site>,
+        rejected: bool,
+    ) -> Step {
+        self.input = Vec::new();
+        let mode = shared.settings.close_mode;
+        if mode == CloseMode::Server && !rejected {
+            return Step::Close(CloseSide::ServerFirst);
+        }
+        // Server mode after an error: send our FIN but keep reading, so unread request bytes do
+        // not turn our close into an RST that destroys the error reply (nginx's lingering close).
+        let fin_sent = mode == CloseMode::Server;
+        if fin_sent && io.shutdown_write().is_err() {
+            return Step::Close(CloseSide::ServerFirst);
+        }
+        let unacked = io.unacked_bytes().unwrap_or(0);
+        if mode == CloseMode::Reset && unacked == 0 {
+            return self.reset(io);
+        }
+        self.state = State::Lingering {
+            fin_sent,
+            drained: unacked == 0,
+            last_unacked: unacked.min(u32::MAX as usize) as u32,
+            stalled_checks: 0,
+        };
+        Step::Wait {
+            timer: TimerKind::Linger,
+            restart: true,
+        }
+    }
+
+    /// Lingering and readable: discard what the client sends; its FIN ends the wait.
+    fn linger_read(
+        &mut self,
+        io: &mut impl Transport,
+        shared: &mut LoopShared<'_, 'site>,
+        read_buf: &mut [u8],
+        fin_sent: bool,
+    ) -> Step {
+        loop {
+            match io.read(read_buf) {
+                Ok(0) => {
+                    return match (shared.settings.close_mode, fin_sent) {
+                        (_, true) => Step::Close(CloseSide::ServerFirst),
+                        (CloseMode::Reset, _) => self.reset(io),
+                        _ => Step::Close(CloseSide::ClientFirst),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Step::Wait {
+                        timer: TimerKind::Linger,
+                        restart: false,
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) if fin_sent => return Step::Close(CloseSide::ServerFirst),
+                Err(_) => return Step::Close(CloseSide::ClientFirst),
+            }
+        }
+    }
+
+    /// The linger timer fired: check the send queue and decide.
+    fn linger_check(&mut self, io: &mut impl Transport, shared: &mut LoopShared<'_, 'site>) -> Step {
+        let State::Lingering {
+            fin_sent,
+            drained,
+            last_unacked,
+            stalled_checks,
+        } = self.state
+        else {
+            return Step::Close(CloseSide::ServerFirst);
+        };
+        if fin_sent {
+            return Step::Close(CloseSide::ServerFirst);
+        }
+        let unacked = io.unacked_bytes().unwrap_or(0).min(u32::MAX as usize) as u32;
+        let mode = shared.settings.close_mode;
+        if unacked == 0 {
+            if mode == CloseMode::Reset {
+                return self.reset(io);
+            }
+            if drained {
+                // A full linger period after the queue drained and no FIN: give up waiting.
+                shared.counters.count_timeout(Timeout::WaitClient);
+                return Step::Close(CloseSide::ServerFirst);
+            }
+        } else {
+            let stalled = if unacked < last_unacked {
+                0
+            } else {
+                stalled_checks + 1
+            };
+            if stalled >= shared.settings.max_stalled_linger_checks {
+                shared.counters.count_timeout(Timeout::Send);
+                return Step::Close(CloseSide::ServerFirst);
+            }
+            self.state = State::Lingering {
+                fin_sent,
+                drained: false,
+                last_unacked: unacked,
+                stalled_checks: stalled,
+            };
+            return Step::Wait {
+                timer: TimerKind::Linger,
+                restart: true,
+            };
+        }
+        self.state = State::Lingering {
+            fin_sent,
+            drained: true,
+            last_unacked: 0,
+            stalled_checks: 0,
+        };
+        Step::Wait {
+            timer: TimerKind::Linger,
+            restart: true,
+        }
+    }
+
+    fn reset(&mut self, io: &mut impl Transport) -> Step {
+        match io.set_reset_on_close() {
+            Ok(()) => Step::Close(CloseSide::Reset),
+            Err(_) => Step::Close(CloseSide::ServerFirst),
+        }
+    }
+}
+
+/// Writes as much of the response as the socket takes: head and body in one `writev`.
+fn write_out(
+    io: &mut impl Write,
+    out: &mut Outgoing<'_>,
+    counters: &mut Counters,
+) -> io::Result<WriteOutcome> {
+    let head = out.resource.head(out.connection);
+    let body: &[u8] = if out.send_body {
+        out.resource.body()
+    } else {
+        &[]
+    };
+    let total = head.len() + body.len();
+    let mut progress = false;
+    while out.sent < total {
+        let result = if out.sent < head.len() {
+            io.write_vectored(&[IoSlice::new(&head[out.sent..]), IoSlice::new(body)])
+        } else {
+            io.write(&body[out.sent - head.len()..])
+        };
+        match result {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                out.sent += n;
+                counters.response_bytes += n as u64;
+                progress = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(WriteOutcome::Blocked { progress })
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(WriteOutcome::Done)
+}

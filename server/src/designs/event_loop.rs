@@ -1,0 +1,307 @@
+//! Afterburner's design: one thread, one mio readiness loop over the listener and every
+//! connection. Connections live in a slab and are driven by readiness; deadlines come from
+//! `timers::Deadlines`, whose nearest one is the poll timeout.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use mio::net::{TcpListener, TcpStream, UnixStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::conn::{Connection, LoopShared, Step, Transport};
+use crate::site::Site;
+use crate::stats::{CloseSide, Counters};
+use crate::timers::{Deadlines, TimerKind};
+use crate::ServerConfig;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const STOP: Token = Token(usize::MAX - 2);
+
+/// How long accepting pauses after EMFILE/ENFILE: long enough not to spin, short enough that
+/// the server recovers by itself as soon as descriptors free up.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+impl Transport for TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+
+    fn unacked_bytes(&self) -> io::Result<usize> {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int for a TCP socket we own.
+        let rc = unsafe { libc::ioctl(self.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(queued.max(0) as usize)
+    }
+
+    fn set_reset_on_close(&self) -> io::Result<()> {
+        socket2::SockRef::from(self).set_linger(Some(Duration::ZERO))
+    }
+}
+
+struct Slot<'site> {
+    stream: TcpStream,
+    conn: Connection<'site>,
+}
+
+struct EventLoop<'a, 'site> {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    slots: Slab<Slot<'site>>,
+    deadlines: Deadlines,
+    /// Connections that used their turn with work left; run again before the next poll waits.
+    yielded: VecDeque<usize>,
+    site: &'site Site,
+    config: &'a ServerConfig,
+    settings: crate::conn::ConnSettings,
+    counters: Counters,
+    read_buf: Vec<u8>,
+    path_scratch: Vec<u8>,
+    max_conns: usize,
+    accept_paused_until: Option<Instant>,
+    at_conn_limit: bool,
+    shutdown_deadline: Option<Instant>,
+}
+
+/// Serves until `stop` becomes readable (a signal arrived), then drains within the grace period.
+pub fn serve(
+    listener: std::net::TcpListener,
+    mut stop: UnixStream,
+    site: &Site,
+    config: &ServerConfig,
+    max_conns: usize,
+) -> Result<Counters> {
+    let poll = Poll::new().context("creating the epoll instance")?;
+    let mut listener = TcpListener::from_std(listener);
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut stop, STOP, Interest::READABLE)?;
+    let mut event_loop = EventLoop {
+        poll,
+        listener: Some(listener),
+        slots: Slab::new(),
+        deadlines: Deadlines::new([
+            config.header_timeout,
+            config.keepalive_timeout,
+            config.send_timeout,
+            config.linger,
+        ]),
+        yielded: VecDeque::new(),
+        site,
+        config,
+        settings: config.conn_settings(),
+        counters: Counters::new(site.rules().count()),
+        read_buf: vec![0; 64 * 1024],
+        path_scratch: Vec::with_capacity(512),
+        max_conns,
+        accept_paused_until: None,
+        at_conn_limit: false,
+        shutdown_deadline: None,
+    };
+    event_loop.run()?;
+    Ok(event_loop.counters)
+}
+
+impl<'site> EventLoop<'_, 'site> {
+    fn run(&mut self) -> Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e).context("epoll_wait");
+            }
+            let now = Instant::now();
+            let mut accept_ready = false;
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => accept_ready = true,
+                    STOP => self.begin_shutdown(now),
+                    Token(key) => self.drive(key, now),
+                }
+            }
+            for _ in 0..self.yielded.len() {
+                let key = self.yielded.pop_front().expect("counted");
+                if self.slots.contains(key) {
+                    self.drive(key, now);
+                }
+            }
+            while let Some((key, kind)) = self.deadlines.pop_expired(now) {
+                self.expire(key, kind, now);
+            }
+            if self.accept_paused_until.is_some_and(|until| now >= until) {
+                self.accept_paused_until = None;
+                accept_ready = true;
+            }
+            if accept_ready {
+                self.accept(now);
+            }
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.slots.is_empty() || now >= deadline {
+                    // Whatever is still open after the grace period is cut off.
+                    for _ in 0..self.slots.len() {
+                        self.counters.count_close(CloseSide::ServerFirst);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.yielded.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        [
+            self.deadlines.next_deadline(),
+            self.accept_paused_until,
+            self.shutdown_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        // Round up to the next millisecond: epoll's resolution, and no busy wake just before.
+        .map(|at| at.saturating_duration_since(now) + Duration::from_micros(999))
+    }
+
+    fn drive(&mut self, key: usize, now: Instant) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let (stream, conn) = (&mut slot.stream, &mut slot.conn);
+        let mut shared = LoopShared {
+            site: self.site,
+            settings: &self.settings,
+            counters: &mut self.counters,
+            path_scratch: &mut self.path_scratch,
+            shutting_down: self.shutdown_deadline.is_some(),
+        };
+        let step = conn.on_ready(stream, &mut shared, &mut self.read_buf);
+        self.apply(key, step, now);
+    }
+
+    fn expire(&mut self, key: usize, kind: TimerKind, now: Instant) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let mut shared = LoopShared {
+            site: self.site,
+            settings: &self.settings,
+            counters: &mut self.counters,
+            path_scratch: &mut self.path_scratch,
+            shutting_down: self.shutdown_deadline.is_some(),
+        };
+        let step = slot.conn.on_timer(kind, &mut slot.stream, &mut shared);
+        self.apply(key, step, now);
+    }
+
+    fn apply(&mut self, key: usize, step: Step, now: Instant) {
+        match step {
+            Step::Wait { timer, restart } => {
+                if restart || self.deadlines.armed(key) != Some(timer) {
+                    self.deadlines.arm(key, timer, now);
+                }
+            }
+            Step::Yield => self.yielded.push_back(key),
+            Step::Close(side) => {
+                self.counters.count_close(side);
+                self.deadlines.disarm(key);
+                // Closing the descriptor removes it from the epoll set: no deregister call.
+                drop(self.slots.remove(key));
+                if self.at_conn_limit {
+                    self.at_conn_limit = false;
+                    self.accept(now);
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            if self.slots.len() >= self.max_conns {
+                // Leave the rest in the backlog; a close resumes accepting.
+                self.at_conn_limit = true;
+                return;
+            }
+            match listener.accept() {
+                Ok((mut stream, _peer)) => {
+                    self.counters.connections_accepted += 1;
+                    // Pipelined replies must not wait for delayed ACKs.
+                    let _ = stream.set_nodelay(true);
+                    let entry = self.slots.vacant_entry();
+                    let key = entry.key();
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        Token(key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        eprintln!("afterburner: registering a connection failed: {e}");
+                        continue;
+                    }
+                    entry.insert(Slot {
+                        stream,
+                        conn: Connection::new(),
+                    });
+                    self.counters.connections_peak =
+                        self.counters.connections_peak.max(self.slots.len() as u64);
+                    self.deadlines.arm(key, TimerKind::Header, now);
+                    // Clients send the request right after connecting: often it is already here,
+                    // which saves a trip through epoll.
+                    self.drive(key, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_transient_accept_error(&e) => {}
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: out of a resource the server cannot
+                    // free by retrying at once. Pause instead of spinning on the listener.
+                    if self.counters.accept_pauses == 0 {
+                        eprintln!("afterburner: accept failed ({e}); pausing accepts briefly");
+                    }
+                    self.counters.accept_pauses += 1;
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, now: Instant) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.shutdown_deadline = Some(now + self.config.grace);
+        // Dropping the listener refuses new connections from here on.
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let keys: Vec<usize> = self.slots.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            if let Some(step) = self.slots[key].conn.on_shutdown() {
+                self.apply(key, step, now);
+            }
+        }
+    }
+}
+
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM)
+    )
+}

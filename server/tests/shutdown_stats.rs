@@ -1,0 +1,206 @@
+//! SIGTERM/SIGINT: stop accepting, finish replies in flight within `--grace`, exit 0; and the
+//! `--stats` JSON written at exit agreeing exactly with the traffic the test sent.
+
+mod support;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use support::*;
+
+fn site() -> Site {
+    let site = Site::new();
+    site.file("a.txt", "alpha\n")
+        .file("b.html", "<b>bravo</b>\n")
+        .file("huge.bin", pattern_bytes(16 * MIB, 41));
+    site
+}
+
+/// After shutdown began, a new connection is refused or never answered.
+fn assert_not_served_after_shutdown(port: u16) {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return; // refused: the listener is closed
+    };
+    let mut c = Client::from_stream(stream);
+    let _ = c.try_send(get11("/a.txt", &[]));
+    let (bytes, _) = c.read_until_closed(Duration::from_millis(700));
+    assert!(
+        bytes.is_empty(),
+        "a connection made after SIGTERM was served: {:?}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(100)])
+    );
+}
+
+#[test]
+fn sigterm_finishes_the_reply_in_flight_and_exits_0() {
+    let site = site();
+    let mut server = Server::start(&site, &["--grace", "4s"]);
+    let mut c = server.connect();
+    c.send(get11("/huge.bin", &["Connection: close"]));
+    // Take a little, then stop reading: most of the 16 MiB is still in the server's hands.
+    c.read_at_least(64 * KIB, IO_TIMEOUT);
+    let signalled = Instant::now();
+    server.signal(libc::SIGTERM);
+    sleep_ms(300);
+    assert!(server.is_running(), "server exited with a reply in flight");
+    assert_not_served_after_shutdown(server.port);
+
+    let resp = c
+        .try_read_response(false, Duration::from_secs(5))
+        .expect("the reply in flight must complete after SIGTERM");
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.body == pattern_bytes(16 * MIB, 41),
+        "16 MiB body corrupted"
+    );
+    c.expect_closed(IO_TIMEOUT);
+
+    let stopped = server.finish(signalled, Duration::from_secs(8));
+    stopped.assert_exit_0();
+    assert!(
+        stopped.elapsed < Duration::from_secs(4),
+        "exit took {:?} although the last reply finished long before the 4s grace",
+        stopped.elapsed
+    );
+    let stats = stopped.stats();
+    assert_eq!(stats.by_status(), statuses(&[(200, 1)]));
+    assert_eq!(stats.u(&["connections_accepted"]), 1);
+}
+
+#[test]
+fn sigint_also_exits_0_and_writes_stats() {
+    let site = site();
+    let mut server = Server::start(&site, &[]);
+    let resp = fetch(server.port, "/a.txt", &[]);
+    assert_eq!(resp.status, 200);
+    let stopped = server.stop_with(libc::SIGINT);
+    stopped.assert_exit_0();
+    assert_eq!(stopped.stats().u(&["requests_total"]), 1);
+}
+
+#[test]
+fn grace_period_bounds_shutdown_with_a_stalled_client() {
+    let site = site();
+    let mut server = Server::start(&site, &["--grace", "500ms"]);
+    let mut c = Client::connect_small_rcvbuf(server.port, 4096);
+    c.send(get11("/huge.bin", &[]));
+    c.read_at_least(1, IO_TIMEOUT);
+    // The client never reads again; the server must give up after the grace period.
+    let stopped = server.stop();
+    stopped.assert_exit_0();
+    assert!(
+        stopped.elapsed < Duration::from_secs(3),
+        "shutdown with --grace 500ms took {:?}",
+        stopped.elapsed
+    );
+    let (bytes, end) = c.read_until_closed(Duration::from_secs(5));
+    assert!(end.is_some(), "connection left open after the server exited");
+    assert!(bytes.len() < 16 * MIB, "stalled client got the whole body");
+}
+
+#[test]
+fn idle_keepalive_connections_do_not_delay_shutdown() {
+    let site = site();
+    let mut server = Server::start(&site, &["--grace", "5s"]);
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut c = server.connect();
+        assert_eq!(c.roundtrip(get11("/a.txt", &[])).status, 200);
+        idle.push(c);
+    }
+    let stopped = server.stop();
+    stopped.assert_exit_0();
+    assert!(
+        stopped.elapsed < Duration::from_secs(2),
+        "idle keep-alive connections held shutdown for {:?} (no reply was in flight)",
+        stopped.elapsed
+    );
+    for c in &mut idle {
+        c.expect_closed(IO_TIMEOUT);
+    }
+}
+
+#[test]
+fn stats_json_counts_agree_exactly_with_the_traffic() {
+    let site = site();
+    let mut server = Server::start(&site, &[]);
+    let port = server.port;
+    let mut bytes = 0usize;
+
+    // A: keep-alive HTTP/1.1 with 200, 404, HEAD, then `Connection: close`.
+    let mut a = server.connect();
+    assert_eq!(a.roundtrip(get11("/a.txt", &[])).status, 200);
+    assert_eq!(a.roundtrip(get11("/missing", &[])).status, 404);
+    a.send(head11("/b.html", &[]));
+    assert_eq!(a.read_head_response().status, 200);
+    assert_eq!(a.roundtrip(get11("/b.html", &["Connection: close"])).status, 200);
+    a.expect_closed(IO_TIMEOUT);
+    bytes += a.received;
+
+    // B: HTTP/1.0, closed by the server.
+    let mut b = server.connect();
+    assert_eq!(b.roundtrip(get10("/a.txt", &[])).status, 200);
+    b.expect_closed(IO_TIMEOUT);
+    bytes += b.received;
+
+    // C: a method that is not allowed.
+    let mut c = server.connect();
+    let resp = c.roundtrip(request("DELETE", "/a.txt", "HTTP/1.1", true, &[]));
+    assert_eq!(resp.status, 405);
+    c.expect_closed(IO_TIMEOUT);
+    bytes += c.received;
+
+    // D: a 404 that asks to close.
+    let mut d = server.connect();
+    assert_eq!(d.roundtrip(get11("/nope", &["Connection: close"])).status, 404);
+    d.expect_closed(IO_TIMEOUT);
+    bytes += d.received;
+
+    // E and F: two at once (the peak), each closed by the server.
+    let mut e = server.connect();
+    let mut f = server.connect();
+    assert_eq!(e.roundtrip(get11("/a.txt", &[])).status, 200);
+    assert_eq!(f.roundtrip(get11("/a.txt", &[])).status, 200);
+    assert_eq!(e.roundtrip(get11("/a.txt", &["Connection: close"])).status, 200);
+    assert_eq!(f.roundtrip(get11("/a.txt", &["Connection: close"])).status, 200);
+    e.expect_closed(IO_TIMEOUT);
+    f.expect_closed(IO_TIMEOUT);
+    bytes += e.received + f.received;
+
+    // G: the client closes an idle keep-alive connection first.
+    let mut g = server.connect();
+    assert_eq!(g.roundtrip(get11("/a.txt", &[])).status, 200);
+    bytes += g.received;
+    drop(g);
+
+    // H: one more round trip, so the server has seen G's FIN before we stop it.
+    let mut h = Client::connect(port);
+    assert_eq!(h.roundtrip(get11("/b.html", &["Connection: close"])).status, 200);
+    h.expect_closed(IO_TIMEOUT);
+    bytes += h.received;
+
+    let stopped = server.stop();
+    stopped.assert_exit_0();
+    let stats = stopped.stats();
+    assert_eq!(
+        stats.by_status(),
+        statuses(&[(200, 10), (404, 2), (405, 1)]),
+        "requests_by_status in {stats:?}"
+    );
+    assert_eq!(stats.u(&["requests_total"]), 13);
+    assert_eq!(
+        stats.u(&["response_bytes"]),
+        bytes as u64,
+        "response_bytes must equal the header+body bytes the clients received"
+    );
+    assert_eq!(stats.u(&["connections_accepted"]), 8);
+    assert_eq!(stats.u(&["connections_peak"]), 2);
+    assert_eq!(stats.u(&["closes", "client_first"]), 1, "G");
+    assert_eq!(stats.u(&["closes", "server_first"]), 7, "A, B, C, D, E, F, H");
+    assert_eq!(stats.u(&["closes", "reset"]), 0);
+    for kind in ["header", "keepalive", "send", "wait_client"] {
+        assert_eq!(stats.u(&["timeouts", kind]), 0, "timeouts.{kind}");
+    }
+    assert_eq!(stats.u(&["accept_pauses"]), 0);
+    assert_eq!(stats.alternates_total(), 0, "no reftab, no alternates");
+}
