@@ -1,5 +1,11 @@
 //! `loadgen`: the load generator of afterburner-bench, as a library so tests can call it in-process.
 
+pub mod cli;
+pub mod engine;
 pub mod fileset;
+pub mod record;
+pub mod run;
 pub mod scenario;
+pub mod summary;
+pub mod target;
 pub mod workload;

@@ -1,6 +1,56 @@
-//! The `loadgen` command line entry point.
+//! The `loadgen` binary: parse the command line, dispatch, print `Error: ...` and exit 1 on failure.
+
+use anyhow::Result;
+use clap::Parser;
+use loadgen::cli::{Cli, Command};
 
 fn main() {
-    eprintln!("loadgen: the run engine is not built yet (see issue 3)");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    if let Err(error) = dispatch(cli.command) {
+        eprintln!("Error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Run(args) => {
+            let options = loadgen::run::RunOptions {
+                scenario: args.scenario.clone(),
+                out: args.out.clone(),
+                overrides: args.overrides(),
+                quiet: args.quiet,
+                builtin_exe: std::env::current_exe()?,
+            };
+            let output = loadgen::run::run(&options)?;
+            loadgen::run::report_run(&output);
+            if !output.result.valid {
+                std::process::exit(3);
+            }
+            Ok(())
+        }
+        Command::Fileset(args) => {
+            let summary = loadgen::fileset::write_fileset(&args.out, args.dirs, args.seed)?;
+            println!(
+                "{} directories, {} files, {} bytes in {} ({} written, {} already there)",
+                summary.dirs,
+                summary.files,
+                summary.total_bytes,
+                args.out.display(),
+                summary.files_written,
+                summary.files_skipped
+            );
+            Ok(())
+        }
+        Command::ServeBuiltin { args } => {
+            let argv = std::iter::once("afterburner".to_string()).chain(args);
+            let server_args =
+                afterburner::cli::Args::try_parse_from(argv).unwrap_or_else(|e| e.exit());
+            if let Err(error) = afterburner::run(&server_args.into_config()) {
+                eprintln!("afterburner: error: {error:#}");
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+    }
 }

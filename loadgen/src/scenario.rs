@@ -1,1 +1,414 @@
 //! Scenario files: TOML parsing and validation into a checked `Scenario`.
+//!
+//! Range checks run inside deserialization (`deserialize_with`), so the `toml` crate reports them
+//! with the file's line and column like any type error; unknown keys are rejected the same way.
+//! Checks that involve several fields run afterwards and name the field path.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::workload::{DirScaling, MixParams};
+
+/// A scenario as written, after parsing and validation.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name used for the output directory; defaults to the file's stem.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seed of every random draw (request mix, think times, arrivals, file contents).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Load applied before measuring, not recorded.
+    #[serde(default = "default_warmup", with = "duration_text")]
+    pub warmup: Duration,
+    /// Measured time (per load point when sweeping).
+    #[serde(default = "default_duration", with = "duration_text")]
+    pub duration: Duration,
+    /// Generator worker threads, each one readiness loop.
+    #[serde(default = "default_workers", deserialize_with = "positive_usize")]
+    pub workers: usize,
+    /// Give up on a request (count a timeout) after this long.
+    #[serde(default = "default_request_timeout", with = "duration_text")]
+    pub request_timeout: Duration,
+    /// Check each body's bytes against the file set, not just its length.
+    #[serde(default)]
+    pub verify_content: bool,
+    /// Run several evenly spaced load points instead of one.
+    #[serde(default)]
+    pub sweep: Option<Sweep>,
+    #[serde(default)]
+    pub server: ServerSpec,
+    #[serde(default)]
+    pub site: SiteSpec,
+    /// Client populations; at least one.
+    pub clients: Vec<Population>,
+}
+
+/// SPECweb96's reporting rule: ten load points evenly spaced up to the full load.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    #[serde(default = "default_sweep_points", deserialize_with = "positive_u32")]
+    pub points: u32,
+}
+
+/// The server under test.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ServerSpec {
+    /// `afterburner`, started by the loadgen as its own child on a free port.
+    Builtin {
+        /// Extra afterburner flags, e.g. `["--close", "wait-client"]`.
+        #[serde(default)]
+        args: Vec<String>,
+        /// CPU to pin the server to; the generator takes the others.
+        #[serde(default)]
+        cpu: Option<usize>,
+    },
+    /// Any server started from a command line with `{port}`, `{root}` and `{workdir}` filled in.
+    Command {
+        command: String,
+        /// Polled until it answers (any HTTP status) before the run starts.
+        ready_url: String,
+        #[serde(default)]
+        cpu: Option<usize>,
+    },
+    /// A server already running; nothing is started or stopped.
+    Url { url: String },
+}
+
+impl Default for ServerSpec {
+    fn default() -> Self {
+        ServerSpec::Builtin {
+            args: Vec::new(),
+            cpu: None,
+        }
+    }
+}
+
+/// What the clients ask for.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SiteSpec {
+    /// The SPECweb96 file set, written (once per seed and size) under `runs/filesets/`.
+    Specweb96 {
+        /// Directory count; or leave it out and give `target_ops_per_s`.
+        #[serde(default)]
+        dirs: Option<u32>,
+        /// Derive the directory count from this load with `scaling`.
+        #[serde(default)]
+        target_ops_per_s: Option<f64>,
+        #[serde(default)]
+        scaling: DirScaling,
+        #[serde(default)]
+        mix: MixParams,
+    },
+    /// An existing directory served as is, and a list of `WEIGHT PATH` lines to request.
+    Directory { root: PathBuf, urls: PathBuf },
+}
+
+impl Default for SiteSpec {
+    fn default() -> Self {
+        SiteSpec::Specweb96 {
+            dirs: Some(1),
+            target_ops_per_s: None,
+            scaling: DirScaling::default(),
+            mix: MixParams::default(),
+        }
+    }
+}
+
+/// One client population.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Population {
+    /// N clients, each: request, wait for the reply, think, repeat.
+    Closed {
+        name: String,
+        #[serde(deserialize_with = "positive_u32")]
+        clients: u32,
+        #[serde(default)]
+        think: Think,
+        /// Requests per TCP connection: 1 is SPECweb96 (a new connection per request).
+        #[serde(
+            default = "default_requests_per_connection",
+            deserialize_with = "positive_u32"
+        )]
+        requests_per_connection: u32,
+    },
+    /// Requests arrive on a schedule whatever the server does; latency counts from the time
+    /// each request was due, so a stalled server cannot hide its stall (no coordinated omission).
+    Open {
+        name: String,
+        /// Requests per second.
+        #[serde(deserialize_with = "positive_f64")]
+        rate: f64,
+        #[serde(default)]
+        arrival: Arrival,
+        /// Requests outstanding at most; arrivals beyond it are counted as dropped.
+        #[serde(default = "default_max_in_flight", deserialize_with = "positive_u32")]
+        max_in_flight: u32,
+        #[serde(
+            default = "default_requests_per_connection",
+            deserialize_with = "positive_u32"
+        )]
+        requests_per_connection: u32,
+    },
+}
+
+impl Population {
+    pub fn name(&self) -> &str {
+        match self {
+            Population::Closed { name, .. } | Population::Open { name, .. } => name,
+        }
+    }
+
+    pub fn requests_per_connection(&self) -> u32 {
+        match self {
+            Population::Closed {
+                requests_per_connection,
+                ..
+            }
+            | Population::Open {
+                requests_per_connection,
+                ..
+            } => *requests_per_connection,
+        }
+    }
+}
+
+/// Inter-arrival pattern of an open population.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arrival {
+    /// Exponential gaps: independent arrivals, like many users.
+    #[default]
+    Poisson,
+    /// Equal gaps.
+    Uniform,
+}
+
+/// Think time between a reply and the client's next request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "distribution", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Think {
+    #[default]
+    None,
+    Constant {
+        #[serde(with = "duration_text")]
+        time: Duration,
+    },
+    Exponential {
+        #[serde(with = "duration_text")]
+        mean: Duration,
+    },
+    Uniform {
+        #[serde(with = "duration_text")]
+        min: Duration,
+        #[serde(with = "duration_text")]
+        max: Duration,
+    },
+}
+
+/// A scenario that cannot run, with where it came from.
+#[derive(Debug)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "scenario {}: {}", self.file.display(), self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            message: format!("cannot read it: {e}"),
+        })?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Parses and validates scenario text; `path` names it in errors and gives the default name.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let error = |message: String| ScenarioError {
+            file: path.to_path_buf(),
+            message,
+        };
+        let mut scenario: Scenario = toml::from_str(text).map_err(|e| error(e.to_string()))?;
+        if scenario.name.is_empty() {
+            scenario.name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into());
+        }
+        scenario.validate().map_err(error)?;
+        Ok(scenario)
+    }
+
+    /// Cross-field checks; the message names the field path.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(format!(
+                "name `{}`: use letters, digits, `-`, `_` and `.` only (it names a directory)",
+                self.name
+            ));
+        }
+        if self.duration.is_zero() {
+            return Err("duration: must be more than 0".into());
+        }
+        if self.clients.is_empty() {
+            return Err("clients: at least one `[[clients]]` population is needed".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, population) in self.clients.iter().enumerate() {
+            let name = population.name();
+            if name.is_empty() {
+                return Err(format!("clients[{i}].name: must not be empty"));
+            }
+            if !names.insert(name) {
+                return Err(format!("clients[{i}].name: `{name}` is used twice"));
+            }
+            if let Population::Closed {
+                think: Think::Uniform { min, max },
+                ..
+            } = population
+            {
+                if min > max {
+                    return Err(format!("clients[{i}].think: min is more than max"));
+                }
+            }
+        }
+        match &self.site {
+            SiteSpec::Specweb96 {
+                dirs,
+                target_ops_per_s,
+                scaling,
+                mix,
+            } => {
+                match (dirs, target_ops_per_s) {
+                    (Some(_), Some(_)) => {
+                        return Err(
+                            "site: give either `dirs` or `target_ops_per_s`, not both".into()
+                        )
+                    }
+                    (None, None) => {
+                        return Err("site: give `dirs` or `target_ops_per_s`".into());
+                    }
+                    (Some(0), _) => return Err("site.dirs: must be at least 1".into()),
+                    (None, Some(ops)) if *ops <= 0.0 || !ops.is_finite() => {
+                        return Err("site.target_ops_per_s: must be a positive number".into())
+                    }
+                    _ => {}
+                }
+                scaling
+                    .validate()
+                    .map_err(|e| format!("site.scaling.{e}"))?;
+                mix.validate().map_err(|e| format!("site.mix.{e}"))?;
+            }
+            SiteSpec::Directory { .. } => {}
+        }
+        match &self.server {
+            ServerSpec::Command {
+                command, ready_url, ..
+            } => {
+                if !command.contains("{port}") {
+                    return Err("server.command: must contain `{port}` so the server listens where the loadgen looks".into());
+                }
+                if !ready_url.starts_with("http://") {
+                    return Err("server.ready_url: must be an http:// URL".into());
+                }
+            }
+            ServerSpec::Url { url } if !url.starts_with("http://") => {
+                return Err(format!("server.url: `{url}` must be an http:// URL"));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn default_seed() -> u64 {
+    1996
+}
+fn default_warmup() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_duration() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_workers() -> usize {
+    1
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_sweep_points() -> u32 {
+    10
+}
+fn default_requests_per_connection() -> u32 {
+    1
+}
+fn default_max_in_flight() -> u32 {
+    10_000
+}
+
+fn positive_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let value = u32::deserialize(d)?;
+    if value == 0 {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(value)
+}
+
+fn positive_usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let value = usize::deserialize(d)?;
+    if value == 0 {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(value)
+}
+
+fn positive_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let value = f64::deserialize(d)?;
+    if !(value.is_finite() && value > 0.0) {
+        return Err(serde::de::Error::custom("must be a positive number"));
+    }
+    Ok(value)
+}
+
+/// Durations as text in TOML and JSON: `"500ms"`, `"10s"`, `"2m"`.
+pub mod duration_text {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        humantime::parse_duration(text).map_err(|e| {
+            format!("`{text}` is not a duration ({e}); write it like \"500ms\" or \"10s\"")
+        })
+    }
+}

@@ -1,1 +1,4 @@
-//! The result model shared by `loadgen` and the report renderer (filled in by the loadgen issue).
+//! `reports`: the result model of afterburner-bench runs (`model`), shared by `loadgen` (which
+//! writes results) and the report renderer (which reads them).
+
+pub mod model;

@@ -10,7 +10,8 @@ use clap::Parser;
 use crate::conn::CloseMode;
 use crate::ServerConfig;
 
-const ABOUT: &str = "Afterburner: one process, one thread, one readiness loop, the whole site in RAM.";
+const ABOUT: &str =
+    "Afterburner: one process, one thread, one readiness loop, the whole site in RAM.";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -124,7 +125,10 @@ pub fn parse_close_mode(text: &str) -> Result<(CloseMode, Duration), String> {
         Some((mode, duration)) => (mode, Some(duration)),
         None => (text, None),
     };
-    let linger = duration.map(parse_duration).transpose()?.unwrap_or(DEFAULT_LINGER);
+    let linger = duration
+        .map(parse_duration)
+        .transpose()?
+        .unwrap_or(DEFAULT_LINGER);
     if linger.is_zero() {
         return Err("the wait-client duration must be more than 0".into());
     }
@@ -141,7 +145,8 @@ pub fn parse_close_mode(text: &str) -> Result<(CloseMode, Duration), String> {
 
 /// `250ms`, `10s`, `2m`, `1h`, or a combination humantime accepts.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e}); try 500ms or 10s"))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); try 500ms or 10s"))
 }
 
 /// `8192`, `8K`, `8KiB`, `10MiB`, `1G`: powers of 1024.
@@ -160,7 +165,11 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(format!("`{text}` has an unknown unit `{unit}`: use K, M or G (KiB, MiB, GiB)")),
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit `{unit}`: use K, M or G (KiB, MiB, GiB)"
+            ))
+        }
     };
     value
         .checked_mul(multiplier)
@@ -184,8 +193,14 @@ mod tests {
 
     #[test]
     fn close_modes_parse_with_optional_duration() {
-        assert_eq!(parse_close_mode("server"), Ok((CloseMode::Server, DEFAULT_LINGER)));
-        assert_eq!(parse_close_mode("reset"), Ok((CloseMode::Reset, DEFAULT_LINGER)));
+        assert_eq!(
+            parse_close_mode("server"),
+            Ok((CloseMode::Server, DEFAULT_LINGER))
+        );
+        assert_eq!(
+            parse_close_mode("reset"),
+            Ok((CloseMode::Reset, DEFAULT_LINGER))
+        );
         assert_eq!(
             parse_close_mode("wait-client=2s"),
             Ok((CloseMode::WaitClient, Duration::from_secs(2)))

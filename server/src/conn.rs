@@ -74,7 +74,13 @@ pub enum Step {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Reading,
-    Sending,
+    /// `unacked` is the kernel send queue when the write blocked: if it shrank by the time the
+    /// send timer fires, the client is reading and the timer starts over. A blocked writer is
+    /// only woken once a third of the buffer drains, which a modem-speed client may take minutes
+    /// to do while reading steadily.
+    Sending {
+        unacked: u32,
+    },
     Lingering {
         /// We already sent our FIN (server mode after an error) and only drain the client.
         fin_sent: bool,
@@ -143,7 +149,7 @@ impl<'site> Connection<'site> {
         read_buf: &mut [u8],
     ) -> Step {
         match self.state {
-            State::Reading | State::Sending => self.serve(io, shared, read_buf),
+            State::Reading | State::Sending { .. } => self.serve(io, shared, read_buf),
             State::Lingering { fin_sent, .. } => self.linger_read(io, shared, read_buf, fin_sent),
         }
     }
@@ -158,7 +164,21 @@ impl<'site> Connection<'site> {
         let timeout = match kind {
             TimerKind::Header => Timeout::Header,
             TimerKind::KeepAlive => Timeout::KeepAlive,
-            TimerKind::Send => Timeout::Send,
+            TimerKind::Send => {
+                if let State::Sending { unacked } = self.state {
+                    let now_unacked = unacked_u32(io);
+                    if now_unacked < unacked {
+                        self.state = State::Sending {
+                            unacked: now_unacked,
+                        };
+                        return Step::Wait {
+                            timer: TimerKind::Send,
+                            restart: true,
+                        };
+                    }
+                }
+                Timeout::Send
+            }
             TimerKind::Linger => return self.linger_check(io, shared),
         };
         shared.counters.count_timeout(timeout);
@@ -200,7 +220,9 @@ impl<'site> Connection<'site> {
                         }
                     }
                     Ok(WriteOutcome::Blocked { progress: wrote }) => {
-                        self.state = State::Sending;
+                        self.state = State::Sending {
+                            unacked: unacked_u32(io),
+                        };
                         return Step::Wait {
                             timer: TimerKind::Send,
                             restart: wrote || progress,
@@ -287,7 +309,10 @@ impl<'site> Connection<'site> {
         let mut answered = 0;
         while consumed < buf.len() {
             match parse_request(&buf[consumed..], shared.settings.max_header_bytes) {
-                Parsed::Complete { request, consumed: n } => {
+                Parsed::Complete {
+                    request,
+                    consumed: n,
+                } => {
                     let selection = shared.site.select(&request, shared.path_scratch);
                     consumed += n;
                     self.start_response(selection, false, shared);
@@ -312,14 +337,22 @@ impl<'site> Connection<'site> {
                 Ok(WriteOutcome::Blocked { .. }) => {
                     // Keep the pipelined rest for when this response is out.
                     self.input.extend_from_slice(&buf[consumed..]);
-                    self.state = State::Sending;
+                    self.state = State::Sending {
+                        unacked: unacked_u32(io),
+                    };
                     let step = Step::Wait {
                         timer: TimerKind::Send,
                         restart: true,
                     };
                     return (buf.len(), answered, Some(step));
                 }
-                Err(_) => return (consumed, answered, Some(Step::Close(CloseSide::ClientFirst))),
+                Err(_) => {
+                    return (
+                        consumed,
+                        answered,
+                        Some(Step::Close(CloseSide::ClientFirst)),
+                    )
+                }
             }
         }
         (consumed, answered, None)
@@ -411,7 +444,11 @@ impl<'site> Connection<'site> {
     }
 
     /// The linger timer fired: check the send queue and decide.
-    fn linger_check(&mut self, io: &mut impl Transport, shared: &mut LoopShared<'_, 'site>) -> Step {
+    fn linger_check(
+        &mut self,
+        io: &mut impl Transport,
+        shared: &mut LoopShared<'_, 'site>,
+    ) -> Step {
         let State::Lingering {
             fin_sent,
             drained,
@@ -424,7 +461,7 @@ impl<'site> Connection<'site> {
         if fin_sent {
             return Step::Close(CloseSide::ServerFirst);
         }
-        let unacked = io.unacked_bytes().unwrap_or(0).min(u32::MAX as usize) as u32;
+        let unacked = unacked_u32(io);
         let mode = shared.settings.close_mode;
         if unacked == 0 {
             if mode == CloseMode::Reset {
@@ -474,6 +511,10 @@ impl<'site> Connection<'site> {
             Err(_) => Step::Close(CloseSide::ServerFirst),
         }
     }
+}
+
+fn unacked_u32(io: &impl Transport) -> u32 {
+    io.unacked_bytes().unwrap_or(0).min(u32::MAX as usize) as u32
 }
 
 /// Writes as much of the response as the socket takes: head and body in one `writev`.

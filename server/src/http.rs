@@ -91,7 +91,10 @@ pub enum Parsed<'a> {
     /// The head is not complete yet: read more.
     Partial,
     /// A complete head of `consumed` bytes.
-    Complete { request: Request<'a>, consumed: usize },
+    Complete {
+        request: Request<'a>,
+        consumed: usize,
+    },
     /// A request that must be answered with this error status, after which the connection closes.
     Reject(Status),
 }
@@ -153,8 +156,7 @@ pub fn parse_request(buf: &[u8], max_head_bytes: usize) -> Parsed<'_> {
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // GET and HEAD carry no body; accepting one here would open request smuggling.
             return Parsed::Reject(Status::BadRequest);
-        } else if name.eq_ignore_ascii_case(b"content-length") && trim_ascii(header.value) != b"0"
-        {
+        } else if name.eq_ignore_ascii_case(b"content-length") && trim_ascii(header.value) != b"0" {
             return Parsed::Reject(Status::BadRequest);
         }
     }
@@ -212,7 +214,10 @@ fn trim_ascii(bytes: &[u8]) -> &[u8] {
     let Some(start) = start else {
         return &[];
     };
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).unwrap_or(start);
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .unwrap_or(start);
     &bytes[start..=end]
 }
 
@@ -342,7 +347,10 @@ mod tests {
 
     #[test]
     fn partial_until_blank_line() {
-        assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHost: x\r\n", 8192), Parsed::Partial);
+        assert_eq!(
+            parse_request(b"GET / HTTP/1.1\r\nHost: x\r\n", 8192),
+            Parsed::Partial
+        );
         assert_eq!(parse_request(b"GE", 8192), Parsed::Partial);
     }
 
@@ -350,9 +358,18 @@ mod tests {
     fn rejections_carry_their_status() {
         let cases: [(&[u8], Status); 7] = [
             (b"GET / HTTP/1.1\r\n\r\n", Status::BadRequest),
-            (b"POST / HTTP/1.1\r\nHost: x\r\n\r\n", Status::MethodNotAllowed),
-            (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", Status::VersionNotSupported),
-            (b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", Status::VersionNotSupported),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\n\r\n",
+                Status::MethodNotAllowed,
+            ),
+            (
+                b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+                Status::VersionNotSupported,
+            ),
+            (
+                b"GET / HTTP/1.2\r\nHost: x\r\n\r\n",
+                Status::VersionNotSupported,
+            ),
             (b"GET / FTP/1.0\r\n\r\n", Status::BadRequest),
             (b"G\x01T / HTTP/1.1\r\n\r\n", Status::BadRequest),
             (
@@ -374,12 +391,21 @@ mod tests {
     fn oversized_line_is_414_and_oversized_head_is_431() {
         let mut long_line = b"GET /".to_vec();
         long_line.extend(std::iter::repeat_n(b'a', 100));
-        assert_eq!(parse_request(&long_line, 64), Parsed::Reject(Status::UriTooLong));
+        assert_eq!(
+            parse_request(&long_line, 64),
+            Parsed::Reject(Status::UriTooLong)
+        );
         let mut long_head = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
         long_head.extend(std::iter::repeat_n(b'a', 100));
-        assert_eq!(parse_request(&long_head, 64), Parsed::Reject(Status::HeadersTooLarge));
+        assert_eq!(
+            parse_request(&long_head, 64),
+            Parsed::Reject(Status::HeadersTooLarge)
+        );
         long_head.extend_from_slice(b"\r\n\r\n");
-        assert_eq!(parse_request(&long_head, 64), Parsed::Reject(Status::HeadersTooLarge));
+        assert_eq!(
+            parse_request(&long_head, 64),
+            Parsed::Reject(Status::HeadersTooLarge)
+        );
     }
 
     fn norm(target: &str) -> Result<String, Status> {
@@ -402,7 +428,18 @@ mod tests {
 
     #[test]
     fn targets_that_escape_or_are_malformed_are_400() {
-        for bad in ["/..", "/../etc/passwd", "/%2e%2e/x", "/a/../../x", "/a%2fb", "/%00", "/%zz", "/%4", "x", "*"] {
+        for bad in [
+            "/..",
+            "/../etc/passwd",
+            "/%2e%2e/x",
+            "/a/../../x",
+            "/a%2fb",
+            "/%00",
+            "/%zz",
+            "/%4",
+            "x",
+            "*",
+        ] {
             assert_eq!(norm(bad), Err(Status::BadRequest), "{bad}");
         }
     }

@@ -132,7 +132,10 @@ impl Rule {
         let Some(host) = referer.and_then(referer_host) else {
             return self.empty_referer == EmptyReferer::Alternate;
         };
-        !self.allowed_hosts.iter().any(|allowed| allowed.matches(host))
+        !self
+            .allowed_hosts
+            .iter()
+            .any(|allowed| allowed.matches(host))
     }
 }
 
@@ -244,8 +247,14 @@ mod tests {
 
     #[test]
     fn referer_hosts_are_extracted() {
-        assert_eq!(referer_host(b"http://Example.com/page"), Some(&b"Example.com"[..]));
-        assert_eq!(referer_host(b"https://u:p@x.org:8080/a?b"), Some(&b"x.org"[..]));
+        assert_eq!(
+            referer_host(b"http://Example.com/page"),
+            Some(&b"Example.com"[..])
+        );
+        assert_eq!(
+            referer_host(b"https://u:p@x.org:8080/a?b"),
+            Some(&b"x.org"[..])
+        );
         assert_eq!(referer_host(b"http://[::1]:80/"), Some(&b"::1"[..]));
         assert_eq!(referer_host(b"http:///nohost"), None);
         assert_eq!(referer_host(b""), None);

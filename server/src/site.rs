@@ -167,10 +167,13 @@ impl Site {
             let resource = load_file(&file.path, file.size)?;
             site.body_bytes += resource.body().len() as u64;
             let index = site.push(resource);
-            site.routes.insert(file.url_path.clone().into_boxed_slice(), Route {
-                resource: index,
-                hotlink_rule: None,
-            });
+            site.routes.insert(
+                file.url_path.clone().into_boxed_slice(),
+                Route {
+                    resource: index,
+                    hotlink_rule: None,
+                },
+            );
         }
         site.add_directory_routes(&files);
         site.add_error_resources();
@@ -193,16 +196,17 @@ impl Site {
                 continue;
             }
             let index = self.routes[file.url_path.as_slice()];
-            self.routes.entry(dir.to_vec().into_boxed_slice()).or_insert(index);
+            self.routes
+                .entry(dir.to_vec().into_boxed_slice())
+                .or_insert(index);
             if dir.len() > 1 {
                 let bare = &dir[..dir.len() - 1];
                 if self.routes.contains_key(bare) {
                     continue;
                 }
                 let location = String::from_utf8_lossy(dir);
-                let body = format!(
-                    "<html><body><a href=\"{location}\">{location}</a></body></html>\n"
-                );
+                let body =
+                    format!("<html><body><a href=\"{location}\">{location}</a></body></html>\n");
                 let redirect = Resource::in_memory(
                     Status::MovedPermanently,
                     "text/html; charset=utf-8",
@@ -210,10 +214,13 @@ impl Site {
                     body.as_bytes(),
                 );
                 let resource = self.push(redirect);
-                self.routes.insert(bare.to_vec().into_boxed_slice(), Route {
-                    resource,
-                    hotlink_rule: None,
-                });
+                self.routes.insert(
+                    bare.to_vec().into_boxed_slice(),
+                    Route {
+                        resource,
+                        hotlink_rule: None,
+                    },
+                );
             }
         }
     }
@@ -243,7 +250,11 @@ impl Site {
     /// Matches each rule's pattern against every path once, so requests never run a glob.
     fn attach_rules(&mut self, rules: Vec<Rule>) -> Result<()> {
         if rules.len() > u16::MAX as usize {
-            bail!("the reftab has {} rules; at most {} are supported", rules.len(), u16::MAX);
+            bail!(
+                "the reftab has {} rules; at most {} are supported",
+                rules.len(),
+                u16::MAX
+            );
         }
         for rule in rules {
             let Some(alternate) = self.routes.get(rule.alternate.as_bytes()) else {
@@ -285,7 +296,11 @@ impl Site {
 
     /// The error response for `status`; it always closes the connection.
     pub fn error(&self, status: Status) -> Selection<'_> {
-        let index = self.errors.get(&status).copied().unwrap_or(self.errors[&Status::BadRequest]);
+        let index = self
+            .errors
+            .get(&status)
+            .copied()
+            .unwrap_or(self.errors[&Status::BadRequest]);
         Selection {
             resource: &self.resources[index],
             send_body: true,
@@ -319,7 +334,10 @@ impl Site {
         let mut hotlink_rule = None;
         if let Some(rule_index) = route.hotlink_rule {
             let hotlink = &self.hotlink_rules[rule_index as usize];
-            if hotlink.rule.wants_alternate(request.referer.filter(|r| !r.is_empty())) {
+            if hotlink
+                .rule
+                .wants_alternate(request.referer.filter(|r| !r.is_empty()))
+            {
                 resource = hotlink.alternate;
                 hotlink_rule = Some(rule_index as usize);
             }
@@ -358,15 +376,13 @@ fn collect_files(dir: &Path, url_prefix: &mut Vec<u8>, out: &mut Vec<SiteFile>) 
         if link_meta.is_dir() {
             collect_files(&path, url_prefix, out)?;
         } else {
-            let meta = fs::metadata(&path);
-            if let Ok(meta) = meta.as_ref().map(|m| m.is_file().then_some(m)) {
-                if let Some(meta) = meta {
-                    out.push(SiteFile {
-                        path: path.clone(),
-                        url_path: url_prefix.clone(),
-                        size: meta.len(),
-                    });
-                }
+            // Sockets, FIFOs and dangling links are not content: skip them.
+            if let Ok(Some(size)) = fs::metadata(&path).map(|m| m.is_file().then_some(m.len())) {
+                out.push(SiteFile {
+                    path: path.clone(),
+                    url_path: url_prefix.clone(),
+                    size,
+                });
             }
         }
         url_prefix.truncate(prefix_len);

@@ -151,8 +151,8 @@ impl StatsReport {
     pub fn write_to(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self)?;
         let tmp = path.with_extension("json.tmp");
-        let mut file =
-            fs::File::create(&tmp).with_context(|| format!("writing stats to {}", tmp.display()))?;
+        let mut file = fs::File::create(&tmp)
+            .with_context(|| format!("writing stats to {}", tmp.display()))?;
         file.write_all(&json)?;
         file.write_all(b"\n")?;
         file.sync_all().ok();

@@ -63,7 +63,10 @@ impl Deadlines {
         Deadlines {
             durations,
             links: Vec::new(),
-            lists: [List { head: NONE, tail: NONE }; KINDS],
+            lists: [List {
+                head: NONE,
+                tail: NONE,
+            }; KINDS],
             epoch: Instant::now(),
         }
     }
@@ -163,8 +166,14 @@ mod tests {
         timers.arm(2, TimerKind::Linger, t0);
         assert_eq!(timers.next_deadline(), Some(t0 + ms(10)));
         assert_eq!(timers.pop_expired(t0 + ms(5)), None);
-        assert_eq!(timers.pop_expired(t0 + ms(60)), Some((1, TimerKind::KeepAlive)));
-        assert_eq!(timers.pop_expired(t0 + ms(60)), Some((2, TimerKind::Linger)));
+        assert_eq!(
+            timers.pop_expired(t0 + ms(60)),
+            Some((1, TimerKind::KeepAlive))
+        );
+        assert_eq!(
+            timers.pop_expired(t0 + ms(60)),
+            Some((2, TimerKind::Linger))
+        );
         assert_eq!(timers.pop_expired(t0 + ms(60)), None);
         assert_eq!(timers.next_deadline(), Some(t0 + ms(100)));
     }
@@ -182,7 +191,8 @@ mod tests {
         assert_eq!(timers.armed(2), None);
         assert_eq!(timers.armed(1), Some(TimerKind::Send));
         let late = t0 + ms(1000);
-        let order: Vec<usize> = std::iter::from_fn(|| timers.pop_expired(late).map(|e| e.0)).collect();
+        let order: Vec<usize> =
+            std::iter::from_fn(|| timers.pop_expired(late).map(|e| e.0)).collect();
         assert_eq!(order, vec![0, 3, 1]);
         assert_eq!(timers.next_deadline(), None);
     }

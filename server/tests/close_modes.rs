@@ -135,7 +135,10 @@ fn wait_client_deadline_makes_the_server_close_first() {
         waited >= Duration::from_millis(280),
         "server closed after {waited:?}, before the 300ms wait-client deadline"
     );
-    assert!(waited < Duration::from_secs(3), "closed only after {waited:?}");
+    assert!(
+        waited < Duration::from_secs(3),
+        "closed only after {waited:?}"
+    );
     drop(c);
     assert_server_holds_time_wait(cp, sp);
 

@@ -145,7 +145,10 @@ fn query_string_is_ignored() {
         let resp = c.roundtrip(get11(path, &[]));
         assert_eq!(resp.status, 200, "{path}");
         assert_eq!(resp.body_text(), "hello a\n", "{path}");
-        assert_eq!(resp.header("Content-Type"), Some("text/plain; charset=utf-8"));
+        assert_eq!(
+            resp.header("Content-Type"),
+            Some("text/plain; charset=utf-8")
+        );
     }
     let resp = c.roundtrip(get11("/sub/?page=2", &[]));
     assert_eq!(resp.status, 200);
@@ -290,7 +293,10 @@ fn default_header_limit_is_8kib() {
     let big_cookie = format!("Cookie: {}", "c".repeat(6000));
     let mut c = server.connect();
     let resp = c.roundtrip(get11("/a.txt", &[&big_cookie]));
-    assert_eq!(resp.status, 200, "6 KB of headers is under the 8 KiB default");
+    assert_eq!(
+        resp.status, 200,
+        "6 KB of headers is under the 8 KiB default"
+    );
 
     let huge_cookie = format!("Cookie: {}", "c".repeat(10_000));
     let (resp, mut c) = fetch_raw(server.port, &get11("/a.txt", &[&huge_cookie]));

@@ -12,6 +12,7 @@ fn site() -> Site {
     site.file("a.txt", "alpha\n")
         .file("one.bin", pattern_bytes(MIB, 31))
         .file("four.bin", pattern_bytes(4 * MIB, 32))
+        .file("eight.bin", pattern_bytes(8 * MIB, 34))
         .file("huge.bin", pattern_bytes(16 * MIB, 33));
     site
 }
@@ -25,9 +26,30 @@ fn slow_reader_with_small_receive_buffer_gets_1mib_intact() {
     let resp = c.slow_read_response(4096, Duration::from_millis(3), Duration::from_secs(8));
     assert_eq!(resp.status, 200);
     assert_eq!(resp.content_length(), MIB);
-    assert_eq!(resp.header("Content-Type"), Some("application/octet-stream"));
+    assert_eq!(
+        resp.header("Content-Type"),
+        Some("application/octet-stream")
+    );
     assert!(resp.body == pattern_bytes(MIB, 31), "1 MiB body corrupted");
     // The connection is still in a sane state for the next request.
+    let resp = c.roundtrip(get11("/a.txt", &[]));
+    assert_eq!(resp.body_text(), "alpha\n");
+}
+
+/// 1 MiB still fits in the kernel's send buffer on loopback; 8 MiB does not, so the server has
+/// to resume the reply on writability many times while the reader dawdles.
+#[test]
+fn slow_reader_of_a_body_larger_than_the_socket_buffers_gets_it_intact() {
+    let site = site();
+    let server = Server::start(&site, &[]);
+    let mut c = Client::connect_small_rcvbuf(server.port, 16 * KIB);
+    c.send(get11("/eight.bin", &[]));
+    let resp = c.slow_read_response(16 * KIB, Duration::from_millis(1), Duration::from_secs(8));
+    assert_eq!(resp.content_length(), 8 * MIB);
+    assert!(
+        resp.body == pattern_bytes(8 * MIB, 34),
+        "8 MiB body corrupted"
+    );
     let resp = c.roundtrip(get11("/a.txt", &[]));
     assert_eq!(resp.body_text(), "alpha\n");
 }
@@ -93,5 +115,8 @@ fn a_stalled_reader_does_not_hold_up_other_clients() {
     let resp = stalled
         .try_read_response(false, Duration::from_secs(8))
         .expect("stalled reader's response");
-    assert!(resp.body == pattern_bytes(16 * MIB, 33), "16 MiB body corrupted");
+    assert!(
+        resp.body == pattern_bytes(16 * MIB, 33),
+        "16 MiB body corrupted"
+    );
 }

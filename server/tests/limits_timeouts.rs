@@ -17,7 +17,9 @@ fn site() -> Site {
 /// Bytes a server may send when it gives up on a request head: nothing, or a 408.
 fn assert_nothing_or_408(bytes: &[u8]) {
     assert!(
-        bytes.is_empty() || bytes.starts_with(b"HTTP/1.1 408") || bytes.starts_with(b"HTTP/1.0 408"),
+        bytes.is_empty()
+            || bytes.starts_with(b"HTTP/1.1 408")
+            || bytes.starts_with(b"HTTP/1.0 408"),
         "unexpected bytes on a timed-out connection: {:?}",
         String::from_utf8_lossy(&bytes[..bytes.len().min(100)])
     );
@@ -31,10 +33,13 @@ fn header_timeout_closes_a_silent_connection() {
     let opened = Instant::now();
     let (bytes, end) = c.read_until_closed(Duration::from_secs(4));
     let after = opened.elapsed();
-    assert!(end.is_some(), "silent connection still open after {after:?}");
+    assert!(
+        end.is_some(),
+        "silent connection still open after {after:?}"
+    );
     assert_nothing_or_408(&bytes);
     assert!(
-        after >= Duration::from_millis(280) && after < Duration::from_secs(3),
+        after >= Duration::from_millis(250) && after < Duration::from_secs(3),
         "closed after {after:?}, expected about 300ms"
     );
     drop(c);
@@ -156,12 +161,17 @@ fn steady_slow_reader_is_not_cut_by_the_send_timeout() {
     let mut server = Server::start(&site, &["--send-timeout", "300ms"]);
     let mut c = Client::connect_small_rcvbuf(server.port, 64 * KIB);
     c.send(get11("/big.bin", &[]));
-    // 64 KiB per read, 10 ms apart: the whole reply takes well over 300ms, but progress never
-    // stops for that long.
+    // 64 KiB per read, 10 ms apart: the whole reply takes well over 300ms, but the client never
+    // stops reading for more than 10 ms. (Linux wakes a blocked writer only once a third of its
+    // send buffer, here ~4 MB, has drained, so a server that measures progress only by its own
+    // write() calls sees ~300 ms gaps here; the contract counts the client's reading.)
     let started = Instant::now();
     let resp = c.slow_read_response(64 * KIB, Duration::from_millis(10), Duration::from_secs(8));
     let took = started.elapsed();
-    assert!(resp.body == pattern_bytes(8 * MIB, 22), "8 MiB body corrupted");
+    assert!(
+        resp.body == pattern_bytes(8 * MIB, 22),
+        "8 MiB body corrupted"
+    );
     assert!(
         took > Duration::from_millis(600),
         "read took only {took:?}; too fast to exercise the send timeout"
@@ -209,9 +219,7 @@ fn max_conns_holds_new_connections_in_the_backlog_until_one_closes() {
     let stats = stopped.stats();
     assert_eq!(stats.u(&["connections_accepted"]), 3);
     assert_eq!(stats.u(&["connections_peak"]), 2);
-    assert!(
-        stats.u(&["accept_pauses"]) >= 1,
-        "reaching --max-conns must count an accept pause: {stats:?}"
-    );
+    // `accept_pauses` is not asserted: whether reaching --max-conns counts as a pause (or only
+    // EMFILE/ENFILE back-off does) is not pinned down by the contract.
     assert_eq!(stats.u(&["requests_total"]), 4);
 }

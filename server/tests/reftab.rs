@@ -141,7 +141,11 @@ fn other_referer_gets_the_alternate_with_its_own_type_and_length() {
     let site = site();
     let server = start(&site, REFTAB);
     let mut c = server.connect();
-    let resp = get_with_referer(&mut c, "/img/logo.gif", Some("http://evil.com/hotlink.html"));
+    let resp = get_with_referer(
+        &mut c,
+        "/img/logo.gif",
+        Some("http://evil.com/hotlink.html"),
+    );
     assert_alternate(&resp, "evil.com");
     assert_common_headers(&resp);
 
@@ -162,7 +166,11 @@ fn query_strings_and_encoding_do_not_bypass_a_rule() {
     let site = site();
     let server = start(&site, REFTAB);
     let mut c = server.connect();
-    for path in ["/img/logo.gif?nocache=1", "/img/logo%2Egif", "/%69mg/logo.gif"] {
+    for path in [
+        "/img/logo.gif?nocache=1",
+        "/img/logo%2Egif",
+        "/%69mg/logo.gif",
+    ] {
         let resp = get_with_referer(&mut c, path, Some("http://evil.com/"));
         assert_alternate(&resp, &format!("evil.com for {path}"));
     }
@@ -217,7 +225,10 @@ fn first_matching_rule_wins() {
     let mut c = server.connect();
     // Rule 4 allows mysite.com; rule 5 (which allows nobody) is never consulted.
     let resp = get_with_referer(&mut c, "/first/x.gif", Some("http://mysite.com/"));
-    assert!(resp.body == pattern_bytes(80, 6), "rule 4 allows mysite.com");
+    assert!(
+        resp.body == pattern_bytes(80, 6),
+        "rule 4 allows mysite.com"
+    );
     let resp = get_with_referer(&mut c, "/first/x.gif", Some("http://evil.com/"));
     assert_eq!(resp.body_text(), "one", "rule 4's alternate, not rule 5's");
 }
@@ -272,7 +283,12 @@ fn alternates_are_counted_per_rule_in_stats() {
     assert_eq!(stats.u(&["requests_total"]), plan.len() as u64);
     assert_eq!(stats.by_status(), statuses(&[(200, plan.len() as u64)]));
 
-    let expected = [(1, "/img/*.gif", 3), (2, "/strict/*", 2), (3, "/pics/*", 1), (4, "/first/*", 1)];
+    let expected = [
+        (1, "/img/*.gif", 3),
+        (2, "/strict/*", 2),
+        (3, "/pics/*", 1),
+        (4, "/first/*", 1),
+    ];
     for (rule, pattern, served) in expected {
         let (got_pattern, got_served) = stats
             .alternates(rule)

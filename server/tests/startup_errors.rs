@@ -69,7 +69,9 @@ fn site_larger_than_max_site_bytes_exits_2() {
     let stderr = expect_startup_error(site.root(), &["--max-site-bytes", "4KiB"]);
     let root = site.root().to_string_lossy();
     assert!(
-        stderr.contains("max-site-bytes") || stderr.contains(root.as_ref()) || stderr.contains("6000"),
+        stderr.contains("max-site-bytes")
+            || stderr.contains(root.as_ref())
+            || stderr.contains("6000"),
         "message should name the limit flag, the root or the size: {stderr}"
     );
 }

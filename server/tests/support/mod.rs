@@ -124,6 +124,8 @@ pub struct Server {
     pub port: u16,
     stats_path: PathBuf,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// Whatever the server printed on stdout after its listening line.
+    stdout_rest: Arc<Mutex<Vec<u8>>>,
 }
 
 /// What a stopped server left behind.
@@ -133,6 +135,8 @@ pub struct Stopped {
     pub elapsed: Duration,
     stats_path: PathBuf,
     pub stderr: String,
+    /// Stdout after the listening line (the contract says there is none).
+    pub stdout_rest: String,
 }
 
 impl Stopped {
@@ -185,14 +189,21 @@ impl Server {
 
         // The first stdout line carries the port; keep draining stdout afterwards.
         let stdout = child.stdout.take().unwrap();
+        let stdout_rest = Arc::new(Mutex::new(Vec::new()));
+        let rest = Arc::clone(&stdout_rest);
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut line = String::new();
             let first = reader.read_line(&mut line).map(|_| line.clone());
             let _ = tx.send(first);
-            let mut sink = Vec::new();
-            let _ = reader.read_to_end(&mut sink);
+            let mut buf = [0u8; 4096];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => rest.lock().unwrap().extend_from_slice(&buf[..n]),
+                }
+            }
         });
         let line = match rx.recv_timeout(START_TIMEOUT) {
             Ok(Ok(line)) => line,
@@ -220,6 +231,7 @@ impl Server {
             port,
             stats_path,
             stderr,
+            stdout_rest,
         }
     }
 
@@ -297,6 +309,7 @@ impl Server {
             elapsed,
             stats_path: self.stats_path.clone(),
             stderr: self.stderr_text(),
+            stdout_rest: String::from_utf8_lossy(&self.stdout_rest.lock().unwrap()).into_owned(),
         }
     }
 
@@ -629,7 +642,10 @@ impl Client {
                 break pos + 4;
             }
             if self.buf.len() > 256 * 1024 {
-                return Err(io::Error::new(ErrorKind::InvalidData, "response head too long"));
+                return Err(io::Error::new(
+                    ErrorKind::InvalidData,
+                    "response head too long",
+                ));
             }
             if self.fill(deadline)? == 0 {
                 return Err(io::Error::new(
@@ -787,7 +803,10 @@ impl Client {
                     self.received += k;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => panic!("slow read failed after {} of {n} bytes: {e}", self.buf.len()),
+                Err(e) => panic!(
+                    "slow read failed after {} of {n} bytes: {e}",
+                    self.buf.len()
+                ),
             }
             thread::sleep(pause);
         }
@@ -837,7 +856,9 @@ impl Client {
 
     /// Half-closes our sending side (sends FIN) but keeps reading possible.
     pub fn shutdown_write(&self) {
-        self.stream.shutdown(Shutdown::Write).expect("shutdown(Write)");
+        self.stream
+            .shutdown(Shutdown::Write)
+            .expect("shutdown(Write)");
     }
 }
 
@@ -916,18 +937,26 @@ fn parse_endpoint(field: &str) -> Option<(&str, u16)> {
 /// The TCP states of every socket on 127.0.0.1 whose local port is `local_port` and whose
 /// remote port is `remote_port`, from /proc/net/tcp and /proc/net/tcp6.
 pub fn tcp_states(local_port: u16, remote_port: u16) -> Vec<u8> {
+    // Machines can hold tens of thousands of unrelated sockets: a cheap substring test on the
+    // local port skips almost every line before any parsing.
+    let local_tag = format!(":{local_port:04X} ");
     let mut states = Vec::new();
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = fs::read_to_string(file) else {
             continue;
         };
         for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() < 4 {
+            if !line.contains(&local_tag) {
                 continue;
             }
+            let mut fields = line.split_whitespace().skip(1);
+            let (Some(local), Some(remote), Some(state)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
             let (Some((laddr, lport)), Some((raddr, rport))) =
-                (parse_endpoint(fields[1]), parse_endpoint(fields[2]))
+                (parse_endpoint(local), parse_endpoint(remote))
             else {
                 continue;
             };
@@ -936,7 +965,7 @@ pub fn tcp_states(local_port: u16, remote_port: u16) -> Vec<u8> {
                 && is_loopback_v4(laddr)
                 && is_loopback_v4(raddr)
             {
-                if let Ok(st) = u8::from_str_radix(fields[3], 16) {
+                if let Ok(st) = u8::from_str_radix(state, 16) {
                     states.push(st);
                 }
             }

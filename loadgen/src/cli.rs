@@ -1,0 +1,129 @@
+//! The `loadgen` command line: subcommands, flags with human-friendly values, help and examples.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::run::Overrides;
+
+const AFTER_HELP: &str = "\
+Examples:
+  loadgen run scenarios/quick.toml
+  loadgen run scenarios/quick.toml --duration 30s --clients 64
+  loadgen run scenarios/specweb96.toml --out /tmp/runs --quiet
+  loadgen fileset --dirs 10 --out /tmp/specweb96";
+
+#[derive(Parser, Debug)]
+#[command(name = "loadgen", version, about = "Load generator of afterburner-bench: SPECweb96 and real-world client loads, measured honestly.", after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a scenario and write runs/<scenario>/<UTC time>/result.json.
+    Run(RunArgs),
+    /// Write the SPECweb96 file set (36 files per directory, four classes).
+    Fileset(FilesetArgs),
+    /// Run the built-in afterburner server (used by `run`; takes afterburner's own flags).
+    #[command(hide = true)]
+    ServeBuiltin {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The scenario file (TOML); see scenarios/README.md.
+    pub scenario: PathBuf,
+    /// Directory for results and generated file sets.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Measured duration per load point, e.g. 30s (replaces the scenario's).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Warm-up before measuring, e.g. 2s.
+    #[arg(long, value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Requests per second of every open-loop population, e.g. 2k or 10000.
+    #[arg(long, value_parser = parse_count)]
+    pub rate: Option<f64>,
+    /// Clients of every closed-loop population, e.g. 50 or 1k.
+    #[arg(long, value_parser = parse_count)]
+    pub clients: Option<f64>,
+    /// Seed of every random draw.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Generator worker threads.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// No live progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            duration: self.duration,
+            warmup: self.warmup,
+            rate: self.rate,
+            clients: self.clients.map(|c| c.round() as u32),
+            seed: self.seed,
+            workers: self.workers,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FilesetArgs {
+    /// Number of directories (5,119,484 bytes each).
+    #[arg(long)]
+    pub dirs: u32,
+    /// Where to write it.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed of the file contents.
+    #[arg(long, default_value_t = 1996)]
+    pub seed: u64,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::scenario::duration_text::parse(text)
+}
+
+/// `2000`, `2k`, `1.5k`, `1M`.
+pub fn parse_count(text: &str) -> Result<f64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (number, scale) = match lower.strip_suffix('k') {
+        Some(n) => (n, 1e3),
+        None => match lower.strip_suffix('m') {
+            Some(n) => (n, 1e6),
+            None => (lower.as_str(), 1.0),
+        },
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number like 500, 2k or 1.5M"))?;
+    if !(value.is_finite() && value > 0.0) {
+        return Err(format!("`{text}` must be more than 0"));
+    }
+    Ok(value * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_k_and_m_suffixes() {
+        assert_eq!(parse_count("2000"), Ok(2000.0));
+        assert_eq!(parse_count("2k"), Ok(2000.0));
+        assert_eq!(parse_count("1.5M"), Ok(1_500_000.0));
+        assert!(parse_count("fast").is_err());
+        assert!(parse_count("0").is_err());
+    }
+}

@@ -1,0 +1,278 @@
+//! What a worker measures: HDR histograms per population and class, counters, errors by kind,
+//! and per-interval figures for the timeline. Each worker owns its recorder (no locks on the hot
+//! path, as in wrk) and hands it over once at the end; interval figures go to the main thread as
+//! each interval closes, so memory stays flat however long the run.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use reports::model::{ClassResult, HistogramData, LatencySet, Totals};
+
+/// Longest latency a histogram holds (larger values are clamped to it): 10 minutes in µs.
+pub const MAX_LATENCY_US: u64 = 600_000_000;
+
+/// Why a request failed. A fixed taxonomy, like wrk's, so runs compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// ECONNREFUSED: nothing listening, or the accept queue overflowed.
+    Refused,
+    ConnectTimeout,
+    /// EADDRNOTAVAIL: the client ran out of ephemeral ports.
+    AddrNotAvailable,
+    /// EMFILE/ENFILE: the generator ran out of descriptors.
+    Emfile,
+    /// ECONNRESET/EPIPE from the server.
+    Reset,
+    /// The connection closed before the body's Content-Length was reached.
+    ShortBody,
+    /// A status other than 200.
+    BadStatus,
+    /// Length or content differs from the file set.
+    VerifyFailed,
+    /// No complete reply within the request timeout.
+    Timeout,
+    Other,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Refused,
+        ErrorKind::ConnectTimeout,
+        ErrorKind::AddrNotAvailable,
+        ErrorKind::Emfile,
+        ErrorKind::Reset,
+        ErrorKind::ShortBody,
+        ErrorKind::BadStatus,
+        ErrorKind::VerifyFailed,
+        ErrorKind::Timeout,
+        ErrorKind::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "refused",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::AddrNotAvailable => "addr_not_available",
+            ErrorKind::Emfile => "emfile",
+            ErrorKind::Reset => "reset",
+            ErrorKind::ShortBody => "short_body",
+            ErrorKind::BadStatus => "bad_status",
+            ErrorKind::VerifyFailed => "verify_failed",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// Classifies a socket error from connect, read or write.
+    pub fn from_io(error: &std::io::Error, connecting: bool) -> ErrorKind {
+        match error.raw_os_error() {
+            Some(libc::ECONNREFUSED) => ErrorKind::Refused,
+            Some(libc::EADDRNOTAVAIL) => ErrorKind::AddrNotAvailable,
+            Some(libc::EMFILE | libc::ENFILE) => ErrorKind::Emfile,
+            Some(libc::ETIMEDOUT) if connecting => ErrorKind::ConnectTimeout,
+            Some(libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED) => ErrorKind::Reset,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+pub fn new_latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+/// Coarser histograms for per-interval percentiles: 2 significant digits are plenty for a plot.
+pub fn new_interval_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).expect("valid histogram bounds")
+}
+
+/// Latencies of one class of one population.
+#[derive(Clone)]
+pub struct ClassRecorder {
+    pub ops: u64,
+    pub bytes: u64,
+    pub connect_us: Histogram<u64>,
+    pub first_byte_us: Histogram<u64>,
+    pub total_us: Histogram<u64>,
+}
+
+impl ClassRecorder {
+    pub fn new() -> Self {
+        ClassRecorder {
+            ops: 0,
+            bytes: 0,
+            connect_us: new_latency_histogram(),
+            first_byte_us: new_latency_histogram(),
+            total_us: new_latency_histogram(),
+        }
+    }
+
+    pub fn merge(&mut self, other: &ClassRecorder) {
+        self.ops += other.ops;
+        self.bytes += other.bytes;
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.connect_us.add(&other.connect_us);
+        let _ = self.first_byte_us.add(&other.first_byte_us);
+        let _ = self.total_us.add(&other.total_us);
+    }
+
+    pub fn latency_set(&self) -> LatencySet {
+        LatencySet {
+            connect_us: HistogramData::from_histogram(&self.connect_us),
+            first_byte_us: HistogramData::from_histogram(&self.first_byte_us),
+            total_us: HistogramData::from_histogram(&self.total_us),
+        }
+    }
+}
+
+impl Default for ClassRecorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Everything measured for one population in the measured window.
+#[derive(Clone)]
+pub struct PopulationRecorder {
+    pub classes: Vec<ClassRecorder>,
+    pub errors: [u64; ErrorKind::ALL.len()],
+    pub schedule_lag_us: Histogram<u64>,
+    pub queued_arrivals: u64,
+    pub peak_open_connections: u64,
+    /// Whole point, warm-up included: what the server's own counters can be checked against.
+    pub lifetime: Lifetime,
+}
+
+/// Counts over the whole load point, warm-up and end included.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lifetime {
+    /// Requests written completely to a socket.
+    pub requests_sent: u64,
+    /// Replies read completely (any status).
+    pub responses_completed: u64,
+    /// Connections whose connect completed.
+    pub connections_established: u64,
+}
+
+impl PopulationRecorder {
+    pub fn new(class_count: usize) -> Self {
+        PopulationRecorder {
+            classes: (0..class_count).map(|_| ClassRecorder::new()).collect(),
+            errors: [0; ErrorKind::ALL.len()],
+            schedule_lag_us: new_latency_histogram(),
+            queued_arrivals: 0,
+            peak_open_connections: 0,
+            lifetime: Lifetime::default(),
+        }
+    }
+
+    pub fn merge(&mut self, other: &PopulationRecorder) {
+        for (mine, theirs) in self.classes.iter_mut().zip(&other.classes) {
+            mine.merge(theirs);
+        }
+        for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
+            *mine += theirs;
+        }
+        let _ = self.schedule_lag_us.add(&other.schedule_lag_us);
+        self.queued_arrivals += other.queued_arrivals;
+        // Workers peak at different moments; the sum bounds the true peak from above.
+        self.peak_open_connections += other.peak_open_connections;
+        self.lifetime.requests_sent += other.lifetime.requests_sent;
+        self.lifetime.responses_completed += other.lifetime.responses_completed;
+        self.lifetime.connections_established += other.lifetime.connections_established;
+    }
+
+    /// All classes together.
+    pub fn all_classes(&self) -> ClassRecorder {
+        let mut all = ClassRecorder::new();
+        for class in &self.classes {
+            all.merge(class);
+        }
+        all
+    }
+
+    pub fn totals(&self, measured_s: f64) -> Totals {
+        let all_ops: u64 = self.classes.iter().map(|c| c.ops).sum();
+        let all_bytes: u64 = self.classes.iter().map(|c| c.bytes).sum();
+        totals_from(all_ops, all_bytes, &self.errors, measured_s)
+    }
+
+    pub fn class_results(&self, names: &[String]) -> Vec<ClassResult> {
+        self.classes
+            .iter()
+            .zip(names)
+            .map(|(class, name)| ClassResult {
+                class: name.clone(),
+                ops: class.ops,
+                bytes: class.bytes,
+                latency: class.latency_set(),
+            })
+            .collect()
+    }
+}
+
+pub fn totals_from(ops: u64, bytes: u64, errors: &[u64], measured_s: f64) -> Totals {
+    let per_s = |x: u64| {
+        if measured_s > 0.0 {
+            x as f64 / measured_s
+        } else {
+            0.0
+        }
+    };
+    let named: BTreeMap<String, u64> = ErrorKind::ALL
+        .iter()
+        .zip(errors)
+        .filter(|(_, n)| **n > 0)
+        .map(|(kind, n)| (kind.name().to_string(), *n))
+        .collect();
+    Totals {
+        ops,
+        ops_per_s: per_s(ops),
+        bytes,
+        mbit_per_s: per_s(bytes) * 8.0 / 1e6,
+        errors_total: errors.iter().sum(),
+        errors: named,
+    }
+}
+
+/// One population's figures for one timeline interval, from one worker.
+#[derive(Clone)]
+pub struct IntervalFigures {
+    pub ops: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub open_connections: u64,
+    pub total_us: Histogram<u64>,
+}
+
+impl IntervalFigures {
+    pub fn new() -> Self {
+        IntervalFigures {
+            ops: 0,
+            bytes: 0,
+            errors: 0,
+            open_connections: 0,
+            total_us: new_interval_histogram(),
+        }
+    }
+
+    pub fn merge(&mut self, other: &IntervalFigures) {
+        self.ops += other.ops;
+        self.bytes += other.bytes;
+        self.errors += other.errors;
+        self.open_connections += other.open_connections;
+        let _ = self.total_us.add(&other.total_us);
+    }
+}
+
+impl Default for IntervalFigures {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a worker sends when an interval closes.
+pub struct IntervalReport {
+    pub worker: usize,
+    pub index: usize,
+    pub populations: Vec<IntervalFigures>,
+}

@@ -1,0 +1,440 @@
+//! One `loadgen run`: prepare the site, start the server, run each load point, stop the server,
+//! and write `result.json` (after every load point, so a later failure loses nothing).
+
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use reports::model::{
+    GeneratorInfo, LoadPoint, PopulationResult, RunResult, ServerInfo, SCHEMA_VERSION,
+};
+
+use crate::engine::source::{sources_for, DEFAULT_LOOPBACK_SOURCES};
+use crate::engine::workload::{UrlEntry, Workload};
+use crate::engine::{run_load_point, PointPlan, Progress};
+use crate::fileset::{write_fileset, ContentPattern};
+use crate::record::{totals_from, ErrorKind};
+use crate::scenario::{Population, Scenario, SiteSpec};
+use crate::summary::print_summary;
+use crate::target::{ServerHandle, TargetOptions};
+use crate::workload::RequestMix;
+
+/// Command-line values that replace the scenario's.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub duration: Option<Duration>,
+    pub warmup: Option<Duration>,
+    /// Replaces the rate of every open population.
+    pub rate: Option<f64>,
+    /// Replaces the client count of every closed population.
+    pub clients: Option<u32>,
+    pub seed: Option<u64>,
+    pub workers: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    /// Results go to `OUT/<scenario>/<UTC time>/`; file sets to `OUT/filesets/`.
+    pub out: PathBuf,
+    pub overrides: Overrides,
+    pub quiet: bool,
+    /// The executable with the `serve-builtin` subcommand (the loadgen itself).
+    pub builtin_exe: PathBuf,
+}
+
+pub struct RunOutput {
+    pub result_path: PathBuf,
+    pub result: RunResult,
+}
+
+impl Scenario {
+    pub fn apply(&mut self, overrides: &Overrides) {
+        if let Some(d) = overrides.duration {
+            self.duration = d;
+        }
+        if let Some(w) = overrides.warmup {
+            self.warmup = w;
+        }
+        if let Some(s) = overrides.seed {
+            self.seed = s;
+        }
+        if let Some(w) = overrides.workers {
+            self.workers = w;
+        }
+        for population in &mut self.clients {
+            match population {
+                Population::Open { rate, .. } => {
+                    if let Some(r) = overrides.rate {
+                        *rate = r;
+                    }
+                }
+                Population::Closed { clients, .. } => {
+                    if let Some(c) = overrides.clients {
+                        *clients = c;
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn run(options: &RunOptions) -> Result<RunOutput> {
+    let mut scenario = Scenario::load(&options.scenario)?;
+    scenario.apply(&options.overrides);
+    scenario.validate().map_err(|e| {
+        anyhow::anyhow!(
+            "scenario {} after command-line overrides: {e}",
+            options.scenario.display()
+        )
+    })?;
+    let scenario_toml = toml::to_string(&scenario).unwrap_or_default();
+
+    let (site_root, workload) = prepare_site(&scenario, &options.out)?;
+    let started = SystemTime::now();
+    let run_dir = options
+        .out
+        .join(&scenario.name)
+        .join(utc_stamp(started).replace(':', "-"));
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+
+    let (server_cpu, generator_cpus) = cpu_plan();
+    let mut server = ServerHandle::start(
+        &scenario.server,
+        &TargetOptions {
+            builtin_exe: &options.builtin_exe,
+            site_root: &site_root,
+            workdir: &run_dir,
+            server_cpu,
+            ready_timeout: Duration::from_secs(15),
+        },
+    )?;
+    let target = server.addr();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted));
+    let sources = sources_for(target, DEFAULT_LOOPBACK_SOURCES);
+
+    let mut result = RunResult {
+        schema_version: SCHEMA_VERSION,
+        tool: "loadgen".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        scenario_name: scenario.name.clone(),
+        scenario_toml,
+        seed: scenario.seed,
+        started_utc: utc_stamp(started),
+        valid: true,
+        invalid_reasons: Vec::new(),
+        warnings: Vec::new(),
+        interrupted: false,
+        server: ServerInfo {
+            kind: server.kind().into(),
+            command_line: server.command_line(),
+            address: target.to_string(),
+            stats: None,
+            exit: String::new(),
+            notes: Vec::new(),
+        },
+        generator: GeneratorInfo {
+            workers: scenario.workers,
+            cpus: generator_cpus.clone(),
+            source_addresses: sources.iter().map(|s| s.to_string()).collect(),
+        },
+        load_points: Vec::new(),
+    };
+    let result_path = run_dir.join("result.json");
+
+    let fractions: Vec<f64> = match &scenario.sweep {
+        Some(sweep) => (1..=sweep.points)
+            .map(|i| f64::from(i) / f64::from(sweep.points))
+            .collect(),
+        None => vec![1.0],
+    };
+    let show_progress = !options.quiet && std::io::stderr().is_terminal();
+    for (point_index, fraction) in fractions.iter().enumerate() {
+        let plan = PointPlan {
+            target,
+            host_header: target.to_string(),
+            populations: &scenario.clients,
+            load_fraction: *fraction,
+            workers: scenario.workers,
+            cpus: generator_cpus.clone(),
+            warmup: scenario.warmup,
+            duration: scenario.duration,
+            interval: Duration::from_secs(1),
+            request_timeout: scenario.request_timeout,
+            seed: scenario.seed.wrapping_add(point_index as u64),
+            workload: &workload,
+            sources: sources.clone(),
+        };
+        let total_s = (scenario.warmup + scenario.duration).as_secs_f64();
+        let label = if fractions.len() > 1 {
+            format!(
+                "{}/{} ({:.0}%)",
+                point_index + 1,
+                fractions.len(),
+                fraction * 100.0
+            )
+        } else {
+            "full load".to_string()
+        };
+        let mut monitor = |progress: &Progress| -> Option<String> {
+            if show_progress {
+                eprint!(
+                    "\r\x1b[2K[{label}] {:5.1}/{total_s:.0} s {}  {} ops/s  errors {}",
+                    progress.elapsed.as_secs_f64(),
+                    if progress.warming_up {
+                        "warm-up  "
+                    } else {
+                        "measuring"
+                    },
+                    progress.last_interval_ops,
+                    progress.errors_so_far
+                );
+                let _ = std::io::stderr().flush();
+            }
+            if interrupted.load(Ordering::Relaxed) {
+                return Some("interrupted by Ctrl-C".into());
+            }
+            server.check_alive().err()
+        };
+        let outcome = run_load_point(&plan, &mut monitor).context("running the load")?;
+        if show_progress {
+            eprintln!();
+        }
+        let class_names = workload.class_names();
+        let populations = scenario
+            .clients
+            .iter()
+            .zip(&outcome.recorders)
+            .map(|(population, recorder)| PopulationResult {
+                name: population.name().to_string(),
+                kind: match population {
+                    Population::Closed { .. } => "closed".into(),
+                    Population::Open { .. } => "open".into(),
+                },
+                offered: match population {
+                    Population::Closed { clients, .. } => (f64::from(*clients) * fraction).ceil(),
+                    Population::Open { rate, .. } => rate * fraction,
+                },
+                totals: recorder.totals(outcome.measured_s),
+                latency: recorder.all_classes().latency_set(),
+                classes: recorder.class_results(&class_names),
+                schedule_lag_us: matches!(population, Population::Open { .. }).then(|| {
+                    reports::model::HistogramData::from_histogram(&recorder.schedule_lag_us)
+                }),
+                queued_arrivals: recorder.queued_arrivals,
+                peak_open_connections: recorder.peak_open_connections,
+                requests_sent: recorder.lifetime.requests_sent,
+                responses_completed: recorder.lifetime.responses_completed,
+                connections_established: recorder.lifetime.connections_established,
+            })
+            .collect::<Vec<_>>();
+        let mut errors = [0u64; ErrorKind::ALL.len()];
+        let (mut ops, mut bytes) = (0, 0);
+        for recorder in &outcome.recorders {
+            for (sum, n) in errors.iter_mut().zip(recorder.errors) {
+                *sum += n;
+            }
+            for class in &recorder.classes {
+                ops += class.ops;
+                bytes += class.bytes;
+            }
+        }
+        result.load_points.push(LoadPoint {
+            label,
+            load_fraction: *fraction,
+            warmup_s: scenario.warmup.as_secs_f64(),
+            measured_s: outcome.measured_s,
+            totals: totals_from(ops, bytes, &errors, outcome.measured_s),
+            populations,
+            timeline: outcome.timeline,
+        });
+        if let Some(reason) = outcome.stopped_early {
+            result.valid = false;
+            result.interrupted = reason.contains("Ctrl-C");
+            result
+                .invalid_reasons
+                .push(format!("stopped early: {reason}"));
+            write_result(&result_path, &result)?;
+            break;
+        }
+        write_result(&result_path, &result)?;
+    }
+
+    let stop = server.stop(Duration::from_secs(10));
+    result.server.stats = stop.stats;
+    result.server.exit = stop.exit;
+    result.server.notes = stop.notes;
+    for point in &result.load_points {
+        if point.totals.errors_total > 0 {
+            result.warnings.push(format!(
+                "{}: {} request errors ({})",
+                point.label,
+                point.totals.errors_total,
+                point
+                    .totals
+                    .errors
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    write_result(&result_path, &result)?;
+    Ok(RunOutput {
+        result_path,
+        result,
+    })
+}
+
+/// Prints the summary of a finished run.
+pub fn report_run(output: &RunOutput) {
+    print_summary(&output.result, &mut std::io::stdout().lock());
+    println!("result: {}", output.result_path.display());
+}
+
+/// The server gets the last CPU, the generator the others; one CPU: nobody is pinned.
+fn cpu_plan() -> (Option<usize>, Vec<usize>) {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if cpus < 2 {
+        return (None, Vec::new());
+    }
+    (Some(cpus - 1), (0..cpus - 1).collect())
+}
+
+fn prepare_site(scenario: &Scenario, out: &Path) -> Result<(PathBuf, Workload)> {
+    match &scenario.site {
+        SiteSpec::Specweb96 {
+            dirs,
+            target_ops_per_s,
+            scaling,
+            mix,
+        } => {
+            let dirs = match (dirs, target_ops_per_s) {
+                (Some(d), _) => *d,
+                (None, Some(ops)) => scaling
+                    .dirs_for(*ops)
+                    .map_err(|e| anyhow::anyhow!("site.scaling.{e}"))?,
+                (None, None) => bail!("site: give `dirs` or `target_ops_per_s`"),
+            };
+            let root = out
+                .join("filesets")
+                .join(format!("specweb96-{dirs}dirs-seed{}", scenario.seed));
+            write_fileset(&root, dirs, scenario.seed)
+                .with_context(|| format!("writing the SPECweb96 file set to {}", root.display()))?;
+            let mix = RequestMix::new(mix, dirs).map_err(|e| anyhow::anyhow!("site.mix.{e}"))?;
+            let pattern = scenario
+                .verify_content
+                .then(|| ContentPattern::new(scenario.seed));
+            Ok((root, Workload::Specweb96 { mix, pattern }))
+        }
+        SiteSpec::Directory { root, urls } => {
+            let text = std::fs::read_to_string(urls)
+                .with_context(|| format!("reading site.urls {}", urls.display()))?;
+            let mut entries = Vec::new();
+            for (number, line) in text.lines().enumerate() {
+                let line = line.split('#').next().unwrap_or("").trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let mut fields = line.split_whitespace();
+                let (Some(weight), Some(path), None) =
+                    (fields.next(), fields.next(), fields.next())
+                else {
+                    bail!("{}:{}: expected `WEIGHT PATH`", urls.display(), number + 1);
+                };
+                let weight: f64 = weight
+                    .parse()
+                    .ok()
+                    .filter(|w: &f64| w.is_finite() && *w > 0.0)
+                    .with_context(|| {
+                        format!(
+                            "{}:{}: weight `{weight}` must be a positive number",
+                            urls.display(),
+                            number + 1
+                        )
+                    })?;
+                if !path.starts_with('/') {
+                    bail!(
+                        "{}:{}: path `{path}` must start with `/`",
+                        urls.display(),
+                        number + 1
+                    );
+                }
+                let on_disk = root.join(path.trim_start_matches('/'));
+                let expected_bytes = std::fs::metadata(&on_disk)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len());
+                entries.push(UrlEntry {
+                    path: path.to_string(),
+                    weight,
+                    expected_bytes,
+                });
+            }
+            if entries.is_empty() {
+                bail!("{}: no URLs listed", urls.display());
+            }
+            Ok((root.clone(), Workload::urls(entries)))
+        }
+    }
+}
+
+/// Writes the result to a temporary file and renames it: a reader never sees half a result.
+pub fn write_result(path: &Path, result: &RunResult) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let json = serde_json::to_vec_pretty(result)?;
+    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// `2026-11-24T23:50:36Z` for a time, without a date library.
+pub fn utc_stamp(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamps_are_rfc3339() {
+        assert_eq!(utc_stamp(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_564_236);
+        assert_eq!(utc_stamp(t), "2026-11-24T23:50:36Z");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_825_600);
+        assert_eq!(utc_stamp(leap), "2000-02-29T12:00:00Z");
+    }
+}

@@ -1,0 +1,102 @@
+//! The text summary printed at the end of a run: throughput, latency percentiles per population
+//! and class, errors, warnings.
+
+use std::io::Write;
+
+use reports::model::{HistogramData, RunResult};
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn latency_row(out: &mut impl Write, population: &str, class: &str, ops: u64, h: &HistogramData) {
+    let _ = writeln!(
+        out,
+        "  {population:<12} {class:<8} {ops:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        ms(h.mean as u64),
+        ms(h.p50),
+        ms(h.p90),
+        ms(h.p99),
+        ms(h.p999),
+        ms(h.max)
+    );
+}
+
+pub fn print_summary(result: &RunResult, out: &mut impl Write) {
+    let _ = writeln!(
+        out,
+        "scenario {} (seed {}), server {} at {}",
+        result.scenario_name, result.seed, result.server.kind, result.server.address
+    );
+    for point in &result.load_points {
+        let t = &point.totals;
+        let _ = writeln!(
+            out,
+            "\n{}: {:.1} s measured after {:.1} s warm-up: {} ops, {:.1} ops/s, {:.1} Mbit/s, {} errors",
+            point.label, point.measured_s, point.warmup_s, t.ops, t.ops_per_s, t.mbit_per_s, t.errors_total
+        );
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "population",
+            "class",
+            "ops",
+            "mean ms",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms"
+        );
+        for population in &point.populations {
+            latency_row(
+                out,
+                &population.name,
+                "all",
+                population.totals.ops,
+                &population.latency.total_us,
+            );
+            for class in &population.classes {
+                latency_row(out, "", &class.class, class.ops, &class.latency.total_us);
+            }
+            if let Some(lag) = &population.schedule_lag_us {
+                let _ = writeln!(
+                    out,
+                    "  {:<12} schedule lag p50 {} ms, p99 {} ms, max {} ms; {} arrivals waited for a slot",
+                    "",
+                    ms(lag.p50),
+                    ms(lag.p99),
+                    ms(lag.max),
+                    population.queued_arrivals
+                );
+            }
+            if !population.totals.errors.is_empty() {
+                let errors: Vec<String> = population
+                    .totals
+                    .errors
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                let _ = writeln!(out, "  {:<12} errors: {}", "", errors.join(", "));
+            }
+        }
+    }
+    if let Some(stats) = &result.server.stats {
+        let _ = writeln!(
+            out,
+            "\nserver counted {} requests, {} connections (peak {}), closes {}",
+            stats["requests_total"],
+            stats["connections_accepted"],
+            stats["connections_peak"],
+            stats["closes"]
+        );
+    }
+    for warning in &result.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    if !result.valid {
+        for reason in &result.invalid_reasons {
+            let _ = writeln!(out, "INVALID: {reason}");
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The result of one `loadgen run`, as written to `result.json`: every field carries its unit in
+//! its name, histograms travel in HdrHistogram's standard V2-deflate form (base64) so they can be
+//! merged and re-analysed later, and `schema_version` changes whenever the shape does.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Bumped on every incompatible change of the shape below.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunResult {
+    pub schema_version: u32,
+    pub tool: String,
+    pub tool_version: String,
+    pub scenario_name: String,
+    /// The scenario file as it ran (after command-line overrides, as TOML).
+    pub scenario_toml: String,
+    pub seed: u64,
+    /// Start of the run, UTC, RFC 3339.
+    pub started_utc: String,
+    /// False when the measurement cannot be trusted; `invalid_reasons` says why.
+    pub valid: bool,
+    pub invalid_reasons: Vec<String>,
+    pub warnings: Vec<String>,
+    /// True when Ctrl-C ended the run early.
+    pub interrupted: bool,
+    pub server: ServerInfo,
+    pub generator: GeneratorInfo,
+    /// One per load point: a single run has one, a sweep has one per step.
+    pub load_points: Vec<LoadPoint>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ServerInfo {
+    /// `builtin`, `command` or `url`.
+    pub kind: String,
+    pub command_line: String,
+    pub address: String,
+    /// The server's own counters (afterburner's `--stats` JSON), when it has them.
+    pub stats: Option<serde_json::Value>,
+    /// How the server ended, e.g. `exit status: 0`.
+    pub exit: String,
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GeneratorInfo {
+    pub workers: usize,
+    /// CPUs the generator's workers were pinned to.
+    pub cpus: Vec<usize>,
+    /// Source addresses the clients were spread over.
+    pub source_addresses: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LoadPoint {
+    pub label: String,
+    /// Fraction of the scenario's full load applied at this point (1.0 without a sweep).
+    pub load_fraction: f64,
+    pub warmup_s: f64,
+    pub measured_s: f64,
+    pub totals: Totals,
+    pub populations: Vec<PopulationResult>,
+    pub timeline: Timeline,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Totals {
+    /// Completed requests with the expected status and body.
+    pub ops: u64,
+    pub ops_per_s: f64,
+    pub bytes: u64,
+    pub mbit_per_s: f64,
+    pub errors_total: u64,
+    /// Errors by kind (`refused`, `connect_timeout`, `addr_not_available`, `emfile`, `reset`,
+    /// `short_body`, `bad_status`, `verify_failed`, `timeout`, `other`).
+    pub errors: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PopulationResult {
+    pub name: String,
+    /// `closed` or `open`.
+    pub kind: String,
+    /// Closed loop: clients; open loop: target requests per second.
+    pub offered: f64,
+    pub totals: Totals,
+    /// All classes together.
+    pub latency: LatencySet,
+    /// Per SPECweb96 class (or one `urls` entry for a URL-list site).
+    pub classes: Vec<ClassResult>,
+    /// Open loop only: how late requests were sent against their schedule.
+    pub schedule_lag_us: Option<HistogramData>,
+    /// Open loop only: arrivals that found `max_in_flight` requests outstanding and waited.
+    pub queued_arrivals: u64,
+    /// Largest number of this population's connections open at once.
+    pub peak_open_connections: u64,
+    /// Whole load point, warm-up included: comparable with the server's own counters.
+    pub requests_sent: u64,
+    pub responses_completed: u64,
+    pub connections_established: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ClassResult {
+    pub class: String,
+    pub ops: u64,
+    pub bytes: u64,
+    pub latency: LatencySet,
+}
+
+/// Latencies of one group of requests. Open loop: measured from the time each request was due.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LatencySet {
+    pub connect_us: HistogramData,
+    pub first_byte_us: HistogramData,
+    pub total_us: HistogramData,
+}
+
+/// A histogram's headline figures (microseconds) and the histogram itself.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct HistogramData {
+    pub count: u64,
+    pub min: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    /// HdrHistogram V2 + deflate, base64 (what HdrHistogram's own tools read).
+    pub hdr_v2_deflate_base64: String,
+}
+
+impl HistogramData {
+    pub fn from_histogram(histogram: &Histogram<u64>) -> HistogramData {
+        let mut encoded = Vec::new();
+        let serialized = V2DeflateSerializer::new()
+            .serialize(histogram, &mut encoded)
+            .is_ok();
+        let count = histogram.len();
+        let at = |q: f64| {
+            if count == 0 {
+                0
+            } else {
+                histogram.value_at_quantile(q)
+            }
+        };
+        HistogramData {
+            count,
+            min: if count == 0 { 0 } else { histogram.min() },
+            mean: if count == 0 { 0.0 } else { histogram.mean() },
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: if count == 0 { 0 } else { histogram.max() },
+            hdr_v2_deflate_base64: if serialized {
+                base64::engine::general_purpose::STANDARD.encode(&encoded)
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    /// The histogram back, for merging or for percentiles not stored above.
+    pub fn decode(&self) -> Result<Histogram<u64>, String> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&self.hdr_v2_deflate_base64)
+            .map_err(|e| format!("histogram is not base64: {e}"))?;
+        Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| format!("histogram does not decode: {e:?}"))
+    }
+}
+
+/// Per-interval series on one time axis; index 0 is the start of the warm-up.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Timeline {
+    pub interval_s: f64,
+    /// Index of the first measured interval (the ones before are warm-up).
+    pub measured_from_index: usize,
+    pub populations: Vec<PopulationTimeline>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PopulationTimeline {
+    pub name: String,
+    pub ops: Vec<u64>,
+    pub bytes: Vec<u64>,
+    pub errors: Vec<u64>,
+    /// Connections open at the end of each interval.
+    pub open_connections: Vec<u64>,
+    pub latency_p50_us: Vec<u64>,
+    pub latency_p99_us: Vec<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_round_trip_through_the_encoded_form() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for v in [10, 200, 3_000, 45_000, 45_000, 1_000_000] {
+            h.record(v).unwrap();
+        }
+        let data = HistogramData::from_histogram(&h);
+        assert_eq!(data.count, 6);
+        assert_eq!(data.max, h.max());
+        let back = data.decode().unwrap();
+        assert_eq!(back.len(), 6);
+        assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    }
+
+    #[test]
+    fn empty_histograms_have_zero_figures() {
+        let h = Histogram::<u64>::new(3).unwrap();
+        let data = HistogramData::from_histogram(&h);
+        assert_eq!((data.count, data.p99, data.max), (0, 0, 0));
+        assert_eq!(data.decode().unwrap().len(), 0);
+    }
+}
