@@ -93,7 +93,8 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
     })?;
     let scenario_toml = toml::to_string(&scenario).unwrap_or_default();
 
-    let (site_root, workload) = prepare_site(&scenario, &options.out)?;
+    let scenario_dir = options.scenario.parent().unwrap_or(Path::new("."));
+    let (site_root, workload) = prepare_site(&scenario, scenario_dir, &options.out)?;
     let started = SystemTime::now();
     let run_dir = options
         .out
@@ -308,7 +309,12 @@ fn cpu_plan() -> (Option<usize>, Vec<usize>) {
     (Some(cpus - 1), (0..cpus - 1).collect())
 }
 
-fn prepare_site(scenario: &Scenario, out: &Path) -> Result<(PathBuf, Workload)> {
+/// Relative `root` and `urls` of a directory site are relative to the scenario file.
+fn prepare_site(
+    scenario: &Scenario,
+    scenario_dir: &Path,
+    out: &Path,
+) -> Result<(PathBuf, Workload)> {
     match &scenario.site {
         SiteSpec::Specweb96 {
             dirs,
@@ -335,6 +341,9 @@ fn prepare_site(scenario: &Scenario, out: &Path) -> Result<(PathBuf, Workload)> 
             Ok((root, Workload::Specweb96 { mix, pattern }))
         }
         SiteSpec::Directory { root, urls } => {
+            let root = scenario_dir.join(root);
+            let urls = scenario_dir.join(urls);
+            let urls = urls.as_path();
             let text = std::fs::read_to_string(urls)
                 .with_context(|| format!("reading site.urls {}", urls.display()))?;
             let mut entries = Vec::new();
@@ -381,7 +390,7 @@ fn prepare_site(scenario: &Scenario, out: &Path) -> Result<(PathBuf, Workload)> 
             if entries.is_empty() {
                 bail!("{}: no URLs listed", urls.display());
             }
-            Ok((root.clone(), Workload::urls(entries)))
+            Ok((root, Workload::urls(entries)))
         }
     }
 }

@@ -142,14 +142,21 @@ impl<'site> Connection<'site> {
     }
 
     /// The socket is readable or writable (or both); do all the work that can be done now.
+    ///
+    /// `trust_short_read`: the caller knows the peer's FIN has not arrived (no EPOLLRDHUP), so
+    /// a read that returns less than the buffer has emptied the socket and the next edge will
+    /// announce new data. nginx saves the same `read` that would only say EAGAIN.
     pub fn on_ready(
         &mut self,
         io: &mut impl Transport,
         shared: &mut LoopShared<'_, 'site>,
         read_buf: &mut [u8],
+        trust_short_read: bool,
     ) -> Step {
         match self.state {
-            State::Reading | State::Sending { .. } => self.serve(io, shared, read_buf),
+            State::Reading | State::Sending { .. } => {
+                self.serve(io, shared, read_buf, trust_short_read)
+            }
             State::Lingering { fin_sent, .. } => self.linger_read(io, shared, read_buf, fin_sent),
         }
     }
@@ -199,8 +206,10 @@ impl<'site> Connection<'site> {
         io: &mut impl Transport,
         shared: &mut LoopShared<'_, 'site>,
         read_buf: &mut [u8],
+        trust_short_read: bool,
     ) -> Step {
         let mut progress = false;
+        let mut socket_drained = false;
         let mut answered = 0u32;
         loop {
             // 1. Finish the response in progress.
@@ -252,9 +261,13 @@ impl<'site> Connection<'site> {
             }
 
             // 3. Read more.
+            if socket_drained {
+                return self.wait_for_request(progress);
+            }
             match io.read(read_buf) {
                 Ok(0) => return Step::Close(CloseSide::ClientFirst),
                 Ok(n) => {
+                    socket_drained = trust_short_read && n < read_buf.len();
                     if self.input.is_empty() {
                         // The common case: whole requests in one read, answered straight from
                         // the loop's buffer; only an unfinished tail is kept.
@@ -276,23 +289,28 @@ impl<'site> Connection<'site> {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.input.is_empty() {
-                        self.input = Vec::new(); // idle connections hold no buffer
-                        if self.served_any {
-                            return Step::Wait {
-                                timer: TimerKind::KeepAlive,
-                                restart: progress,
-                            };
-                        }
-                    }
-                    return Step::Wait {
-                        timer: TimerKind::Header,
-                        restart: progress,
-                    };
+                    return self.wait_for_request(progress)
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Step::Close(CloseSide::ClientFirst),
             }
+        }
+    }
+
+    /// Nothing more to read for now: idle between requests, or inside an unfinished head.
+    fn wait_for_request(&mut self, progress: bool) -> Step {
+        if self.input.is_empty() {
+            self.input = Vec::new(); // idle connections hold no buffer
+            if self.served_any {
+                return Step::Wait {
+                    timer: TimerKind::KeepAlive,
+                    restart: progress,
+                };
+            }
+        }
+        Step::Wait {
+            timer: TimerKind::Header,
+            restart: progress,
         }
     }
 

@@ -3,6 +3,7 @@
 //! into one timeline as the run goes, and merges their recorders at the end.
 
 pub mod pacing;
+pub mod precise_timer;
 pub mod source;
 pub mod worker;
 pub mod workload;
@@ -311,5 +312,63 @@ pub fn pin_current_thread(cpu: usize) {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Arrival, Think};
+
+    #[test]
+    fn shares_split_clients_and_rates_over_workers() {
+        let populations = vec![
+            Population::Closed {
+                name: "lan".into(),
+                clients: 10,
+                think: Think::None,
+                requests_per_connection: 1,
+            },
+            Population::Open {
+                name: "open".into(),
+                rate: 900.0,
+                arrival: Arrival::Poisson,
+                max_in_flight: 100,
+                requests_per_connection: 5,
+            },
+        ];
+        let shares = split_shares(&populations, 1.0, 3);
+        let clients: Vec<u32> = shares
+            .iter()
+            .map(|w| match w[0].load {
+                ShareLoad::Closed { clients, .. } => clients,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(clients, vec![4, 3, 3]);
+        for worker in &shares {
+            match worker[1].load {
+                ShareLoad::Open {
+                    rate,
+                    max_in_flight,
+                    ..
+                } => {
+                    assert!((rate - 300.0).abs() < 1e-9);
+                    assert_eq!(max_in_flight, 34);
+                }
+                _ => unreachable!(),
+            }
+            assert_eq!(worker[1].requests_per_connection, 5);
+        }
+        // A sweep point at 30 % of the load: 3 clients, 90 req/s per worker.
+        let shares = split_shares(&populations, 0.3, 3);
+        let total: u32 = shares
+            .iter()
+            .map(|w| match w[0].load {
+                ShareLoad::Closed { clients, .. } => clients,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(total, 3);
     }
 }

@@ -16,6 +16,7 @@ use rand_pcg::Pcg64Mcg;
 use slab::Slab;
 
 use crate::engine::pacing::{think_time, ArrivalSchedule};
+use crate::engine::precise_timer::PreciseTimer;
 use crate::engine::source::{connect_nonblocking, SourceAddresses};
 use crate::engine::workload::{Pick, RequestStyle, Workload};
 use crate::fileset::ContentVerifier;
@@ -27,9 +28,10 @@ use crate::scenario::{Arrival, Think};
 const RETRY_BACKOFF: Duration = Duration::from_millis(10);
 /// How often in-flight requests are checked against the request timeout.
 const TIMEOUT_SWEEP: Duration = Duration::from_millis(100);
-/// Below this, the loop polls without sleeping: epoll's millisecond timeout is too coarse for
+/// Waits shorter than this use the timerfd: epoll's millisecond timeout is too coarse for
 /// open-loop schedules.
-const SPIN_BELOW: Duration = Duration::from_micros(1500);
+const PRECISE_BELOW: Duration = Duration::from_millis(5);
+const TIMER: Token = Token(usize::MAX);
 
 /// This worker's share of one population.
 #[derive(Clone, Debug)]
@@ -141,6 +143,8 @@ struct Worker<'w> {
     read_buf: Vec<u8>,
     request_buf: Vec<u8>,
     next_sweep: Instant,
+    timer: PreciseTimer,
+    timer_armed_for: Option<Instant>,
 }
 
 /// Runs the worker to the end of its plan and returns what it measured, per population.
@@ -180,9 +184,13 @@ pub fn run_worker(plan: &WorkerPlan<'_>) -> io::Result<Vec<PopulationRecorder>> 
         }
     }
     let pops = plan.populations.len();
+    let poll = Poll::new()?;
+    let timer = PreciseTimer::new(poll.registry(), TIMER)?;
     let mut worker = Worker {
         plan,
-        poll: Poll::new()?,
+        poll,
+        timer,
+        timer_armed_for: None,
         conns: Slab::with_capacity(clients.len().max(64)),
         clients,
         open,
@@ -215,10 +223,22 @@ impl<'w> Worker<'w> {
             if now >= self.plan.end || self.plan.abort.load(Ordering::Relaxed) {
                 break;
             }
-            self.poll.poll(&mut events, Some(self.poll_timeout(now)))?;
+            let timeout = self.poll_timeout(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
             let now = Instant::now();
             for event in events.iter() {
-                self.on_ready(event.token().0, now);
+                if event.token() == TIMER {
+                    self.timer.acknowledge();
+                    self.timer_armed_for = None;
+                    continue;
+                }
+                // Without RDHUP the server's FIN has not arrived: a short read emptied the socket.
+                self.on_ready(event.token().0, now, !event.is_read_closed());
             }
             self.wake_thinkers(now);
             self.open_arrivals(now);
@@ -233,7 +253,7 @@ impl<'w> Worker<'w> {
         Ok(())
     }
 
-    fn poll_timeout(&self, now: Instant) -> Duration {
+    fn poll_timeout(&mut self, now: Instant) -> Duration {
         let mut next = self.plan.end.min(self.next_sweep).min(self.interval_end());
         if let Some(Reverse((at, _))) = self.thinking.peek() {
             next = next.min(*at);
@@ -242,11 +262,21 @@ impl<'w> Worker<'w> {
             next = next.min(open.schedule.next_due());
         }
         let wait = next.saturating_duration_since(now);
-        if wait < SPIN_BELOW {
-            Duration::ZERO
+        if wait.is_zero() {
+            return Duration::ZERO;
+        }
+        if wait < PRECISE_BELOW
+            && self.timer_armed_for != Some(next)
+            && self.timer.arm(wait).is_ok()
+        {
+            self.timer_armed_for = Some(next);
+        }
+        if wait < PRECISE_BELOW {
+            // The timerfd wakes us; this is only a backstop (mio rounds it up to whole ms).
+            wait + Duration::from_millis(1)
         } else {
-            // mio rounds up to whole milliseconds; ask for one less and spin the rest.
-            wait - Duration::from_millis(1)
+            // Wake a little early and let the timerfd take the last few milliseconds.
+            wait - (PRECISE_BELOW - Duration::from_millis(1))
         }
     }
 
@@ -463,12 +493,14 @@ impl<'w> Worker<'w> {
         let conn = &mut self.conns[key];
         conn.request = Some(request);
         conn.phase = Phase::Sending;
-        self.on_ready(key, now);
+        self.on_ready(key, now, false);
     }
 
     // ---- driving connections ----------------------------------------------------------------
 
-    fn on_ready(&mut self, key: usize, now: Instant) {
+    /// Drives one connection as far as it goes. `trust_short_read`: a read shorter than the
+    /// buffer means the socket is empty (wrk's trick), saving a read that would say EAGAIN.
+    fn on_ready(&mut self, key: usize, now: Instant, trust_short_read: bool) {
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -509,6 +541,8 @@ impl<'w> Worker<'w> {
                             if request.sent >= self.request_buf.len() {
                                 conn.phase = Phase::Receiving;
                                 self.recorders[conn.pop as usize].lifetime.requests_sent += 1;
+                                // The reply cannot be here yet; its arrival raises an event.
+                                return;
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -533,7 +567,11 @@ impl<'w> Worker<'w> {
                         return self.fail(key, kind, now);
                     }
                     Ok(n) => match self.absorb(key, n, now) {
-                        Absorbed::More => {}
+                        Absorbed::More => {
+                            if trust_short_read && n < self.read_buf.len() {
+                                return;
+                            }
+                        }
                         Absorbed::Complete => {
                             self.complete(key, now);
                             // A reused connection may have a new request to send already.
@@ -807,5 +845,46 @@ fn parse_head(buf: &[u8]) -> HeadParse {
                 closes,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_heads_give_status_length_and_close() {
+        let HeadParse::Complete {
+            len,
+            status,
+            content_length,
+            closes,
+        } = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello")
+        else {
+            panic!("complete head expected");
+        };
+        assert_eq!(
+            (len, status, content_length, closes),
+            (39, 200, Some(12), false)
+        );
+        let HeadParse::Complete { closes, .. } = parse_head(b"HTTP/1.0 404 Not Found\r\n\r\n")
+        else {
+            panic!("complete head expected");
+        };
+        assert!(closes, "HTTP/1.0 closes by default");
+        let HeadParse::Complete { closes, .. } =
+            parse_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        else {
+            panic!("complete head expected");
+        };
+        assert!(closes);
+        assert!(matches!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-"),
+            HeadParse::Partial
+        ));
+        assert!(matches!(
+            parse_head(b"SSH-2.0-OpenSSH\r\n\r\n"),
+            HeadParse::Invalid
+        ));
     }
 }

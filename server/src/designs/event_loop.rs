@@ -127,13 +127,14 @@ impl<'site> EventLoop<'_, 'site> {
                 match event.token() {
                     LISTENER => accept_ready = true,
                     STOP => self.begin_shutdown(now),
-                    Token(key) => self.drive(key, now),
+                    // Without RDHUP the FIN has not arrived: a short read means the socket is empty.
+                    Token(key) => self.drive(key, now, !event.is_read_closed()),
                 }
             }
             for _ in 0..self.yielded.len() {
                 let key = self.yielded.pop_front().expect("counted");
                 if self.slots.contains(key) {
-                    self.drive(key, now);
+                    self.drive(key, now, false);
                 }
             }
             while let Some((key, kind)) = self.deadlines.pop_expired(now) {
@@ -174,7 +175,7 @@ impl<'site> EventLoop<'_, 'site> {
         .map(|at| at.saturating_duration_since(now) + Duration::from_micros(999))
     }
 
-    fn drive(&mut self, key: usize, now: Instant) {
+    fn drive(&mut self, key: usize, now: Instant, trust_short_read: bool) {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
@@ -186,7 +187,7 @@ impl<'site> EventLoop<'_, 'site> {
             path_scratch: &mut self.path_scratch,
             shutting_down: self.shutdown_deadline.is_some(),
         };
-        let step = conn.on_ready(stream, &mut shared, &mut self.read_buf);
+        let step = conn.on_ready(stream, &mut shared, &mut self.read_buf, trust_short_read);
         self.apply(key, step, now);
     }
 
@@ -262,8 +263,9 @@ impl<'site> EventLoop<'_, 'site> {
                         self.counters.connections_peak.max(self.slots.len() as u64);
                     self.deadlines.arm(key, TimerKind::Header, now);
                     // Clients send the request right after connecting: often it is already here,
-                    // which saves a trip through epoll.
-                    self.drive(key, now);
+                    // which saves a trip through epoll. The socket was registered first, so data
+                    // or a FIN arriving from here on raises an event: a short read can be trusted.
+                    self.drive(key, now, true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_transient_accept_error(&e) => {}
