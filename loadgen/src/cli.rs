@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// No live progress line.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Stay in the host's network namespace even as root (kernel counters then include
+    /// every other socket on the machine; only this run's ports are counted).
+    #[arg(long)]
+    pub no_netns: bool,
 }
 
 impl RunArgs {

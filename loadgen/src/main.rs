@@ -21,6 +21,7 @@ fn dispatch(command: Command) -> Result<()> {
                 overrides: args.overrides(),
                 quiet: args.quiet,
                 builtin_exe: std::env::current_exe()?,
+                private_netns: !args.no_netns,
             };
             let output = loadgen::run::run(&options)?;
             loadgen::run::report_run(&output);

@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// The executable with the `serve-builtin` subcommand (the loadgen itself).
     pub builtin_exe: PathBuf,
+    /// Run in a private network namespace when root (false: `--no-netns`).
+    pub private_netns: bool,
 }
 
 pub struct RunOutput {
@@ -102,6 +104,14 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
         .join(utc_stamp(started).replace(':', "-"));
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
 
+    // Before the server and the workers start, so they are all inside it.
+    let isolation = if !options.private_netns {
+        crate::isolation::host("--no-netns given")
+    } else if matches!(scenario.server, crate::scenario::ServerSpec::Url { .. }) {
+        crate::isolation::host("the server is an outside URL, reachable only from the host namespace")
+    } else {
+        crate::isolation::enter_private_netns().context("entering a private network namespace")?
+    };
     let (server_cpu, generator_cpus) = cpu_plan();
     let mut server = ServerHandle::start(
         &scenario.server,
@@ -143,6 +153,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
             cpus: generator_cpus.clone(),
             source_addresses: sources.iter().map(|s| s.to_string()).collect(),
         },
+        isolation,
         load_points: Vec::new(),
     };
     let result_path = run_dir.join("result.json");

@@ -31,6 +31,7 @@ pub struct RunResult {
     pub interrupted: bool,
     pub server: ServerInfo,
     pub generator: GeneratorInfo,
+    pub isolation: Isolation,
     /// One per load point: a single run has one, a sweep has one per step.
     pub load_points: Vec<LoadPoint>,
 }
@@ -46,6 +47,25 @@ pub struct ServerInfo {
     /// How the server ended, e.g. `exit status: 0`.
     pub exit: String,
     pub notes: Vec<String>,
+}
+
+/// How the run was kept apart from the machine's other sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationMode {
+    /// A private network namespace: the kernel's counters are this run's alone.
+    PrivateNetns,
+    /// The host's namespace: kernel counters are shared with everything else on the machine.
+    HostNamespace,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Isolation {
+    pub mode: IsolationMode,
+    /// Why the run is not in a private namespace, when it is not.
+    pub reason: Option<String>,
+    /// Sysctls written inside the private namespace, as `name=value`.
+    pub sysctls_set: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -720,6 +720,10 @@ impl<'w> Worker<'w> {
     fn close(&mut self, key: usize) {
         if let Some(conn) = self.conns.try_remove(key) {
             self.open_connections[conn.pop as usize] -= 1;
+            // The slab reuses keys: a client must not keep pointing at one that is gone.
+            if conn.client != NO_CLIENT && self.clients[conn.client as usize].conn == Some(key) {
+                self.clients[conn.client as usize].conn = None;
+            }
             // Dropping the stream closes it, which also removes it from epoll.
         }
     }

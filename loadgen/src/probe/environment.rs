@@ -1,0 +1,186 @@
+//! The environment a run ran in, recorded once so that a result can be reproduced and compared:
+//! kernel, CPU, the TCP sysctls that decide where TIME_WAITs go and how many fit, the descriptor
+//! limit, and the git revision of the working directory. What the scenario and server command
+//! were is recorded by `run`, not here.
+
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use super::read_text;
+
+/// What the run ran on. Sysctls that this kernel lacks (or that cannot be read) are `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `uname -m`.
+    pub machine: String,
+    /// First `model name` of `/proc/cpuinfo`, if any.
+    pub cpu_model: Option<String>,
+    /// Online CPUs (`sysconf(_SC_NPROCESSORS_ONLN)`).
+    pub cpu_count: u64,
+    /// CPUs this process may run on (`sched_getaffinity`), which pinning may make fewer.
+    pub cpus_allowed: u64,
+    /// Bytes per memory page.
+    pub page_size_bytes: u64,
+    /// `net.ipv4.ip_local_port_range`: first and last ephemeral port.
+    pub ip_local_port_range: Option<(u16, u16)>,
+    /// `net.ipv4.tcp_tw_reuse` (0 off, 1 on, 2 loopback only).
+    pub tcp_tw_reuse: Option<u64>,
+    /// `net.ipv4.tcp_max_tw_buckets`: past it, closes skip TIME_WAIT (`TCPTimeWaitOverflow`).
+    pub tcp_max_tw_buckets: Option<u64>,
+    /// `net.core.somaxconn`: the cap on a listener's accept queue.
+    pub somaxconn: Option<u64>,
+    /// `net.ipv4.tcp_rmem`: min, default, max receive buffer in bytes.
+    pub tcp_rmem_bytes: Option<[u64; 3]>,
+    /// `net.ipv4.tcp_wmem`: min, default, max send buffer in bytes.
+    pub tcp_wmem_bytes: Option<[u64; 3]>,
+    /// `net.ipv4.tcp_fin_timeout` in seconds (FIN_WAIT2, not TIME_WAIT, which is fixed at 60 s).
+    pub tcp_fin_timeout_s: Option<u64>,
+    /// `RLIMIT_NOFILE` soft limit of this process.
+    pub nofile_soft_limit: Option<u64>,
+    /// `RLIMIT_NOFILE` hard limit of this process.
+    pub nofile_hard_limit: Option<u64>,
+    /// `git rev-parse HEAD` in the working directory; `None` without git or outside a repository.
+    pub git_revision: Option<String>,
+    /// True when the working tree had uncommitted changes to tracked files (`git status`).
+    pub git_dirty: Option<bool>,
+}
+
+/// The first `model name` of `/proc/cpuinfo` text (pure).
+pub fn parse_cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == "model name")
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// Whitespace-separated integers of a sysctl's text (pure).
+pub fn parse_sysctl_numbers(text: &str) -> Option<Vec<u64>> {
+    text.split_whitespace().map(|w| w.parse().ok()).collect()
+}
+
+fn sysctl(name: &str) -> Option<Vec<u64>> {
+    // Files under /proc/sys/net are per network namespace: these are the calling thread's.
+    let path = format!("/proc/sys/{}", name.replace('.', "/"));
+    parse_sysctl_numbers(&read_text(path).ok()?)
+}
+
+fn sysctl_one(name: &str) -> Option<u64> {
+    sysctl(name).and_then(|v| v.first().copied())
+}
+
+fn sysctl_three(name: &str) -> Option<[u64; 3]> {
+    sysctl(name).and_then(|v| v.try_into().ok())
+}
+
+fn uname() -> (String, String) {
+    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return (String::new(), String::new());
+    }
+    let s = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (s(&u.release), s(&u.machine))
+}
+
+fn nofile_limits() -> (Option<u64>, Option<u64>) {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return (None, None);
+    }
+    (Some(r.rlim_cur as u64), Some(r.rlim_max as u64))
+}
+
+fn cpus_allowed() -> u64 {
+    std::thread::available_parallelism().map_or(0, |n| n.get() as u64)
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Reads the environment now (a few file reads and, if git exists, two short git commands).
+pub fn read_environment() -> Environment {
+    let (kernel_release, machine) = uname();
+    let (nofile_soft_limit, nofile_hard_limit) = nofile_limits();
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let git_revision = git(&["rev-parse", "HEAD"]).filter(|r| !r.is_empty());
+    let git_dirty = git_revision
+        .as_ref()
+        .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))
+        .map(|s| !s.is_empty());
+    Environment {
+        kernel_release,
+        machine,
+        cpu_model: read_text("/proc/cpuinfo").ok().and_then(|t| parse_cpu_model(&t)),
+        cpu_count: online.max(0) as u64,
+        cpus_allowed: cpus_allowed(),
+        page_size_bytes: super::page_size_bytes(),
+        ip_local_port_range: sysctl("net.ipv4.ip_local_port_range").and_then(|v| match v[..] {
+            [lo, hi] => Some((u16::try_from(lo).ok()?, u16::try_from(hi).ok()?)),
+            _ => None,
+        }),
+        tcp_tw_reuse: sysctl_one("net.ipv4.tcp_tw_reuse"),
+        tcp_max_tw_buckets: sysctl_one("net.ipv4.tcp_max_tw_buckets"),
+        somaxconn: sysctl_one("net.core.somaxconn"),
+        tcp_rmem_bytes: sysctl_three("net.ipv4.tcp_rmem"),
+        tcp_wmem_bytes: sysctl_three("net.ipv4.tcp_wmem"),
+        tcp_fin_timeout_s: sysctl_one("net.ipv4.tcp_fin_timeout"),
+        nofile_soft_limit,
+        nofile_hard_limit,
+        git_revision,
+        git_dirty,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CPUINFO: &str = include_str!("../../tests/fixtures/probe/cpuinfo.txt");
+
+    #[test]
+    fn parses_cpu_model_and_sysctls() {
+        // Copied from this machine: "model name\t: AMD EPYC".
+        assert_eq!(parse_cpu_model(CPUINFO).as_deref(), Some("AMD EPYC"));
+        assert_eq!(parse_cpu_model("processor\t: 0\n"), None);
+        assert_eq!(parse_sysctl_numbers("32768\t60999\n"), Some(vec![32768, 60999]));
+        assert_eq!(parse_sysctl_numbers("4096\t131072\t6291456\n").unwrap().len(), 3);
+        assert_eq!(parse_sysctl_numbers("cubic\n"), None);
+    }
+
+    #[test]
+    fn reads_this_machine() {
+        let e = read_environment();
+        assert!(!e.kernel_release.is_empty());
+        assert!(e.cpu_count >= 1 && e.cpus_allowed >= 1);
+        let (lo, hi) = e.ip_local_port_range.unwrap();
+        assert!(lo < hi);
+        assert!(e.tcp_max_tw_buckets.is_some() && e.somaxconn.is_some());
+        let rmem = e.tcp_rmem_bytes.unwrap();
+        assert!(rmem[0] <= rmem[1] && rmem[1] <= rmem[2]);
+        assert!(e.nofile_soft_limit.unwrap() <= e.nofile_hard_limit.unwrap());
+        // Tests run inside the workspace's checkout when git is installed.
+        if Command::new("git").arg("--version").output().is_ok() {
+            if let Some(rev) = &e.git_revision {
+                assert_eq!(rev.len(), 40, "{rev}");
+            }
+        }
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<Environment>(&json).unwrap(), e);
+    }
+}
