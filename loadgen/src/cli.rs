@@ -58,8 +58,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Generator worker threads.
-    #[arg(long)]
-    pub workers: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub workers: Option<u64>,
     /// No live progress line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -75,9 +75,9 @@ impl RunArgs {
             duration: self.duration,
             warmup: self.warmup,
             rate: self.rate,
-            clients: self.clients.map(|c| c.round() as u32),
+            clients: self.clients.map(|c| c.ceil() as u32),
             seed: self.seed,
-            workers: self.workers,
+            workers: self.workers.map(|w| w as usize),
         }
     }
 }

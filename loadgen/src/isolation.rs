@@ -26,7 +26,9 @@ pub fn host(reason: impl Into<String>) -> Isolation {
 pub fn enter_private_netns() -> io::Result<Isolation> {
     // SAFETY: plain syscalls without pointers.
     if unsafe { libc::geteuid() } != 0 {
-        return Ok(host("not root: a private network namespace needs CAP_SYS_ADMIN"));
+        return Ok(host(
+            "not root: a private network namespace needs CAP_SYS_ADMIN",
+        ));
     }
     // SAFETY: plain syscall; affects only the calling thread and its future children.
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
@@ -38,7 +40,10 @@ pub fn enter_private_netns() -> io::Result<Isolation> {
     // Per-namespace sysctls start from the kernel defaults, not the host's values; set the ones
     // a benchmark depends on explicitly so every run starts the same.
     for (name, value) in [
-        ("net/ipv4/tcp_max_tw_buckets", PRIVATE_TW_BUCKETS.to_string()),
+        (
+            "net/ipv4/tcp_max_tw_buckets",
+            PRIVATE_TW_BUCKETS.to_string(),
+        ),
         ("net/core/somaxconn", "4096".to_string()),
     ] {
         let path = format!("/proc/sys/{name}");

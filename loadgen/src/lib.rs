@@ -4,6 +4,7 @@ pub mod cli;
 pub mod engine;
 pub mod fileset;
 pub mod isolation;
+pub mod probe;
 pub mod record;
 pub mod run;
 pub mod scenario;

@@ -108,7 +108,9 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
     let isolation = if !options.private_netns {
         crate::isolation::host("--no-netns given")
     } else if matches!(scenario.server, crate::scenario::ServerSpec::Url { .. }) {
-        crate::isolation::host("the server is an outside URL, reachable only from the host namespace")
+        crate::isolation::host(
+            "the server is an outside URL, reachable only from the host namespace",
+        )
     } else {
         crate::isolation::enter_private_netns().context("entering a private network namespace")?
     };

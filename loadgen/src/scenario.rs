@@ -92,25 +92,83 @@ impl Default for ServerSpec {
     }
 }
 
-/// What the clients ask for.
+/// What the clients ask for (read through the flat `SiteTable`, like `Population`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "kebab-case", try_from = "SiteTable")]
 pub enum SiteSpec {
     /// The SPECweb96 file set, written (once per seed and size) under `runs/filesets/`.
     Specweb96 {
         /// Directory count; or leave it out and give `target_ops_per_s`.
-        #[serde(default)]
         dirs: Option<u32>,
         /// Derive the directory count from this load with `scaling`.
-        #[serde(default)]
         target_ops_per_s: Option<f64>,
-        #[serde(default)]
         scaling: DirScaling,
-        #[serde(default)]
         mix: MixParams,
     },
     /// An existing directory served as is, and a list of `WEIGHT PATH` lines to request.
     Directory { root: PathBuf, urls: PathBuf },
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum SiteKind {
+    Specweb96,
+    Directory,
+}
+
+/// A `[site]` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteTable {
+    kind: SiteKind,
+    #[serde(default)]
+    dirs: Option<u32>,
+    #[serde(default)]
+    target_ops_per_s: Option<f64>,
+    #[serde(default)]
+    scaling: Option<DirScaling>,
+    #[serde(default)]
+    mix: Option<MixParams>,
+    #[serde(default)]
+    root: Option<PathBuf>,
+    #[serde(default)]
+    urls: Option<PathBuf>,
+}
+
+impl TryFrom<SiteTable> for SiteSpec {
+    type Error = String;
+
+    fn try_from(table: SiteTable) -> Result<Self, String> {
+        match table.kind {
+            SiteKind::Specweb96 => {
+                if table.root.is_some() || table.urls.is_some() {
+                    return Err("site: `root` and `urls` belong to kind = \"directory\"".into());
+                }
+                Ok(SiteSpec::Specweb96 {
+                    dirs: table.dirs,
+                    target_ops_per_s: table.target_ops_per_s,
+                    scaling: table.scaling.unwrap_or_default(),
+                    mix: table.mix.unwrap_or_default(),
+                })
+            }
+            SiteKind::Directory => {
+                if table.dirs.is_some()
+                    || table.target_ops_per_s.is_some()
+                    || table.scaling.is_some()
+                    || table.mix.is_some()
+                {
+                    return Err(
+                        "site: `dirs`, `target_ops_per_s`, `scaling` and `mix` belong to kind = \"specweb96\""
+                            .into(),
+                    );
+                }
+                let (Some(root), Some(urls)) = (table.root, table.urls) else {
+                    return Err("site: kind = \"directory\" needs `root` and `urls`".into());
+                };
+                Ok(SiteSpec::Directory { root, urls })
+            }
+        }
+    }
 }
 
 impl Default for SiteSpec {
@@ -125,21 +183,18 @@ impl Default for SiteSpec {
 }
 
 /// One client population.
+///
+/// Read through the flat `PopulationTable` rather than as an internally tagged enum: serde
+/// buffers tagged enums, and the `toml` crate then loses the line and name of a bad key.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "kebab-case", try_from = "PopulationTable")]
 pub enum Population {
     /// N clients, each: request, wait for the reply, think, repeat.
     Closed {
         name: String,
-        #[serde(deserialize_with = "positive_u32")]
         clients: u32,
-        #[serde(default)]
         think: Think,
         /// Requests per TCP connection: 1 is SPECweb96 (a new connection per request).
-        #[serde(
-            default = "default_requests_per_connection",
-            deserialize_with = "positive_u32"
-        )]
         requests_per_connection: u32,
     },
     /// Requests arrive on a schedule whatever the server does; latency counts from the time
@@ -147,19 +202,93 @@ pub enum Population {
     Open {
         name: String,
         /// Requests per second.
-        #[serde(deserialize_with = "positive_f64")]
         rate: f64,
-        #[serde(default)]
         arrival: Arrival,
-        /// Requests outstanding at most; arrivals beyond it are counted as dropped.
-        #[serde(default = "default_max_in_flight", deserialize_with = "positive_u32")]
+        /// Requests outstanding at most; arrivals beyond it wait for a slot, and the wait counts
+        /// in their latency (it is measured from when they were due).
         max_in_flight: u32,
-        #[serde(
-            default = "default_requests_per_connection",
-            deserialize_with = "positive_u32"
-        )]
         requests_per_connection: u32,
     },
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum PopulationKind {
+    Closed,
+    Open,
+}
+
+/// A `[[clients]]` table as written; every key of every kind, checked where it stands.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PopulationTable {
+    name: String,
+    kind: PopulationKind,
+    #[serde(default, deserialize_with = "some_positive_u32")]
+    clients: Option<u32>,
+    #[serde(default)]
+    think: Option<Think>,
+    #[serde(default, deserialize_with = "some_positive_u32")]
+    requests_per_connection: Option<u32>,
+    #[serde(default, deserialize_with = "some_positive_f64")]
+    rate: Option<f64>,
+    #[serde(default)]
+    arrival: Option<Arrival>,
+    #[serde(default, deserialize_with = "some_positive_u32")]
+    max_in_flight: Option<u32>,
+}
+
+impl TryFrom<PopulationTable> for Population {
+    type Error = String;
+
+    fn try_from(table: PopulationTable) -> Result<Self, String> {
+        let requests_per_connection = table
+            .requests_per_connection
+            .unwrap_or_else(default_requests_per_connection);
+        let only = |present: bool, key: &str, kind: &str| {
+            if present {
+                Err(format!(
+                    "population `{}`: `{key}` is not a key of kind = \"{kind}\"",
+                    table.name
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match table.kind {
+            PopulationKind::Closed => {
+                only(table.rate.is_some(), "rate", "closed")?;
+                only(table.arrival.is_some(), "arrival", "closed")?;
+                only(table.max_in_flight.is_some(), "max_in_flight", "closed")?;
+                let clients = table.clients.ok_or_else(|| {
+                    format!(
+                        "population `{}`: kind = \"closed\" needs `clients`",
+                        table.name
+                    )
+                })?;
+                Ok(Population::Closed {
+                    name: table.name,
+                    clients,
+                    think: table.think.unwrap_or_default(),
+                    requests_per_connection,
+                })
+            }
+            PopulationKind::Open => {
+                only(table.clients.is_some(), "clients", "open")?;
+                only(table.think.is_some(), "think", "open")?;
+                let rate = table.rate.ok_or_else(|| {
+                    format!("population `{}`: kind = \"open\" needs `rate`", table.name)
+                })?;
+                Ok(Population::Open {
+                    name: table.name,
+                    rate,
+                    arrival: table.arrival.unwrap_or_default(),
+                    max_in_flight: table.max_in_flight.unwrap_or_else(default_max_in_flight),
+                    requests_per_connection,
+                })
+            }
+        }
+    }
 }
 
 impl Population {
@@ -276,6 +405,10 @@ impl Scenario {
         if self.clients.is_empty() {
             return Err("clients: at least one `[[clients]]` population is needed".into());
         }
+        // Repeated here for values that command-line overrides replaced after parsing.
+        if self.workers == 0 {
+            return Err("workers: must be at least 1".into());
+        }
         let mut names = std::collections::HashSet::new();
         for (i, population) in self.clients.iter().enumerate() {
             let name = population.name();
@@ -284,6 +417,15 @@ impl Scenario {
             }
             if !names.insert(name) {
                 return Err(format!("clients[{i}].name: `{name}` is used twice"));
+            }
+            match population {
+                Population::Closed { clients: 0, .. } => {
+                    return Err(format!("clients[{i}].clients: must be at least 1"));
+                }
+                Population::Open { rate, .. } if !(rate.is_finite() && *rate > 0.0) => {
+                    return Err(format!("clients[{i}].rate: must be a positive number"));
+                }
+                _ => {}
             }
             if let Population::Closed {
                 think: Think::Uniform { min, max },
@@ -375,6 +517,14 @@ fn positive_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         return Err(serde::de::Error::custom("must be at least 1"));
     }
     Ok(value)
+}
+
+fn some_positive_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    positive_u32(d).map(Some)
+}
+
+fn some_positive_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    positive_f64(d).map(Some)
 }
 
 fn positive_usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {

@@ -172,10 +172,15 @@ fn closed_loop_request_counts_agree_with_the_server() {
     let output = counts_run(1);
     assert_clean(&output.result);
     assert_requests_agree(&output.result, COUNT_CLIENTS.into());
-    // Every established connection carried exactly one request.
-    assert_eq!(
+    // Every established connection carried one request, but for those the end of the run cut
+    // short between connect and send (at most one per client).
+    let (sent, established) = (
+        requests_sent(&output.result),
         connections_established(&output.result),
-        requests_sent(&output.result)
+    );
+    assert!(
+        established >= sent && established <= sent + u64::from(COUNT_CLIENTS),
+        "{established} connections for {sent} requests"
     );
 }
 
@@ -195,22 +200,16 @@ fn keep_alive_request_counts_agree_with_the_server() {
     );
 }
 
-/// Connections the workers opened in their last loop turn complete their handshake in the
-/// kernel and are accepted by the server, but the run ends before the worker handles their
-/// writable event, so `connections_established` never counts them. The server then sees them
-/// closed by the client before any request: its `closes.client_first` equals the difference.
+/// Regression: connections the workers opened in their last loop turn complete their handshake
+/// in the kernel and are accepted by the server before the worker handles their writable event;
+/// they must still be counted in `connections_established`.
 #[test]
-#[ignore = "bug: connections_established misses connections still connecting when the run \
-            ends (16 closed clients, 1 request/connection: loadgen 22760, server accepted 22768, \
-            client_first closes 8)"]
 fn closed_loop_connection_counts_agree_with_the_server() {
     let output = counts_run(1);
     assert_connections_agree(&output.result);
 }
 
 #[test]
-#[ignore = "bug: as closed_loop_connection_counts_agree_with_the_server; with keep-alive the \
-            end catches fewer connections mid-connect (loadgen 4514, server accepted 4517; sometimes equal)"]
 fn keep_alive_connection_counts_agree_with_the_server() {
     let output = counts_run(10);
     assert_connections_agree(&output.result);

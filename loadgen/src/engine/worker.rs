@@ -248,6 +248,15 @@ impl<'w> Worker<'w> {
             }
             self.roll_intervals(now);
         }
+        // Connections whose connect completed in the last turn were never looked at; the server
+        // accepted them all the same, so count them to keep both sides' figures comparable.
+        for (_, conn) in self.conns.iter() {
+            if conn.phase == Phase::Connecting && conn.stream.peer_addr().is_ok() {
+                self.recorders[conn.pop as usize]
+                    .lifetime
+                    .connections_established += 1;
+            }
+        }
         // Close the last (possibly partial) interval so the timeline ends where the run did.
         self.send_interval();
         Ok(())

@@ -83,14 +83,21 @@ fn uname() -> (String, String) {
         return (String::new(), String::new());
     }
     let s = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     (s(&u.release), s(&u.machine))
 }
 
 fn nofile_limits() -> (Option<u64>, Option<u64>) {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
         return (None, None);
@@ -109,7 +116,9 @@ fn git(args: &[&str]) -> Option<String> {
         .stderr(Stdio::null())
         .output()
         .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Reads the environment now (a few file reads and, if git exists, two short git commands).
@@ -126,7 +135,9 @@ pub fn read_environment() -> Environment {
     Environment {
         kernel_release,
         machine,
-        cpu_model: read_text("/proc/cpuinfo").ok().and_then(|t| parse_cpu_model(&t)),
+        cpu_model: read_text("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| parse_cpu_model(&t)),
         cpu_count: online.max(0) as u64,
         cpus_allowed: cpus_allowed(),
         page_size_bytes: super::page_size_bytes(),
@@ -158,8 +169,16 @@ mod tests {
         // Copied from this machine: "model name\t: AMD EPYC".
         assert_eq!(parse_cpu_model(CPUINFO).as_deref(), Some("AMD EPYC"));
         assert_eq!(parse_cpu_model("processor\t: 0\n"), None);
-        assert_eq!(parse_sysctl_numbers("32768\t60999\n"), Some(vec![32768, 60999]));
-        assert_eq!(parse_sysctl_numbers("4096\t131072\t6291456\n").unwrap().len(), 3);
+        assert_eq!(
+            parse_sysctl_numbers("32768\t60999\n"),
+            Some(vec![32768, 60999])
+        );
+        assert_eq!(
+            parse_sysctl_numbers("4096\t131072\t6291456\n")
+                .unwrap()
+                .len(),
+            3
+        );
         assert_eq!(parse_sysctl_numbers("cubic\n"), None);
     }
 

@@ -60,3 +60,71 @@ pub fn clock_ticks_per_s() -> u64 {
         100
     }
 }
+
+/// Helpers shared by the probes' tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    /// Runs `f` on a new thread inside a private network namespace with loopback up, so that the
+    /// machine's other TIME_WAITs (tens of thousands on a shared host, near
+    /// `tcp_max_tw_buckets`) neither mix in nor make the kernel skip ours. Without root it runs in
+    /// the host namespace; the port filter still keeps the counts exact. Returns whether the
+    /// namespace was private.
+    pub fn in_private_netns<T: Send + 'static>(f: impl FnOnce(bool) -> T + Send + 'static) -> T {
+        std::thread::spawn(move || {
+            // SAFETY: unshare(CLONE_NEWNET) affects only this thread's network namespace.
+            let private = unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0;
+            if private {
+                loopback_up().expect("bringing lo up in the private namespace");
+            }
+            f(private)
+        })
+        .join()
+        .unwrap()
+    }
+
+    fn loopback_up() -> std::io::Result<()> {
+        // SAFETY: plain socket and ioctl calls on a zeroed ifreq naming "lo"; the fd is closed.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut ifr: libc::ifreq = std::mem::zeroed();
+            for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+                *d = *s as libc::c_char;
+            }
+            let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr);
+            if rc == 0 {
+                ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+                rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
+            }
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        }
+    }
+
+    /// One connection to `listener`, closed first by the client or by the server; the other side
+    /// closes only after reading the FIN, so the close is never simultaneous.
+    pub fn one_connection(listener: &TcpListener, client_first: bool) {
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1];
+        if client_first {
+            drop(client);
+            assert_eq!(server.read(&mut buf).unwrap(), 0);
+            drop(server);
+        } else {
+            drop(server);
+            assert_eq!(client.read(&mut buf).unwrap(), 0);
+            drop(client);
+        }
+    }
+}

@@ -113,10 +113,16 @@ impl TcpExtCounters {
             tcp_time_wait_overflow: self
                 .tcp_time_wait_overflow
                 .saturating_sub(earlier.tcp_time_wait_overflow),
-            listen_overflows: self.listen_overflows.saturating_sub(earlier.listen_overflows),
+            listen_overflows: self
+                .listen_overflows
+                .saturating_sub(earlier.listen_overflows),
             listen_drops: self.listen_drops.saturating_sub(earlier.listen_drops),
-            tcp_abort_on_data: self.tcp_abort_on_data.saturating_sub(earlier.tcp_abort_on_data),
-            tcp_abort_on_close: self.tcp_abort_on_close.saturating_sub(earlier.tcp_abort_on_close),
+            tcp_abort_on_data: self
+                .tcp_abort_on_data
+                .saturating_sub(earlier.tcp_abort_on_data),
+            tcp_abort_on_close: self
+                .tcp_abort_on_close
+                .saturating_sub(earlier.tcp_abort_on_close),
         }
     }
 }
@@ -130,11 +136,17 @@ pub fn parse_netstat(text: &str) -> Result<TcpExt> {
     let names: Vec<&str> = names["TcpExt:".len()..].split_whitespace().collect();
     let values: Vec<&str> = values["TcpExt:".len()..].split_whitespace().collect();
     if names.len() != values.len() {
-        bail!("netstat: TcpExt has {} names but {} values", names.len(), values.len());
+        bail!(
+            "netstat: TcpExt has {} names but {} values",
+            names.len(),
+            values.len()
+        );
     }
     let mut fields = BTreeMap::new();
     for (name, value) in names.into_iter().zip(values) {
-        let v: u64 = value.parse().with_context(|| format!("netstat: TcpExt {name} = `{value}`"))?;
+        let v: u64 = value
+            .parse()
+            .with_context(|| format!("netstat: TcpExt {name} = `{value}`"))?;
         fields.insert(name.to_string(), v);
     }
     Ok(TcpExt { fields })
@@ -168,13 +180,25 @@ mod tests {
         assert_eq!(t.get("InOctets"), None);
         assert_eq!(t.fields.len(), 135);
         let c = t.counters();
-        assert_eq!((c.tw, c.tw_recycled, c.tcp_abort_on_data), (10_378_136, 29_489, 175));
+        assert_eq!(
+            (c.tw, c.tw_recycled, c.tcp_abort_on_data),
+            (10_378_136, 29_489, 175)
+        );
     }
 
     #[test]
     fn counters_since_subtracts() {
-        let a = TcpExtCounters { tw: 5, listen_drops: 2, ..Default::default() };
-        let b = TcpExtCounters { tw: 12, listen_drops: 2, tw_recycled: 1, ..Default::default() };
+        let a = TcpExtCounters {
+            tw: 5,
+            listen_drops: 2,
+            ..Default::default()
+        };
+        let b = TcpExtCounters {
+            tw: 12,
+            listen_drops: 2,
+            tw_recycled: 1,
+            ..Default::default()
+        };
         let d = b.since(&a);
         assert_eq!((d.tw, d.listen_drops, d.tw_recycled), (7, 0, 1));
     }

@@ -142,11 +142,15 @@ impl ProcessTreeFigures {
 /// Parses `/proc/PID/stat`. The command name sits in parentheses and may itself hold spaces and
 /// parentheses, so fields are counted from the last `)`.
 pub fn parse_stat(text: &str) -> Result<StatFields> {
-    let close = text.rfind(')').context("stat: no `)` after the command name")?;
+    let close = text
+        .rfind(')')
+        .context("stat: no `)` after the command name")?;
     // Fields after the name, numbered as in proc(5) from 3 (state) on.
     let f: Vec<&str> = text[close + 1..].split_whitespace().collect();
     let num = |n: usize| -> Result<u64> {
-        let s = f.get(n - 3).with_context(|| format!("stat: no field {n}"))?;
+        let s = f
+            .get(n - 3)
+            .with_context(|| format!("stat: no field {n}"))?;
         s.parse::<i64>()
             .map(|v| v.max(0) as u64)
             .with_context(|| format!("stat: field {n} = `{s}`"))
@@ -166,8 +170,15 @@ pub fn parse_status(text: &str) -> Result<StatusFields> {
     let mut out = StatusFields::default();
     let mut saw_threads = false;
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
-        let first = || value.split_whitespace().next().and_then(|v| v.parse::<u64>().ok());
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let first = || {
+            value
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+        };
         match key {
             "VmRSS" => out.vm_rss_bytes = first().context("status: VmRSS")? * 1024,
             "Threads" => {
@@ -212,11 +223,15 @@ fn ticks_to_us(ticks: u64, ticks_per_s: u64) -> u64 {
 /// saves listing 10,000 entries; older kernels report 0 there, and the directory is counted.
 fn open_fds(pid: u32) -> Result<u64> {
     let dir = format!("/proc/{pid}/fd");
-    let size = fs::metadata(&dir).with_context(|| format!("stat {dir}"))?.len();
+    let size = fs::metadata(&dir)
+        .with_context(|| format!("stat {dir}"))?
+        .len();
     if size > 0 {
         return Ok(size);
     }
-    Ok(fs::read_dir(&dir).with_context(|| format!("listing {dir}"))?.count() as u64)
+    Ok(fs::read_dir(&dir)
+        .with_context(|| format!("listing {dir}"))?
+        .count() as u64)
 }
 
 /// Context switches summed over the threads of `pid`; `None` if the task list is unreadable.
@@ -243,7 +258,10 @@ pub fn read_process(pid: u32) -> Result<ProcessFigures> {
     let pss_bytes = read_text(format!("/proc/{pid}/smaps_rollup"))
         .and_then(|t| parse_smaps_rollup(&t))
         .ok();
-    let mut ctx = (status.voluntary_ctx_switches, status.involuntary_ctx_switches);
+    let mut ctx = (
+        status.voluntary_ctx_switches,
+        status.involuntary_ctx_switches,
+    );
     let main_only = status.threads > MAX_THREADS_FOR_CTX_SWITCHES;
     if status.threads > 1 && !main_only {
         ctx = ctx_switches_all_threads(pid).unwrap_or(ctx);
@@ -291,7 +309,11 @@ pub fn process_tree_pids(root: u32) -> Result<Vec<u32>> {
     let mut parents = Vec::new();
     for entry in fs::read_dir("/proc").context("listing /proc")? {
         let Ok(entry) = entry else { continue };
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         // Processes come and go while we list: skip what vanished.
@@ -304,7 +326,10 @@ pub fn process_tree_pids(root: u32) -> Result<Vec<u32>> {
 
 /// Sums per-process figures into tree figures (pure).
 pub fn sum_tree(root_pid: u32, processes: &[ProcessFigures]) -> ProcessTreeFigures {
-    let mut t = ProcessTreeFigures { root_pid, ..Default::default() };
+    let mut t = ProcessTreeFigures {
+        root_pid,
+        ..Default::default()
+    };
     for p in processes {
         t.process_count += 1;
         t.rss_bytes += p.rss_bytes;
@@ -340,13 +365,19 @@ pub fn self_cpu() -> CpuTime {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let us = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
-    CpuTime { user_us: us(ru.ru_utime), system_us: us(ru.ru_stime) }
+    CpuTime {
+        user_us: us(ru.ru_utime),
+        system_us: us(ru.ru_stime),
+    }
 }
 
 /// CPU time of the calling thread, user + system, in microseconds (`CLOCK_THREAD_CPUTIME_ID`):
 /// what a sample cost the sampler.
 pub fn thread_cpu_us() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
@@ -367,7 +398,10 @@ mod tests {
     fn parses_real_stat() {
         let s = parse_stat(STAT).unwrap();
         assert_eq!(s.ppid, 16100);
-        assert_eq!((s.utime_ticks, s.stime_ticks, s.cutime_ticks, s.cstime_ticks), (0, 0, 0, 0));
+        assert_eq!(
+            (s.utime_ticks, s.stime_ticks, s.cutime_ticks, s.cstime_ticks),
+            (0, 0, 0, 0)
+        );
         assert_eq!(s.num_threads, 1);
     }
 
@@ -376,7 +410,16 @@ mod tests {
         // A name may hold spaces and parentheses: "(a) b) c".
         let text = "42 ((a) b) c) S 7 42 42 0 -1 4194304 1 0 0 0 150 25 3 4 20 0 9 0 1 2 3";
         let s = parse_stat(text).unwrap();
-        assert_eq!((s.ppid, s.utime_ticks, s.stime_ticks, s.cutime_ticks, s.cstime_ticks), (7, 150, 25, 3, 4));
+        assert_eq!(
+            (
+                s.ppid,
+                s.utime_ticks,
+                s.stime_ticks,
+                s.cutime_ticks,
+                s.cstime_ticks
+            ),
+            (7, 150, 25, 3, 4)
+        );
         assert_eq!(s.num_threads, 9);
         assert!(parse_stat("42 (x) S 7").is_err());
     }
@@ -386,7 +429,10 @@ mod tests {
         let s = parse_status(STATUS).unwrap();
         assert_eq!(s.vm_rss_bytes, 2176 * 1024);
         assert_eq!(s.threads, 1);
-        assert_eq!((s.voluntary_ctx_switches, s.involuntary_ctx_switches), (0, 11));
+        assert_eq!(
+            (s.voluntary_ctx_switches, s.involuntary_ctx_switches),
+            (0, 11)
+        );
         assert_eq!(parse_smaps_rollup(SMAPS_ROLLUP).unwrap(), 617 * 1024);
         // A kernel thread has no VmRSS: zero, not an error.
         let kthread = "Name:\tkworker\nThreads:\t1\nvoluntary_ctxt_switches:\t5\n";
@@ -395,7 +441,15 @@ mod tests {
 
     #[test]
     fn tree_from_parents_walks_all_generations() {
-        let parents = [(1, 0), (10, 1), (11, 10), (12, 10), (13, 12), (20, 1), (21, 99)];
+        let parents = [
+            (1, 0),
+            (10, 1),
+            (11, 10),
+            (12, 10),
+            (13, 12),
+            (20, 1),
+            (21, 99),
+        ];
         assert_eq!(tree_from_parents(10, &parents), vec![10, 11, 12, 13]);
         assert_eq!(tree_from_parents(13, &parents), vec![13]);
     }
@@ -430,7 +484,10 @@ mod tests {
         };
         let tree = read_process_tree(root).unwrap();
         let own = read_process(root).unwrap();
-        let kids: Vec<ProcessFigures> = pids[1..].iter().map(|&p| read_process(p).unwrap()).collect();
+        let kids: Vec<ProcessFigures> = pids[1..]
+            .iter()
+            .map(|&p| read_process(p).unwrap())
+            .collect();
         for &pid in &pids[1..] {
             // SAFETY: these are the sleep processes this test started.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
@@ -442,7 +499,10 @@ mod tests {
         assert!(kids.iter().all(|k| k.ppid == root && k.rss_bytes > 0));
         // RSS moves between reads by a page or two; the children's share must be there.
         let kids_rss: u64 = kids.iter().map(|k| k.rss_bytes).sum();
-        assert!(tree.rss_bytes >= own.rss_bytes + kids_rss / 2, "{tree:?} {own:?} {kids:?}");
+        assert!(
+            tree.rss_bytes >= own.rss_bytes + kids_rss / 2,
+            "{tree:?} {own:?} {kids:?}"
+        );
         assert!(tree.rss_bytes > own.rss_bytes);
         assert!(tree.pss_bytes.unwrap() > own.pss_bytes.unwrap());
         assert!(tree.threads >= 3);
@@ -451,28 +511,45 @@ mod tests {
 
     #[test]
     fn read_process_counts_fds_and_threads() {
-        // A child with stdin, stdout and stderr only (Rust opens everything else close-on-exec);
-        // this process's own fds move with the tests running beside this one.
-        let mut child = Command::new("sleep")
-            .arg("30")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let p = loop {
-            let comm = read_text(format!("/proc/{}/comm", child.id())).unwrap();
-            if comm.trim() == "sleep" || Instant::now() > deadline {
-                break read_process(child.id()).unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        // A sleeping child holds a fixed set of descriptors: its stdio, two more opened by the
+        // shell, and whatever the test harness let it inherit. Counting must agree with a listing
+        // of /proc/PID/fd, and see the two extra ones.
+        let spawn = |extra: &str| {
+            Command::new("sh")
+                .args(["-c", &format!("{extra} exec sleep 30")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
         };
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let read_when_sleeping = |pid: u32| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let comm = read_text(format!("/proc/{pid}/comm")).unwrap();
+                if comm.trim() == "sleep" || Instant::now() > deadline {
+                    let listed = fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64;
+                    return (read_process(pid).unwrap(), listed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        let mut plain = spawn("");
+        let mut more = spawn("exec 7</dev/null 8</dev/null;");
+        let (p, p_listed) = read_when_sleeping(plain.id());
+        let (m, m_listed) = read_when_sleeping(more.id());
+        for c in [&mut plain, &mut more] {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
         assert_eq!(p.ppid, std::process::id());
-        assert_eq!((p.open_fds, p.threads), (3, 1), "{p:?}");
-        assert!(p.rss_bytes > 0 && p.pss_bytes.unwrap() > 0);
+        assert_eq!(p.threads, 1, "{p:?}");
+        assert!(
+            p.open_fds >= 3 && p.rss_bytes > 0 && p.pss_bytes.unwrap() > 0,
+            "{p:?}"
+        );
+        assert_eq!((p.open_fds, m.open_fds), (p_listed, m_listed));
+        assert_eq!(m.open_fds, p.open_fds + 2);
     }
 
     #[test]

@@ -60,7 +60,10 @@ impl SlabSizes {
     /// Picks the TCP caches out of parsed slabinfo entries.
     pub fn from_entries(entries: &[SlabEntry]) -> SlabSizes {
         let size = |name: &str| {
-            entries.iter().find(|e| e.name == name).map(|e| e.object_size_bytes)
+            entries
+                .iter()
+                .find(|e| e.name == name)
+                .map(|e| e.object_size_bytes)
         };
         let tw = size("tw_sock_TCP");
         SlabSizes {
@@ -125,7 +128,12 @@ mod tests {
         assert_eq!(entries.len(), 8);
         let tw = entries.iter().find(|e| e.name == "tw_sock_TCP").unwrap();
         assert_eq!(
-            (tw.active_objs, tw.num_objs, tw.object_size_bytes, tw.objects_per_slab),
+            (
+                tw.active_objs,
+                tw.num_objs,
+                tw.object_size_bytes,
+                tw.objects_per_slab
+            ),
             (129_952, 129_952, 256, 16)
         );
         let s = SlabSizes::from_entries(&entries);

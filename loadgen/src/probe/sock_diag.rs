@@ -100,11 +100,17 @@ impl SockDiag {
     pub fn new() -> Result<SockDiag> {
         let mut socket =
             Socket::new(NETLINK_SOCK_DIAG).context("opening a NETLINK_SOCK_DIAG socket")?;
-        socket.bind_auto().context("binding the NETLINK_SOCK_DIAG socket")?;
+        socket
+            .bind_auto()
+            .context("binding the NETLINK_SOCK_DIAG socket")?;
         socket
             .connect(&netlink_sys::SocketAddr::new(0, 0))
             .context("connecting the NETLINK_SOCK_DIAG socket to the kernel")?;
-        Ok(SockDiag { socket, buf: vec![0; RECV_BUF_BYTES], seq: 0 })
+        Ok(SockDiag {
+            socket,
+            buf: vec![0; RECV_BUF_BYTES],
+            seq: 0,
+        })
     }
 
     /// Calls `visit(local, remote)` for every TIME_WAIT socket (IPv4, then IPv6) that passes
@@ -147,7 +153,9 @@ impl SockDiag {
     ) -> Result<u64> {
         self.seq = self.seq.wrapping_add(1);
         let request = dump_request(family, filter, self.seq);
-        self.socket.send(&request, 0).context("sending a sock_diag dump request")?;
+        self.socket
+            .send(&request, 0)
+            .context("sending a sock_diag dump request")?;
         let mut count = 0;
         loop {
             // MSG_TRUNC makes recv return the real length, so a cut message is seen, not misread.
@@ -156,7 +164,10 @@ impl SockDiag {
                 .recv(&mut &mut self.buf[..], libc::MSG_TRUNC)
                 .context("receiving a sock_diag dump")?;
             if n > self.buf.len() {
-                bail!("sock_diag: a {n}-byte dump part exceeds the {}-byte buffer", self.buf.len());
+                bail!(
+                    "sock_diag: a {n}-byte dump part exceeds the {}-byte buffer",
+                    self.buf.len()
+                );
             }
             match parse_dump_part(&self.buf[..n], self.seq, visit)? {
                 DumpPart::More(k) => count += k,
@@ -256,7 +267,11 @@ fn dump_request(family: u8, filter: PortFilter, seq: u32) -> Vec<u8> {
             protocol: IPPROTO_TCP,
             extensions: ExtensionFlags::empty(),
             states: StateFlags::TIME_WAIT,
-            socket_id: if family == AF_INET { SocketId::new_v4() } else { SocketId::new_v6() },
+            socket_id: if family == AF_INET {
+                SocketId::new_v4()
+            } else {
+                SocketId::new_v6()
+            },
         })
         .into(),
     );
@@ -307,76 +322,14 @@ fn port_bytecode(port: u16) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
-    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+    use std::net::{Ipv4Addr, TcpListener};
     use std::time::{Duration, Instant};
 
     use netlink_packet_core::Emitable;
 
     use super::*;
-
-    /// Runs `f` on a new thread inside a private network namespace with loopback up, so that the
-    /// machine's other TIME_WAITs (tens of thousands on a shared host, near
-    /// `tcp_max_tw_buckets`) neither mix in nor make the kernel skip ours. Without root it runs in
-    /// the host namespace; the port filter still keeps the counts exact. Returns whether the
-    /// namespace was private.
-    pub(crate) fn in_private_netns<T: Send + 'static>(
-        f: impl FnOnce(bool) -> T + Send + 'static,
-    ) -> T {
-        std::thread::spawn(move || {
-            // SAFETY: unshare(CLONE_NEWNET) affects only this thread's network namespace.
-            let private = unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0;
-            if private {
-                loopback_up().expect("bringing lo up in the private namespace");
-            }
-            f(private)
-        })
-        .join()
-        .unwrap()
-    }
-
-    fn loopback_up() -> std::io::Result<()> {
-        // SAFETY: plain socket and ioctl calls on a zeroed ifreq naming "lo"; the fd is closed.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let mut ifr: libc::ifreq = std::mem::zeroed();
-            for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-                *d = *s as libc::c_char;
-            }
-            let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr);
-            if rc == 0 {
-                ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-                rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
-            }
-            let err = std::io::Error::last_os_error();
-            libc::close(fd);
-            if rc == 0 {
-                Ok(())
-            } else {
-                Err(err)
-            }
-        }
-    }
-
-    /// One connection to `listener`, closed first by the client or by the server; the other side
-    /// closes only after reading the FIN, so the close is never simultaneous.
-    fn one_connection(listener: &TcpListener, client_first: bool) {
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut server, _) = listener.accept().unwrap();
-        let mut buf = [0u8; 1];
-        if client_first {
-            drop(client);
-            assert_eq!(server.read(&mut buf).unwrap(), 0);
-            drop(server);
-        } else {
-            drop(server);
-            assert_eq!(client.read(&mut buf).unwrap(), 0);
-            drop(client);
-        }
-    }
+    use crate::probe::process::thread_cpu_us;
+    use crate::probe::test_support::{in_private_netns, one_connection};
 
     /// Polls until `want` is seen or 3 s pass (loopback delivers the last ACK asynchronously).
     fn wait_for(diag: &mut SockDiag, port: u16, want: TimeWaitBySide) -> TimeWaitBySide {
@@ -396,8 +349,17 @@ mod tests {
             .args(["-Htan", "state", "time-wait", &filter])
             .output()
             .ok()?;
-        assert!(out.status.success(), "ss failed: {}", String::from_utf8_lossy(&out.stderr));
-        Some(String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).count() as u64)
+        assert!(
+            out.status.success(),
+            "ss failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .count() as u64,
+        )
     }
 
     #[test]
@@ -418,15 +380,36 @@ mod tests {
             for i in 0..(N_CLIENT_FIRST + M_SERVER_FIRST) {
                 one_connection(&listener, i < N_CLIENT_FIRST);
             }
-            let want =
-                TimeWaitBySide { server_side: M_SERVER_FIRST, client_side: N_CLIENT_FIRST, other: 0 };
-            assert_eq!(wait_for(&mut diag, port, want), want, "private netns: {private}");
+            // Another server's TIME_WAITs must not count for this one.
+            let elsewhere = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            for i in 0..5 {
+                one_connection(&elsewhere, i % 2 == 0);
+            }
+            let want = TimeWaitBySide {
+                server_side: M_SERVER_FIRST,
+                client_side: N_CLIENT_FIRST,
+                other: 0,
+            };
+            assert_eq!(
+                wait_for(&mut diag, port, want),
+                want,
+                "private netns: {private}"
+            );
 
-            // The unfiltered dump, split in user space, agrees for this port.
+            // The unfiltered dump, split in user space, agrees for this port, and sees the others.
             let all = diag.time_wait_sockets(PortFilter::All).unwrap();
             let split = split_by_side(&all, port);
-            assert_eq!((split.server_side, split.client_side), (M_SERVER_FIRST, N_CLIENT_FIRST));
-            for s in all.iter().filter(|s| s.local.port() == port || s.remote.port() == port) {
+            assert_eq!(
+                (split.server_side, split.client_side),
+                (M_SERVER_FIRST, N_CLIENT_FIRST)
+            );
+            if private {
+                assert_eq!(split.other, 5);
+            }
+            for s in all
+                .iter()
+                .filter(|s| s.local.port() == port || s.remote.port() == port)
+            {
                 assert_eq!(s.local.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
                 assert_eq!(s.remote.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
             }
@@ -448,7 +431,11 @@ mod tests {
             for i in 0..5 {
                 one_connection(&listener, i % 2 == 0);
             }
-            let want = TimeWaitBySide { server_side: 2, client_side: 3, other: 0 };
+            let want = TimeWaitBySide {
+                server_side: 2,
+                client_side: 3,
+                other: 0,
+            };
             assert_eq!(wait_for(&mut diag, port, want), want);
         });
     }
@@ -457,19 +444,42 @@ mod tests {
     fn split_by_side_is_by_port() {
         let a = |s: &str| s.parse::<SocketAddr>().unwrap();
         let socks = [
-            TimeWaitSocket { local: a("127.0.0.1:80"), remote: a("127.0.0.1:40000") },
-            TimeWaitSocket { local: a("127.0.0.1:80"), remote: a("127.0.0.2:40001") },
-            TimeWaitSocket { local: a("127.0.0.1:40002"), remote: a("127.0.0.1:80") },
-            TimeWaitSocket { local: a("127.0.0.1:40003"), remote: a("127.0.0.1:8080") },
-            TimeWaitSocket { local: a("[::1]:80"), remote: a("[::1]:40004") },
+            TimeWaitSocket {
+                local: a("127.0.0.1:80"),
+                remote: a("127.0.0.1:40000"),
+            },
+            TimeWaitSocket {
+                local: a("127.0.0.1:80"),
+                remote: a("127.0.0.2:40001"),
+            },
+            TimeWaitSocket {
+                local: a("127.0.0.1:40002"),
+                remote: a("127.0.0.1:80"),
+            },
+            TimeWaitSocket {
+                local: a("127.0.0.1:40003"),
+                remote: a("127.0.0.1:8080"),
+            },
+            TimeWaitSocket {
+                local: a("[::1]:80"),
+                remote: a("[::1]:40004"),
+            },
         ];
         assert_eq!(
             split_by_side(&socks, 80),
-            TimeWaitBySide { server_side: 3, client_side: 1, other: 1 }
+            TimeWaitBySide {
+                server_side: 3,
+                client_side: 1,
+                other: 1
+            }
         );
         assert_eq!(
             split_by_side(&socks, 8080),
-            TimeWaitBySide { server_side: 0, client_side: 1, other: 4 }
+            TimeWaitBySide {
+                server_side: 0,
+                client_side: 1,
+                other: 4
+            }
         );
     }
 
@@ -487,7 +497,11 @@ mod tests {
         };
         for (state, id) in records {
             let h = InetResponseHeader {
-                family: if id.source_address.is_ipv4() { AF_INET } else { AF_INET6 },
+                family: if id.source_address.is_ipv4() {
+                    AF_INET
+                } else {
+                    AF_INET6
+                },
                 state: *state,
                 timer: None,
                 socket_id: id.clone(),
@@ -522,18 +536,30 @@ mod tests {
     fn parses_parts_skips_stale_and_other_states() {
         let records = [
             (TCP_TIME_WAIT, id("127.0.0.1:80", "127.0.0.1:40000")),
-            (TCP_TIME_WAIT, id("[::ffff:127.0.0.1]:40001", "[::ffff:127.0.0.1]:80")),
+            (
+                TCP_TIME_WAIT,
+                id("[::ffff:127.0.0.1]:40001", "[::ffff:127.0.0.1]:80"),
+            ),
             (5, id("127.0.0.1:40002", "127.0.0.1:80")), // FIN_WAIT2: not counted
         ];
         let mut seen = Vec::new();
         let mut visit = |l: SocketAddr, r: SocketAddr| seen.push((l, r));
         let part = fake_part(7, &records, false);
-        assert_eq!(parse_dump_part(&part, 7, &mut visit).unwrap(), DumpPart::More(2));
+        assert_eq!(
+            parse_dump_part(&part, 7, &mut visit).unwrap(),
+            DumpPart::More(2)
+        );
         // A part of an older sequence is ignored, even its DONE.
         let stale = fake_part(6, &records, true);
-        assert_eq!(parse_dump_part(&stale, 7, &mut visit).unwrap(), DumpPart::More(0));
+        assert_eq!(
+            parse_dump_part(&stale, 7, &mut visit).unwrap(),
+            DumpPart::More(0)
+        );
         let last = fake_part(7, &records[..1], true);
-        assert_eq!(parse_dump_part(&last, 7, &mut visit).unwrap(), DumpPart::Done(1));
+        assert_eq!(
+            parse_dump_part(&last, 7, &mut visit).unwrap(),
+            DumpPart::Done(1)
+        );
         assert_eq!(seen.len(), 3);
         // Mapped IPv6 is shown as IPv4.
         assert_eq!(seen[1].0, "127.0.0.1:40001".parse::<SocketAddr>().unwrap());
@@ -565,7 +591,10 @@ mod tests {
         let req = dump_request(AF_INET, PortFilter::Port(8080), 1);
         let plain = dump_request(AF_INET, PortFilter::All, 1);
         assert_eq!(req.len(), plain.len() + 4 + 36);
-        assert_eq!(u32::from_ne_bytes(req[..4].try_into().unwrap()) as usize, req.len());
+        assert_eq!(
+            u32::from_ne_bytes(req[..4].try_into().unwrap()) as usize,
+            req.len()
+        );
     }
 
     /// The cost of the sampler's dump at 10,000+ sockets: run with
@@ -592,12 +621,5 @@ mod tests {
                 per_dump_us as f64 * 4.0 / 1e4
             );
         });
-    }
-
-    fn thread_cpu_us() -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: valid pointer to a timespec.
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
     }
 }

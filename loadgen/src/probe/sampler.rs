@@ -1,0 +1,360 @@
+//! The sampler: one thread that reads every probe each `interval` (250 ms by default) until
+//! stopped, so kernel and server figures share the load's timeline (`elapsed_ms` since the run's
+//! start `Instant`). It never touches the load: a source that fails leaves its field `None` in
+//! that sample and its error is kept once in the report.
+//!
+//! The thread inherits the network namespace of the thread that starts it, and counts what that
+//! namespace holds: start it from inside the run's namespace.
+//!
+//! Cost: each sample is a few small `/proc` reads, one `/proc` scan for the server's process tree
+//! and two sock_diag dumps filtered in the kernel by the server's port. Each sample records its
+//! own CPU time (`sample_cpu_us`) so that a run can show that the sampler did not perturb it.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::netstat::{read_tcp_ext, TcpExtCounters};
+use super::process::{read_process_tree, self_cpu, thread_cpu_us, CpuTime, ProcessTreeFigures};
+use super::slab::{read_slab_sizes, SlabSizes};
+use super::sock_diag::{SockDiag, TimeWaitBySide};
+use super::sockstat::{read_sockstat, SockStat};
+
+/// Default time between samples.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
+/// Default cap on kept samples: 24 hours at 250 ms (about 10 MB), so memory stays bounded.
+pub const DEFAULT_MAX_SAMPLES: usize = 24 * 3600 * 4;
+/// Distinct error messages kept in a report; more are counted, not kept.
+const MAX_ERRORS: usize = 16;
+
+/// What to sample, how often, on which timeline.
+#[derive(Clone, Debug)]
+pub struct SamplerConfig {
+    /// Time between samples.
+    pub interval: Duration,
+    /// Origin of `Sample::elapsed_ms`: the run's start, shared with the load's timeline.
+    pub start: Instant,
+    /// The server's listening port: TIME_WAITs are split by side for it. `None`: not sampled.
+    pub server_port: Option<u16>,
+    /// PID of the server under test: its process tree is sampled. `None`: not sampled.
+    pub server_pid: Option<u32>,
+    /// Object sizes that turn TIME_WAIT counts into bytes; read once, not every sample.
+    pub slab: SlabSizes,
+    /// Samples kept at most; later ones are dropped and counted in the report.
+    pub max_samples: usize,
+}
+
+impl SamplerConfig {
+    /// Defaults: every 250 ms from `start`, nothing server-specific, slab sizes read now.
+    pub fn new(start: Instant) -> SamplerConfig {
+        SamplerConfig {
+            interval: DEFAULT_INTERVAL,
+            start,
+            server_port: None,
+            server_pid: None,
+            slab: read_slab_sizes(),
+            max_samples: DEFAULT_MAX_SAMPLES,
+        }
+    }
+}
+
+/// TIME_WAIT sockets of the server's port in one sample, by side, counted and costed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeWaitSample {
+    /// TIME_WAITs held by the server (local port = server port).
+    pub server_side: u64,
+    /// TIME_WAITs held by the clients (remote port = server port).
+    pub client_side: u64,
+    /// `server_side` x the `tw_sock_TCP` object size.
+    pub server_side_bytes: u64,
+    /// `client_side` x the `tw_sock_TCP` object size.
+    pub client_side_bytes: u64,
+    /// True when the object size is the documented fallback, not read from `/proc/slabinfo`.
+    pub bytes_estimated: bool,
+}
+
+impl TimeWaitSample {
+    /// Costs counts with a TIME_WAIT object size.
+    pub fn new(counts: TimeWaitBySide, slab: &SlabSizes) -> TimeWaitSample {
+        TimeWaitSample {
+            server_side: counts.server_side,
+            client_side: counts.client_side,
+            server_side_bytes: counts.server_side * slab.tw_sock_tcp_bytes,
+            client_side_bytes: counts.client_side * slab.tw_sock_tcp_bytes,
+            bytes_estimated: slab.estimated,
+        }
+    }
+}
+
+/// One sample: every probe read at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Milliseconds since `SamplerConfig::start` when the sample began.
+    pub elapsed_ms: u64,
+    /// `/proc/net/sockstat`; `None` if unreadable.
+    pub sockstat: Option<SockStat>,
+    /// TcpExt counters (cumulative); `None` if unreadable.
+    pub tcp_ext: Option<TcpExtCounters>,
+    /// TIME_WAIT by side for the server port; `None` without a port or if sock_diag failed.
+    pub time_wait: Option<TimeWaitSample>,
+    /// The server's process tree; `None` without a PID or once the server is gone.
+    pub server: Option<ProcessTreeFigures>,
+    /// The generator's own CPU time (all its threads, cumulative).
+    pub loadgen_cpu: CpuTime,
+    /// CPU time the sampler spent taking this sample, in microseconds.
+    pub sample_cpu_us: u64,
+}
+
+/// What a stopped sampler hands back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamplerReport {
+    /// Samples in time order.
+    pub samples: Vec<Sample>,
+    /// Samples taken after `max_samples` was reached, and dropped.
+    pub dropped_samples: u64,
+    /// Distinct errors met by the probes, first ones first (at most 16 kept).
+    pub errors: Vec<String>,
+}
+
+/// The probes and their open handles; takes samples one at a time (the thread calls this, and
+/// so can tests and benches).
+pub struct Sampler {
+    config: SamplerConfig,
+    sock_diag: Option<SockDiag>,
+    errors: Vec<String>,
+}
+
+impl Sampler {
+    /// Opens what the probes keep open (the sock_diag socket, if a port is given).
+    pub fn new(config: SamplerConfig) -> Sampler {
+        let mut errors = Vec::new();
+        let sock_diag = match config.server_port {
+            Some(_) => match SockDiag::new() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    errors.push(format!("{e:#}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        Sampler {
+            config,
+            sock_diag,
+            errors,
+        }
+    }
+
+    fn note<T>(&mut self, r: anyhow::Result<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                if self.errors.len() < MAX_ERRORS && !self.errors.contains(&msg) {
+                    self.errors.push(msg);
+                }
+                None
+            }
+        }
+    }
+
+    /// Reads every probe now.
+    pub fn sample(&mut self) -> Sample {
+        let cpu0 = thread_cpu_us();
+        let elapsed_ms = self.config.start.elapsed().as_millis() as u64;
+        let sockstat = read_sockstat();
+        let sockstat = self.note(sockstat);
+        let tcp_ext = read_tcp_ext().map(|t| t.counters());
+        let tcp_ext = self.note(tcp_ext);
+        let time_wait = match (self.config.server_port, self.sock_diag.as_mut()) {
+            (Some(port), Some(diag)) => {
+                let r = diag.time_wait_by_side(port);
+                self.note(r)
+                    .map(|c| TimeWaitSample::new(c, &self.config.slab))
+            }
+            _ => None,
+        };
+        let server = match self.config.server_pid {
+            Some(pid) => {
+                let r = read_process_tree(pid);
+                self.note(r)
+            }
+            None => None,
+        };
+        Sample {
+            elapsed_ms,
+            sockstat,
+            tcp_ext,
+            time_wait,
+            server,
+            loadgen_cpu: self_cpu(),
+            sample_cpu_us: thread_cpu_us() - cpu0,
+        }
+    }
+
+    /// Starts the sampling thread: a first sample now, then one every `interval` on a fixed
+    /// grid (a late sample does not shift the later ones; missed ticks are skipped), and a last
+    /// one when stopped.
+    pub fn start(config: SamplerConfig) -> SamplerHandle {
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("probe-sampler".into())
+            .spawn(move || {
+                let interval = config.interval.max(Duration::from_millis(1));
+                let max_samples = config.max_samples;
+                let mut sampler = Sampler::new(config);
+                let mut report = SamplerReport::default();
+                let keep = |report: &mut SamplerReport, s: Sample| {
+                    if report.samples.len() < max_samples {
+                        report.samples.push(s);
+                    } else {
+                        report.dropped_samples += 1;
+                    }
+                };
+                let mut next = Instant::now();
+                loop {
+                    keep(&mut report, sampler.sample());
+                    let now = Instant::now();
+                    next += interval;
+                    while next <= now {
+                        next += interval;
+                    }
+                    match stop_rx.recv_timeout(next - now) {
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        // Stopped, or the handle was dropped.
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                keep(&mut report, sampler.sample());
+                report.errors = sampler.errors;
+                report
+            })
+            .expect("spawning the sampler thread");
+        SamplerHandle { stop_tx, thread }
+    }
+}
+
+/// A running sampler thread.
+pub struct SamplerHandle {
+    stop_tx: mpsc::Sender<()>,
+    thread: JoinHandle<SamplerReport>,
+}
+
+impl SamplerHandle {
+    /// Stops the thread (after one last sample) and returns the samples.
+    pub fn stop(self) -> Vec<Sample> {
+        self.stop_report().samples
+    }
+
+    /// Stops the thread and returns the samples with the errors met on the way.
+    pub fn stop_report(self) -> SamplerReport {
+        let _ = self.stop_tx.send(());
+        self.thread.join().unwrap_or_else(|_| SamplerReport {
+            errors: vec!["the sampler thread panicked".into()],
+            ..Default::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+
+    use super::*;
+    use crate::probe::test_support::in_private_netns;
+
+    #[test]
+    fn samples_on_a_grid_until_stopped() {
+        let start = Instant::now();
+        let mut config = SamplerConfig::new(start);
+        config.interval = Duration::from_millis(50);
+        config.server_pid = Some(std::process::id());
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        config.server_port = Some(listener.local_addr().unwrap().port());
+        let handle = Sampler::start(config);
+        std::thread::sleep(Duration::from_millis(420));
+        let report = handle.stop_report();
+        let s = &report.samples;
+        // First at ~0, then every 50 ms for 420 ms, then one at stop: about 10.
+        assert!((8..=11).contains(&s.len()), "{} samples", s.len());
+        assert!(s.windows(2).all(|w| w[0].elapsed_ms <= w[1].elapsed_ms));
+        assert!(s[0].elapsed_ms < 40 && s.last().unwrap().elapsed_ms >= 400);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        for x in s {
+            assert!(x.sockstat.is_some() && x.tcp_ext.is_some());
+            assert_eq!(
+                x.time_wait.map(|t| (t.server_side, t.client_side)),
+                Some((0, 0))
+            );
+            let server = x.server.unwrap();
+            assert_eq!(server.root_pid, std::process::id());
+            assert!(server.rss_bytes > 0 && server.threads >= 2);
+        }
+        assert!(s.last().unwrap().loadgen_cpu.total_us() >= s[0].loadgen_cpu.total_us());
+    }
+
+    #[test]
+    fn counts_time_wait_in_bytes_and_survives_a_vanished_server() {
+        in_private_netns(|_| {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            for _ in 0..4 {
+                // Server closes first: the TIME_WAIT is on the server side.
+                let mut c = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                drop(listener.accept().unwrap());
+                assert_eq!(c.read(&mut [0u8; 1]).unwrap(), 0);
+            }
+            let mut config = SamplerConfig::new(Instant::now());
+            config.server_port = Some(port);
+            config.server_pid = Some(4_194_305); // cannot exist
+            config.slab = SlabSizes {
+                tw_sock_tcp_bytes: 256,
+                estimated: false,
+                ..SlabSizes::fallback()
+            };
+            let mut sampler = Sampler::new(config);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            let s = loop {
+                let s = sampler.sample();
+                if s.time_wait.is_some_and(|t| t.server_side == 4) || Instant::now() > deadline {
+                    break s;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            let tw = s.time_wait.unwrap();
+            assert_eq!((tw.server_side, tw.client_side), (4, 0));
+            assert_eq!((tw.server_side_bytes, tw.client_side_bytes), (1024, 0));
+            assert!(s.server.is_none());
+            assert_eq!(sampler.errors.len(), 1, "{:?}", sampler.errors);
+            assert!(sampler.errors[0].contains("4194305"));
+            // The same error twice is kept once.
+            sampler.sample();
+            assert_eq!(sampler.errors.len(), 1);
+        });
+    }
+
+    #[test]
+    fn samples_round_trip_through_json() {
+        let mut config = SamplerConfig::new(Instant::now());
+        config.server_pid = Some(std::process::id());
+        let s = Sampler::new(config).sample();
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"sample_cpu_us\"") && json.contains("\"tcp_mem_bytes\""));
+        assert_eq!(serde_json::from_str::<Sample>(&json).unwrap(), s);
+    }
+
+    #[test]
+    fn max_samples_bounds_memory() {
+        let mut config = SamplerConfig::new(Instant::now());
+        config.interval = Duration::from_millis(5);
+        config.max_samples = 3;
+        let handle = Sampler::start(config);
+        std::thread::sleep(Duration::from_millis(100));
+        let report = handle.stop_report();
+        assert_eq!(report.samples.len(), 3);
+        assert!(report.dropped_samples > 0);
+    }
+}
