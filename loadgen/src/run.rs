@@ -329,19 +329,12 @@ fn prepare_site(
     out: &Path,
 ) -> Result<(PathBuf, Workload)> {
     match &scenario.site {
-        SiteSpec::Specweb96 {
-            dirs,
-            target_ops_per_s,
-            scaling,
-            mix,
-        } => {
-            let dirs = match (dirs, target_ops_per_s) {
-                (Some(d), _) => *d,
-                (None, Some(ops)) => scaling
-                    .dirs_for(*ops)
-                    .map_err(|e| anyhow::anyhow!("site.scaling.{e}"))?,
-                (None, None) => bail!("site: give `dirs` or `target_ops_per_s`"),
-            };
+        SiteSpec::Specweb96 { mix, .. } => {
+            let dirs = scenario
+                .site
+                .specweb96_dirs()
+                .map_err(anyhow::Error::msg)?
+                .expect("a SPECweb96 site has a directory count");
             let root = out
                 .join("filesets")
                 .join(format!("specweb96-{dirs}dirs-seed{}", scenario.seed));

@@ -171,6 +171,40 @@ impl TryFrom<SiteTable> for SiteSpec {
     }
 }
 
+impl SiteSpec {
+    /// The SPECweb96 directory count: given, or derived from `target_ops_per_s` with the
+    /// scaling rule. None for a directory site.
+    pub fn specweb96_dirs(&self) -> Result<Option<u32>, String> {
+        let SiteSpec::Specweb96 {
+            dirs,
+            target_ops_per_s,
+            scaling,
+            ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        scaling
+            .validate()
+            .map_err(|e| format!("site.scaling.{e}"))?;
+        match (dirs, target_ops_per_s) {
+            (Some(_), Some(_)) => {
+                Err("site: give either `dirs` or `target_ops_per_s`, not both".into())
+            }
+            (None, None) => Err("site: give `dirs` or `target_ops_per_s`".into()),
+            (Some(0), _) => Err("site.dirs: must be at least 1".into()),
+            (Some(dirs), None) => Ok(Some(*dirs)),
+            (None, Some(ops)) if *ops <= 0.0 || !ops.is_finite() => {
+                Err("site.target_ops_per_s: must be a positive number".into())
+            }
+            (None, Some(ops)) => scaling
+                .dirs_for(*ops)
+                .map(Some)
+                .map_err(|e| format!("site.scaling.{e}")),
+        }
+    }
+}
+
 impl Default for SiteSpec {
     fn default() -> Self {
         SiteSpec::Specweb96 {
@@ -437,34 +471,9 @@ impl Scenario {
                 }
             }
         }
-        match &self.site {
-            SiteSpec::Specweb96 {
-                dirs,
-                target_ops_per_s,
-                scaling,
-                mix,
-            } => {
-                match (dirs, target_ops_per_s) {
-                    (Some(_), Some(_)) => {
-                        return Err(
-                            "site: give either `dirs` or `target_ops_per_s`, not both".into()
-                        )
-                    }
-                    (None, None) => {
-                        return Err("site: give `dirs` or `target_ops_per_s`".into());
-                    }
-                    (Some(0), _) => return Err("site.dirs: must be at least 1".into()),
-                    (None, Some(ops)) if *ops <= 0.0 || !ops.is_finite() => {
-                        return Err("site.target_ops_per_s: must be a positive number".into())
-                    }
-                    _ => {}
-                }
-                scaling
-                    .validate()
-                    .map_err(|e| format!("site.scaling.{e}"))?;
-                mix.validate().map_err(|e| format!("site.mix.{e}"))?;
-            }
-            SiteSpec::Directory { .. } => {}
+        if let SiteSpec::Specweb96 { mix, .. } = &self.site {
+            self.site.specweb96_dirs()?;
+            mix.validate().map_err(|e| format!("site.mix.{e}"))?;
         }
         match &self.server {
             ServerSpec::Command {
