@@ -156,6 +156,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
             source_addresses: sources.iter().map(|s| s.to_string()).collect(),
         },
         isolation,
+        environment: None,
         load_points: Vec::new(),
     };
     let result_path = run_dir.join("result.json");
@@ -265,6 +266,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
             totals: totals_from(ops, bytes, &errors, outcome.measured_s),
             populations,
             timeline: outcome.timeline,
+            kernel: None,
         });
         if let Some(reason) = outcome.stopped_early {
             result.valid = false;

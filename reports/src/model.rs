@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Bumped on every incompatible change of the shape below.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct RunResult {
     pub schema_version: u32,
     pub tool: String,
@@ -32,11 +32,13 @@ pub struct RunResult {
     pub server: ServerInfo,
     pub generator: GeneratorInfo,
     pub isolation: Isolation,
+    #[serde(default)]
+    pub environment: Option<Environment>,
     /// One per load point: a single run has one, a sweep has one per step.
     pub load_points: Vec<LoadPoint>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ServerInfo {
     /// `builtin`, `command` or `url`.
     pub kind: String,
@@ -50,16 +52,17 @@ pub struct ServerInfo {
 }
 
 /// How the run was kept apart from the machine's other sockets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IsolationMode {
     /// A private network namespace: the kernel's counters are this run's alone.
     PrivateNetns,
+    #[default]
     /// The host's namespace: kernel counters are shared with everything else on the machine.
     HostNamespace,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Isolation {
     pub mode: IsolationMode,
     /// Why the run is not in a private namespace, when it is not.
@@ -68,7 +71,7 @@ pub struct Isolation {
     pub sysctls_set: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct GeneratorInfo {
     pub workers: usize,
     /// CPUs the generator's workers were pinned to.
@@ -77,7 +80,7 @@ pub struct GeneratorInfo {
     pub source_addresses: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LoadPoint {
     pub label: String,
     /// Fraction of the scenario's full load applied at this point (1.0 without a sweep).
@@ -87,6 +90,97 @@ pub struct LoadPoint {
     pub totals: Totals,
     pub populations: Vec<PopulationResult>,
     pub timeline: Timeline,
+    /// What the kernel and the server spent, sampled on the load's time axis. Absent in results
+    /// from before kernel accounting, or when the sampler could not run.
+    #[serde(default)]
+    pub kernel: Option<KernelAccounting>,
+}
+
+/// The kernel's and the server's side of one load point.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct KernelAccounting {
+    pub sample_interval_ms: u64,
+    /// Size of one TIME_WAIT socket (`tw_sock_TCP` slab object).
+    pub time_wait_object_bytes: u64,
+    /// True when that size is the documented fallback, not read from /proc/slabinfo.
+    pub time_wait_bytes_estimated: bool,
+    pub samples: Vec<KernelSample>,
+    pub summary: KernelSummary,
+    /// Probe failures (each distinct message once).
+    pub probe_errors: Vec<String>,
+}
+
+/// One sample; `elapsed_ms` is on the same axis as the timeline (0 = start of the warm-up).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct KernelSample {
+    pub elapsed_ms: u64,
+    /// /proc/net/sockstat TCP: sockets in use, orphans, TIME_WAIT (all sides), allocated.
+    pub tcp_in_use: u64,
+    pub tcp_orphans: u64,
+    pub tcp_time_wait: u64,
+    pub tcp_allocated: u64,
+    /// Kernel TCP memory (sockstat `mem` pages as bytes).
+    pub tcp_memory_bytes: u64,
+    /// TIME_WAITs of the server's port held by the server and by the clients (sock_diag).
+    pub time_wait_server_side: u64,
+    pub time_wait_client_side: u64,
+    pub time_wait_server_side_bytes: u64,
+    pub time_wait_client_side_bytes: u64,
+    /// The server's process tree (children included).
+    pub server_rss_bytes: Option<u64>,
+    pub server_pss_bytes: Option<u64>,
+    /// Cumulative user + system CPU of the server's tree.
+    pub server_cpu_us: Option<u64>,
+    pub server_threads: Option<u64>,
+    pub server_open_fds: Option<u64>,
+    pub server_processes: Option<u64>,
+    /// Cumulative CPU of the generator process (all threads, the sampler's included).
+    pub loadgen_cpu_us: u64,
+    /// Cumulative TcpExt counters: accept-queue overflows and drops, TIME_WAIT overflow.
+    pub listen_overflows: u64,
+    pub listen_drops: u64,
+    pub time_wait_overflows: u64,
+}
+
+/// Figures derived from the samples (measured window only, where it matters).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct KernelSummary {
+    pub peak_time_wait_server_side: u64,
+    pub peak_time_wait_client_side: u64,
+    pub peak_time_wait_server_side_bytes: u64,
+    pub peak_time_wait_client_side_bytes: u64,
+    /// Integral of the TIME_WAIT count over the point (socket-seconds), per side.
+    pub time_wait_seconds_server_side: f64,
+    pub time_wait_seconds_client_side: f64,
+    pub peak_tcp_memory_bytes: u64,
+    /// Server CPU (user + system) per completed operation in the measured window.
+    pub server_cpu_us_per_op: Option<f64>,
+    pub server_peak_rss_bytes: Option<u64>,
+    /// (peak RSS - RSS before the load) / peak open connections.
+    pub server_memory_per_connection_bytes: Option<f64>,
+    /// Deltas over the point.
+    pub listen_overflows: u64,
+    pub listen_drops: u64,
+    pub time_wait_overflows: u64,
+    /// Generator CPU as a share of its cores over the measured window (1.0 = all busy).
+    pub loadgen_cpu_share: f64,
+    /// The sampler's own CPU as a share of one core.
+    pub sampler_cpu_share: f64,
+}
+
+/// Where and how the run ran, so it can be reproduced from its result alone.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Environment {
+    pub kernel: String,
+    pub cpu_model: String,
+    pub cpus: usize,
+    /// `net.ipv4.tcp_tw_reuse` and the others that shape a run, as read (None: unreadable).
+    pub sysctls: BTreeMap<String, Option<String>>,
+    pub nofile_soft: Option<u64>,
+    pub nofile_hard: Option<u64>,
+    pub git_revision: Option<String>,
+    /// The loadgen command line.
+    pub command_line: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -102,7 +196,7 @@ pub struct Totals {
     pub errors: BTreeMap<String, u64>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct PopulationResult {
     pub name: String,
     /// `closed` or `open`.
@@ -126,7 +220,7 @@ pub struct PopulationResult {
     pub connections_established: u64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ClassResult {
     pub class: String,
     pub ops: u64,
@@ -135,7 +229,7 @@ pub struct ClassResult {
 }
 
 /// Latencies of one group of requests. Open loop: measured from the time each request was due.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LatencySet {
     pub connect_us: HistogramData,
     pub first_byte_us: HistogramData,
