@@ -67,6 +67,9 @@ pub struct RunArgs {
     /// every other socket on the machine; only this run's ports are counted).
     #[arg(long)]
     pub no_netns: bool,
+    /// Time between samples of the kernel's and the server's figures.
+    #[arg(long, value_parser = parse_duration, default_value = "250ms")]
+    pub sample_interval: Duration,
 }
 
 impl RunArgs {

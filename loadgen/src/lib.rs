@@ -1,5 +1,6 @@
 //! `loadgen`: the load generator of afterburner-bench, as a library so tests can call it in-process.
 
+pub mod accounting;
 pub mod cli;
 pub mod engine;
 pub mod fileset;

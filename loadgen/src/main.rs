@@ -22,6 +22,7 @@ fn dispatch(command: Command) -> Result<()> {
                 quiet: args.quiet,
                 builtin_exe: std::env::current_exe()?,
                 private_netns: !args.no_netns,
+                sample_interval: args.sample_interval,
             };
             let output = loadgen::run::run(&options)?;
             loadgen::run::report_run(&output);

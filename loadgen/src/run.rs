@@ -5,17 +5,19 @@ use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use reports::model::{
     GeneratorInfo, LoadPoint, PopulationResult, RunResult, ServerInfo, SCHEMA_VERSION,
 };
 
+use crate::accounting::{kernel_accounting, PointWindow};
 use crate::engine::source::{sources_for, DEFAULT_LOOPBACK_SOURCES};
 use crate::engine::workload::{UrlEntry, Workload};
 use crate::engine::{run_load_point, PointPlan, Progress};
 use crate::fileset::{write_fileset, ContentPattern};
+use crate::probe::sampler::{Sampler, SamplerConfig};
 use crate::record::{totals_from, ErrorKind};
 use crate::scenario::{Population, Scenario, SiteSpec};
 use crate::summary::print_summary;
@@ -46,6 +48,8 @@ pub struct RunOptions {
     pub builtin_exe: PathBuf,
     /// Run in a private network namespace when root (false: `--no-netns`).
     pub private_netns: bool,
+    /// Time between kernel and server samples.
+    pub sample_interval: Duration,
 }
 
 pub struct RunOutput {
@@ -126,6 +130,9 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
         },
     )?;
     let target = server.addr();
+    let server_pid = server.pid();
+    // The main thread and the sampler it starts stay off the server's CPU too.
+    crate::engine::pin_current_thread_to(&generator_cpus);
     let interrupted = Arc::new(AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted));
     let sources = sources_for(target, DEFAULT_LOOPBACK_SOURCES);
@@ -156,7 +163,8 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
             source_addresses: sources.iter().map(|s| s.to_string()).collect(),
         },
         isolation,
-        environment: None,
+        environment: Some(crate::probe::environment::read_environment()),
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
         load_points: Vec::new(),
     };
     let result_path = run_dir.join("result.json");
@@ -169,7 +177,9 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
     };
     let show_progress = !options.quiet && std::io::stderr().is_terminal();
     for (point_index, fraction) in fractions.iter().enumerate() {
+        let start = Instant::now() + Duration::from_millis(50);
         let plan = PointPlan {
+            start,
             target,
             host_header: target.to_string(),
             populations: &scenario.clients,
@@ -215,7 +225,15 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
             }
             server.check_alive().err()
         };
-        let outcome = run_load_point(&plan, &mut monitor).context("running the load")?;
+        let mut sampler_config = SamplerConfig::new(start);
+        sampler_config.interval = options.sample_interval;
+        sampler_config.server_port = Some(target.port());
+        sampler_config.server_pid = server_pid;
+        let slab = sampler_config.slab;
+        let sampler = Sampler::start(sampler_config);
+        let outcome = run_load_point(&plan, &mut monitor);
+        let samples = sampler.stop_report();
+        let outcome = outcome.context("running the load")?;
         if show_progress {
             eprintln!();
         }
@@ -264,10 +282,32 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
             warmup_s: scenario.warmup.as_secs_f64(),
             measured_s: outcome.measured_s,
             totals: totals_from(ops, bytes, &errors, outcome.measured_s),
+            kernel: Some(kernel_accounting(
+                &samples,
+                &slab,
+                &PointWindow {
+                    measure_from_ms: scenario.warmup.as_millis() as u64,
+                    measure_to_ms: (scenario.warmup.as_secs_f64() * 1000.0
+                        + outcome.measured_s * 1000.0) as u64,
+                    ops,
+                    peak_open_connections: populations
+                        .iter()
+                        .map(|p| p.peak_open_connections)
+                        .sum(),
+                    generator_cpus: generator_cpus.len().max(1),
+                    sample_interval_ms: options.sample_interval.as_millis() as u64,
+                },
+            )),
             populations,
             timeline: outcome.timeline,
-            kernel: None,
         });
+        let point = result.load_points.last().expect("just pushed");
+        let (warnings, invalid) = validity_checks(point, &scenario);
+        result.warnings.extend(warnings);
+        if !invalid.is_empty() {
+            result.valid = false;
+            result.invalid_reasons.extend(invalid);
+        }
         if let Some(reason) = outcome.stopped_early {
             result.valid = false;
             result.interrupted = reason.contains("Ctrl-C");
@@ -305,6 +345,75 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
         result_path,
         result,
     })
+}
+
+/// A generator busier than this share of its cores may have been the bottleneck.
+pub const GENERATOR_CPU_LIMIT: f64 = 0.90;
+/// Open-loop schedule lag p99 above this is reported: requests left later than planned.
+pub const SCHEDULE_LAG_P99_LIMIT_US: u64 = 1_000;
+
+/// Checks a finished load point: warnings, and reasons that make the measurement invalid.
+pub fn validity_checks(point: &LoadPoint, scenario: &Scenario) -> (Vec<String>, Vec<String>) {
+    let (mut warnings, mut invalid) = (Vec::new(), Vec::new());
+    let label = &point.label;
+    if let Some(kernel) = &point.kernel {
+        let k = &kernel.summary;
+        if k.loadgen_cpu_share > GENERATOR_CPU_LIMIT {
+            invalid.push(format!(
+                "{label}: the generator used {:.0} % of its CPUs: it, not the server, may have set the pace",
+                k.loadgen_cpu_share * 100.0
+            ));
+        }
+        if k.time_wait_overflows > 0 {
+            warnings.push(format!(
+                "{label}: {} closes skipped TIME_WAIT (TCPTimeWaitOverflow): tcp_max_tw_buckets is too low",
+                k.time_wait_overflows
+            ));
+        }
+        if k.listen_drops > 0 || k.listen_overflows > 0 {
+            warnings.push(format!(
+                "{label}: the accept queue overflowed {} times and dropped {} connections",
+                k.listen_overflows, k.listen_drops
+            ));
+        }
+        if k.sampler_cpu_share > 0.02 {
+            warnings.push(format!(
+                "{label}: the sampler used {:.1} % of a core",
+                k.sampler_cpu_share * 100.0
+            ));
+        }
+    }
+    for (population, spec) in point.populations.iter().zip(&scenario.clients) {
+        if let Some(lag) = &population.schedule_lag_us {
+            if lag.p99 > SCHEDULE_LAG_P99_LIMIT_US {
+                warnings.push(format!(
+                    "{label}: population {}: schedule lag p99 {:.2} ms: requests left later than planned",
+                    population.name,
+                    lag.p99 as f64 / 1000.0
+                ));
+            }
+        }
+        if let Population::Closed { .. } = spec {
+            let asked = population.offered as u64;
+            if population.peak_open_connections < asked {
+                warnings.push(format!(
+                    "{label}: population {}: at most {} connections open at once, {} asked",
+                    population.name, population.peak_open_connections, asked
+                ));
+            }
+        }
+        if let Some(n) = population
+            .totals
+            .errors
+            .get(ErrorKind::AddrNotAvailable.name())
+        {
+            warnings.push(format!(
+                "{label}: population {}: {n} connects failed with EADDRNOTAVAIL: the client ran out of ports",
+                population.name
+            ));
+        }
+    }
+    (warnings, invalid)
 }
 
 /// Prints the summary of a finished run.

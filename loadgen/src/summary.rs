@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use reports::model::{HistogramData, RunResult};
+use reports::model::{HistogramData, KernelAccounting, RunResult};
 
 fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
@@ -22,11 +22,69 @@ fn latency_row(out: &mut impl Write, population: &str, class: &str, ops: u64, h:
     );
 }
 
+fn mib(bytes: f64) -> String {
+    format!("{:.2} MiB", bytes / (1024.0 * 1024.0))
+}
+
+fn print_kernel(out: &mut impl Write, kernel: &KernelAccounting) {
+    let k = &kernel.summary;
+    let estimated = if kernel.time_wait_bytes_estimated {
+        " (estimated size)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "  TIME_WAIT peak: server {} ({}), clients {} ({}) at {} B each{estimated}; {:.0} / {:.0} socket-seconds",
+        k.peak_time_wait_server_side,
+        mib(k.peak_time_wait_server_side_bytes as f64),
+        k.peak_time_wait_client_side,
+        mib(k.peak_time_wait_client_side_bytes as f64),
+        kernel.time_wait_object_bytes,
+        k.time_wait_seconds_server_side,
+        k.time_wait_seconds_client_side
+    );
+    let per_op = k
+        .server_cpu_us_per_op
+        .map(|v| format!("{v:.1} us/op"))
+        .unwrap_or_else(|| "-".into());
+    let rss = k
+        .server_peak_rss_bytes
+        .map(|v| mib(v as f64))
+        .unwrap_or_else(|| "-".into());
+    let per_conn = k
+        .server_memory_per_connection_bytes
+        .map(|v| format!("{v:.0} B/connection"))
+        .unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        out,
+        "  server: CPU {per_op}, peak RSS {rss}, {per_conn}; kernel TCP memory peak {}; accept queue overflows {}",
+        mib(k.peak_tcp_memory_bytes as f64),
+        k.listen_overflows
+    );
+    let _ = writeln!(
+        out,
+        "  generator CPU {:.0} % of its cores; sampler {:.2} % of a core",
+        k.loadgen_cpu_share * 100.0,
+        k.sampler_cpu_share * 100.0
+    );
+}
+
 pub fn print_summary(result: &RunResult, out: &mut impl Write) {
     let _ = writeln!(
         out,
-        "scenario {} (seed {}), server {} at {}",
-        result.scenario_name, result.seed, result.server.kind, result.server.address
+        "scenario {} (seed {}), server {} at {}, {}",
+        result.scenario_name,
+        result.seed,
+        result.server.kind,
+        result.server.address,
+        match result.isolation.mode {
+            reports::model::IsolationMode::PrivateNetns => "private network namespace".to_string(),
+            reports::model::IsolationMode::HostNamespace => format!(
+                "host network namespace ({})",
+                result.isolation.reason.as_deref().unwrap_or("by request")
+            ),
+        }
     );
     for point in &result.load_points {
         let t = &point.totals;
@@ -79,6 +137,9 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
                     .collect();
                 let _ = writeln!(out, "  {:<12} errors: {}", "", errors.join(", "));
             }
+        }
+        if let Some(kernel) = &point.kernel {
+            print_kernel(out, kernel);
         }
     }
     if let Some(stats) = &result.server.stats {

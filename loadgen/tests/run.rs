@@ -42,6 +42,7 @@ impl Setup {
             builtin_exe: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
             // As `loadgen run` does by default: a private network namespace when root.
             private_netns: true,
+            sample_interval: std::time::Duration::from_millis(250),
         }
     }
 

@@ -34,6 +34,9 @@ pub struct RunResult {
     pub isolation: Isolation,
     #[serde(default)]
     pub environment: Option<Environment>,
+    /// The loadgen command line as typed.
+    #[serde(default)]
+    pub command_line: String,
     /// One per load point: a single run has one, a sweep has one per step.
     pub load_points: Vec<LoadPoint>,
 }
@@ -168,19 +171,41 @@ pub struct KernelSummary {
     pub sampler_cpu_share: f64,
 }
 
-/// Where and how the run ran, so it can be reproduced from its result alone.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+/// Where and how the run ran, so it can be reproduced from its result alone (with the scenario
+/// text and seed above). Sysctls this kernel lacks, or that cannot be read, are `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Environment {
-    pub kernel: String,
-    pub cpu_model: String,
-    pub cpus: usize,
-    /// `net.ipv4.tcp_tw_reuse` and the others that shape a run, as read (None: unreadable).
-    pub sysctls: BTreeMap<String, Option<String>>,
-    pub nofile_soft: Option<u64>,
-    pub nofile_hard: Option<u64>,
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `uname -m`.
+    pub machine: String,
+    /// First `model name` of `/proc/cpuinfo`, if any.
+    pub cpu_model: Option<String>,
+    /// Online CPUs.
+    pub cpu_count: u64,
+    /// CPUs this process may run on, which pinning may make fewer.
+    pub cpus_allowed: u64,
+    pub page_size_bytes: u64,
+    /// `net.ipv4.ip_local_port_range`: first and last ephemeral port.
+    pub ip_local_port_range: Option<(u16, u16)>,
+    /// `net.ipv4.tcp_tw_reuse` (0 off, 1 on, 2 loopback only).
+    pub tcp_tw_reuse: Option<u64>,
+    /// `net.ipv4.tcp_max_tw_buckets`: past it, closes skip TIME_WAIT (`TCPTimeWaitOverflow`).
+    pub tcp_max_tw_buckets: Option<u64>,
+    /// `net.core.somaxconn`: the cap on a listener's accept queue.
+    pub somaxconn: Option<u64>,
+    /// `net.ipv4.tcp_rmem`: min, default, max receive buffer in bytes.
+    pub tcp_rmem_bytes: Option<[u64; 3]>,
+    /// `net.ipv4.tcp_wmem`: min, default, max send buffer in bytes.
+    pub tcp_wmem_bytes: Option<[u64; 3]>,
+    /// `net.ipv4.tcp_fin_timeout` in seconds (FIN_WAIT2, not TIME_WAIT, which is fixed at 60 s).
+    pub tcp_fin_timeout_s: Option<u64>,
+    pub nofile_soft_limit: Option<u64>,
+    pub nofile_hard_limit: Option<u64>,
+    /// `git rev-parse HEAD` in the working directory.
     pub git_revision: Option<String>,
-    /// The loadgen command line.
-    pub command_line: String,
+    /// True when the working tree had uncommitted changes to tracked files.
+    pub git_dirty: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -23,6 +23,9 @@ use workload::Workload;
 
 /// One load point to run.
 pub struct PointPlan<'a> {
+    /// When the warm-up begins: the zero of the timeline (a moment in the near future, so every
+    /// worker and the sampler start on the same axis).
+    pub start: Instant,
     pub target: SocketAddr,
     pub host_header: String,
     pub populations: &'a [Population],
@@ -63,7 +66,7 @@ pub fn run_load_point(
     plan: &PointPlan<'_>,
     monitor: &mut dyn FnMut(&Progress) -> Option<String>,
 ) -> std::io::Result<PointOutcome> {
-    let start = Instant::now() + Duration::from_millis(20);
+    let start = plan.start;
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.duration;
     let abort = AtomicBool::new(false);
@@ -307,10 +310,20 @@ impl TimelineBuilder {
 
 /// Pins the calling thread to one CPU; a failure only loses the pinning, so it is ignored.
 pub fn pin_current_thread(cpu: usize) {
+    pin_current_thread_to(&[cpu]);
+}
+
+/// Pins the calling thread (and the threads it starts later) to a set of CPUs.
+pub fn pin_current_thread_to(cpus: &[usize]) {
+    if cpus.is_empty() {
+        return;
+    }
     // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks against its size.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }

@@ -5,48 +5,10 @@
 
 use std::process::{Command, Stdio};
 
-use serde::{Deserialize, Serialize};
-
 use super::read_text;
 
-/// What the run ran on. Sysctls that this kernel lacks (or that cannot be read) are `None`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Environment {
-    /// `uname -r`.
-    pub kernel_release: String,
-    /// `uname -m`.
-    pub machine: String,
-    /// First `model name` of `/proc/cpuinfo`, if any.
-    pub cpu_model: Option<String>,
-    /// Online CPUs (`sysconf(_SC_NPROCESSORS_ONLN)`).
-    pub cpu_count: u64,
-    /// CPUs this process may run on (`sched_getaffinity`), which pinning may make fewer.
-    pub cpus_allowed: u64,
-    /// Bytes per memory page.
-    pub page_size_bytes: u64,
-    /// `net.ipv4.ip_local_port_range`: first and last ephemeral port.
-    pub ip_local_port_range: Option<(u16, u16)>,
-    /// `net.ipv4.tcp_tw_reuse` (0 off, 1 on, 2 loopback only).
-    pub tcp_tw_reuse: Option<u64>,
-    /// `net.ipv4.tcp_max_tw_buckets`: past it, closes skip TIME_WAIT (`TCPTimeWaitOverflow`).
-    pub tcp_max_tw_buckets: Option<u64>,
-    /// `net.core.somaxconn`: the cap on a listener's accept queue.
-    pub somaxconn: Option<u64>,
-    /// `net.ipv4.tcp_rmem`: min, default, max receive buffer in bytes.
-    pub tcp_rmem_bytes: Option<[u64; 3]>,
-    /// `net.ipv4.tcp_wmem`: min, default, max send buffer in bytes.
-    pub tcp_wmem_bytes: Option<[u64; 3]>,
-    /// `net.ipv4.tcp_fin_timeout` in seconds (FIN_WAIT2, not TIME_WAIT, which is fixed at 60 s).
-    pub tcp_fin_timeout_s: Option<u64>,
-    /// `RLIMIT_NOFILE` soft limit of this process.
-    pub nofile_soft_limit: Option<u64>,
-    /// `RLIMIT_NOFILE` hard limit of this process.
-    pub nofile_hard_limit: Option<u64>,
-    /// `git rev-parse HEAD` in the working directory; `None` without git or outside a repository.
-    pub git_revision: Option<String>,
-    /// True when the working tree had uncommitted changes to tracked files (`git status`).
-    pub git_dirty: Option<bool>,
-}
+/// What the run ran on: the result model's type, filled in here.
+pub use reports::model::Environment;
 
 /// The first `model name` of `/proc/cpuinfo` text (pure).
 pub fn parse_cpu_model(cpuinfo: &str) -> Option<String> {

@@ -85,7 +85,7 @@ pub(crate) mod test_support {
         .unwrap()
     }
 
-    fn loopback_up() -> std::io::Result<()> {
+    pub fn loopback_up() -> std::io::Result<()> {
         // SAFETY: plain socket and ioctl calls on a zeroed ifreq naming "lo"; the fd is closed.
         unsafe {
             let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
