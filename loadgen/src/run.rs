@@ -19,7 +19,7 @@ use crate::engine::{run_load_point, PointPlan, Progress};
 use crate::fileset::{write_fileset, ContentPattern};
 use crate::probe::sampler::{Sampler, SamplerConfig};
 use crate::record::{totals_from, ErrorKind};
-use crate::scenario::{Population, Scenario, SiteSpec};
+use crate::scenario::{Population, Scenario, SiteSpec, Variant};
 use crate::summary::print_summary;
 use crate::target::{ServerHandle, TargetOptions};
 use crate::workload::RequestMix;
@@ -108,35 +108,9 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
         .join(utc_stamp(started).replace(':', "-"));
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
 
-    // Before the server and the workers start, so they are all inside it.
-    let isolation = if !options.private_netns {
-        crate::isolation::host("--no-netns given")
-    } else if matches!(scenario.server, crate::scenario::ServerSpec::Url { .. }) {
-        crate::isolation::host(
-            "the server is an outside URL, reachable only from the host namespace",
-        )
-    } else {
-        crate::isolation::enter_private_netns().context("entering a private network namespace")?
-    };
     let (server_cpu, generator_cpus) = cpu_plan();
-    let mut server = ServerHandle::start(
-        &scenario.server,
-        &TargetOptions {
-            builtin_exe: &options.builtin_exe,
-            site_root: &site_root,
-            workdir: &run_dir,
-            server_cpu,
-            ready_timeout: Duration::from_secs(15),
-        },
-    )?;
-    let target = server.addr();
-    let server_pid = server.pid();
-    // The main thread and the sampler it starts stay off the server's CPU too.
-    crate::engine::pin_current_thread_to(&generator_cpus);
     let interrupted = Arc::new(AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted));
-    let sources = sources_for(target, DEFAULT_LOOPBACK_SOURCES);
-
     let mut result = RunResult {
         schema_version: SCHEMA_VERSION,
         tool: "loadgen".into(),
@@ -146,184 +120,39 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
         seed: scenario.seed,
         started_utc: utc_stamp(started),
         valid: true,
-        invalid_reasons: Vec::new(),
-        warnings: Vec::new(),
-        interrupted: false,
-        server: ServerInfo {
-            kind: server.kind().into(),
-            command_line: server.command_line(),
-            address: target.to_string(),
-            stats: None,
-            exit: String::new(),
-            notes: Vec::new(),
-        },
         generator: GeneratorInfo {
             workers: scenario.workers,
             cpus: generator_cpus.clone(),
-            source_addresses: sources.iter().map(|s| s.to_string()).collect(),
+            source_addresses: Vec::new(),
         },
-        isolation,
         environment: Some(crate::probe::environment::read_environment()),
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
-        load_points: Vec::new(),
+        ..RunResult::default()
     };
     let result_path = run_dir.join("result.json");
-
-    let fractions: Vec<f64> = match &scenario.sweep {
-        Some(sweep) => (1..=sweep.points)
-            .map(|i| f64::from(i) / f64::from(sweep.points))
-            .collect(),
-        None => vec![1.0],
+    let context = RunContext {
+        scenario: &scenario,
+        options,
+        workload: &workload,
+        site_root: &site_root,
+        server_cpu,
+        generator_cpus: &generator_cpus,
+        interrupted: &interrupted,
+        result_path: &result_path,
     };
-    let show_progress = !options.quiet && std::io::stderr().is_terminal();
-    for (point_index, fraction) in fractions.iter().enumerate() {
-        let start = Instant::now() + Duration::from_millis(50);
-        let plan = PointPlan {
-            start,
-            target,
-            host_header: target.to_string(),
-            populations: &scenario.clients,
-            load_fraction: *fraction,
-            workers: scenario.workers,
-            cpus: generator_cpus.clone(),
-            warmup: scenario.warmup,
-            duration: scenario.duration,
-            interval: Duration::from_secs(1),
-            request_timeout: scenario.request_timeout,
-            seed: scenario.seed.wrapping_add(point_index as u64),
-            workload: &workload,
-            sources: sources.clone(),
+    let variants = scenario.variants_or_default();
+    for variant in &variants {
+        let workdir = match &variant.label {
+            Some(label) => run_dir.join(label),
+            None => run_dir.clone(),
         };
-        let total_s = (scenario.warmup + scenario.duration).as_secs_f64();
-        let label = if fractions.len() > 1 {
-            format!(
-                "{}/{} ({:.0}%)",
-                point_index + 1,
-                fractions.len(),
-                fraction * 100.0
-            )
-        } else {
-            "full load".to_string()
-        };
-        let mut monitor = |progress: &Progress| -> Option<String> {
-            if show_progress {
-                eprint!(
-                    "\r\x1b[2K[{label}] {:5.1}/{total_s:.0} s {}  {} ops/s  errors {}",
-                    progress.elapsed.as_secs_f64(),
-                    if progress.warming_up {
-                        "warm-up  "
-                    } else {
-                        "measuring"
-                    },
-                    progress.last_interval_ops,
-                    progress.errors_so_far
-                );
-                let _ = std::io::stderr().flush();
-            }
-            if interrupted.load(Ordering::Relaxed) {
-                return Some("interrupted by Ctrl-C".into());
-            }
-            server.check_alive().err()
-        };
-        let mut sampler_config = SamplerConfig::new(start);
-        sampler_config.interval = options.sample_interval;
-        sampler_config.server_port = Some(target.port());
-        sampler_config.server_pid = server_pid;
-        let slab = sampler_config.slab;
-        let sampler = Sampler::start(sampler_config);
-        let outcome = run_load_point(&plan, &mut monitor);
-        let samples = sampler.stop_report();
-        let outcome = outcome.context("running the load")?;
-        if show_progress {
-            eprintln!();
-        }
-        let class_names = workload.class_names();
-        let populations = scenario
-            .clients
-            .iter()
-            .zip(&outcome.recorders)
-            .map(|(population, recorder)| PopulationResult {
-                name: population.name().to_string(),
-                kind: match population {
-                    Population::Closed { .. } => "closed".into(),
-                    Population::Open { .. } => "open".into(),
-                },
-                offered: match population {
-                    Population::Closed { clients, .. } => (f64::from(*clients) * fraction).ceil(),
-                    Population::Open { rate, .. } => rate * fraction,
-                },
-                totals: recorder.totals(outcome.measured_s),
-                latency: recorder.all_classes().latency_set(),
-                classes: recorder.class_results(&class_names),
-                schedule_lag_us: matches!(population, Population::Open { .. }).then(|| {
-                    reports::model::HistogramData::from_histogram(&recorder.schedule_lag_us)
-                }),
-                queued_arrivals: recorder.queued_arrivals,
-                peak_open_connections: recorder.peak_open_connections,
-                requests_sent: recorder.lifetime.requests_sent,
-                responses_completed: recorder.lifetime.responses_completed,
-                connections_established: recorder.lifetime.connections_established,
-            })
-            .collect::<Vec<_>>();
-        let mut errors = [0u64; ErrorKind::ALL.len()];
-        let (mut ops, mut bytes) = (0, 0);
-        for recorder in &outcome.recorders {
-            for (sum, n) in errors.iter_mut().zip(recorder.errors) {
-                *sum += n;
-            }
-            for class in &recorder.classes {
-                ops += class.ops;
-                bytes += class.bytes;
-            }
-        }
-        result.load_points.push(LoadPoint {
-            label,
-            load_fraction: *fraction,
-            warmup_s: scenario.warmup.as_secs_f64(),
-            measured_s: outcome.measured_s,
-            totals: totals_from(ops, bytes, &errors, outcome.measured_s),
-            kernel: Some(kernel_accounting(
-                &samples,
-                &slab,
-                &PointWindow {
-                    measure_from_ms: scenario.warmup.as_millis() as u64,
-                    measure_to_ms: (scenario.warmup.as_secs_f64() * 1000.0
-                        + outcome.measured_s * 1000.0) as u64,
-                    ops,
-                    peak_open_connections: populations
-                        .iter()
-                        .map(|p| p.peak_open_connections)
-                        .sum(),
-                    generator_cpus: generator_cpus.len().max(1),
-                    sample_interval_ms: options.sample_interval.as_millis() as u64,
-                },
-            )),
-            populations,
-            timeline: outcome.timeline,
-        });
-        let point = result.load_points.last().expect("just pushed");
-        let (warnings, invalid) = validity_checks(point, &scenario);
-        result.warnings.extend(warnings);
-        if !invalid.is_empty() {
-            result.valid = false;
-            result.invalid_reasons.extend(invalid);
-        }
-        if let Some(reason) = outcome.stopped_early {
-            result.valid = false;
-            result.interrupted = reason.contains("Ctrl-C");
-            result
-                .invalid_reasons
-                .push(format!("stopped early: {reason}"));
-            write_result(&result_path, &result)?;
+        std::fs::create_dir_all(&workdir)
+            .with_context(|| format!("creating {}", workdir.display()))?;
+        let stopped = run_variant(&context, variant, &workdir, &mut result)?;
+        if stopped {
             break;
         }
-        write_result(&result_path, &result)?;
     }
-
-    let stop = server.stop(Duration::from_secs(10));
-    result.server.stats = stop.stats;
-    result.server.exit = stop.exit;
-    result.server.notes = stop.notes;
     for point in &result.load_points {
         if point.totals.errors_total > 0 {
             result.warnings.push(format!(
@@ -345,6 +174,251 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
         result_path,
         result,
     })
+}
+
+/// What every variant of a run shares.
+struct RunContext<'a> {
+    scenario: &'a Scenario,
+    options: &'a RunOptions,
+    workload: &'a Workload,
+    site_root: &'a Path,
+    server_cpu: Option<usize>,
+    generator_cpus: &'a [usize],
+    interrupted: &'a AtomicBool,
+    result_path: &'a Path,
+}
+
+/// One server configuration: isolate, start the server, run every load point, stop it.
+/// Returns true when the run must stop (Ctrl-C, the server died).
+fn run_variant(
+    context: &RunContext<'_>,
+    variant: &Variant,
+    workdir: &Path,
+    result: &mut RunResult,
+) -> Result<bool> {
+    let scenario = context.scenario;
+    let options = context.options;
+    // Before the server and the workers start, so they are all inside it. Each variant gets a
+    // fresh namespace: the TIME_WAITs of the one before cannot leak into its counts.
+    let isolation = if !options.private_netns {
+        crate::isolation::host("--no-netns given")
+    } else if matches!(scenario.server, crate::scenario::ServerSpec::Url { .. }) {
+        crate::isolation::host(
+            "the server is an outside URL, reachable only from the host namespace",
+        )
+    } else {
+        crate::isolation::enter_private_netns().context("entering a private network namespace")?
+    };
+    let server_spec = scenario.server.with_extra_args(&variant.args);
+    let mut server = ServerHandle::start(
+        &server_spec,
+        &TargetOptions {
+            builtin_exe: &options.builtin_exe,
+            site_root: context.site_root,
+            workdir,
+            server_cpu: context.server_cpu,
+            ready_timeout: Duration::from_secs(15),
+        },
+    )?;
+    let target = server.addr();
+    let server_pid = server.pid();
+    // The main thread and the sampler it starts stay off the server's CPU too.
+    crate::engine::pin_current_thread_to(context.generator_cpus);
+    let sources = sources_for(target, DEFAULT_LOOPBACK_SOURCES);
+    if result.load_points.is_empty() {
+        result.isolation = isolation;
+        result.server = ServerInfo {
+            kind: server.kind().into(),
+            command_line: server.command_line(),
+            address: target.to_string(),
+            ..ServerInfo::default()
+        };
+        result.generator.source_addresses = sources.iter().map(|s| s.to_string()).collect();
+    }
+
+    let fractions: Vec<f64> = match &scenario.sweep {
+        Some(sweep) => (1..=sweep.points)
+            .map(|i| f64::from(i) / f64::from(sweep.points))
+            .collect(),
+        None => vec![1.0],
+    };
+    let show_progress = !options.quiet && std::io::stderr().is_terminal();
+    let mut stopped = false;
+    let first_point = result.load_points.len();
+    for (point_index, fraction) in fractions.iter().enumerate() {
+        let start = Instant::now() + Duration::from_millis(50);
+        let plan = PointPlan {
+            start,
+            target,
+            host_header: target.to_string(),
+            populations: &scenario.clients,
+            load_fraction: *fraction,
+            workers: scenario.workers,
+            cpus: context.generator_cpus.to_vec(),
+            warmup: scenario.warmup,
+            duration: scenario.duration,
+            interval: Duration::from_secs(1),
+            request_timeout: scenario.request_timeout,
+            seed: scenario.seed.wrapping_add(point_index as u64),
+            workload: context.workload,
+            sources: sources.clone(),
+        };
+        let total_s = (scenario.warmup + scenario.duration).as_secs_f64();
+        let mut label = if fractions.len() > 1 {
+            format!(
+                "{}/{} ({:.0}%)",
+                point_index + 1,
+                fractions.len(),
+                fraction * 100.0
+            )
+        } else {
+            "full load".to_string()
+        };
+        if let Some(variant_label) = &variant.label {
+            label = if fractions.len() > 1 {
+                format!("{variant_label} {label}")
+            } else {
+                variant_label.clone()
+            };
+        }
+        let mut monitor = |progress: &Progress| -> Option<String> {
+            if show_progress {
+                eprint!(
+                    "\r\x1b[2K[{label}] {:5.1}/{total_s:.0} s {}  {} ops/s  errors {}",
+                    progress.elapsed.as_secs_f64(),
+                    if progress.warming_up {
+                        "warm-up  "
+                    } else {
+                        "measuring"
+                    },
+                    progress.last_interval_ops,
+                    progress.errors_so_far
+                );
+                let _ = std::io::stderr().flush();
+            }
+            if context.interrupted.load(Ordering::Relaxed) {
+                return Some("interrupted by Ctrl-C".into());
+            }
+            server.check_alive().err()
+        };
+        let mut sampler_config = SamplerConfig::new(start);
+        sampler_config.interval = options.sample_interval;
+        sampler_config.server_port = Some(target.port());
+        sampler_config.server_pid = server_pid;
+        let slab = sampler_config.slab;
+        let sampler = Sampler::start(sampler_config);
+        let outcome = run_load_point(&plan, &mut monitor);
+        let samples = sampler.stop_report();
+        let outcome = outcome.context("running the load")?;
+        if show_progress {
+            eprintln!();
+        }
+        let point = load_point(context, label, *fraction, &outcome, &samples, &slab);
+        let (warnings, invalid) = validity_checks(&point, scenario);
+        result.load_points.push(point);
+        result.warnings.extend(warnings);
+        if !invalid.is_empty() {
+            result.valid = false;
+            result.invalid_reasons.extend(invalid);
+        }
+        if let Some(reason) = &outcome.stopped_early {
+            result.valid = false;
+            result.interrupted = reason.contains("Ctrl-C");
+            result
+                .invalid_reasons
+                .push(format!("stopped early: {reason}"));
+            stopped = true;
+        }
+        write_result(context.result_path, result)?;
+        if stopped {
+            break;
+        }
+    }
+
+    let stop = server.stop(Duration::from_secs(10));
+    for point in &mut result.load_points[first_point..] {
+        point.server_stats = stop.stats.clone();
+    }
+    if variant.label.is_none() || result.server.stats.is_none() {
+        result.server.stats = stop.stats;
+    }
+    result.server.exit = stop.exit;
+    result.server.notes.extend(stop.notes);
+    write_result(context.result_path, result)?;
+    Ok(stopped)
+}
+
+/// Builds the result of one load point from what the engine and the sampler measured.
+fn load_point(
+    context: &RunContext<'_>,
+    label: String,
+    fraction: f64,
+    outcome: &crate::engine::PointOutcome,
+    samples: &crate::probe::sampler::SamplerReport,
+    slab: &crate::probe::slab::SlabSizes,
+) -> LoadPoint {
+    let scenario = context.scenario;
+    let class_names = context.workload.class_names();
+    let populations = scenario
+        .clients
+        .iter()
+        .zip(&outcome.recorders)
+        .map(|(population, recorder)| PopulationResult {
+            name: population.name().to_string(),
+            kind: match population {
+                Population::Closed { .. } => "closed".into(),
+                Population::Open { .. } => "open".into(),
+            },
+            offered: match population {
+                Population::Closed { clients, .. } => (f64::from(*clients) * fraction).ceil(),
+                Population::Open { rate, .. } => rate * fraction,
+            },
+            totals: recorder.totals(outcome.measured_s),
+            latency: recorder.all_classes().latency_set(),
+            classes: recorder.class_results(&class_names),
+            schedule_lag_us: matches!(population, Population::Open { .. })
+                .then(|| reports::model::HistogramData::from_histogram(&recorder.schedule_lag_us)),
+            queued_arrivals: recorder.queued_arrivals,
+            peak_open_connections: recorder.peak_open_connections,
+            requests_sent: recorder.lifetime.requests_sent,
+            responses_completed: recorder.lifetime.responses_completed,
+            connections_established: recorder.lifetime.connections_established,
+        })
+        .collect::<Vec<_>>();
+    let mut errors = [0u64; ErrorKind::ALL.len()];
+    let (mut ops, mut bytes) = (0, 0);
+    for recorder in &outcome.recorders {
+        for (sum, n) in errors.iter_mut().zip(recorder.errors) {
+            *sum += n;
+        }
+        for class in &recorder.classes {
+            ops += class.ops;
+            bytes += class.bytes;
+        }
+    }
+    let warmup_ms = scenario.warmup.as_secs_f64() * 1000.0;
+    LoadPoint {
+        label,
+        load_fraction: fraction,
+        warmup_s: scenario.warmup.as_secs_f64(),
+        measured_s: outcome.measured_s,
+        totals: totals_from(ops, bytes, &errors, outcome.measured_s),
+        kernel: Some(kernel_accounting(
+            samples,
+            slab,
+            &PointWindow {
+                measure_from_ms: warmup_ms as u64,
+                measure_to_ms: (warmup_ms + outcome.measured_s * 1000.0) as u64,
+                ops,
+                peak_open_connections: populations.iter().map(|p| p.peak_open_connections).sum(),
+                generator_cpus: context.generator_cpus.len().max(1),
+                sample_interval_ms: context.options.sample_interval.as_millis() as u64,
+            },
+        )),
+        populations,
+        timeline: outcome.timeline.clone(),
+        server_stats: None,
+    }
 }
 
 /// A generator busier than this share of its cores may have been the bottleneck.

@@ -48,6 +48,21 @@ pub struct Scenario {
     pub site: SiteSpec,
     /// Client populations; at least one.
     pub clients: Vec<Population>,
+    /// Server configurations to run the same load against, one after the other, each with a
+    /// fresh server (and a fresh network namespace); e.g. the three close modes.
+    #[serde(default)]
+    pub variants: Vec<Variant>,
+}
+
+/// One server configuration of a multi-variant scenario.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// Names the variant in the results (and its working directory). None: the only variant.
+    pub label: Option<String>,
+    /// Flags added to the built-in server's `args`.
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// SPECweb96's reporting rule: ten load points evenly spaced up to the full load.
@@ -81,6 +96,19 @@ pub enum ServerSpec {
     },
     /// A server already running; nothing is started or stopped.
     Url { url: String },
+}
+
+impl ServerSpec {
+    /// The same server with a variant's flags added (built-in server only).
+    pub fn with_extra_args(&self, extra: &[String]) -> ServerSpec {
+        match self {
+            ServerSpec::Builtin { args, cpu } => ServerSpec::Builtin {
+                args: args.iter().chain(extra).cloned().collect(),
+                cpu: *cpu,
+            },
+            other => other.clone(),
+        }
+    }
 }
 
 impl Default for ServerSpec {
@@ -395,6 +423,18 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 impl Scenario {
+    /// The variants to run: the scenario's, or one unnamed variant.
+    pub fn variants_or_default(&self) -> Vec<Variant> {
+        if self.variants.is_empty() {
+            vec![Variant {
+                label: None,
+                args: Vec::new(),
+            }]
+        } else {
+            self.variants.clone()
+        }
+    }
+
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
@@ -474,6 +514,29 @@ impl Scenario {
         if let SiteSpec::Specweb96 { mix, .. } = &self.site {
             self.site.specweb96_dirs()?;
             mix.validate().map_err(|e| format!("site.mix.{e}"))?;
+        }
+        let mut labels = std::collections::HashSet::new();
+        for (i, variant) in self.variants.iter().enumerate() {
+            let Some(label) = &variant.label else {
+                return Err(format!("variants[{i}].label: each variant needs a label"));
+            };
+            if label.is_empty()
+                || !label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '='))
+            {
+                return Err(format!(
+                    "variants[{i}].label `{label}`: use letters, digits, `-`, `_`, `.` and `=` (it names a directory)"
+                ));
+            }
+            if !labels.insert(label) {
+                return Err(format!("variants[{i}].label: `{label}` is used twice"));
+            }
+            if !variant.args.is_empty() && !matches!(self.server, ServerSpec::Builtin { .. }) {
+                return Err(format!(
+                    "variants[{i}].args: only the built-in server takes variant flags"
+                ));
+            }
         }
         match &self.server {
             ServerSpec::Command {

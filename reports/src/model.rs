@@ -97,6 +97,9 @@ pub struct LoadPoint {
     /// from before kernel accounting, or when the sampler could not run.
     #[serde(default)]
     pub kernel: Option<KernelAccounting>,
+    /// The server's own counters for the server that served this point (`--stats`).
+    #[serde(default)]
+    pub server_stats: Option<serde_json::Value>,
 }
 
 /// The kernel's and the server's side of one load point.
