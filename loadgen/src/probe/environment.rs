@@ -64,7 +64,7 @@ fn nofile_limits() -> (Option<u64>, Option<u64>) {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
         return (None, None);
     }
-    (Some(r.rlim_cur as u64), Some(r.rlim_max as u64))
+    (Some(r.rlim_cur), Some(r.rlim_max))
 }
 
 fn cpus_allowed() -> u64 {
