@@ -12,7 +12,8 @@ Examples:
   loadgen run scenarios/quick.toml
   loadgen run scenarios/quick.toml --duration 30s --clients 64
   loadgen run scenarios/specweb96.toml --out /tmp/runs --quiet
-  loadgen fileset --dirs 10 --out /tmp/specweb96";
+  loadgen fileset --dirs 10 --out /tmp/specweb96
+  loadgen report runs/quick/*/result.json --out compare.html";
 
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", version, about = "Load generator of afterburner-bench: SPECweb96 and real-world client loads, measured honestly.", after_help = AFTER_HELP)]
@@ -27,6 +28,8 @@ pub enum Command {
     Run(RunArgs),
     /// Write the SPECweb96 file set (36 files per directory, four classes).
     Fileset(FilesetArgs),
+    /// Render stored results as a self-contained HTML report (several: side by side).
+    Report(ReportArgs),
     /// Run the built-in afterburner server (used by `run`; takes afterburner's own flags).
     #[command(hide = true)]
     ServeBuiltin {
@@ -83,6 +86,17 @@ impl RunArgs {
             workers: self.workers.map(|w| w as usize),
         }
     }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// One or more result.json files; the first is the baseline of the ratios.
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Where to write the page [default: report.html beside the first result for one result,
+    /// comparison.html in the current directory for several].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -31,6 +31,21 @@ fn dispatch(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Report(args) => {
+            let mut results = Vec::new();
+            for path in &args.results {
+                results.push(loadgen::run::read_result(path)?);
+            }
+            let out = match (&args.out, args.results.as_slice()) {
+                (Some(out), _) => out.clone(),
+                (None, [one]) => one.with_file_name("report.html"),
+                (None, _) => "comparison.html".into(),
+            };
+            reports::render::write_report(&out, &results)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+            println!("report: {}", out.display());
+            Ok(())
+        }
         Command::Fileset(args) => {
             let summary = loadgen::fileset::write_fileset(&args.out, args.dirs, args.seed)?;
             println!(

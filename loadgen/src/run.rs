@@ -170,6 +170,13 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
         }
     }
     write_result(&result_path, &result)?;
+    let report_path = run_dir.join("report.html");
+    if let Err(e) = reports::render::write_report(&report_path, std::slice::from_ref(&result)) {
+        result
+            .warnings
+            .push(format!("the HTML report could not be written: {e}"));
+        write_result(&result_path, &result)?;
+    }
     Ok(RunOutput {
         result_path,
         result,
@@ -494,6 +501,10 @@ pub fn validity_checks(point: &LoadPoint, scenario: &Scenario) -> (Vec<String>, 
 pub fn report_run(output: &RunOutput) {
     print_summary(&output.result, &mut std::io::stdout().lock());
     println!("result: {}", output.result_path.display());
+    let report = output.result_path.with_file_name("report.html");
+    if report.exists() {
+        println!("report: {}", report.display());
+    }
 }
 
 /// The server gets the last CPU, the generator the others; one CPU: nobody is pinned.
@@ -584,6 +595,21 @@ fn prepare_site(
             Ok((root, Workload::urls(entries)))
         }
     }
+}
+
+/// Reads a stored result, naming the file in errors.
+pub fn read_result(path: &Path) -> Result<RunResult> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let result: RunResult = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a loadgen result.json", path.display()))?;
+    if result.schema_version != SCHEMA_VERSION {
+        bail!(
+            "{} has schema_version {}; this loadgen reads {SCHEMA_VERSION}",
+            path.display(),
+            result.schema_version
+        );
+    }
+    Ok(result)
 }
 
 /// Writes the result to a temporary file and renames it: a reader never sees half a result.

@@ -2,3 +2,6 @@
 //! writes results) and the report renderer (which reads them).
 
 pub mod model;
+mod plot;
+pub mod prepare;
+pub mod render;

@@ -111,6 +111,22 @@ pub(crate) mod test_support {
         }
     }
 
+    /// For benches: with `PROBE_CHILD_EHASH=N` set (and root), moves this thread into a further
+    /// namespace with its own N-bucket TCP hash table (`tcp_child_ehash_entries`, Linux 5.19+),
+    /// set in the current private namespace so the host's setting is not touched. A sock_diag
+    /// dump walks the whole table, other namespaces' sockets included, unless it is private.
+    pub fn own_ehash_from_env() {
+        let Ok(n) = std::env::var("PROBE_CHILD_EHASH") else {
+            return;
+        };
+        std::fs::write("/proc/sys/net/ipv4/tcp_child_ehash_entries", &n).unwrap();
+        // SAFETY: affects only this thread's network namespace.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+        loopback_up().unwrap();
+        let own = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_ehash_entries").unwrap();
+        println!("own TCP hash table: {} buckets", own.trim());
+    }
+
     /// One connection to `listener`, closed first by the client or by the server; the other side
     /// closes only after reading the FIN, so the close is never simultaneous.
     pub fn one_connection(listener: &TcpListener, client_first: bool) {

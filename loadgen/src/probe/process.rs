@@ -352,10 +352,22 @@ pub fn sum_tree(root_pid: u32, processes: &[ProcessFigures]) -> ProcessTreeFigur
 /// Figures of `root` and all its live descendants. Fails if `root` itself cannot be read;
 /// descendants that exit while being read are left out.
 pub fn read_process_tree(root: u32) -> Result<ProcessTreeFigures> {
-    let pids = process_tree_pids(root)?;
-    let mut figures = Vec::with_capacity(pids.len());
+    read_tree_figures(root, &process_tree_pids(root)?)
+}
+
+/// Figures of the processes `pids` (from [`process_tree_pids`], root first), found earlier: a
+/// sampler rescans `/proc` only now and then, which is the costly part. A process that exited is
+/// left out, and so is one whose parent is no longer in the tree (its PID was reused).
+pub fn read_tree_figures(root: u32, pids: &[u32]) -> Result<ProcessTreeFigures> {
+    let mut figures = Vec::with_capacity(pids.len().max(1));
     figures.push(read_process(root)?);
-    figures.extend(pids[1..].iter().filter_map(|&pid| read_process(pid).ok()));
+    for &pid in pids.iter().filter(|&&p| p != root) {
+        if let Ok(p) = read_process(pid) {
+            if pids.contains(&p.ppid) {
+                figures.push(p);
+            }
+        }
+    }
     Ok(sum_tree(root, &figures))
 }
 
@@ -564,6 +576,15 @@ mod tests {
         }
         assert!(thread_cpu_us() - t0 >= 30_000);
         assert!(self_cpu().total_us() - all0 >= 30_000);
+    }
+
+    #[test]
+    fn known_pids_are_read_again_but_strangers_are_left_out() {
+        let me = std::process::id();
+        // PID 1 is not our child: a reused PID looks like this, and must not count.
+        let t = read_tree_figures(me, &[me, 1]).unwrap();
+        assert_eq!(t.process_count, 1);
+        assert_eq!(t.root_pid, me);
     }
 
     #[test]

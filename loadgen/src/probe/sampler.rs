@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::netstat::{read_tcp_ext, TcpExtCounters};
-use super::process::{read_process_tree, self_cpu, thread_cpu_us, CpuTime, ProcessTreeFigures};
+use super::process::{
+    process_tree_pids, read_tree_figures, self_cpu, thread_cpu_us, CpuTime, ProcessTreeFigures,
+};
 use super::slab::{read_slab_sizes, SlabSizes};
 use super::sock_diag::{SockDiag, TimeWaitBySide};
 use super::sockstat::{read_sockstat, SockStat};
@@ -33,6 +35,9 @@ pub const DEFAULT_MAX_SAMPLES: usize = 24 * 3600 * 4;
 /// Default CPU budget of the TIME_WAIT dumps: 1.5 % of one core, so that the whole sampler stays
 /// under 2 % however many TIME_WAITs there are.
 pub const DEFAULT_TIME_WAIT_MAX_CORE_SHARE: f64 = 0.015;
+/// How often the server's process tree is looked for anew in all of `/proc` (about 1 ms with a
+/// hundred processes); between scans the known PIDs are read again.
+const TREE_RESCAN: Duration = Duration::from_secs(1);
 /// Distinct error messages kept in a report; later ones are dropped.
 const MAX_ERRORS: usize = 16;
 
@@ -144,6 +149,8 @@ pub struct Sampler {
     dump_cpu_us: u64,
     /// The last dumped counts and when they were dumped.
     last_time_wait: Option<(TimeWaitSample, Instant)>,
+    /// The server's process tree (root first) and when `/proc` was last scanned for it.
+    tree: Option<(Vec<u32>, Instant)>,
 }
 
 impl Sampler {
@@ -167,6 +174,7 @@ impl Sampler {
             created: Instant::now(),
             dump_cpu_us: 0,
             last_time_wait: None,
+            tree: None,
         }
     }
 
@@ -192,13 +200,7 @@ impl Sampler {
         let tcp_ext = read_tcp_ext().map(|t| t.counters());
         let tcp_ext = self.note(tcp_ext);
         let time_wait = self.time_wait();
-        let server = match self.config.server_pid {
-            Some(pid) => {
-                let r = read_process_tree(pid);
-                self.note(r)
-            }
-            None => None,
-        };
+        let server = self.server_tree();
         Sample {
             elapsed_ms,
             sockstat,
@@ -231,6 +233,22 @@ impl Sampler {
         let fresh = TimeWaitSample::new(self.note(r)?, &self.config.slab);
         self.last_time_wait = Some((fresh, Instant::now()));
         Some(fresh)
+    }
+
+    /// The server's process tree, rescanning `/proc` for its members every [`TREE_RESCAN`].
+    fn server_tree(&mut self) -> Option<ProcessTreeFigures> {
+        let root = self.config.server_pid?;
+        let rescan = match &self.tree {
+            Some((_, at)) => at.elapsed() >= TREE_RESCAN,
+            None => true,
+        };
+        if rescan {
+            let pids = process_tree_pids(root);
+            self.tree = Some((self.note(pids)?, Instant::now()));
+        }
+        let pids = &self.tree.as_ref()?.0;
+        let r = read_tree_figures(root, pids);
+        self.note(r)
     }
 
     /// Starts the sampling thread: a first sample now, then one every `interval` on a fixed
@@ -443,10 +461,11 @@ mod tests {
     #[ignore]
     fn cost_at_10k_sockets() {
         in_private_netns(|private| {
+            crate::probe::test_support::own_ehash_from_env();
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
             let addr = listener.local_addr().unwrap();
-            for i in 0..10_000 {
-                crate::probe::test_support::one_connection(&listener, i % 2 == 0);
+            for _ in 0..10_000 {
+                crate::probe::test_support::one_connection(&listener, true);
             }
             let idle: Vec<(TcpStream, TcpStream)> = (0..5_000)
                 .map(|_| {
@@ -472,6 +491,36 @@ mod tests {
                 "one sample: {per_sample_us} us CPU; at 4 samples/s = {:.2} % of one core",
                 per_sample_us as f64 * 4.0 / 1e4
             );
+            // Where a sample's time goes.
+            let part = |label: &str, f: &mut dyn FnMut()| {
+                let t = thread_cpu_us();
+                for _ in 0..20 {
+                    f();
+                }
+                println!("  {label}: {} us", (thread_cpu_us() - t) / 20);
+            };
+            let me = std::process::id();
+            part("sockstat", &mut || drop(read_sockstat()));
+            part("netstat", &mut || drop(read_tcp_ext()));
+            let mut diag = SockDiag::new().unwrap();
+            part("sock_diag dump", &mut || {
+                drop(diag.time_wait_by_side(addr.port()))
+            });
+            part("process tree", &mut || {
+                drop(crate::probe::process::read_process_tree(me))
+            });
+            part("  /proc scan", &mut || {
+                drop(crate::probe::process::process_tree_pids(me))
+            });
+            part("  one process", &mut || {
+                drop(crate::probe::process::read_process(me))
+            });
+            part("  smaps_rollup", &mut || {
+                drop(std::fs::read_to_string(format!("/proc/{me}/smaps_rollup")))
+            });
+            part("loadgen cpu", &mut || {
+                self_cpu();
+            });
             // The thread as a run uses it: 250 ms, default budget, 5 s.
             config.time_wait_max_core_share = DEFAULT_TIME_WAIT_MAX_CORE_SHARE;
             let handle = Sampler::start(config);

@@ -693,17 +693,7 @@ mod tests {
     #[ignore]
     fn dump_cost_at_10k_time_wait() {
         in_private_netns(|private| {
-            if let Ok(n) = std::env::var("PROBE_CHILD_EHASH") {
-                std::fs::write("/proc/sys/net/ipv4/tcp_child_ehash_entries", n).unwrap();
-                assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
-                crate::probe::test_support::loopback_up().unwrap();
-                println!(
-                    "own ehash: {}",
-                    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_ehash_entries")
-                        .unwrap()
-                        .trim()
-                );
-            }
+            crate::probe::test_support::own_ehash_from_env();
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
             let port = listener.local_addr().unwrap().port();
             for _ in 0..10_000 {

@@ -1,0 +1,914 @@
+//! Pure data preparation for the report: everything the charts and tables draw, computed from a
+//! `RunResult` without touching plotters or HTML. Down-sampling that keeps spikes, percentile
+//! spectra decoded from the stored HDR histograms, sweep curves, and the comparison metrics with
+//! their ratios against the first run all live here, so they are tested as plain numbers.
+//!
+//! Not here: colours, sizes and units of display (`plot::style`), markup (`render`).
+
+use hdrhistogram::Histogram;
+
+use crate::model::{HistogramData, KernelSample, LoadPoint, RunResult};
+
+/// At most this many points per drawn time series: a one-hour run at one-second intervals would
+/// otherwise put 3600 vertices per line into the page, most of them on the same pixel column.
+pub const MAX_POINTS_PER_SERIES: usize = 600;
+
+/// The percentile axis of a spectrum ends at 99.999 %, i.e. `1 / (1 - p) = 100_000`.
+pub const SPECTRUM_MAX_X: f64 = 100_000.0;
+
+/// Points per decade of the percentile axis: smooth enough at 1200 px, small in the page.
+const SPECTRUM_POINTS_PER_DECADE: usize = 24;
+
+/// Which colour slot a series takes: the total (drawn in black), or the n-th population, class
+/// or run (the n-th colour of the palette). The slot is data, the colour is `plot::style`'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hue {
+    Total,
+    Index(usize),
+}
+
+/// One line of a chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub hue: Hue,
+    /// Drawn thicker: the p99 beside a thin p50, the total beside its parts.
+    pub thick: bool,
+    /// True when `points` is a down-sampled copy of longer data.
+    pub downsampled: bool,
+}
+
+impl Series {
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>, hue: Hue) -> Series {
+        Series {
+            name: name.into(),
+            points,
+            hue,
+            thick: false,
+            downsampled: false,
+        }
+    }
+
+    pub fn thick(mut self) -> Series {
+        self.thick = true;
+        self
+    }
+
+    /// The same series with at most `MAX_POINTS_PER_SERIES` points, extremes kept.
+    pub fn for_drawing(mut self) -> Series {
+        let (points, downsampled) = downsample_min_max(&self.points, MAX_POINTS_PER_SERIES);
+        self.points = points;
+        self.downsampled |= downsampled;
+        self
+    }
+}
+
+/// Reduces `points` (sorted by x) to at most `max_points` for drawing, keeping the first and the
+/// last point and, in each of the buckets the rest is cut into, the lowest and the highest point
+/// in their original order: a one-second spike of a one-hour run survives at any zoom, which an
+/// average or a stride would lose. Returns the points and whether anything was dropped.
+pub fn downsample_min_max(points: &[(f64, f64)], max_points: usize) -> (Vec<(f64, f64)>, bool) {
+    // Below 4 there is no room for first + last + one bucket's pair.
+    let max_points = max_points.max(4);
+    if points.len() <= max_points {
+        return (points.to_vec(), false);
+    }
+    let (first, last) = (points[0], points[points.len() - 1]);
+    let inner = &points[1..points.len() - 1];
+    let buckets = (max_points - 2) / 2;
+    let mut out = Vec::with_capacity(max_points);
+    out.push(first);
+    for b in 0..buckets {
+        // Bucket bounds by index: every inner point falls in exactly one bucket.
+        let start = b * inner.len() / buckets;
+        let end = (b + 1) * inner.len() / buckets;
+        let bucket = &inner[start..end];
+        if bucket.is_empty() {
+            continue;
+        }
+        let (mut lo, mut hi) = (0, 0);
+        for (i, p) in bucket.iter().enumerate() {
+            if p.1 < bucket[lo].1 {
+                lo = i;
+            }
+            if p.1 > bucket[hi].1 {
+                hi = i;
+            }
+        }
+        match lo.cmp(&hi) {
+            std::cmp::Ordering::Less => out.extend([bucket[lo], bucket[hi]]),
+            std::cmp::Ordering::Greater => out.extend([bucket[hi], bucket[lo]]),
+            std::cmp::Ordering::Equal => out.push(bucket[lo]),
+        }
+    }
+    out.push(last);
+    (out, true)
+}
+
+/// The HdrHistogram percentile spectrum of `histogram`: points `(1 / (1 - p), latency_us)` on a
+/// log-spaced grid of `1 / (1 - p)` from 1 (p = 0, the minimum) up to 99.999 %, or up to the
+/// sample count when there are fewer samples than that (beyond it every percentile is the
+/// maximum, and the curve ends there at the maximum). Empty for an empty histogram.
+pub fn percentile_spectrum(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let count = histogram.len();
+    if count == 0 {
+        return Vec::new();
+    }
+    let x_max = (count as f64).clamp(10.0, SPECTRUM_MAX_X);
+    let steps = (x_max.log10() * SPECTRUM_POINTS_PER_DECADE as f64).ceil() as usize;
+    let mut points = Vec::with_capacity(steps + 1);
+    for i in 0..=steps {
+        let x = 10f64
+            .powf(i as f64 / SPECTRUM_POINTS_PER_DECADE as f64)
+            .min(x_max);
+        let quantile = 1.0 - 1.0 / x;
+        points.push((x, histogram.value_at_quantile(quantile) as f64));
+    }
+    if (count as f64) < SPECTRUM_MAX_X {
+        // The quantile at x = count is the second-highest sample; the curve ends at the highest.
+        if let Some(last) = points.last_mut() {
+            last.1 = histogram.max() as f64;
+        }
+    }
+    points
+}
+
+/// The spectrum of a stored histogram; `None` when it is empty or does not decode.
+pub fn spectrum_of(data: &HistogramData) -> Option<Vec<(f64, f64)>> {
+    if data.count == 0 {
+        return None;
+    }
+    let histogram = data.decode().ok()?;
+    let points = percentile_spectrum(&histogram);
+    (!points.is_empty()).then_some(points)
+}
+
+/// `value / base`, or `None` when there is nothing to compare against (a zero base; two zeros
+/// are equal, so their ratio is 1).
+pub fn ratio(value: f64, base: f64) -> Option<f64> {
+    if !value.is_finite() || !base.is_finite() {
+        None
+    } else if base == 0.0 {
+        (value == 0.0).then_some(1.0)
+    } else {
+        Some(value / base)
+    }
+}
+
+/// All populations' total latencies of one load point merged into one histogram; `None` when
+/// nothing decodes or nothing was recorded.
+pub fn merged_latency(point: &LoadPoint) -> Option<Histogram<u64>> {
+    // Auto-resizing, so histograms recorded with different bounds merge.
+    let mut merged = Histogram::<u64>::new(3).ok()?;
+    for population in &point.populations {
+        if population.latency.total_us.count == 0 {
+            continue;
+        }
+        let histogram = population.latency.total_us.decode().ok()?;
+        merged.add(&histogram).ok()?;
+    }
+    (!merged.is_empty()).then_some(merged)
+}
+
+/// The load point a run is summed up by: the one at the highest load (the last of a sweep, the
+/// only one otherwise).
+pub fn headline_point(result: &RunResult) -> Option<&LoadPoint> {
+    headline_index(result).map(|n| &result.load_points[n])
+}
+
+/// The index of `headline_point` in `result.load_points`.
+pub fn headline_index(result: &RunResult) -> Option<usize> {
+    result
+        .load_points
+        .iter()
+        .enumerate()
+        // `max_by` keeps the last of equals: the later of two points at the same load.
+        .max_by(|a, b| a.1.load_fraction.total_cmp(&b.1.load_fraction))
+        .map(|(n, _)| n)
+}
+
+// ---- one load point's timeline ---------------------------------------------------------------
+
+/// One load point's timeline, ready to draw: times are the end of each interval in seconds from
+/// the start of the warm-up; every series already down-sampled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineView {
+    pub duration_s: f64,
+    /// The warm-up region is `0 ..= warmup_end_s`.
+    pub warmup_end_s: f64,
+    /// Where the measured window ends; intervals after it (the last, partial one) are not
+    /// measured either.
+    pub measured_end_s: f64,
+    /// The total first (when there are several populations), then one per population.
+    pub ops_per_s: Vec<Series>,
+    pub mbit_per_s: Vec<Series>,
+    pub open_connections: Vec<Series>,
+    /// Per population, p50 then p99; intervals without a completed request are left out.
+    pub latency_us: Vec<Series>,
+}
+
+/// The drawable timeline of `point`, or `None` when it has no interval at all.
+pub fn timeline_view(point: &LoadPoint) -> Option<TimelineView> {
+    let timeline = &point.timeline;
+    let intervals = timeline
+        .populations
+        .iter()
+        .map(|p| p.ops.len().max(p.open_connections.len()))
+        .max()
+        .unwrap_or(0);
+    if intervals == 0 || timeline.interval_s <= 0.0 {
+        return None;
+    }
+    let dt = timeline.interval_s;
+    let t = |i: usize| (i + 1) as f64 * dt;
+    let several = timeline.populations.len() > 1;
+
+    let mut ops_per_s = Vec::new();
+    let mut mbit_per_s = Vec::new();
+    if several {
+        let sum = |f: &dyn Fn(&crate::model::PopulationTimeline, usize) -> f64| {
+            (0..intervals)
+                .map(|i| (t(i), timeline.populations.iter().map(|p| f(p, i)).sum()))
+                .collect::<Vec<_>>()
+        };
+        let ops = sum(&|p, i| p.ops.get(i).copied().unwrap_or(0) as f64 / dt);
+        let mbit = sum(&|p, i| p.bytes.get(i).copied().unwrap_or(0) as f64 * 8.0 / 1e6 / dt);
+        ops_per_s.push(Series::new("total", ops, Hue::Total).thick().for_drawing());
+        mbit_per_s.push(Series::new("total", mbit, Hue::Total).thick().for_drawing());
+    }
+    let mut open_connections = Vec::new();
+    let mut latency_us = Vec::new();
+    for (n, population) in timeline.populations.iter().enumerate() {
+        let hue = Hue::Index(n);
+        let per_interval = |values: &[u64], scale: f64| {
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (t(i), v as f64 * scale))
+                .collect::<Vec<_>>()
+        };
+        let name = &population.name;
+        ops_per_s
+            .push(Series::new(name, per_interval(&population.ops, 1.0 / dt), hue).for_drawing());
+        mbit_per_s.push(
+            Series::new(name, per_interval(&population.bytes, 8.0 / 1e6 / dt), hue).for_drawing(),
+        );
+        if !population.open_connections.is_empty() {
+            open_connections.push(
+                Series::new(name, per_interval(&population.open_connections, 1.0), hue)
+                    .for_drawing(),
+            );
+        }
+        // A percentile of no request is not zero latency: leave such intervals out.
+        let measured = |values: &[u64]| {
+            values
+                .iter()
+                .enumerate()
+                .filter(|&(i, &v)| population.ops.get(i).map_or(v > 0, |&ops| ops > 0))
+                .map(|(i, &v)| (t(i), v as f64))
+                .collect::<Vec<_>>()
+        };
+        for (label, values, thick) in [
+            ("p50", &population.latency_p50_us, false),
+            ("p99", &population.latency_p99_us, true),
+        ] {
+            let points = measured(values);
+            if !points.is_empty() {
+                let mut series = Series::new(format!("{name} {label}"), points, hue).for_drawing();
+                series.thick = thick;
+                latency_us.push(series);
+            }
+        }
+    }
+    ops_per_s.retain(|s| !s.points.is_empty());
+    mbit_per_s.retain(|s| !s.points.is_empty());
+    let warmup_end_s = timeline.measured_from_index.min(intervals) as f64 * dt;
+    Some(TimelineView {
+        duration_s: intervals as f64 * dt,
+        warmup_end_s,
+        measured_end_s: warmup_end_s + point.measured_s,
+        ops_per_s,
+        mbit_per_s,
+        open_connections,
+        latency_us,
+    })
+}
+
+/// One load point's kernel and server samples, ready to draw: times in seconds from the start
+/// of the warm-up (the timeline's axis); every series already down-sampled. A series the sampler
+/// could not fill (no server process to read, say) is absent, not zero.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelView {
+    pub duration_s: f64,
+    pub warmup_end_s: f64,
+    pub measured_end_s: f64,
+    /// Server side, then client side: sockets in TIME_WAIT on the server's port.
+    pub time_wait: Vec<Series>,
+    /// Size of one TIME_WAIT socket, for the bytes axis; estimated when not read from slabinfo.
+    pub time_wait_object_bytes: u64,
+    pub time_wait_bytes_estimated: bool,
+    /// The kernel's TCP memory (sockstat `mem`), bytes.
+    pub tcp_memory_bytes: Vec<Series>,
+    /// The server's RSS and PSS (process tree), bytes.
+    pub server_memory_bytes: Vec<Series>,
+    /// CPU use in % of one core between samples: the server's tree, the generator.
+    pub cpu_percent: Vec<Series>,
+}
+
+/// The drawable kernel samples of `point`, or `None` when it has none.
+pub fn kernel_view(point: &LoadPoint) -> Option<KernelView> {
+    let kernel = point.kernel.as_ref()?;
+    let samples = &kernel.samples;
+    if samples.is_empty() {
+        return None;
+    }
+    let t = |s: &KernelSample| s.elapsed_ms as f64 / 1000.0;
+    let series = |name: &str, hue: usize, value: &dyn Fn(&KernelSample) -> Option<f64>| {
+        let points: Vec<(f64, f64)> = samples
+            .iter()
+            .filter_map(|s| Some((t(s), value(s)?)))
+            .collect();
+        (!points.is_empty()).then(|| Series::new(name, points, Hue::Index(hue)).for_drawing())
+    };
+    // Cumulative CPU microseconds to a share of one core over each sampling interval.
+    let cpu = |name: &str, hue: usize, value: &dyn Fn(&KernelSample) -> Option<u64>| {
+        let known: Vec<(f64, u64)> = samples
+            .iter()
+            .filter_map(|s| Some((t(s), value(s)?)))
+            .collect();
+        let points: Vec<(f64, f64)> = known
+            .windows(2)
+            .filter(|w| w[1].0 > w[0].0)
+            .map(|w| {
+                let used_s = w[1].1.saturating_sub(w[0].1) as f64 / 1e6;
+                (w[1].0, 100.0 * used_s / (w[1].0 - w[0].0))
+            })
+            .collect();
+        // A counter that never moved was not read (the generator always uses some CPU).
+        let moved = known.last().map(|l| l.1) > known.first().map(|f| f.1);
+        (moved && !points.is_empty())
+            .then(|| Series::new(name, points, Hue::Index(hue)).for_drawing())
+    };
+    let interval_s = point.timeline.interval_s.max(0.0);
+    let timeline_s = point
+        .timeline
+        .populations
+        .iter()
+        .map(|p| p.ops.len())
+        .max()
+        .unwrap_or(0) as f64
+        * interval_s;
+    let warmup_end_s = point.timeline.measured_from_index as f64 * interval_s;
+    Some(KernelView {
+        duration_s: samples.iter().map(t).fold(timeline_s, f64::max),
+        warmup_end_s,
+        measured_end_s: warmup_end_s + point.measured_s,
+        time_wait: [
+            series("server side", 0, &|s| Some(s.time_wait_server_side as f64)),
+            series("client side", 1, &|s| Some(s.time_wait_client_side as f64)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        time_wait_object_bytes: kernel.time_wait_object_bytes,
+        time_wait_bytes_estimated: kernel.time_wait_bytes_estimated,
+        tcp_memory_bytes: series("TCP memory (sockstat mem)", 0, &|s| {
+            Some(s.tcp_memory_bytes as f64)
+        })
+        .into_iter()
+        .collect(),
+        server_memory_bytes: [
+            series("server RSS", 0, &|s| s.server_rss_bytes.map(|b| b as f64)),
+            series("server PSS", 2, &|s| s.server_pss_bytes.map(|b| b as f64)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        cpu_percent: [
+            cpu("server", 0, &|s| s.server_cpu_us),
+            cpu("loadgen", 1, &|s| Some(s.loadgen_cpu_us)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    })
+}
+
+/// The latency spectra of one population at one load point: all classes together (black, thick)
+/// and each class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PopulationSpectra {
+    pub population: String,
+    pub series: Vec<Series>,
+}
+
+pub fn population_spectra(point: &LoadPoint) -> Vec<PopulationSpectra> {
+    point
+        .populations
+        .iter()
+        .filter_map(|population| {
+            let mut series = Vec::new();
+            if let Some(points) = spectrum_of(&population.latency.total_us) {
+                series.push(Series::new("all classes", points, Hue::Total).thick());
+            }
+            for (n, class) in population.classes.iter().enumerate() {
+                if let Some(points) = spectrum_of(&class.latency.total_us) {
+                    series.push(Series::new(&class.class, points, Hue::Index(n)));
+                }
+            }
+            (!series.is_empty()).then(|| PopulationSpectra {
+                population: population.name.clone(),
+                series,
+            })
+        })
+        .collect()
+}
+
+/// The populations' spectra of one load point overlaid; empty with fewer than two populations
+/// (the per-population chart already shows the only one).
+pub fn populations_overlay(point: &LoadPoint) -> Vec<Series> {
+    if point.populations.len() < 2 {
+        return Vec::new();
+    }
+    point
+        .populations
+        .iter()
+        .enumerate()
+        .filter_map(|(n, p)| {
+            spectrum_of(&p.latency.total_us).map(|pts| Series::new(&p.name, pts, Hue::Index(n)))
+        })
+        .collect()
+}
+
+// ---- sweeps ----------------------------------------------------------------------------------
+
+/// A sweep's curves: throughput against offered load, latency against throughput.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepView {
+    /// What the x axis of the throughput chart counts, with its unit.
+    pub offered_axis: String,
+    pub throughput: Vec<Series>,
+    pub latency: Vec<Series>,
+}
+
+/// The offered load of each point, on an axis every population shares: clients when all are
+/// closed loops, requests/s when all are open, otherwise the percentage of the full load.
+fn offered_axis(result: &RunResult) -> (String, Vec<f64>) {
+    let kinds: Vec<&str> = result
+        .load_points
+        .iter()
+        .flat_map(|p| p.populations.iter().map(|q| q.kind.as_str()))
+        .collect();
+    let all = |kind: &str| !kinds.is_empty() && kinds.iter().all(|k| *k == kind);
+    let summed = |p: &LoadPoint| p.populations.iter().map(|q| q.offered).sum::<f64>();
+    if all("closed") {
+        let xs = result.load_points.iter().map(summed).collect();
+        ("offered load (clients)".into(), xs)
+    } else if all("open") {
+        let xs = result.load_points.iter().map(summed).collect();
+        ("offered load (requests/s)".into(), xs)
+    } else {
+        let xs = result
+            .load_points
+            .iter()
+            .map(|p| p.load_fraction * 100.0)
+            .collect();
+        ("offered load (% of full load)".into(), xs)
+    }
+}
+
+/// The sweep curves of one run; `None` unless it has several load points.
+pub fn sweep_view(result: &RunResult) -> Option<SweepView> {
+    if result.load_points.len() < 2 {
+        return None;
+    }
+    let (offered_axis, xs) = offered_axis(result);
+    let points = &result.load_points;
+    let mut throughput = vec![Series::new(
+        "all populations",
+        xs.iter()
+            .zip(points)
+            .map(|(&x, p)| (x, p.totals.ops_per_s))
+            .collect(),
+        Hue::Total,
+    )
+    .thick()];
+    // Population names in order of first appearance across the points.
+    let mut names: Vec<&str> = Vec::new();
+    for point in points {
+        for population in &point.populations {
+            if !names.contains(&population.name.as_str()) {
+                names.push(&population.name);
+            }
+        }
+    }
+    let mut latency = Vec::new();
+    for (n, name) in names.iter().enumerate() {
+        let of = |p: &LoadPoint| p.populations.iter().find(|q| q.name == *name).cloned();
+        if names.len() > 1 {
+            let pts = xs
+                .iter()
+                .zip(points)
+                .filter_map(|(&x, p)| of(p).map(|q| (x, q.totals.ops_per_s)))
+                .collect();
+            throughput.push(Series::new(*name, pts, Hue::Index(n)));
+        }
+        for (label, thick) in [("p50", false), ("p99", true)] {
+            let pts: Vec<(f64, f64)> = points
+                .iter()
+                .filter_map(|p| {
+                    let q = of(p)?;
+                    let l = &q.latency.total_us;
+                    let v = if thick { l.p99 } else { l.p50 };
+                    (l.count > 0).then_some((p.totals.ops_per_s, v as f64))
+                })
+                .collect();
+            if !pts.is_empty() {
+                let mut series = Series::new(format!("{name} {label}"), pts, Hue::Index(n));
+                series.thick = thick;
+                latency.push(series);
+            }
+        }
+    }
+    Some(SweepView {
+        offered_axis,
+        throughput,
+        latency,
+    })
+}
+
+// ---- comparisons -----------------------------------------------------------------------------
+
+/// The figures one run is compared by, all from its headline load point.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunSummary {
+    pub ops_per_s: f64,
+    pub mbit_per_s: f64,
+    pub errors_total: f64,
+    pub errors_per_1k_ops: Option<f64>,
+    /// Latency of all populations together (µs); `None` when nothing was recorded.
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub p999_us: Option<f64>,
+    pub max_us: Option<f64>,
+    /// From the kernel accounting, when the run has it.
+    pub server_cpu_us_per_op: Option<f64>,
+    pub server_memory_per_connection_bytes: Option<f64>,
+    pub server_peak_rss_bytes: Option<f64>,
+    /// Peak TIME_WAIT memory, server and client side together.
+    pub peak_time_wait_bytes: Option<f64>,
+    pub peak_tcp_memory_bytes: Option<f64>,
+}
+
+pub fn run_summary(result: &RunResult) -> RunSummary {
+    let Some(point) = headline_point(result) else {
+        return RunSummary::default();
+    };
+    let totals = &point.totals;
+    let merged = merged_latency(point);
+    let kernel = point.kernel.as_ref().map(|k| &k.summary);
+    let at = |q: f64| merged.as_ref().map(|h| h.value_at_quantile(q) as f64);
+    RunSummary {
+        ops_per_s: totals.ops_per_s,
+        mbit_per_s: totals.mbit_per_s,
+        errors_total: totals.errors_total as f64,
+        errors_per_1k_ops: (totals.ops > 0)
+            .then(|| totals.errors_total as f64 * 1000.0 / totals.ops as f64),
+        p50_us: at(0.50),
+        p99_us: at(0.99),
+        p999_us: at(0.999),
+        max_us: merged.as_ref().map(|h| h.max() as f64),
+        server_cpu_us_per_op: kernel.and_then(|k| k.server_cpu_us_per_op),
+        server_memory_per_connection_bytes: kernel
+            .and_then(|k| k.server_memory_per_connection_bytes),
+        server_peak_rss_bytes: kernel.and_then(|k| k.server_peak_rss_bytes.map(|b| b as f64)),
+        peak_time_wait_bytes: kernel.map(|k| {
+            (k.peak_time_wait_server_side_bytes + k.peak_time_wait_client_side_bytes) as f64
+        }),
+        peak_tcp_memory_bytes: kernel.map(|k| k.peak_tcp_memory_bytes as f64),
+    }
+}
+
+/// Which way is better, for marking ratios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
+/// What a comparison metric is measured in; the display unit is chosen when drawing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantity {
+    OpsPerS,
+    MbitPerS,
+    LatencyUs,
+    Count,
+    PerKiloOps,
+    CpuUsPerOp,
+    Bytes,
+}
+
+/// One figure compared across runs.
+pub struct Metric {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub quantity: Quantity,
+    pub better: Better,
+    /// Drawn in the grouped bar chart (the table shows every metric).
+    pub bar: bool,
+    pub value: fn(&RunSummary) -> Option<f64>,
+}
+
+/// Every metric of the comparison table, in table order. A new measured quantity is one field of
+/// `RunSummary` and one entry here; a metric no run has (kernel figures of results from before
+/// kernel accounting) is left out of table and bars alike.
+pub const METRICS: &[Metric] = &[
+    Metric {
+        id: "ops_per_s",
+        name: "throughput",
+        quantity: Quantity::OpsPerS,
+        better: Better::Higher,
+        bar: true,
+        value: |s| Some(s.ops_per_s),
+    },
+    Metric {
+        id: "mbit_per_s",
+        name: "bandwidth",
+        quantity: Quantity::MbitPerS,
+        better: Better::Higher,
+        bar: false,
+        value: |s| Some(s.mbit_per_s),
+    },
+    Metric {
+        id: "p50",
+        name: "latency p50",
+        quantity: Quantity::LatencyUs,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.p50_us,
+    },
+    Metric {
+        id: "p99",
+        name: "latency p99",
+        quantity: Quantity::LatencyUs,
+        better: Better::Lower,
+        bar: true,
+        value: |s| s.p99_us,
+    },
+    Metric {
+        id: "p999",
+        name: "latency p99.9",
+        quantity: Quantity::LatencyUs,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.p999_us,
+    },
+    Metric {
+        id: "max",
+        name: "latency max",
+        quantity: Quantity::LatencyUs,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.max_us,
+    },
+    Metric {
+        id: "server_cpu_us_per_op",
+        name: "server CPU per op",
+        quantity: Quantity::CpuUsPerOp,
+        better: Better::Lower,
+        bar: true,
+        value: |s| s.server_cpu_us_per_op,
+    },
+    Metric {
+        id: "server_memory_per_connection",
+        name: "server memory per connection",
+        quantity: Quantity::Bytes,
+        better: Better::Lower,
+        bar: true,
+        value: |s| s.server_memory_per_connection_bytes,
+    },
+    Metric {
+        id: "server_peak_rss",
+        name: "server peak RSS",
+        quantity: Quantity::Bytes,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.server_peak_rss_bytes,
+    },
+    Metric {
+        id: "peak_time_wait_bytes",
+        name: "TIME_WAIT memory, peak",
+        quantity: Quantity::Bytes,
+        better: Better::Lower,
+        bar: true,
+        value: |s| s.peak_time_wait_bytes,
+    },
+    Metric {
+        id: "peak_tcp_memory",
+        name: "kernel TCP memory, peak",
+        quantity: Quantity::Bytes,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.peak_tcp_memory_bytes,
+    },
+    Metric {
+        id: "errors",
+        name: "errors",
+        quantity: Quantity::Count,
+        better: Better::Lower,
+        bar: true,
+        value: |s| Some(s.errors_total),
+    },
+    Metric {
+        id: "errors_per_1k_ops",
+        name: "errors per 1000 ops",
+        quantity: Quantity::PerKiloOps,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.errors_per_1k_ops,
+    },
+];
+
+/// One row of the comparison: a metric's value in each run and its ratio to the first run's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricRow {
+    pub metric: &'static Metric,
+    pub values: Vec<Option<f64>>,
+    pub ratios: Vec<Option<f64>>,
+}
+
+impl std::fmt::Debug for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id)
+    }
+}
+
+impl PartialEq for Metric {
+    fn eq(&self, other: &Metric) -> bool {
+        self.id == other.id
+    }
+}
+
+/// The comparison rows of `summaries` (one per run, the first being the baseline); metrics no
+/// run has are left out.
+pub fn comparison_rows(summaries: &[RunSummary]) -> Vec<MetricRow> {
+    METRICS
+        .iter()
+        .filter_map(|metric| {
+            let values: Vec<Option<f64>> = summaries.iter().map(|s| (metric.value)(s)).collect();
+            if values.iter().all(Option::is_none) {
+                return None;
+            }
+            let base = values.first().copied().flatten();
+            let ratios = values
+                .iter()
+                .map(|v| ratio((*v)?, base?))
+                .collect::<Vec<_>>();
+            Some(MetricRow {
+                metric,
+                values,
+                ratios,
+            })
+        })
+        .collect()
+}
+
+/// One overlay of the comparison page: the spectrum of one population (by name) in each run that
+/// has it, at the run's headline point.
+pub fn spectra_by_run(results: &[RunResult], labels: &[String]) -> Vec<(String, Vec<Series>)> {
+    let mut names: Vec<&str> = Vec::new();
+    for result in results {
+        for population in headline_point(result).iter().flat_map(|p| &p.populations) {
+            if !names.contains(&population.name.as_str()) {
+                names.push(&population.name);
+            }
+        }
+    }
+    names
+        .iter()
+        .filter_map(|name| {
+            let series: Vec<Series> = results
+                .iter()
+                .zip(labels)
+                .enumerate()
+                .filter_map(|(n, (result, label))| {
+                    let population = headline_point(result)?
+                        .populations
+                        .iter()
+                        .find(|p| p.name == *name)?;
+                    let points = spectrum_of(&population.latency.total_us)?;
+                    Some(Series::new(label, points, Hue::Index(n)))
+                })
+                .collect();
+            (!series.is_empty()).then(|| (name.to_string(), series))
+        })
+        .collect()
+}
+
+/// Total ops/s over time of each run's headline point, one series per run.
+pub fn throughput_by_run(results: &[RunResult], labels: &[String]) -> Vec<Series> {
+    results
+        .iter()
+        .zip(labels)
+        .enumerate()
+        .filter_map(|(n, (result, label))| {
+            let point = headline_point(result)?;
+            let dt = point.timeline.interval_s;
+            let intervals = point
+                .timeline
+                .populations
+                .iter()
+                .map(|p| p.ops.len())
+                .max()?;
+            if intervals == 0 || dt <= 0.0 {
+                return None;
+            }
+            let points = (0..intervals)
+                .map(|i| {
+                    let ops: u64 = point
+                        .timeline
+                        .populations
+                        .iter()
+                        .map(|p| p.ops.get(i).copied().unwrap_or(0))
+                        .sum();
+                    ((i + 1) as f64 * dt, ops as f64 / dt)
+                })
+                .collect();
+            Some(Series::new(label, points, Hue::Index(n)).for_drawing())
+        })
+        .collect()
+}
+
+/// Sweep curves of several runs overlaid (one series per run with several load points): total
+/// ops/s against offered load, and p99 of all populations against ops/s.
+pub fn sweeps_by_run(results: &[RunResult], labels: &[String]) -> Option<SweepView> {
+    let mut axis = None;
+    let mut throughput = Vec::new();
+    let mut latency = Vec::new();
+    for (n, (result, label)) in results.iter().zip(labels).enumerate() {
+        if result.load_points.len() < 2 {
+            continue;
+        }
+        let (name, xs) = offered_axis(result);
+        // Runs whose offered loads are counted differently share the percentage axis.
+        let xs = match &axis {
+            Some(a) if *a != name => {
+                axis = Some("offered load (% of full load)".to_string());
+                result
+                    .load_points
+                    .iter()
+                    .map(|p| p.load_fraction * 100.0)
+                    .collect()
+            }
+            _ => {
+                axis.get_or_insert(name);
+                xs
+            }
+        };
+        throughput.push(Series::new(
+            label,
+            xs.iter()
+                .zip(&result.load_points)
+                .map(|(&x, p)| (x, p.totals.ops_per_s))
+                .collect(),
+            Hue::Index(n),
+        ));
+        let pts: Vec<(f64, f64)> = result
+            .load_points
+            .iter()
+            .filter_map(|p| {
+                let h = merged_latency(p)?;
+                Some((p.totals.ops_per_s, h.value_at_quantile(0.99) as f64))
+            })
+            .collect();
+        if !pts.is_empty() {
+            latency.push(Series::new(format!("{label} p99"), pts, Hue::Index(n)).thick());
+        }
+    }
+    Some(SweepView {
+        offered_axis: axis?,
+        throughput,
+        latency,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_series_are_left_alone() {
+        let points: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, i as f64)).collect();
+        assert_eq!(downsample_min_max(&points, 600), (points.clone(), false));
+    }
+
+    #[test]
+    fn equal_min_and_max_give_one_point_per_bucket() {
+        let points: Vec<(f64, f64)> = (0..1000).map(|i| (i as f64, 5.0)).collect();
+        let (out, downsampled) = downsample_min_max(&points, 100);
+        assert!(downsampled);
+        assert!(out.len() <= 100);
+        assert!(out.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+}

@@ -1,0 +1,972 @@
+//! Self-contained HTML reports: one run (`render_run`) or several side by side
+//! (`render_comparison`), written atomically by `write_report`. Pages are the templates in
+//! `templates/` (pulled in at compile time) filled with escaped text, tables and the inline SVG
+//! charts of `plot`; no script, no font or style sheet from elsewhere, nothing fetched.
+//!
+//! Not here: numbers (`prepare`), drawing (`plot`).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::model::{HistogramData, IsolationMode, LoadPoint, RunResult, Totals};
+use crate::plot::{self, Figure};
+use crate::prepare::{self, Better, MetricRow, Quantity};
+
+const PAGE: &str = include_str!("../templates/page.html");
+const RUN: &str = include_str!("../templates/run.html");
+const COMPARISON: &str = include_str!("../templates/comparison.html");
+const STYLE: &str = include_str!("../templates/style.css");
+
+/// The single-run page of `result`.
+pub fn render_run(result: &RunResult) -> String {
+    let title = format!("{} — {}", result.scenario_name, result.started_utc);
+    let sweep = plot::run_figures(result);
+    let sweep_html = if sweep.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<section id=\"sweep\">\n<h2>Sweep: {} load points</h2>\n{}</section>\n",
+            result.load_points.len(),
+            figures_html(&sweep)
+        )
+    };
+    let headline = prepare::headline_index(result);
+    let mut points = String::new();
+    let mut nav = String::from("<a href=\"#summary\">summary</a>");
+    if !sweep.is_empty() {
+        nav.push_str("<a href=\"#sweep\">sweep</a>");
+    }
+    for (n, point) in result.load_points.iter().enumerate() {
+        // A sweep opens its headline point only, so the page starts short.
+        let open = headline == Some(n);
+        points.push_str(&point_section(point, n, open));
+        let _ = write!(nav, "<a href=\"#point-{n}\">{}</a>", escape(&point.label));
+    }
+    nav.push_str("<a href=\"#environment\">server &amp; environment</a>");
+    nav.push_str("<a href=\"#scenario\">scenario</a>");
+    let body = fill(
+        RUN,
+        &[
+            ("title", &escape(&title)),
+            ("subtitle", &run_subtitle(result)),
+            ("validity", &validity_html(result)),
+            ("nav", &nav),
+            ("summary", &summary_table(result)),
+            ("sweep", &sweep_html),
+            ("points", &points),
+            ("server", &server_html(result)),
+            ("generator", &generator_html(result)),
+            ("isolation", &isolation_html(result)),
+            ("machine", &environment_html(result)),
+            ("scenario", &escape(&result.scenario_toml)),
+        ],
+    );
+    page(&title, &body, result)
+}
+
+/// The comparison page of `results`, run #1 being the baseline of every ratio. `labels` name the
+/// runs in legends and tables; missing labels default to the scenario name and start time.
+pub fn render_comparison(results: &[RunResult], labels: &[String]) -> String {
+    let defaults = default_labels(results);
+    let labels: Vec<String> = (0..results.len())
+        .map(|n| {
+            labels
+                .get(n)
+                .cloned()
+                .unwrap_or_else(|| defaults[n].clone())
+        })
+        .collect();
+    let summaries: Vec<prepare::RunSummary> = results.iter().map(prepare::run_summary).collect();
+    let rows = prepare::comparison_rows(&summaries);
+    let figures = plot::comparison_figures(&rows, results, &labels);
+    let title = format!("Comparison of {} runs", results.len());
+
+    let mut validity = String::new();
+    for (n, (result, label)) in results.iter().zip(&labels).enumerate() {
+        let html = validity_problems(result);
+        if !html.is_empty() {
+            let _ = write!(
+                validity,
+                "<div class=\"run-status\"><h3>#{} {}</h3>{html}</div>",
+                n + 1,
+                escape(label)
+            );
+        }
+    }
+    if validity.is_empty() {
+        validity = "<div class=\"status valid\"><strong>&#10003; All runs valid</strong>, \
+                    no warnings.</div>"
+            .into();
+    }
+
+    let mut details = String::new();
+    for (n, (result, label)) in results.iter().zip(&labels).enumerate() {
+        let _ = write!(
+            details,
+            "<details id=\"run-{n}\"><summary>#{} {}</summary>\n{}\n<h3>Server</h3>\n{}\
+             <h3>Scenario as it ran</h3>\n<pre class=\"scenario\">{}</pre>\n</details>\n",
+            n + 1,
+            escape(label),
+            summary_table(result),
+            server_html(result),
+            escape(&result.scenario_toml)
+        );
+    }
+    let body = fill(
+        COMPARISON,
+        &[
+            ("title", &escape(&title)),
+            (
+                "subtitle",
+                &escape(&format!(
+                    "Baseline: #1 {}",
+                    labels.first().map_or("", |l| l)
+                )),
+            ),
+            ("validity", &validity),
+            ("runs", &runs_table(results, &labels)),
+            ("ratios", &ratio_table(&rows, &labels)),
+            ("charts", &figures_html(&figures)),
+            ("details", &details),
+        ],
+    );
+    match results.first() {
+        Some(first) => page(&title, &body, first),
+        None => fill(
+            PAGE,
+            &[
+                ("generator", "reports"),
+                ("title", &escape(&title)),
+                ("style", STYLE),
+                ("body", &body),
+                ("footer", ""),
+            ],
+        ),
+    }
+}
+
+/// Writes the report of `results` to `path`: the single-run page for one result, the comparison
+/// page for several. Atomic: a reader sees the old file or the whole new one, never a part.
+pub fn write_report(path: &Path, results: &[RunResult]) -> std::io::Result<()> {
+    let html = match results {
+        [] => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no result to report on",
+            ))
+        }
+        [one] => render_run(one),
+        several => render_comparison(several, &default_labels(several)),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} names no file", path.display()),
+        )
+    })?;
+    // Beside the target, so the rename stays on one file system.
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(html.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Labels for runs: the scenario names when they tell the runs apart, else name and start time,
+/// numbered when even that repeats.
+pub fn default_labels(results: &[RunResult]) -> Vec<String> {
+    let distinct = |labels: &[String]| {
+        labels
+            .iter()
+            .enumerate()
+            .all(|(i, l)| !labels[..i].contains(l))
+    };
+    let names: Vec<String> = results.iter().map(|r| r.scenario_name.clone()).collect();
+    if distinct(&names) {
+        return names;
+    }
+    let timed: Vec<String> = results
+        .iter()
+        .map(|r| format!("{} {}", r.scenario_name, r.started_utc))
+        .collect();
+    if distinct(&timed) {
+        return timed;
+    }
+    timed
+        .into_iter()
+        .enumerate()
+        .map(|(n, l)| format!("{l} ({})", n + 1))
+        .collect()
+}
+
+// ---- text helpers ----------------------------------------------------------------------------
+
+/// `text` safe inside an element or a quoted attribute.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `template` with each `{{name}}` replaced by its value, in one pass: a value is never scanned
+/// for placeholders, so text from a result (a scenario with `{{body}}` in a comment) stays text.
+/// An unknown placeholder is a bug of ours and left visible.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out =
+        String::with_capacity(template.len() + values.iter().map(|v| v.1.len()).sum::<usize>());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) => {
+                let key = &after[..end];
+                match values.iter().find(|(k, _)| *k == key) {
+                    Some((_, value)) => out.push_str(value),
+                    None => {
+                        debug_assert!(false, "template placeholder {{{{{key}}}}} not filled");
+                        out.push_str(&rest[start..start + 2 + end + 2]);
+                    }
+                }
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn page(title: &str, body: &str, result: &RunResult) -> String {
+    let generator = format!("{} {} (reports)", result.tool, result.tool_version);
+    fill(
+        PAGE,
+        &[
+            ("generator", &escape(&generator)),
+            ("title", &escape(title)),
+            ("style", STYLE),
+            ("body", body),
+            (
+                "footer",
+                &format!(
+                    "Written by {}; result schema {}. Self-contained: no script, nothing fetched.",
+                    escape(&generator),
+                    result.schema_version
+                ),
+            ),
+        ],
+    )
+}
+
+/// Microseconds as milliseconds with three significant digits, as the CLI prints them.
+fn ms(us: f64) -> String {
+    let v = us / 1000.0;
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A count with thin spaces between thousands: 1 234 567.
+fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('\u{2009}');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Bytes in binary units: 1.50 MiB.
+fn bytes(b: f64) -> String {
+    let (divisor, unit) = plot::style::bytes_unit(b);
+    if divisor == 1.0 {
+        format!("{b:.0} B")
+    } else {
+        format!("{:.2} {unit}", b / divisor)
+    }
+}
+
+fn rate(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn num(text: impl std::fmt::Display) -> String {
+    format!("<td class=\"num\">{text}</td>")
+}
+
+// ---- run page pieces -------------------------------------------------------------------------
+
+fn run_subtitle(result: &RunResult) -> String {
+    let mut parts = vec![
+        format!(
+            "scenario <strong>{}</strong>",
+            escape(&result.scenario_name)
+        ),
+        format!("started {} UTC", escape(&result.started_utc)),
+        format!("seed {}", result.seed),
+        format!(
+            "{} load point{}",
+            result.load_points.len(),
+            if result.load_points.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        ),
+    ];
+    if let Some(description) = scenario_description(&result.scenario_toml) {
+        parts.push(escape(&description));
+    }
+    parts.join(" · ")
+}
+
+/// The scenario's `description = "..."`, read without a TOML parser (the report needs only this).
+fn scenario_description(toml: &str) -> Option<String> {
+    let line = toml
+        .lines()
+        .find(|l| l.trim_start().starts_with("description"))?;
+    let value = line.split_once('=')?.1.trim();
+    let value = value.strip_prefix('"')?;
+    Some(value[..value.rfind('"')?].to_string())
+}
+
+/// The invalid reasons, the interruption and the warnings, as status boxes; empty when none.
+fn validity_problems(result: &RunResult) -> String {
+    let mut html = String::new();
+    if !result.valid || !result.invalid_reasons.is_empty() {
+        html.push_str(
+            "<div class=\"status invalid\"><h2>&#9888; Invalid run: do not trust these numbers</h2>",
+        );
+        html.push_str(&list(&result.invalid_reasons));
+        html.push_str("</div>\n");
+    }
+    if result.interrupted {
+        html.push_str(
+            "<div class=\"status warning\"><strong>&#9888; Interrupted:</strong> Ctrl-C ended \
+             the run early; the measured time is shorter than the scenario asked.</div>\n",
+        );
+    }
+    if !result.warnings.is_empty() {
+        html.push_str("<div class=\"status warning\"><h2>&#9888; Warnings</h2>");
+        html.push_str(&list(&result.warnings));
+        html.push_str("</div>\n");
+    }
+    html
+}
+
+fn validity_html(result: &RunResult) -> String {
+    let problems = validity_problems(result);
+    if problems.is_empty() {
+        "<div class=\"status valid\"><strong>&#10003; Valid run</strong>, no warnings.</div>\n"
+            .into()
+    } else {
+        problems
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        return String::new();
+    }
+    let mut html = String::from("<ul>");
+    for item in items {
+        let _ = write!(html, "<li>{}</li>", escape(item));
+    }
+    html.push_str("</ul>");
+    html
+}
+
+fn errors_text(totals: &Totals) -> String {
+    if totals.errors.is_empty() {
+        return "none".into();
+    }
+    totals
+        .errors
+        .iter()
+        .map(|(kind, n)| format!("{} {}", escape(kind), count(*n)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One row per load point: throughput, latency of all populations together, errors.
+fn summary_table(result: &RunResult) -> String {
+    let mut html = String::from(
+        "<table class=\"summary\"><thead><tr><th>load point</th><th class=\"num\">load</th>\
+         <th class=\"num\">measured (s)</th><th class=\"num\">ops</th><th class=\"num\">ops/s</th>\
+         <th class=\"num\">Mbit/s</th><th class=\"num\">p50 (ms)</th><th class=\"num\">p90 (ms)</th>\
+         <th class=\"num\">p99 (ms)</th><th class=\"num\">p99.9 (ms)</th><th class=\"num\">max (ms)</th>\
+         <th class=\"num\">errors</th><th>errors by kind</th></tr></thead><tbody>",
+    );
+    for point in &result.load_points {
+        let merged = prepare::merged_latency(point);
+        let at = |q: f64| {
+            merged
+                .as_ref()
+                .map_or("–".into(), |h| ms(h.value_at_quantile(q) as f64))
+        };
+        let _ = write!(
+            html,
+            "<tr><td>{}</td>{}{}{}{}{}{}{}{}{}{}{}<td>{}</td></tr>",
+            escape(&point.label),
+            num(format!("{:.0}%", point.load_fraction * 100.0)),
+            num(format!("{:.1}", point.measured_s)),
+            num(count(point.totals.ops)),
+            num(rate(point.totals.ops_per_s)),
+            num(rate(point.totals.mbit_per_s)),
+            num(at(0.5)),
+            num(at(0.9)),
+            num(at(0.99)),
+            num(at(0.999)),
+            num(merged.as_ref().map_or("–".into(), |h| ms(h.max() as f64))),
+            num(count(point.totals.errors_total)),
+            errors_text(&point.totals)
+        );
+    }
+    html.push_str("</tbody></table>\n");
+    html
+}
+
+fn point_section(point: &LoadPoint, n: usize, open: bool) -> String {
+    let figures = plot::load_point_figures(point, &format!("p{n}"));
+    format!(
+        "<section class=\"point\" id=\"point-{n}\">\n<details{}>\n<summary>Load point: {} \
+         ({:.0}% load, {:.1} s measured after {:.1} s warm-up)</summary>\n\
+         <h3>Populations</h3>\n{}<h3>Latency by population and class</h3>\n{}{}{}</details>\n\
+         </section>\n",
+        if open { " open" } else { "" },
+        escape(&point.label),
+        point.load_fraction * 100.0,
+        point.measured_s,
+        point.warmup_s,
+        population_table(point),
+        latency_table(point),
+        kernel_html(point),
+        figures_html(&figures)
+    )
+}
+
+fn population_table(point: &LoadPoint) -> String {
+    let mut html = String::from(
+        "<table class=\"populations\"><thead><tr><th>population</th><th>kind</th>\
+         <th class=\"num\">offered</th><th class=\"num\">ops</th><th class=\"num\">ops/s</th>\
+         <th class=\"num\">Mbit/s</th><th class=\"num\">peak open conns</th>\
+         <th class=\"num\">requests sent</th><th class=\"num\">responses</th>\
+         <th class=\"num\">connections</th><th class=\"num\">queued arrivals</th>\
+         <th class=\"num\">schedule lag p99 (ms)</th><th>errors</th></tr></thead><tbody>",
+    );
+    for p in &point.populations {
+        let offered = match p.kind.as_str() {
+            "open" => format!("{} req/s", plot::style::si(p.offered)),
+            _ => format!("{} clients", plot::style::si(p.offered)),
+        };
+        let lag = p
+            .schedule_lag_us
+            .as_ref()
+            .filter(|h| h.count > 0)
+            .map_or("–".into(), |h| ms(h.p99 as f64));
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td>{}{}{}{}{}{}{}{}{}{}<td>{}</td></tr>",
+            escape(&p.name),
+            escape(&p.kind),
+            num(offered),
+            num(count(p.totals.ops)),
+            num(rate(p.totals.ops_per_s)),
+            num(rate(p.totals.mbit_per_s)),
+            num(count(p.peak_open_connections)),
+            num(count(p.requests_sent)),
+            num(count(p.responses_completed)),
+            num(count(p.connections_established)),
+            num(count(p.queued_arrivals)),
+            num(lag),
+            errors_text(&p.totals)
+        );
+    }
+    html.push_str(
+        "</tbody></table>\n<p class=\"note\">Requests, responses and connections \
+                   count the whole load point, warm-up included (comparable with the server's \
+                   own counters); ops and rates count the measured time only.</p>\n",
+    );
+    html
+}
+
+fn latency_cells(h: &HistogramData) -> String {
+    if h.count == 0 {
+        return "<td class=\"num\" colspan=\"6\">no request completed</td>".into();
+    }
+    [
+        h.mean,
+        h.p50 as f64,
+        h.p90 as f64,
+        h.p99 as f64,
+        h.p999 as f64,
+        h.max as f64,
+    ]
+    .iter()
+    .map(|&v| num(ms(v)))
+    .collect()
+}
+
+fn latency_table(point: &LoadPoint) -> String {
+    let mut html = String::from(
+        "<table class=\"latency\"><thead><tr><th>population</th><th>class</th>\
+         <th class=\"num\">ops</th><th class=\"num\">mean (ms)</th><th class=\"num\">p50</th>\
+         <th class=\"num\">p90</th><th class=\"num\">p99</th><th class=\"num\">p99.9</th>\
+         <th class=\"num\">max</th><th class=\"num\">connect p99</th>\
+         <th class=\"num\">first byte p99</th></tr></thead><tbody>",
+    );
+    for p in &point.populations {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>all</td>{}{}{}{}</tr>",
+            escape(&p.name),
+            num(count(p.totals.ops)),
+            latency_cells(&p.latency.total_us),
+            num(ms(p.latency.connect_us.p99 as f64)),
+            num(ms(p.latency.first_byte_us.p99 as f64)),
+        );
+        for c in &p.classes {
+            let _ = write!(
+                html,
+                "<tr><td></td><td class=\"sub\">{}</td>{}{}{}{}</tr>",
+                escape(&c.class),
+                num(count(c.ops)),
+                latency_cells(&c.latency.total_us),
+                num(ms(c.latency.connect_us.p99 as f64)),
+                num(ms(c.latency.first_byte_us.p99 as f64)),
+            );
+        }
+    }
+    html.push_str(
+        "</tbody></table>\n<p class=\"note\">Response time from connect (closed loop) or from \
+         when the request was due (open loop) to the last byte; milliseconds.</p>\n",
+    );
+    html
+}
+
+/// The kernel's and the server's figures of one load point; empty without kernel accounting.
+fn kernel_html(point: &LoadPoint) -> String {
+    let Some(kernel) = &point.kernel else {
+        return String::new();
+    };
+    let k = &kernel.summary;
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "not measured".into());
+    let tw_size = format!(
+        "{} B{}",
+        kernel.time_wait_object_bytes,
+        if kernel.time_wait_bytes_estimated {
+            " (estimated: /proc/slabinfo unreadable)"
+        } else {
+            " (tw_sock_TCP slab object)"
+        }
+    );
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "TIME_WAIT peak, server side",
+            format!(
+                "{} sockets, {}",
+                count(k.peak_time_wait_server_side),
+                bytes(k.peak_time_wait_server_side_bytes as f64)
+            ),
+        ),
+        (
+            "TIME_WAIT peak, client side",
+            format!(
+                "{} sockets, {}",
+                count(k.peak_time_wait_client_side),
+                bytes(k.peak_time_wait_client_side_bytes as f64)
+            ),
+        ),
+        (
+            "TIME_WAIT socket-seconds",
+            format!(
+                "server side {}, client side {}",
+                count(k.time_wait_seconds_server_side.round() as u64),
+                count(k.time_wait_seconds_client_side.round() as u64)
+            ),
+        ),
+        ("one TIME_WAIT socket", tw_size),
+        (
+            "kernel TCP memory, peak",
+            bytes(k.peak_tcp_memory_bytes as f64),
+        ),
+        (
+            "server CPU per op",
+            opt(k.server_cpu_us_per_op.map(|v| format!("{v:.1} µs"))),
+        ),
+        (
+            "server peak RSS",
+            opt(k.server_peak_rss_bytes.map(|b| bytes(b as f64))),
+        ),
+        (
+            "server memory per connection",
+            opt(k.server_memory_per_connection_bytes.map(bytes)),
+        ),
+        (
+            "listen queue overflows / drops",
+            format!("{} / {}", count(k.listen_overflows), count(k.listen_drops)),
+        ),
+        ("TIME_WAIT overflows", count(k.time_wait_overflows)),
+        (
+            "generator CPU",
+            format!(
+                "{:.0}% of its cores (sampler {:.1}% of one core)",
+                k.loadgen_cpu_share * 100.0,
+                k.sampler_cpu_share * 100.0
+            ),
+        ),
+        (
+            "sampled every",
+            format!(
+                "{} ms, {} samples",
+                kernel.sample_interval_ms,
+                kernel.samples.len()
+            ),
+        ),
+    ];
+    let mut html = String::from("<h3>Kernel and server</h3>\n<table class=\"kv\"><tbody>");
+    for (name, value) in rows {
+        let _ = write!(html, "<tr><th>{name}</th><td>{value}</td></tr>");
+    }
+    if !kernel.probe_errors.is_empty() {
+        let _ = write!(
+            html,
+            "<tr><th>probe errors</th><td>{}</td></tr>",
+            list(&kernel.probe_errors)
+        );
+    }
+    html.push_str("</tbody></table>\n");
+    html
+}
+
+/// Where the run ran, every recorded field by its own name (which carries its unit), so the
+/// table follows the model as fields are added.
+fn environment_html(result: &RunResult) -> String {
+    let fields = result
+        .environment
+        .as_ref()
+        .and_then(|e| serde_json::to_value(e).ok());
+    let Some(serde_json::Value::Object(fields)) = fields else {
+        return "<p class=\"note\">Not recorded in this result.</p>\n".into();
+    };
+    let mut html = String::from("<table class=\"kv\"><tbody>");
+    for (name, value) in &fields {
+        let text = match value {
+            serde_json::Value::Null => "unknown".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => other.to_string(),
+        };
+        let _ = write!(
+            html,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            escape(&name.replace('_', " ")),
+            escape(&text)
+        );
+    }
+    html.push_str("</tbody></table>\n");
+    html
+}
+
+fn server_html(result: &RunResult) -> String {
+    let s = &result.server;
+    let mut html = format!(
+        "<table class=\"kv\"><tbody><tr><th>kind</th><td>{}</td></tr>\
+         <tr><th>command line</th><td><code class=\"cmd\">{}</code></td></tr>\
+         <tr><th>address</th><td>{}</td></tr><tr><th>exit</th><td>{}</td></tr>",
+        escape(&s.kind),
+        escape(&s.command_line),
+        escape(&s.address),
+        escape(&s.exit)
+    );
+    if !s.notes.is_empty() {
+        let _ = write!(html, "<tr><th>notes</th><td>{}</td></tr>", list(&s.notes));
+    }
+    html.push_str("</tbody></table>\n");
+    match &s.stats {
+        Some(stats) => {
+            let pretty = serde_json::to_string_pretty(stats).unwrap_or_else(|_| stats.to_string());
+            let _ = writeln!(
+                html,
+                "<details><summary>The server's own counters (--stats)</summary>\
+                 <pre>{}</pre></details>",
+                escape(&pretty)
+            );
+        }
+        None => html.push_str("<p class=\"note\">The server reported no counters.</p>\n"),
+    }
+    html
+}
+
+fn generator_html(result: &RunResult) -> String {
+    let g = &result.generator;
+    let cpus = if g.cpus.is_empty() {
+        "not pinned".to_string()
+    } else {
+        g.cpus
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let addresses = match g.source_addresses.as_slice() {
+        [] => "the system's choice".to_string(),
+        [one] => escape(one),
+        many => format!(
+            "<details><summary>{} addresses, {} … {}</summary><code>{}</code></details>",
+            many.len(),
+            escape(&many[0]),
+            escape(&many[many.len() - 1]),
+            escape(&many.join(" "))
+        ),
+    };
+    format!(
+        "<table class=\"kv\"><tbody><tr><th>tool</th><td>{} {}</td></tr>\
+         <tr><th>workers</th><td>{}</td></tr><tr><th>pinned to CPUs</th><td>{}</td></tr>\
+         <tr><th>source addresses</th><td>{}</td></tr></tbody></table>\n",
+        escape(&result.tool),
+        escape(&result.tool_version),
+        g.workers,
+        cpus,
+        addresses
+    )
+}
+
+fn isolation_html(result: &RunResult) -> String {
+    let i = &result.isolation;
+    let mode = match i.mode {
+        IsolationMode::PrivateNetns => {
+            "private network namespace: the kernel's socket counters are this run's alone"
+        }
+        IsolationMode::HostNamespace => {
+            "host network namespace: kernel counters are shared with the rest of the machine"
+        }
+    };
+    let mut html = format!(
+        "<table class=\"kv\"><tbody><tr><th>mode</th><td>{}</td></tr>",
+        escape(mode)
+    );
+    if let Some(reason) = &i.reason {
+        let _ = write!(html, "<tr><th>why</th><td>{}</td></tr>", escape(reason));
+    }
+    if !i.sysctls_set.is_empty() {
+        let _ = write!(
+            html,
+            "<tr><th>sysctls set</th><td><code>{}</code></td></tr>",
+            i.sysctls_set
+                .iter()
+                .map(|s| escape(s))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        );
+    }
+    html.push_str("</tbody></table>\n");
+    html
+}
+
+/// Each chart as a `<figure>` carrying its kind and how many points it draws, for readers and
+/// tests alike, with its legend under it.
+fn figures_html(figures: &[Figure]) -> String {
+    let mut html = String::new();
+    for f in figures {
+        let _ = write!(
+            html,
+            "<figure class=\"chart\" id=\"{}\" data-chart=\"{}\" data-points=\"{}\" \
+             data-downsampled=\"{}\" aria-label=\"{}\">\n{}<figcaption><ul class=\"legend\">",
+            escape(&f.id),
+            f.kind,
+            f.points,
+            f.downsampled,
+            escape(&f.title),
+            f.svg
+        );
+        for entry in &f.legend {
+            let _ = write!(
+                html,
+                "<li><span class=\"swatch {}\" style=\"background:{}\"></span>{}</li>",
+                if entry.thick { "thick" } else { "thin" },
+                entry.colour,
+                escape(&entry.name)
+            );
+        }
+        html.push_str("</ul>");
+        if f.downsampled {
+            let _ = write!(
+                html,
+                "<span class=\"downsampled\">Down-sampled for drawing: each line keeps the \
+                 lowest and highest point of every bucket, at most {} points; the tables use \
+                 all data.</span>",
+                prepare::MAX_POINTS_PER_SERIES
+            );
+        }
+        html.push_str("</figcaption></figure>\n");
+    }
+    html
+}
+
+// ---- comparison page pieces ------------------------------------------------------------------
+
+fn runs_table(results: &[RunResult], labels: &[String]) -> String {
+    let mut html = String::from(
+        "<table class=\"runs\"><thead><tr><th>#</th><th>label</th><th>scenario</th>\
+         <th>started (UTC)</th><th>seed</th><th>valid</th><th>server</th></tr></thead><tbody>",
+    );
+    for (n, (r, label)) in results.iter().zip(labels).enumerate() {
+        let colour = plot::hex(plot::style::colour(prepare::Hue::Index(n)));
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td><span class=\"swatch thick\" style=\"background:{colour}\">\
+             </span>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}: \
+             <code class=\"cmd\">{}</code></td></tr>",
+            n + 1,
+            escape(label),
+            escape(&r.scenario_name),
+            escape(&r.started_utc),
+            r.seed,
+            if r.valid {
+                "&#10003; valid"
+            } else {
+                "&#9888; <strong>invalid</strong>"
+            },
+            escape(&r.server.kind),
+            escape(&r.server.command_line)
+        );
+    }
+    html.push_str("</tbody></table>\n");
+    html
+}
+
+fn metric_value(quantity: Quantity, value: f64) -> (String, &'static str) {
+    match quantity {
+        Quantity::OpsPerS => (rate(value), "ops/s"),
+        Quantity::MbitPerS => (rate(value), "Mbit/s"),
+        Quantity::LatencyUs => (ms(value), "ms"),
+        Quantity::Count => (count(value.round() as u64), ""),
+        Quantity::PerKiloOps => (format!("{value:.3}"), "per 1000 ops"),
+        Quantity::CpuUsPerOp => (format!("{value:.1}"), "µs/op"),
+        Quantity::Bytes => (bytes(value), "bytes"),
+    }
+}
+
+fn ratio_table(rows: &[MetricRow], labels: &[String]) -> String {
+    let mut html = String::from("<table class=\"ratios\"><thead><tr><th>metric</th><th>unit</th>");
+    for (n, label) in labels.iter().enumerate() {
+        let _ = write!(html, "<th class=\"num\">#{} {}</th>", n + 1, escape(label));
+    }
+    html.push_str("</tr></thead><tbody>");
+    for row in rows {
+        let unit = metric_value(row.metric.quantity, 0.0).1;
+        let _ = write!(
+            html,
+            "<tr id=\"metric-{}\"><td>{}</td><td>{}</td>",
+            row.metric.id,
+            escape(row.metric.name),
+            unit
+        );
+        for (n, (value, ratio)) in row.values.iter().zip(&row.ratios).enumerate() {
+            let Some(value) = value else {
+                html.push_str("<td class=\"num\">–</td>");
+                continue;
+            };
+            let text = metric_value(row.metric.quantity, *value).0;
+            let ratio_html = match ratio {
+                Some(r) if n > 0 => {
+                    let better = match row.metric.better {
+                        Better::Higher => *r > 1.0,
+                        Better::Lower => *r < 1.0,
+                    };
+                    let (class, mark) = if (*r - 1.0).abs() < 0.005 {
+                        ("same", "")
+                    } else if better {
+                        ("better", "&#9650; ")
+                    } else {
+                        ("worse", "&#9660; ")
+                    };
+                    format!(" <span class=\"ratio {class}\">{mark}×{r:.2}</span>")
+                }
+                None if n > 0 => " <span class=\"ratio\">×–</span>".into(),
+                _ => String::new(),
+            };
+            let _ = write!(html, "<td class=\"num\">{text}{ratio_html}</td>");
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</tbody></table>\n");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_never_rescans_values() {
+        let out = fill("<p>{{a}}</p><p>{{b}}</p>", &[("a", "{{b}}"), ("b", "x")]);
+        assert_eq!(out, "<p>{{b}}</p><p>x</p>");
+    }
+
+    #[test]
+    fn counts_group_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_234_567), "1\u{2009}234\u{2009}567");
+    }
+
+    #[test]
+    fn milliseconds_keep_three_digits() {
+        assert_eq!(ms(747.0), "0.747");
+        assert_eq!(ms(1478.0), "1.48");
+        assert_eq!(ms(45_000.0), "45.0");
+        assert_eq!(ms(1_000_000.0), "1000");
+    }
+
+    #[test]
+    fn description_is_read_from_the_scenario() {
+        let toml = "name = \"quick\"\ndescription = \"SPECweb96 mix, \\\"fast\\\"\"\nseed = 1\n";
+        assert_eq!(
+            scenario_description(toml).as_deref(),
+            Some("SPECweb96 mix, \\\"fast\\\"")
+        );
+        assert_eq!(scenario_description("name = \"x\"\n"), None);
+    }
+}

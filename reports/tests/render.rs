@@ -1,0 +1,422 @@
+//! Rendered pages, read as text the way a browser would get them: every chart a realistic run
+//! calls for is there with data, none is there without data, scenario text stays text, problems
+//! are said first, a page needs nothing from elsewhere, and a one-hour run stays light.
+
+mod common;
+
+use std::time::Instant;
+
+use common::chart_kinds;
+use reports::render::{render_comparison, render_run, write_report};
+
+/// The `<figure ...>...</figure>` blocks of a page.
+fn figures(html: &str) -> Vec<&str> {
+    html.split("<figure ")
+        .skip(1)
+        .map(|s| &s[..s.find("</figure>").unwrap()])
+        .collect()
+}
+
+/// Vertex counts of the data lines (`class="series"` polylines) in `svg`.
+fn series_polylines(svg: &str) -> Vec<usize> {
+    svg.lines()
+        .filter(|l| l.starts_with("<polyline class=\"series\""))
+        .map(|l| {
+            let points = &l[l.find("points=\"").unwrap() + 8..];
+            points[..points.find('"').unwrap()]
+                .split_whitespace()
+                .count()
+        })
+        .collect()
+}
+
+fn assert_every_chart_has_data(html: &str) {
+    for figure in figures(html) {
+        let head = &figure[..figure.find('>').unwrap()];
+        assert!(figure.contains("<svg "), "no svg in {head}");
+        let points: usize = head
+            .split("data-points=\"")
+            .nth(1)
+            .and_then(|s| s[..s.find('"')?].parse().ok())
+            .unwrap_or_else(|| panic!("no data-points in {head}"));
+        assert!(points > 0, "{head}");
+        let lines = series_polylines(figure);
+        let bars = figure.matches("<rect class=\"series\"").count();
+        assert!(
+            lines.iter().any(|&n| n >= 2) || bars > 0,
+            "no data drawn in {head}"
+        );
+    }
+}
+
+fn assert_self_contained(html: &str) {
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.trim_end().ends_with("</html>"));
+    for forbidden in [
+        "<script", "<link", "@import", "url(", "<img", "<iframe", "https://",
+    ] {
+        assert!(!html.contains(forbidden), "page contains {forbidden}");
+    }
+    // The only address is the SVG namespace, which is a name, not a fetch.
+    let other = html
+        .match_indices("http://")
+        .filter(|(i, _)| !html[*i..].starts_with("http://www.w3.org/2000/svg"))
+        .count();
+    assert_eq!(other, 0, "page names an address");
+    assert!(!html.contains("{{style}}") && !html.contains("{{body}}\n</main>"));
+}
+
+#[test]
+fn a_realistic_run_has_every_chart_with_data() {
+    let html = render_run(&common::realistic());
+    let kinds = chart_kinds(&html);
+    assert_eq!(
+        kinds,
+        [
+            "throughput-ops",
+            "throughput-mbit",
+            "connections",
+            "latency-time",
+            "time-wait",
+            "socket-memory",
+            "server-memory",
+            "cpu",
+            // per population by class, then the populations overlaid
+            "spectrum",
+            "spectrum",
+            "spectrum",
+            "spectrum",
+        ]
+    );
+    assert_every_chart_has_data(&html);
+    assert_self_contained(&html);
+    // ids are unique in the page
+    let mut ids: Vec<&str> = html
+        .split("<figure class=\"chart\" id=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+    // warm-up marked, axes labelled with units, percentile ticks
+    assert!(html.contains("\nwarm-up\n</text>"));
+    for label in [
+        "completed requests (ops/s)",
+        "response data (Mbit/s)",
+        "open connections (count)",
+        "sockets in TIME_WAIT (count)",
+        "memory held (MiB, 248 B a socket)",
+        "TCP socket memory (MiB)",
+        "resident memory (MiB)",
+        "CPU (% of one core)",
+        "time since start of warm-up (s)",
+        "percentile (log scale of 1/(1-p))",
+        "99.999%",
+    ] {
+        assert!(html.contains(label), "no axis label {label}");
+    }
+    assert!(html.contains("response time (ms)") || html.contains("response time (s)"));
+    // legends name the populations and classes
+    for name in [
+        "lan p99",
+        "modem p50",
+        "arrivals",
+        "class3",
+        "all classes",
+        "server side",
+        "client side",
+        "server RSS",
+        "loadgen",
+    ] {
+        assert!(
+            html.contains(&format!("</span>{name}</li>")),
+            "legend lacks {name}"
+        );
+    }
+    // tables
+    for text in [
+        "Populations",
+        "Latency by population and class",
+        "reset 1, timeout 3",
+        "The server's own counters",
+        "&quot;requests_total&quot;: 12345",
+        "host network namespace",
+        "not root",
+        "127.0.10.1",
+        "Kernel and server",
+        "TIME_WAIT peak, server side",
+        "(tw_sock_TCP slab object)",
+        "<h2>Machine</h2>\n<table class=\"kv\">",
+    ] {
+        assert!(html.contains(text), "page lacks {text}");
+    }
+    assert!(html.contains("<div class=\"status valid\">"));
+}
+
+#[test]
+fn time_after_the_measured_window_is_shaded() {
+    let mut result = common::realistic();
+    let html = render_run(&result);
+    assert!(!html.contains("\nended\n</text>"));
+    // An interval recorded after the measured window (the engine's last, partial one): shaded,
+    // not drawn as if throughput had dropped while measuring.
+    for p in &mut result.load_points[0].timeline.populations {
+        p.ops.push(0);
+        p.bytes.push(0);
+        p.open_connections.push(0);
+        p.latency_p50_us.push(0);
+        p.latency_p99_us.push(0);
+    }
+    let html = render_run(&result);
+    assert!(html.contains("\nended\n</text>"));
+}
+
+#[test]
+fn scenario_text_stays_text() {
+    let html = render_run(&common::realistic());
+    assert!(html.contains(
+        "# a comment with &quot;quotes&quot;, &lt;b&gt;tags&lt;/b&gt; &amp; {{body}} that must \
+         stay text"
+    ));
+    assert!(!html.contains("<b>tags</b>"));
+    // the description in the subtitle, escaped too
+    assert!(html.contains("three populations &lt;lan &amp; modem &amp; arrivals&gt;"));
+    // the {{body}} in the scenario was not filled with the page body
+    assert_eq!(html.matches("<main>").count(), 1);
+}
+
+#[test]
+fn invalid_runs_say_so_before_anything_else() {
+    let mut result = common::realistic();
+    result.valid = false;
+    result.invalid_reasons =
+        vec!["generator CPU at 100 %: <the generator> was the bottleneck".into()];
+    result.warnings = vec!["asked 2000 connections, got 1800".into()];
+    result.interrupted = true;
+    let html = render_run(&result);
+    let invalid = html
+        .find("class=\"status invalid\"")
+        .expect("no invalid banner");
+    let summary = html.find("id=\"summary\"").unwrap();
+    assert!(invalid < summary);
+    assert!(html.contains("Invalid run"));
+    assert!(html.contains("&lt;the generator&gt; was the bottleneck"));
+    assert!(html.contains("asked 2000 connections, got 1800"));
+    assert!(html.contains("Interrupted"));
+    assert!(!html.contains("status valid"));
+}
+
+#[test]
+fn no_chart_for_absent_data() {
+    let mut result = common::realistic();
+    let point = &mut result.load_points[0];
+    for p in &mut point.timeline.populations {
+        *p = reports::model::PopulationTimeline {
+            name: p.name.clone(),
+            ..Default::default()
+        };
+    }
+    point.kernel = None;
+    for p in &mut point.populations {
+        p.latency.total_us = Default::default();
+        for c in &mut p.classes {
+            c.latency.total_us = Default::default();
+        }
+    }
+    let html = render_run(&result);
+    assert!(chart_kinds(&html).is_empty(), "{:?}", chart_kinds(&html));
+    assert!(!html.contains("<svg"));
+    assert!(html.contains("no request completed"));
+    assert_self_contained(&html);
+}
+
+#[test]
+fn no_kernel_chart_without_kernel_accounting() {
+    let mut result = common::realistic();
+    let kernel = result.load_points[0].kernel.as_mut().unwrap();
+    // A server the sampler could not read (a URL target): no server memory or CPU line.
+    for sample in &mut kernel.samples {
+        sample.server_rss_bytes = None;
+        sample.server_pss_bytes = None;
+        sample.server_cpu_us = None;
+    }
+    let html = render_run(&result);
+    let kinds = chart_kinds(&html);
+    assert!(kinds.iter().all(|k| k != "server-memory"), "{kinds:?}");
+    assert!(
+        kinds.iter().any(|k| k == "cpu"),
+        "the generator's CPU is still there"
+    );
+    assert!(html.contains("server CPU per op"));
+
+    // Results from before kernel accounting: no kernel chart, table or machine table at all.
+    result.load_points[0].kernel = None;
+    result.environment = None;
+    let html = render_run(&result);
+    let kinds = chart_kinds(&html);
+    for kind in ["time-wait", "socket-memory", "server-memory", "cpu"] {
+        assert!(
+            !kinds.iter().any(|k| k == kind),
+            "{kind} drawn without data"
+        );
+    }
+    assert!(!html.contains("Kernel and server"));
+    assert!(html.contains("Not recorded in this result."));
+}
+
+#[test]
+fn histograms_without_timeline_draw_only_spectra() {
+    let mut result = common::realistic();
+    result.load_points[0].timeline.populations.clear();
+    result.load_points[0].kernel = None;
+    let html = render_run(&result);
+    assert!(chart_kinds(&html).iter().all(|k| k == "spectrum"));
+    assert_eq!(chart_kinds(&html).len(), 4);
+}
+
+#[test]
+fn a_sweep_has_its_curves_and_every_point_its_charts() {
+    let html = render_run(&common::sweep(5));
+    let kinds = chart_kinds(&html);
+    assert_eq!(&kinds[..2], ["sweep-throughput", "sweep-latency"]);
+    assert_eq!(kinds.iter().filter(|k| *k == "throughput-ops").count(), 5);
+    assert_eq!(kinds.iter().filter(|k| *k == "time-wait").count(), 5);
+    assert_every_chart_has_data(&html);
+    assert!(html.contains("offered load (% of full load)"));
+    // only the headline point starts open
+    assert_eq!(html.matches("<details open>").count(), 1);
+}
+
+#[test]
+fn comparison_puts_runs_side_by_side() {
+    let mut slower = common::realistic();
+    for p in &mut slower.load_points[0].populations {
+        p.totals.ops_per_s /= 2.0;
+    }
+    slower.load_points[0].totals.ops_per_s /= 2.0;
+    slower.valid = false;
+    slower.invalid_reasons = vec!["server died".into()];
+    let results = [common::realistic(), slower, common::sweep(3)];
+    let labels: Vec<String> = ["before", "after <patch>", "sweep"]
+        .map(String::from)
+        .to_vec();
+    let html = render_comparison(&results, &labels);
+    let kinds = chart_kinds(&html);
+    assert_eq!(kinds[0], "comparison-bars");
+    for kind in [
+        "spectrum",
+        "throughput-by-run",
+        "sweep-throughput",
+        "sweep-latency",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
+    }
+    // one overlay per population, one line per run in it
+    assert_eq!(kinds.iter().filter(|k| *k == "spectrum").count(), 3);
+    assert_every_chart_has_data(&html);
+    assert_self_contained(&html);
+    // the bars: ops/s, p99, server CPU per op, memory per connection, TIME_WAIT memory,
+    // errors; one bar per run each
+    let bars = figures(&html)[0].matches("<rect class=\"series\"").count();
+    assert_eq!(bars, 18);
+    for metric in [
+        "server CPU per op (µs/op)",
+        "server memory per connection (B)",
+        "TIME_WAIT memory, peak (MiB)",
+    ] {
+        assert!(figures(&html)[0].contains(metric), "no bars for {metric}");
+    }
+    // ratios against the first run
+    assert!(
+        html.contains("&#9660; ×0.50"),
+        "halved throughput not shown as ×0.50"
+    );
+    assert!(html.contains("after &lt;patch&gt;"));
+    assert!(html.contains("server died"));
+    assert!(html.find("server died").unwrap() < html.find("id=\"ratios\"").unwrap());
+}
+
+#[test]
+fn write_report_writes_atomically_the_right_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.html");
+    std::fs::write(&path, "old").unwrap();
+    let one = common::realistic();
+    write_report(&path, std::slice::from_ref(&one)).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), render_run(&one));
+    write_report(&path, &[one.clone(), common::sweep(2)]).unwrap();
+    let html = std::fs::read_to_string(&path).unwrap();
+    assert!(html.contains("Comparison of 2 runs"));
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["report.html"], "temporary file left behind");
+    let err = write_report(&path, &[]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let err = write_report(&dir.path().join("missing/report.html"), &[one]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+}
+
+/// A one-hour run (3600 one-second intervals, three populations) renders quickly into a small
+/// page whose every line is down-sampled. Prints the figures for the record; run in release
+/// (`cargo test --release -p reports --test render one_hour -- --nocapture`) for real timings.
+#[test]
+fn a_one_hour_run_stays_light() {
+    let result = common::one_hour();
+    let json = serde_json::to_string(&result).unwrap();
+    let started = Instant::now();
+    let html = render_run(&result);
+    let elapsed = started.elapsed();
+    println!(
+        "one-hour result: {} KiB of JSON -> {} KiB of HTML in {:.0} ms",
+        json.len() / 1024,
+        html.len() / 1024,
+        elapsed.as_secs_f64() * 1000.0
+    );
+    assert!(html.len() < 1_000_000, "{} bytes", html.len());
+    assert!(html.contains("down-sampled"));
+    for figure in figures(&html) {
+        let head = &figure[..figure.find('>').unwrap()];
+        let timeline = !head.contains("data-chart=\"spectrum\"");
+        assert_eq!(
+            head.contains("data-downsampled=\"true\""),
+            timeline,
+            "{head}"
+        );
+        for n in series_polylines(figure) {
+            assert!(
+                n <= reports::prepare::MAX_POINTS_PER_SERIES,
+                "{n} points: {head}"
+            );
+        }
+    }
+    // the one-second latency spike at the half hour survives down-sampling: the p99 axis
+    // reaches 30 times the usual p99 of the slowest population
+    assert_every_chart_has_data(&html);
+}
+
+/// Writes sample pages to $REPORT_SAMPLES for a developer to open in a browser; with
+/// $REPORT_RESULTS (result.json paths, `:`-separated) also the report of those real results.
+#[test]
+fn write_samples_when_asked() {
+    let Some(dir) = std::env::var_os("REPORT_SAMPLES") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    if let Some(paths) = std::env::var_os("REPORT_RESULTS") {
+        let results: Vec<reports::model::RunResult> = std::env::split_paths(&paths)
+            .map(|p| serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap())
+            .collect();
+        write_report(&dir.join("results.html"), &results).unwrap();
+    }
+    write_report(&dir.join("realistic.html"), &[common::realistic()]).unwrap();
+    write_report(&dir.join("sweep.html"), &[common::sweep(5)]).unwrap();
+    write_report(&dir.join("one-hour.html"), &[common::one_hour()]).unwrap();
+    write_report(
+        &dir.join("comparison.html"),
+        &[common::realistic(), common::sweep(3)],
+    )
+    .unwrap();
+}
