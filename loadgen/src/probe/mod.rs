@@ -28,9 +28,9 @@ use anyhow::{Context, Result};
 pub use environment::Environment;
 pub use netstat::{TcpExt, TcpExtCounters};
 pub use process::{CpuTime, ProcessFigures, ProcessTreeFigures};
-pub use sampler::{Sample, Sampler, SamplerConfig, SamplerHandle};
+pub use sampler::{Sample, Sampler, SamplerConfig, SamplerHandle, SamplerReport, TimeWaitSample};
 pub use slab::SlabSizes;
-pub use sock_diag::{TimeWaitBySide, TimeWaitSocket};
+pub use sock_diag::{PortFilter, SockDiag, TimeWaitBySide, TimeWaitSocket};
 pub use sockstat::SockStat;
 
 /// Reads a whole `/proc` (or any) text file; the error names the path.

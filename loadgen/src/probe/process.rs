@@ -538,10 +538,20 @@ mod tests {
         let read_when_sleeping = |pid: u32| {
             let deadline = Instant::now() + Duration::from_secs(5);
             loop {
+                // The kernel renames the process before it closes the close-on-exec descriptors
+                // of an exec: wait for the name, then for the same listing twice.
                 let comm = read_text(format!("/proc/{pid}/comm")).unwrap();
+                let list = || fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64;
                 if comm.trim() == "sleep" || Instant::now() > deadline {
-                    let listed = fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64;
-                    return (read_process(pid).unwrap(), listed);
+                    let mut listed = list();
+                    loop {
+                        std::thread::sleep(Duration::from_millis(20));
+                        let (p, again) = (read_process(pid).unwrap(), list());
+                        if again == listed || Instant::now() > deadline {
+                            return (p, again);
+                        }
+                        listed = again;
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }

@@ -32,8 +32,8 @@ use super::sockstat::{read_sockstat, SockStat};
 
 /// Default time between samples.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
-/// Default cap on kept samples: 12 hours at 250 ms (a sample is about 400 bytes: ~70 MB at
-/// most), so memory stays bounded.
+/// Default cap on kept samples: 12 hours at 250 ms (a sample is 328 bytes: under 60 MB), so
+/// memory stays bounded. A 1-hour run keeps 14,400 samples, under 5 MB.
 pub const DEFAULT_MAX_SAMPLES: usize = 12 * 3600 * 4;
 /// Default CPU budget of the TIME_WAIT dumps: 1 % of one core. A dump walks every socket of the
 /// kernel's TCP hash table (other namespaces' too, unless the run's namespace has its own table),
@@ -196,15 +196,25 @@ impl Sampler {
         }
     }
 
-    /// Reads every probe now.
+    /// Reads every probe now (TIME_WAITs within the dump budget).
     pub fn sample(&mut self) -> Sample {
+        self.sample_with(false)
+    }
+
+    /// Reads every probe now with a fresh TIME_WAIT dump whatever the budget: the last sample of
+    /// a run, whose counts the run's totals are read from.
+    pub fn final_sample(&mut self) -> Sample {
+        self.sample_with(true)
+    }
+
+    fn sample_with(&mut self, fresh_time_wait: bool) -> Sample {
         let cpu0 = thread_cpu_us();
         let elapsed_ms = self.config.start.elapsed().as_millis() as u64;
         let sockstat = read_sockstat();
         let sockstat = self.note(sockstat);
         let tcp_ext = read_tcp_ext().map(|t| t.counters());
         let tcp_ext = self.note(tcp_ext);
-        let time_wait = self.time_wait();
+        let time_wait = self.time_wait(fresh_time_wait);
         let server = self.server_tree();
         Sample {
             elapsed_ms,
@@ -219,12 +229,12 @@ impl Sampler {
 
     /// TIME_WAIT by side for the server port: a fresh dump while within the CPU budget, else the
     /// last counts with their age.
-    fn time_wait(&mut self) -> Option<TimeWaitSample> {
+    fn time_wait(&mut self, fresh_required: bool) -> Option<TimeWaitSample> {
         let port = self.config.server_port?;
         let budget_us =
             self.config.time_wait_max_core_share * self.created.elapsed().as_micros() as f64;
         if let Some((last, at)) = self.last_time_wait {
-            if self.dump_cpu_us as f64 > budget_us {
+            if !fresh_required && self.dump_cpu_us as f64 > budget_us {
                 return Some(TimeWaitSample {
                     age_ms: at.elapsed().as_millis() as u64,
                     ..last
@@ -289,7 +299,7 @@ impl Sampler {
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
-                keep(&mut report, sampler.sample());
+                keep(&mut report, sampler.final_sample());
                 report.errors = sampler.errors;
                 report
             })
@@ -330,32 +340,41 @@ mod tests {
 
     #[test]
     fn samples_on_a_grid_until_stopped() {
-        let start = Instant::now();
-        let mut config = SamplerConfig::new(start);
-        config.interval = Duration::from_millis(50);
-        config.server_pid = Some(std::process::id());
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        config.server_port = Some(listener.local_addr().unwrap().port());
-        let handle = Sampler::start(config);
-        std::thread::sleep(Duration::from_millis(420));
-        let report = handle.stop_report();
-        let s = &report.samples;
-        // First at ~0, then every 50 ms for 420 ms, then one at stop: about 10.
-        assert!((8..=11).contains(&s.len()), "{} samples", s.len());
-        assert!(s.windows(2).all(|w| w[0].elapsed_ms <= w[1].elapsed_ms));
-        assert!(s[0].elapsed_ms < 40 && s.last().unwrap().elapsed_ms >= 400);
-        assert!(report.errors.is_empty(), "{:?}", report.errors);
-        for x in s {
-            assert!(x.sockstat.is_some() && x.tcp_ext.is_some());
-            assert_eq!(
-                x.time_wait.map(|t| (t.server_side, t.client_side)),
-                Some((0, 0))
-            );
-            let server = x.server.unwrap();
-            assert_eq!(server.root_pid, std::process::id());
-            assert!(server.rss_bytes > 0 && server.threads >= 2);
-        }
-        assert!(s.last().unwrap().loadgen_cpu.total_us() >= s[0].loadgen_cpu.total_us());
+        in_private_netns(|_| {
+            let start = Instant::now();
+            let mut config = SamplerConfig::new(start);
+            config.interval = Duration::from_millis(50);
+            config.server_pid = Some(std::process::id());
+            config.time_wait_max_core_share = f64::INFINITY; // every sample dumps
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            config.server_port = Some(listener.local_addr().unwrap().port());
+            let handle = Sampler::start(config);
+            std::thread::sleep(Duration::from_millis(200));
+            // Mid-run, the server closes one connection first.
+            crate::probe::test_support::one_connection(&listener, false);
+            std::thread::sleep(Duration::from_millis(220));
+            let report = handle.stop_report();
+            let s = &report.samples;
+            // First at ~0, then every 50 ms for 420 ms, then one at stop: about 10.
+            assert!((8..=11).contains(&s.len()), "{} samples", s.len());
+            assert!(s.windows(2).all(|w| w[0].elapsed_ms <= w[1].elapsed_ms));
+            assert!(s[0].elapsed_ms < 100 && s.last().unwrap().elapsed_ms >= 400);
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
+            let sides: Vec<(u64, u64)> = s
+                .iter()
+                .map(|x| x.time_wait.map(|t| (t.server_side, t.client_side)).unwrap())
+                .collect();
+            assert_eq!(sides[0], (0, 0));
+            assert_eq!(*sides.last().unwrap(), (1, 0), "{sides:?}");
+            assert!(sides.windows(2).all(|w| w[0].0 <= w[1].0), "{sides:?}");
+            for x in s {
+                assert!(x.sockstat.is_some() && x.tcp_ext.is_some());
+                let server = x.server.unwrap();
+                assert_eq!(server.root_pid, std::process::id());
+                assert!(server.rss_bytes > 0 && server.threads >= 2);
+            }
+            assert!(s.last().unwrap().loadgen_cpu.total_us() >= s[0].loadgen_cpu.total_us());
+        });
     }
 
     #[test]
