@@ -54,7 +54,9 @@ pub fn connect_nonblocking(
         Type::STREAM.nonblocking(),
         Some(Protocol::TCP),
     )?;
-    socket.set_nodelay(true)?;
+    // No TCP_NODELAY: every request goes out in one write, and only after the reply to the one
+    // before it arrived (which acknowledged it), so Nagle never holds a request back; the
+    // setsockopt would be one more syscall per connection.
     if let Some(source) = source {
         let enable: libc::c_int = 1;
         // SAFETY: setsockopt with a pointer to a live c_int of the right size.
