@@ -117,8 +117,9 @@ fn summarize(samples: &[KernelSample], raw: &[Sample], window: &PointWindow) -> 
     let server_peak_rss_bytes = samples.iter().filter_map(|s| s.server_rss_bytes).max();
     let server_base_rss = samples.iter().find_map(|s| s.server_rss_bytes);
     let server_memory_per_connection_bytes = match (server_peak_rss_bytes, server_base_rss) {
-        (Some(peak), Some(base)) if window.peak_open_connections > 0 => {
-            Some(peak.saturating_sub(base) as f64 / window.peak_open_connections as f64)
+        // RSS moves in whole pages: no growth at all says "too small to see", not "zero".
+        (Some(peak), Some(base)) if window.peak_open_connections > 0 && peak > base => {
+            Some((peak - base) as f64 / window.peak_open_connections as f64)
         }
         _ => None,
     };
