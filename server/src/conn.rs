@@ -35,6 +35,8 @@ pub trait Transport: Read + Write {
     fn unacked_bytes(&self) -> io::Result<usize>;
     /// Makes the coming close send an RST instead of a FIN (SO_LINGER 0).
     fn set_reset_on_close(&self) -> io::Result<()>;
+    /// Turns Nagle's algorithm off (TCP_NODELAY).
+    fn set_nodelay(&self) -> io::Result<()>;
 }
 
 /// Settings every connection of a loop shares.
@@ -113,6 +115,10 @@ pub struct Connection<'site> {
     input: Vec<u8>,
     outgoing: Option<Outgoing<'site>>,
     served_any: bool,
+    /// TCP_NODELAY is set once a reply is sent on a connection that stays open: pipelined
+    /// replies must not wait for the client's delayed ACK. A one-reply connection never needs
+    /// it, and skipping it lets the FIN leave with the reply's last segment.
+    nodelay: bool,
 }
 
 enum WriteOutcome {
@@ -133,6 +139,7 @@ impl<'site> Connection<'site> {
             input: Vec::new(),
             outgoing: None,
             served_any: false,
+            nodelay: false,
         }
     }
 
@@ -224,6 +231,7 @@ impl<'site> Connection<'site> {
                         if out.closes() || shared.shutting_down {
                             return self.begin_close(io, shared, out.rejected);
                         }
+                        self.stays_open(io);
                         if answered >= shared.settings.requests_per_turn {
                             return Step::Yield;
                         }
@@ -351,6 +359,7 @@ impl<'site> Connection<'site> {
                         let step = self.begin_close(io, shared, out.rejected);
                         return (consumed, answered, Some(step));
                     }
+                    self.stays_open(io);
                 }
                 Ok(WriteOutcome::Blocked { .. }) => {
                     // Keep the pipelined rest for when this response is out.
@@ -374,6 +383,13 @@ impl<'site> Connection<'site> {
             }
         }
         (consumed, answered, None)
+    }
+
+    fn stays_open(&mut self, io: &impl Transport) {
+        if !self.nodelay {
+            self.nodelay = true;
+            let _ = io.set_nodelay();
+        }
     }
 
     fn start_response(

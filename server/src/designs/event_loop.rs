@@ -44,6 +44,10 @@ impl Transport for TcpStream {
     fn set_reset_on_close(&self) -> io::Result<()> {
         socket2::SockRef::from(self).set_linger(Some(Duration::ZERO))
     }
+
+    fn set_nodelay(&self) -> io::Result<()> {
+        TcpStream::set_nodelay(self, true)
+    }
 }
 
 struct Slot<'site> {
@@ -243,8 +247,6 @@ impl<'site> EventLoop<'_, 'site> {
             match listener.accept() {
                 Ok((mut stream, _peer)) => {
                     self.counters.connections_accepted += 1;
-                    // Pipelined replies must not wait for delayed ACKs.
-                    let _ = stream.set_nodelay(true);
                     let entry = self.slots.vacant_entry();
                     let key = entry.key();
                     if let Err(e) = self.poll.registry().register(
