@@ -6,11 +6,11 @@
 //! it the test says so and checks nothing (the per-port counts are covered by the sock_diag unit
 //! tests, which need no privileges).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use loadgen::run::{run, Overrides, RunOptions};
+use loadgen::run::{run, Overrides, RunOptions, RunOutput};
 use reports::model::{IsolationMode, LoadPoint};
 
 fn is_root() -> bool {
@@ -45,6 +45,20 @@ args = ["--close", "wait-client=500ms"]
 label = "close=reset"
 args = ["--close", "reset"]
 "#;
+
+/// Runs `scenario` in a private namespace (as `loadgen run` does as root), results under `dir`.
+fn run_in(scenario: &Path, dir: &Path) -> RunOutput {
+    run(&RunOptions {
+        scenario: scenario.to_path_buf(),
+        out: dir.join("out"),
+        overrides: Overrides::default(),
+        quiet: true,
+        builtin_exe: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
+        private_netns: true,
+        sample_interval: Duration::from_millis(250),
+    })
+    .unwrap_or_else(|e| panic!("run failed: {e:#}"))
+}
 
 fn closes(point: &LoadPoint, side: &str) -> u64 {
     point.server_stats.as_ref().expect("server stats")["closes"][side]
@@ -96,16 +110,7 @@ fn close_modes_put_time_waits_on_the_server_on_the_clients_and_nowhere() {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = tmp.path().join("timewait.toml");
     std::fs::write(&scenario, SCENARIO).unwrap();
-    let output = run(&RunOptions {
-        scenario,
-        out: tmp.path().join("out"),
-        overrides: Overrides::default(),
-        quiet: true,
-        builtin_exe: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
-        private_netns: true,
-        sample_interval: Duration::from_millis(250),
-    })
-    .unwrap_or_else(|e| panic!("run failed: {e:#}"));
+    let output = run_in(&scenario, tmp.path());
     let result = &output.result;
     assert_eq!(
         result.isolation.mode,
@@ -173,16 +178,7 @@ fn time_wait_counts_agree_with_ss() {
     let single = SCENARIO.split("[[variants]]").next().unwrap().to_string()
         + "\n[server]\nkind = \"builtin\"\nargs = [\"--close\", \"server\"]\n";
     std::fs::write(&scenario, single).unwrap();
-    let output = run(&RunOptions {
-        scenario,
-        out: tmp.path().join("out"),
-        overrides: Overrides::default(),
-        quiet: true,
-        builtin_exe: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
-        private_netns: true,
-        sample_interval: Duration::from_millis(250),
-    })
-    .unwrap_or_else(|e| panic!("run failed: {e:#}"));
+    let output = run_in(&scenario, tmp.path());
     let result = &output.result;
     let port: u16 = result
         .server
