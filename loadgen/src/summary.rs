@@ -70,6 +70,48 @@ fn print_kernel(out: &mut impl Write, kernel: &KernelAccounting) {
     );
 }
 
+/// One row per load point, side by side: the sweep's curve, or where each variant's TIME_WAITs
+/// went and what they cost.
+fn print_point_table(result: &RunResult, out: &mut impl Write) {
+    let _ = writeln!(
+        out,
+        "\n  {:<24} {:>10} {:>9} {:>12} {:>12} {:>12} {:>11}",
+        "load point", "ops/s", "p99 ms", "TW server", "TW clients", "TW memory", "server us/op"
+    );
+    for point in &result.load_points {
+        let p99 = point
+            .populations
+            .iter()
+            .map(|p| p.latency.total_us.p99)
+            .max()
+            .unwrap_or(0);
+        let (tw_server, tw_client, tw_bytes, cpu) = match &point.kernel {
+            Some(k) => (
+                k.summary.peak_time_wait_server_side.to_string(),
+                k.summary.peak_time_wait_client_side.to_string(),
+                mib((k.summary.peak_time_wait_server_side_bytes
+                    + k.summary.peak_time_wait_client_side_bytes) as f64),
+                k.summary
+                    .server_cpu_us_per_op
+                    .map(|v| format!("{v:.1}"))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>10.1} {:>9} {:>12} {:>12} {:>12} {:>11}",
+            point.label,
+            point.totals.ops_per_s,
+            ms(p99),
+            tw_server,
+            tw_client,
+            tw_bytes,
+            cpu
+        );
+    }
+}
+
 pub fn print_summary(result: &RunResult, out: &mut impl Write) {
     let _ = writeln!(
         out,
@@ -142,10 +184,28 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
             print_kernel(out, kernel);
         }
     }
-    if let Some(stats) = &result.server.stats {
+    if result.load_points.len() > 1 {
+        print_point_table(result, out);
+    }
+    // Each server's own counters once: one server for the run, or one per variant.
+    let mut shown: Option<&serde_json::Value> = None;
+    let _ = writeln!(out);
+    for point in &result.load_points {
+        let Some(stats) = point.server_stats.as_ref() else {
+            continue;
+        };
+        if shown == Some(stats) {
+            continue;
+        }
+        shown = Some(stats);
         let _ = writeln!(
             out,
-            "\nserver counted {} requests, {} connections (peak {}), closes {}",
+            "{}server counted {} requests, {} connections (peak {}), closes {}",
+            if result.load_points.len() > 1 {
+                format!("{}: ", point.label)
+            } else {
+                String::new()
+            },
             stats["requests_total"],
             stats["connections_accepted"],
             stats["connections_peak"],
