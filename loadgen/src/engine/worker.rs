@@ -257,8 +257,12 @@ impl<'w> Worker<'w> {
                     .connections_established += 1;
             }
         }
-        // Close the last (possibly partial) interval so the timeline ends where the run did.
-        self.send_interval();
+        // Close the last interval if it began before the end (a partial one when the run was
+        // stopped early); one that would begin at the end is not part of the run.
+        let last_begins = self.plan.start + self.plan.interval * self.interval_index as u32;
+        if last_begins < self.plan.end {
+            self.send_interval();
+        }
         Ok(())
     }
 
