@@ -150,8 +150,13 @@ fn close_modes_put_time_waits_on_the_server_on_the_clients_and_nowhere() {
     let (point, k, _) = summary(1);
     let client_first = closes(point, "client_first");
     assert!(client_first > 2000, "client-first closes: {client_first}");
-    assert_eq!(closes(point, "server_first"), 0);
-    assert_eq!(k.peak_time_wait_server_side, 0, "{k:?}");
+    // The server closes first only when a client is slower than the linger period to close, or
+    // at the server's shutdown: a handful at most on a loaded machine.
+    assert!(closes(point, "server_first") <= client_first / 100 + 2);
+    assert!(
+        k.peak_time_wait_server_side <= client_first / 100 + 2,
+        "{k:?}"
+    );
     assert_close_to(
         k.peak_time_wait_client_side,
         client_first,
