@@ -1,30 +1,22 @@
 //! CPU use over time, in % of one core between samples: the server's process tree beside the
 //! generator's own (a generator near 100 % of its cores is the bottleneck, not the server).
 
-use super::{scaled_x, style, Axis, Figure, LineChart};
+use super::{scaled_x, Axis, Figure, LineChart};
 use crate::prepare::KernelView;
 
 pub fn figure(view: &KernelView, id_prefix: &str) -> Option<Figure> {
-    let (t_div, t_unit) = style::time_unit(view.duration_s);
+    let time = super::TimeFrame::of(view.warmup_end_s, view.measured_end_s, view.duration_s);
     LineChart {
         id: format!("{id_prefix}-cpu"),
         kind: "cpu",
         title: "CPU use over time (user + system)".into(),
-        x: Axis::linear(
-            format!("time since start of warm-up ({t_unit})"),
-            0.0..view.duration_s / t_div,
-        ),
+        x: time.axis(),
         y: Axis::linear(
             "CPU (% of one core)",
             0.0..super::max_y(&view.cpu_percent).max(100.0),
         ),
-        series: scaled_x(&view.cpu_percent, t_div),
-        shade: super::unmeasured(
-            view.warmup_end_s,
-            view.measured_end_s,
-            view.duration_s,
-            t_div,
-        ),
+        series: scaled_x(&view.cpu_percent, time.div),
+        shade: time.shade(),
         dots: false,
         secondary: None,
     }

@@ -145,7 +145,48 @@ pub(crate) struct LineChart {
 
 /// The unmeasured parts of a time axis, in its display unit (`divisor` from seconds): the
 /// warm-up, and whatever was recorded after the measured window ended.
-pub(crate) fn unmeasured(
+/// The time axis every over-time chart shares: time since the start of the warm-up, in seconds,
+/// minutes or hours as the length asks, with the warm-up and anything after the measured window
+/// shaded.
+pub(crate) struct TimeFrame {
+    /// Seconds per axis unit.
+    pub div: f64,
+    unit: &'static str,
+    duration_s: f64,
+    warmup_end_s: f64,
+    measured_end_s: f64,
+}
+
+impl TimeFrame {
+    pub fn of(warmup_end_s: f64, measured_end_s: f64, duration_s: f64) -> TimeFrame {
+        let (div, unit) = style::time_unit(duration_s);
+        TimeFrame {
+            div,
+            unit,
+            duration_s,
+            warmup_end_s,
+            measured_end_s,
+        }
+    }
+
+    pub fn axis(&self) -> Axis {
+        Axis::linear(
+            format!("time since start of warm-up ({})", self.unit),
+            0.0..self.duration_s / self.div,
+        )
+    }
+
+    pub fn shade(&self) -> Vec<(std::ops::Range<f64>, &'static str)> {
+        unmeasured(
+            self.warmup_end_s,
+            self.measured_end_s,
+            self.duration_s,
+            self.div,
+        )
+    }
+}
+
+fn unmeasured(
     warmup_end_s: f64,
     measured_end_s: f64,
     duration_s: f64,

@@ -2,29 +2,21 @@
 //! there are several populations) and each population; warm-up and time after the measured
 //! window shaded.
 
-use super::{scaled_x, style, Axis, Figure, LineChart};
+use super::{scaled_x, Axis, Figure, LineChart};
 use crate::prepare::{Series, TimelineView};
 
 /// Two charts: ops/s, then Mbit/s.
 pub fn figures(view: &TimelineView, id_prefix: &str) -> Vec<Figure> {
-    let (divisor, unit) = style::time_unit(view.duration_s);
+    let time = super::TimeFrame::of(view.warmup_end_s, view.measured_end_s, view.duration_s);
     let chart = |kind: &'static str, title: &str, y_desc: &str, series: &[Series]| {
         LineChart {
             id: format!("{id_prefix}-{kind}"),
             kind,
             title: title.to_string(),
-            x: Axis::linear(
-                format!("time since start of warm-up ({unit})"),
-                0.0..view.duration_s / divisor,
-            ),
+            x: time.axis(),
             y: Axis::linear(y_desc, 0.0..super::max_y(series)),
-            series: scaled_x(series, divisor),
-            shade: super::unmeasured(
-                view.warmup_end_s,
-                view.measured_end_s,
-                view.duration_s,
-                divisor,
-            ),
+            series: scaled_x(series, time.div),
+            shade: time.shade(),
             dots: false,
             secondary: None,
         }
@@ -56,17 +48,15 @@ pub fn by_run(series: &[Series], id_prefix: &str) -> Option<Figure> {
         .iter()
         .flat_map(|s| s.points.last().map(|p| p.0))
         .fold(0.0, f64::max);
-    let (divisor, unit) = style::time_unit(duration_s);
+    // Warm-ups differ between runs: nothing is shaded.
+    let time = super::TimeFrame::of(0.0, duration_s, duration_s);
     LineChart {
         id: format!("{id_prefix}-throughput-ops"),
         kind: "throughput-by-run",
         title: "Throughput over time, by run (warm-up included)".into(),
-        x: Axis::linear(
-            format!("time since start of warm-up ({unit})"),
-            0.0..duration_s / divisor,
-        ),
+        x: time.axis(),
         y: Axis::linear("completed requests (ops/s)", 0.0..super::max_y(series)),
-        series: scaled_x(series, divisor),
+        series: scaled_x(series, time.div),
         shade: Vec::new(),
         dots: false,
         secondary: None,

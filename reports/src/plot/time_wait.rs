@@ -6,7 +6,7 @@ use super::{scaled_x, style, Axis, Figure, LineChart};
 use crate::prepare::KernelView;
 
 pub fn figure(view: &KernelView, id_prefix: &str) -> Option<Figure> {
-    let (t_div, t_unit) = style::time_unit(view.duration_s);
+    let time = super::TimeFrame::of(view.warmup_end_s, view.measured_end_s, view.duration_s);
     let max = super::max_y(&view.time_wait);
     let secondary = (view.time_wait_object_bytes > 0).then(|| {
         let (divisor, unit) = style::bytes_unit(max * view.time_wait_object_bytes as f64);
@@ -27,18 +27,10 @@ pub fn figure(view: &KernelView, id_prefix: &str) -> Option<Figure> {
         id: format!("{id_prefix}-time-wait"),
         kind: "time-wait",
         title: "TIME_WAIT sockets over time, by the side that holds them".into(),
-        x: Axis::linear(
-            format!("time since start of warm-up ({t_unit})"),
-            0.0..view.duration_s / t_div,
-        ),
+        x: time.axis(),
         y: Axis::linear("sockets in TIME_WAIT (count)", 0.0..max),
-        series: scaled_x(&view.time_wait, t_div),
-        shade: super::unmeasured(
-            view.warmup_end_s,
-            view.measured_end_s,
-            view.duration_s,
-            t_div,
-        ),
+        series: scaled_x(&view.time_wait, time.div),
+        shade: time.shade(),
         dots: false,
         secondary,
     }
