@@ -150,6 +150,10 @@ fn summarize(samples: &[KernelSample], raw: &[Sample], window: &PointWindow) -> 
         } else {
             0.0
         },
+        // Filled by the sampler's generator figures (see probe::sampler) where available.
+        loadgen_rss_start_bytes: None,
+        loadgen_peak_rss_bytes: None,
+        loadgen_memory_per_connection_bytes: None,
     }
 }
 

@@ -20,6 +20,7 @@ pub fn host(reason: impl Into<String>) -> Isolation {
         mode: IsolationMode::HostNamespace,
         reason: Some(reason.into()),
         sysctls_set: Vec::new(),
+        delay_path: None,
     }
 }
 
@@ -74,6 +75,7 @@ pub fn enter_private_netns() -> io::Result<Isolation> {
         mode: IsolationMode::PrivateNetns,
         reason: None,
         sysctls_set,
+        delay_path: None,
     })
 }
 

@@ -390,6 +390,8 @@ fn load_point(
             requests_sent: recorder.lifetime.requests_sent,
             responses_completed: recorder.lifetime.responses_completed,
             connections_established: recorder.lifetime.connections_established,
+            concurrency: None,
+            line: None,
         })
         .collect::<Vec<_>>();
     let mut errors = [0u64; ErrorKind::ALL.len()];

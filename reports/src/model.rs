@@ -72,6 +72,24 @@ pub struct Isolation {
     pub reason: Option<String>,
     /// Sysctls written inside the private namespace, as `name=value`.
     pub sysctls_set: Vec<String>,
+    /// Set when the server and the clients ran in two namespaces joined by a veth pair, with
+    /// netem delaying the slow-line clients' packets.
+    #[serde(default)]
+    pub delay_path: Option<DelayPath>,
+}
+
+/// The veth path between the clients' and the server's namespaces.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DelayPath {
+    pub server_address: String,
+    /// Fast (undelayed) client source addresses, as a prefix.
+    pub fast_sources: String,
+    /// Delayed client source addresses, as a prefix.
+    pub delayed_sources: String,
+    /// netem delay each way, in milliseconds (the round-trip time is twice it).
+    pub one_way_delay_ms: f64,
+    /// The `ip` and `tc` commands that built it.
+    pub commands: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -172,6 +190,15 @@ pub struct KernelSummary {
     pub loadgen_cpu_share: f64,
     /// The sampler's own CPU as a share of one core.
     pub sampler_cpu_share: f64,
+    /// The generator's resident memory before the load and at its peak.
+    #[serde(default)]
+    pub loadgen_rss_start_bytes: Option<u64>,
+    #[serde(default)]
+    pub loadgen_peak_rss_bytes: Option<u64>,
+    /// (generator peak RSS - RSS before the load) / peak open client connections: the
+    /// generator's user-space cost of one connection.
+    #[serde(default)]
+    pub loadgen_memory_per_connection_bytes: Option<f64>,
 }
 
 /// Where and how the run ran, so it can be reproduced from its result alone (with the scenario
@@ -246,6 +273,69 @@ pub struct PopulationResult {
     pub requests_sent: u64,
     pub responses_completed: u64,
     pub connections_established: u64,
+    /// Little's law over the measured window: concurrency measured against rate x time.
+    #[serde(default)]
+    pub concurrency: Option<Concurrency>,
+    /// Kind `modem` only: the emulated line and what the clients got out of it.
+    #[serde(default)]
+    pub line: Option<LineFigures>,
+}
+
+/// Little's law (L = lambda x W) checked on one population over the measured window: the time
+/// average of what was open, against the arrival rate times the mean time each one stayed.
+/// Agreement says the counts are consistent and the window was in steady state; the figures
+/// also show who set the pace (slow clients hold connections for long, so many are open).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Concurrency {
+    /// Time average of the connections open (integrated at every open and close).
+    pub mean_open_connections: f64,
+    /// Connections opened per second.
+    pub connections_per_s: f64,
+    /// Mean lifetime of the connections that closed in the window, in seconds.
+    pub mean_connection_lifetime_s: f64,
+    /// `connections_per_s x mean_connection_lifetime_s`.
+    pub predicted_open_connections: f64,
+    /// Time average of the requests outstanding (sent or waiting to be sent, not yet answered).
+    pub mean_requests_in_flight: f64,
+    /// Completed requests per second x their mean latency.
+    pub predicted_requests_in_flight: f64,
+}
+
+/// A population of slow-line users (kind `modem`): the line as configured and how close each
+/// reply came to it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LineFigures {
+    /// How the round-trip time was produced: `netem` (in the kernel, on a veth pair between the
+    /// clients' and the server's network namespaces) or `application` (the client waits).
+    pub rtt_mode: String,
+    pub rtt_ms: f64,
+    /// Downstream line rates in bit/s and the share of clients on each.
+    pub downstream_bps: Vec<LineRateShare>,
+    pub upstream_bps: f64,
+    /// Payload bytes per second the downstream lines carry, averaged over the clients (line rate
+    /// x the payload share left after TCP/IP and link framing).
+    pub payload_bytes_per_s: f64,
+    /// Receive window each client advertises (`SO_RCVBUF` and `TCP_WINDOW_CLAMP`).
+    pub receive_window_bytes: u32,
+    /// MSS the clients announce (`TCP_MAXSEG`).
+    pub mss_bytes: u32,
+    /// Per reply: payload bytes per second from its first byte to its last.
+    pub achieved_bytes_per_s: HistogramData,
+    /// Per reply, in thousandths: its time from first byte to last over the time its own line
+    /// needs for its bytes. 1000 means the line set the pace; more means the server (or the
+    /// machine) held the reply back.
+    pub slowdown_milli: HistogramData,
+    /// Page views begun and completed (a page and its inline images).
+    pub pages_started: u64,
+    pub pages_completed: u64,
+    /// Connections closed by the client after lingering idle.
+    pub lingering_closes: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LineRateShare {
+    pub bps: f64,
+    pub share: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
