@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::run::Overrides;
+use crate::run::{Overrides, RttChoice};
 
 const AFTER_HELP: &str = "\
 Examples:
   loadgen run scenarios/quick.toml
   loadgen run scenarios/quick.toml --duration 30s --clients 64
   loadgen run scenarios/specweb96.toml --out /tmp/runs --quiet
+  loadgen run scenarios/modem10k.toml --modem-clients 2k --duration 30s
+  loadgen run scenarios/mixed.toml --rtt application
   loadgen fileset --dirs 10 --out /tmp/specweb96
   loadgen report runs/quick/*/result.json --out compare.html";
 
@@ -58,6 +60,14 @@ pub struct RunArgs {
     /// Clients of every closed-loop population, e.g. 50 or 1k.
     #[arg(long, value_parser = parse_count)]
     pub clients: Option<f64>,
+    /// Users of every slow-line (kind = "modem") population, e.g. 2k.
+    #[arg(long, value_parser = parse_count)]
+    pub modem_clients: Option<f64>,
+    /// How slow-line clients get their round-trip time: `netem` (the kernel delays their
+    /// packets on a veth pair between the clients' and the server's namespaces; needs root and
+    /// iproute2), `application` (the client waits), or `auto` (netem where possible).
+    #[arg(long, value_enum, default_value_t = RttChoice::Auto)]
+    pub rtt: RttChoice,
     /// Seed of every random draw.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -83,6 +93,8 @@ impl RunArgs {
             warmup: self.warmup,
             rate: self.rate,
             clients: self.clients.map(|c| c.ceil() as u32),
+            modem_clients: self.modem_clients.map(|c| c.ceil() as u32),
+            rtt: Some(self.rtt),
             seed: self.seed,
             workers: self.workers.map(|w| w as usize),
         }

@@ -4,6 +4,7 @@
 //! each interval closes, so memory stays flat however long the run.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use reports::model::{ClassResult, HistogramData, LatencySet, Totals};
@@ -140,6 +141,131 @@ pub struct PopulationRecorder {
     pub peak_open_connections: u64,
     /// Whole point, warm-up included: what the server's own counters can be checked against.
     pub lifetime: Lifetime,
+    /// What Little's law is checked with, over the measured window.
+    pub concurrency: ConcurrencyRecorder,
+    /// Slow-line populations only.
+    pub line: Option<LineRecorder>,
+}
+
+/// The time integral of a level (open connections, requests in flight) over the measured
+/// window, updated at every change, so its mean is exact rather than sampled.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LevelIntegral {
+    pub level: u64,
+    /// Level x seconds inside the window so far.
+    pub area_s: f64,
+    last: Option<Instant>,
+}
+
+impl LevelIntegral {
+    /// Adds the time since the last change, clipped to `window`, at the current level.
+    pub fn advance(&mut self, now: Instant, window: (Instant, Instant)) {
+        if let Some(last) = self.last {
+            let from = last.max(window.0);
+            let to = now.min(window.1);
+            if to > from {
+                self.area_s += self.level as f64 * (to - from).as_secs_f64();
+            }
+        }
+        self.last = Some(now);
+    }
+
+    pub fn up(&mut self, now: Instant, window: (Instant, Instant)) {
+        self.advance(now, window);
+        self.level += 1;
+    }
+
+    pub fn down(&mut self, now: Instant, window: (Instant, Instant)) {
+        self.advance(now, window);
+        self.level = self.level.saturating_sub(1);
+    }
+}
+
+/// Little's law inputs: levels integrated over the window, and the arrivals and times that
+/// predict them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConcurrencyRecorder {
+    pub open_connections: LevelIntegral,
+    pub requests_in_flight: LevelIntegral,
+    /// Connections opened inside the window.
+    pub connections_opened: u64,
+    /// Connections closed inside the window and the sum of their lifetimes.
+    pub connections_closed: u64,
+    pub connection_lifetime_s: f64,
+}
+
+impl ConcurrencyRecorder {
+    pub fn merge(&mut self, other: &ConcurrencyRecorder) {
+        self.open_connections.area_s += other.open_connections.area_s;
+        self.requests_in_flight.area_s += other.requests_in_flight.area_s;
+        self.connections_opened += other.connections_opened;
+        self.connections_closed += other.connections_closed;
+        self.connection_lifetime_s += other.connection_lifetime_s;
+    }
+
+    /// The figures for a window of `measured_s` seconds in which `ops` requests completed
+    /// with a mean latency of `mean_latency_s`.
+    pub fn figures(
+        &self,
+        measured_s: f64,
+        ops: u64,
+        mean_latency_s: f64,
+    ) -> reports::model::Concurrency {
+        let per_s = |x: f64| if measured_s > 0.0 { x / measured_s } else { 0.0 };
+        let connections_per_s = per_s(self.connections_opened as f64);
+        let mean_connection_lifetime_s = if self.connections_closed > 0 {
+            self.connection_lifetime_s / self.connections_closed as f64
+        } else {
+            0.0
+        };
+        reports::model::Concurrency {
+            mean_open_connections: per_s(self.open_connections.area_s),
+            connections_per_s,
+            mean_connection_lifetime_s,
+            predicted_open_connections: connections_per_s * mean_connection_lifetime_s,
+            mean_requests_in_flight: per_s(self.requests_in_flight.area_s),
+            predicted_requests_in_flight: per_s(ops as f64) * mean_latency_s,
+        }
+    }
+}
+
+/// Per-reply figures of a slow-line population, and its page views.
+#[derive(Clone)]
+pub struct LineRecorder {
+    pub achieved_bytes_per_s: Histogram<u64>,
+    pub slowdown_milli: Histogram<u64>,
+    pub pages_started: u64,
+    pub pages_completed: u64,
+    pub lingering_closes: u64,
+}
+
+impl LineRecorder {
+    pub fn new() -> Self {
+        let histogram = || {
+            Histogram::new_with_bounds(1, 1_000_000_000, 3).expect("valid histogram bounds")
+        };
+        LineRecorder {
+            achieved_bytes_per_s: histogram(),
+            slowdown_milli: histogram(),
+            pages_started: 0,
+            pages_completed: 0,
+            lingering_closes: 0,
+        }
+    }
+
+    pub fn merge(&mut self, other: &LineRecorder) {
+        let _ = self.achieved_bytes_per_s.add(&other.achieved_bytes_per_s);
+        let _ = self.slowdown_milli.add(&other.slowdown_milli);
+        self.pages_started += other.pages_started;
+        self.pages_completed += other.pages_completed;
+        self.lingering_closes += other.lingering_closes;
+    }
+}
+
+impl Default for LineRecorder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Counts over the whole load point, warm-up and end included.
@@ -162,6 +288,8 @@ impl PopulationRecorder {
             queued_arrivals: 0,
             peak_open_connections: 0,
             lifetime: Lifetime::default(),
+            concurrency: ConcurrencyRecorder::default(),
+            line: None,
         }
     }
 
@@ -179,6 +307,12 @@ impl PopulationRecorder {
         self.lifetime.requests_sent += other.lifetime.requests_sent;
         self.lifetime.responses_completed += other.lifetime.responses_completed;
         self.lifetime.connections_established += other.lifetime.connections_established;
+        self.concurrency.merge(&other.concurrency);
+        match (&mut self.line, &other.line) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.line = Some(theirs.clone()),
+            _ => {}
+        }
     }
 
     /// All classes together.

@@ -15,6 +15,7 @@ use reports::model::{
 use crate::accounting::{kernel_accounting, PointWindow};
 use crate::engine::source::{sources_for, DEFAULT_LOOPBACK_SOURCES};
 use crate::engine::workload::{UrlEntry, Workload};
+use crate::engine::modem::RttMode;
 use crate::engine::{run_load_point, PointPlan, Progress};
 use crate::fileset::{write_fileset, ContentPattern};
 use crate::probe::sampler::{Sampler, SamplerConfig};
@@ -33,8 +34,23 @@ pub struct Overrides {
     pub rate: Option<f64>,
     /// Replaces the client count of every closed population.
     pub clients: Option<u32>,
+    /// Replaces the user count of every slow-line (modem) population.
+    pub modem_clients: Option<u32>,
+    /// Where slow-line round-trip times come from; None: `auto`.
+    pub rtt: Option<RttChoice>,
     pub seed: Option<u64>,
     pub workers: Option<usize>,
+}
+
+/// `--rtt`: where slow-line round-trip times come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RttChoice {
+    /// netem where the machine allows it (root, iproute2, sch_netem), else the application.
+    Auto,
+    /// The kernel delays the slow lines' packets; the run fails if that cannot be set up.
+    Netem,
+    /// The client waits one round trip where a real line would.
+    Application,
 }
 
 #[derive(Clone, Debug)]
@@ -81,6 +97,11 @@ impl Scenario {
                 Population::Closed { clients, .. } => {
                     if let Some(c) = overrides.clients {
                         *clients = c;
+                    }
+                }
+                Population::Modem(spec) => {
+                    if let Some(c) = overrides.modem_clients {
+                        spec.clients = c;
                     }
                 }
             }
@@ -139,6 +160,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
         generator_cpus: &generator_cpus,
         interrupted: &interrupted,
         result_path: &result_path,
+        rtt_mode: RttMode::Application,
     };
     let variants = scenario.variants_or_default();
     for variant in &variants {
@@ -193,6 +215,8 @@ struct RunContext<'a> {
     generator_cpus: &'a [usize],
     interrupted: &'a AtomicBool,
     result_path: &'a Path,
+    /// How this variant's slow lines got their round trip (set per variant).
+    rtt_mode: RttMode,
 }
 
 /// One server configuration: isolate, start the server, run every load point, stop it.
@@ -269,6 +293,8 @@ fn run_variant(
             seed: scenario.seed.wrapping_add(point_index as u64),
             workload: context.workload,
             sources: sources.clone(),
+            population_sources: Vec::new(),
+            rtt_mode: RttMode::Application,
         };
         let total_s = (scenario.warmup + scenario.duration).as_secs_f64();
         let mut label = if fractions.len() > 1 {
@@ -372,12 +398,10 @@ fn load_point(
         .zip(&outcome.recorders)
         .map(|(population, recorder)| PopulationResult {
             name: population.name().to_string(),
-            kind: match population {
-                Population::Closed { .. } => "closed".into(),
-                Population::Open { .. } => "open".into(),
-            },
+            kind: population.kind_name().into(),
             offered: match population {
                 Population::Closed { clients, .. } => (f64::from(*clients) * fraction).ceil(),
+                Population::Modem(spec) => (f64::from(spec.clients) * fraction).ceil(),
                 Population::Open { rate, .. } => rate * fraction,
             },
             totals: recorder.totals(outcome.measured_s),
@@ -390,8 +414,21 @@ fn load_point(
             requests_sent: recorder.lifetime.requests_sent,
             responses_completed: recorder.lifetime.responses_completed,
             connections_established: recorder.lifetime.connections_established,
-            concurrency: None,
-            line: None,
+            concurrency: Some({
+                let all = recorder.all_classes();
+                let mean_latency_s = all.total_us.mean() / 1e6;
+                recorder
+                    .concurrency
+                    .figures(outcome.measured_s, all.ops, mean_latency_s)
+            }),
+            line: match (population, &recorder.line) {
+                (Population::Modem(spec), Some(line)) => Some(line_figures(
+                    spec,
+                    line,
+                    context.rtt_mode,
+                )),
+                _ => None,
+            },
         })
         .collect::<Vec<_>>();
     let mut errors = [0u64; ErrorKind::ALL.len()];
@@ -427,6 +464,38 @@ fn load_point(
         populations,
         timeline: outcome.timeline.clone(),
         server_stats: None,
+    }
+}
+
+/// The slow-line figures of one population.
+fn line_figures(
+    spec: &crate::scenario::ModemSpec,
+    line: &crate::record::LineRecorder,
+    rtt_mode: RttMode,
+) -> reports::model::LineFigures {
+    let total_weight: f64 = spec.downstream.iter().map(|r| r.weight).sum();
+    reports::model::LineFigures {
+        rtt_mode: rtt_mode.name().into(),
+        rtt_ms: spec.rtt.as_secs_f64() * 1000.0,
+        downstream_bps: spec
+            .downstream
+            .iter()
+            .map(|r| reports::model::LineRateShare {
+                bps: r.rate,
+                share: r.weight / total_weight,
+            })
+            .collect(),
+        upstream_bps: spec.upstream_bps,
+        payload_bytes_per_s: spec.mean_payload_bytes_per_s(),
+        receive_window_bytes: spec.receive_window,
+        mss_bytes: spec.mss,
+        achieved_bytes_per_s: reports::model::HistogramData::from_histogram(
+            &line.achieved_bytes_per_s,
+        ),
+        slowdown_milli: reports::model::HistogramData::from_histogram(&line.slowdown_milli),
+        pages_started: line.pages_started,
+        pages_completed: line.pages_completed,
+        lingering_closes: line.lingering_closes,
     }
 }
 

@@ -2,6 +2,7 @@
 //! load point; this module splits the populations among them, gathers their interval reports
 //! into one timeline as the run goes, and merges their recorders at the end.
 
+pub mod modem;
 pub mod pacing;
 pub mod precise_timer;
 pub mod source;
@@ -12,12 +13,14 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reports::model::{PopulationTimeline, Timeline};
 
 use crate::record::{IntervalFigures, IntervalReport, PopulationRecorder};
 use crate::scenario::Population;
+use modem::{LineProfile, RttMode};
 use worker::{run_worker, PopulationShare, ShareLoad, WorkerPlan};
 use workload::Workload;
 
@@ -41,6 +44,11 @@ pub struct PointPlan<'a> {
     pub seed: u64,
     pub workload: &'a Workload,
     pub sources: Vec<IpAddr>,
+    /// Per population, its own source addresses (slow lines on the delayed path); an empty
+    /// list, or a missing entry: `sources`.
+    pub population_sources: Vec<Vec<IpAddr>>,
+    /// How slow-line populations get their round-trip time.
+    pub rtt_mode: RttMode,
 }
 
 /// What the monitor sees every quarter second.
@@ -71,7 +79,18 @@ pub fn run_load_point(
     let end = measure_from + plan.duration;
     let abort = AtomicBool::new(false);
     let (sender, receiver) = mpsc::channel::<IntervalReport>();
-    let shares = split_shares(plan.populations, plan.load_fraction, plan.workers);
+    let mut shares = split_shares(
+        plan.populations,
+        plan.load_fraction,
+        plan.workers,
+        plan.request_timeout,
+        plan.rtt_mode,
+    );
+    for worker_shares in &mut shares {
+        for (share, sources) in worker_shares.iter_mut().zip(&plan.population_sources) {
+            share.sources = sources.clone();
+        }
+    }
     let worker_plans: Vec<WorkerPlan<'_>> = shares
         .into_iter()
         .enumerate()
@@ -174,29 +193,45 @@ pub fn run_load_point(
     })
 }
 
-/// Splits each population over the workers: closed clients by count, open rates by share.
+/// Splits each population over the workers: closed and slow-line clients by count, open rates
+/// by share. `request_timeout` is the scenario's (slow lines have their own).
 pub fn split_shares(
     populations: &[Population],
     load_fraction: f64,
     workers: usize,
+    request_timeout: Duration,
+    rtt_mode: RttMode,
 ) -> Vec<Vec<PopulationShare>> {
     let workers = workers.max(1);
+    let count_share = |count: u32, w: usize| {
+        let total = (f64::from(count) * load_fraction).ceil().max(1.0) as u32;
+        let base = total / workers as u32;
+        base + u32::from((w as u32) < total % workers as u32)
+    };
+    let profiles: Vec<Option<Arc<LineProfile>>> = populations
+        .iter()
+        .map(|p| match p {
+            Population::Modem(spec) => Some(Arc::new(LineProfile::new(spec, rtt_mode))),
+            _ => None,
+        })
+        .collect();
     (0..workers)
         .map(|w| {
             populations
                 .iter()
-                .map(|population| {
+                .enumerate()
+                .map(|(index, population)| {
                     let load = match population {
-                        Population::Closed { clients, think, .. } => {
-                            let total =
-                                (f64::from(*clients) * load_fraction).ceil().max(1.0) as u32;
-                            let base = total / workers as u32;
-                            let extra = u32::from((w as u32) < total % workers as u32);
-                            ShareLoad::Closed {
-                                clients: base + extra,
-                                think: *think,
-                            }
-                        }
+                        Population::Closed { clients, think, .. } => ShareLoad::Closed {
+                            clients: count_share(*clients, w),
+                            think: *think,
+                        },
+                        Population::Modem(spec) => ShareLoad::Modem {
+                            clients: count_share(spec.clients, w),
+                            profile: Arc::clone(
+                                profiles[index].as_ref().expect("a profile per modem population"),
+                            ),
+                        },
                         Population::Open {
                             rate,
                             arrival,
@@ -211,6 +246,11 @@ pub fn split_shares(
                     PopulationShare {
                         load,
                         requests_per_connection: population.requests_per_connection(),
+                        request_timeout: match population {
+                            Population::Modem(spec) => spec.request_timeout,
+                            _ => request_timeout,
+                        },
+                        sources: Vec::new(),
                     }
                 })
                 .collect()
@@ -350,7 +390,8 @@ mod tests {
                 requests_per_connection: 5,
             },
         ];
-        let shares = split_shares(&populations, 1.0, 3);
+        let timeout = Duration::from_secs(10);
+        let shares = split_shares(&populations, 1.0, 3, timeout, RttMode::Application);
         let clients: Vec<u32> = shares
             .iter()
             .map(|w| match w[0].load {
@@ -374,7 +415,7 @@ mod tests {
             assert_eq!(worker[1].requests_per_connection, 5);
         }
         // A sweep point at 30 % of the load: 3 clients, 90 req/s per worker.
-        let shares = split_shares(&populations, 0.3, 3);
+        let shares = split_shares(&populations, 0.3, 3, timeout, RttMode::Application);
         let total: u32 = shares
             .iter()
             .map(|w| match w[0].load {

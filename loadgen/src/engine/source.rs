@@ -43,35 +43,64 @@ impl SourceAddresses {
     }
 }
 
+/// The TCP shape of a slow-line client's socket, set before the SYN leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlowLineSocket {
+    /// Largest window advertised: `SO_RCVBUF` (which the kernel doubles and floors) and
+    /// `TCP_WINDOW_CLAMP` (which caps the window itself).
+    pub receive_window: u32,
+    /// MSS announced in the SYN (`TCP_MAXSEG`): the server sends segments no larger.
+    pub mss: u32,
+}
+
+fn set_int_option(socket: &Socket, level: libc::c_int, name: libc::c_int, value: u32) -> io::Result<()> {
+    let value = value as libc::c_int;
+    // SAFETY: setsockopt with a pointer to a live c_int of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            level,
+            name,
+            &value as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Gives a socket the shape of a slow line's end: small receive window, small MSS, and no
+/// Nagle (the upload is released segment by segment at the line's pace).
+fn shape_slow_line(socket: &Socket, shape: SlowLineSocket) -> io::Result<()> {
+    socket.set_recv_buffer_size(shape.receive_window as usize)?;
+    set_int_option(socket, libc::IPPROTO_TCP, libc::TCP_WINDOW_CLAMP, shape.receive_window)?;
+    set_int_option(socket, libc::IPPROTO_TCP, libc::TCP_MAXSEG, shape.mss)?;
+    socket.set_nodelay(true)
+}
+
 /// Starts a non-blocking connect from `source` (port chosen at connect time thanks to
-/// IP_BIND_ADDRESS_NO_PORT, so binding does not reserve a port for every 4-tuple).
+/// IP_BIND_ADDRESS_NO_PORT, so binding does not reserve a port for every 4-tuple), shaped like
+/// a slow line's end when `shape` is given.
 pub fn connect_nonblocking(
     target: SocketAddr,
     source: Option<IpAddr>,
+    shape: Option<SlowLineSocket>,
 ) -> io::Result<std::net::TcpStream> {
     let socket = Socket::new(
         Domain::for_address(target),
         Type::STREAM.nonblocking(),
         Some(Protocol::TCP),
     )?;
+    if let Some(shape) = shape {
+        shape_slow_line(&socket, shape)?;
+    }
     // No TCP_NODELAY: every request goes out in one write, and only after the reply to the one
     // before it arrived (which acknowledged it), so Nagle never holds a request back; the
     // setsockopt would be one more syscall per connection.
     if let Some(source) = source {
-        let enable: libc::c_int = 1;
-        // SAFETY: setsockopt with a pointer to a live c_int of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&socket),
-                libc::IPPROTO_IP,
-                libc::IP_BIND_ADDRESS_NO_PORT,
-                &enable as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_int_option(&socket, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
         socket.bind(&SocketAddr::new(source, 0).into())?;
     }
     match socket.connect(&target.into()) {

@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -15,13 +16,17 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use slab::Slab;
 
+use crate::engine::modem::LineProfile;
 use crate::engine::pacing::{think_time, ArrivalSchedule};
 use crate::engine::precise_timer::PreciseTimer;
-use crate::engine::source::{connect_nonblocking, SourceAddresses};
+use crate::engine::source::{connect_nonblocking, SlowLineSocket, SourceAddresses};
 use crate::engine::workload::{Pick, RequestStyle, Workload};
 use crate::fileset::ContentVerifier;
-use crate::record::{ErrorKind, IntervalFigures, IntervalReport, PopulationRecorder};
+use crate::record::{ErrorKind, IntervalFigures, IntervalReport, LineRecorder, PopulationRecorder};
 use crate::scenario::{Arrival, Think};
+
+mod slow_line;
+use slow_line::{ModemClient, Wake};
 
 /// A failed closed-loop client tries again after at least this long, so a server that refuses
 /// everything is not hammered in a tight loop.
@@ -38,6 +43,10 @@ const TIMER: Token = Token(usize::MAX);
 pub struct PopulationShare {
     pub load: ShareLoad,
     pub requests_per_connection: u32,
+    /// A request with no complete reply after this long is counted as a timeout.
+    pub request_timeout: Duration,
+    /// Source addresses of this population's connections; empty: the worker's.
+    pub sources: Vec<IpAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -50,6 +59,11 @@ pub enum ShareLoad {
         rate: f64,
         arrival: Arrival,
         max_in_flight: u32,
+    },
+    /// Users on slow lines: page views, a token-bucket reader per user, lingering.
+    Modem {
+        clients: u32,
+        profile: Arc<LineProfile>,
     },
 }
 
@@ -79,6 +93,9 @@ enum Phase {
     Receiving,
     /// Connected, between requests of a keep-alive connection.
     Idle,
+    /// Slow lines: waiting for `wake_at` before sending more of the request (the upload's
+    /// pace, or the round trip the application adds).
+    Delayed,
 }
 
 const NO_CLIENT: u32 = u32::MAX;
@@ -100,6 +117,11 @@ struct InFlight<'w> {
     received: u64,
     server_closes: bool,
     verifier: Option<ContentVerifier<'w>>,
+    /// Slow lines: when the request's upload began and ended, and the line time its user had
+    /// used when it ended (for the slowdown figure).
+    upload_began: Option<Instant>,
+    sent_at: Option<Instant>,
+    line_used_at_sent_s: f64,
 }
 
 struct Conn<'w> {
@@ -110,6 +132,10 @@ struct Conn<'w> {
     requests_done: u32,
     connect_started: Instant,
     request: Option<Box<InFlight<'w>>>,
+    /// Slow lines: when this connection's timer (upload pace, added round trip, linger) fires.
+    wake_at: Option<Instant>,
+    /// Slow lines: the last read found the socket empty; the next data raises an event.
+    drained: bool,
 }
 
 struct ClosedClient {
@@ -132,6 +158,16 @@ struct Worker<'w> {
     poll: Poll,
     conns: Slab<Conn<'w>>,
     clients: Vec<ClosedClient>,
+    modem_clients: Vec<ModemClient>,
+    /// Slow-line timers of every connection and user, soonest first; an entry whose target
+    /// no longer waits for that instant is stale and skipped.
+    wakeups: BinaryHeap<Reverse<(Instant, Wake)>>,
+    /// Per population: its line profile when it is a slow-line population.
+    profiles: Vec<Option<Arc<LineProfile>>>,
+    /// Per population: round-robin over its own source addresses, if it has some.
+    population_sources: Vec<Option<SourceAddresses>>,
+    /// The measured window, for the Little's law integrals.
+    window: (Instant, Instant),
     open: Vec<Option<OpenState>>,
     thinking: BinaryHeap<Reverse<(Instant, u32)>>,
     rng: Pcg64Mcg,
@@ -171,7 +207,7 @@ pub fn run_worker(plan: &WorkerPlan<'_>) -> io::Result<Vec<PopulationRecorder>> 
                 queued: VecDeque::new(),
                 idle: Vec::new(),
             }),
-            ShareLoad::Closed { .. } => None,
+            ShareLoad::Closed { .. } | ShareLoad::Modem { .. } => None,
         })
         .collect();
     let mut clients = Vec::new();
@@ -183,6 +219,37 @@ pub fn run_worker(plan: &WorkerPlan<'_>) -> io::Result<Vec<PopulationRecorder>> 
             }));
         }
     }
+    let mut modem_clients = Vec::new();
+    for (pop, share) in plan.populations.iter().enumerate() {
+        if let ShareLoad::Modem {
+            clients: n,
+            profile,
+        } = &share.load
+        {
+            // Users start their first page spread evenly over the ramp-up.
+            let ramp = profile.spec.ramp_up;
+            for i in 0..*n {
+                let first_page = plan.start + ramp.mul_f64(f64::from(i) / f64::from(*n));
+                let rate = profile.draw_payload_rate(&mut rng);
+                modem_clients.push(ModemClient::new(pop as u16, rate, first_page));
+            }
+        }
+    }
+    let profiles = plan
+        .populations
+        .iter()
+        .map(|share| match &share.load {
+            ShareLoad::Modem { profile, .. } => Some(Arc::clone(profile)),
+            _ => None,
+        })
+        .collect();
+    let population_sources = plan
+        .populations
+        .iter()
+        .map(|share| {
+            (!share.sources.is_empty()).then(|| SourceAddresses::new(share.sources.clone()))
+        })
+        .collect();
     let pops = plan.populations.len();
     let poll = Poll::new()?;
     let timer = PreciseTimer::new(poll.registry(), TIMER)?;
@@ -191,14 +258,27 @@ pub fn run_worker(plan: &WorkerPlan<'_>) -> io::Result<Vec<PopulationRecorder>> 
         poll,
         timer,
         timer_armed_for: None,
-        conns: Slab::with_capacity(clients.len().max(64)),
+        conns: Slab::with_capacity((clients.len() + modem_clients.len()).max(64)),
         clients,
+        modem_clients,
+        wakeups: BinaryHeap::new(),
+        profiles,
+        population_sources,
+        window: (plan.measure_from, plan.end),
         open,
         thinking: BinaryHeap::new(),
         rng,
         sources: SourceAddresses::new(plan.sources.clone()),
-        recorders: (0..pops)
-            .map(|_| PopulationRecorder::new(class_count))
+        recorders: plan
+            .populations
+            .iter()
+            .map(|share| {
+                let mut recorder = PopulationRecorder::new(class_count);
+                if matches!(share.load, ShareLoad::Modem { .. }) {
+                    recorder.line = Some(LineRecorder::new());
+                }
+                recorder
+            })
             .collect(),
         interval_index: 0,
         interval: (0..pops).map(|_| IntervalFigures::new()).collect(),
@@ -217,6 +297,12 @@ impl<'w> Worker<'w> {
         let now = Instant::now();
         for client in 0..self.clients.len() as u32 {
             self.issue_closed(client, now);
+        }
+        for client in 0..self.modem_clients.len() as u32 {
+            let first_page = self.modem_clients[client as usize].wake_at;
+            if let Some(at) = first_page {
+                self.wakeups.push(Reverse((at, Wake::Client(client))));
+            }
         }
         loop {
             let now = Instant::now();
@@ -241,6 +327,7 @@ impl<'w> Worker<'w> {
                 self.on_ready(event.token().0, now, !event.is_read_closed());
             }
             self.wake_thinkers(now);
+            self.fire_wakeups(now);
             self.open_arrivals(now);
             if now >= self.next_sweep {
                 self.next_sweep = now + TIMEOUT_SWEEP;
@@ -257,6 +344,12 @@ impl<'w> Worker<'w> {
                     .connections_established += 1;
             }
         }
+        // The Little's law integrals run to the end of the window.
+        for recorder in &mut self.recorders {
+            let concurrency = &mut recorder.concurrency;
+            concurrency.open_connections.advance(self.plan.end, self.window);
+            concurrency.requests_in_flight.advance(self.plan.end, self.window);
+        }
         // Close the last interval if it began before the end (a partial one when the run was
         // stopped early); one that would begin at the end is not part of the run.
         let last_begins = self.plan.start + self.plan.interval * self.interval_index as u32;
@@ -269,6 +362,9 @@ impl<'w> Worker<'w> {
     fn poll_timeout(&mut self, now: Instant) -> Duration {
         let mut next = self.plan.end.min(self.next_sweep).min(self.interval_end());
         if let Some(Reverse((at, _))) = self.thinking.peek() {
+            next = next.min(*at);
+        }
+        if let Some(Reverse((at, _))) = self.wakeups.peek() {
             next = next.min(*at);
         }
         for open in self.open.iter().flatten() {
@@ -428,7 +524,17 @@ impl<'w> Worker<'w> {
     }
 
     fn connect(&mut self, pop: u16, client: u32, now: Instant) -> Result<usize, ErrorKind> {
-        let std_stream = connect_nonblocking(self.plan.target, self.sources.next_source())
+        let source = match &mut self.population_sources[pop as usize] {
+            Some(own) => own.next_source(),
+            None => self.sources.next_source(),
+        };
+        let shape = self.profiles[pop as usize]
+            .as_ref()
+            .map(|profile| SlowLineSocket {
+                receive_window: profile.spec.receive_window,
+                mss: profile.spec.mss,
+            });
+        let std_stream = connect_nonblocking(self.plan.target, source, shape)
             .map_err(|e| ErrorKind::from_io(&e, true))?;
         let mut stream = TcpStream::from_std(std_stream);
         let entry = self.conns.vacant_entry();
@@ -449,8 +555,16 @@ impl<'w> Worker<'w> {
             requests_done: 0,
             connect_started: now,
             request: None,
+            wake_at: None,
+            drained: false,
         });
         self.open_connections[pop as usize] += 1;
+        let window = self.window;
+        let concurrency = &mut self.recorders[pop as usize].concurrency;
+        concurrency.open_connections.up(now, window);
+        if now >= window.0 && now < window.1 {
+            concurrency.connections_opened += 1;
+        }
         if self.measuring(now) {
             let open = self.open_connections[pop as usize];
             let peak = &mut self.recorders[pop as usize].peak_open_connections;
@@ -468,7 +582,13 @@ impl<'w> Worker<'w> {
     ) -> Box<InFlight<'w>> {
         let conn = &self.conns[key];
         let per_conn = self.plan.populations[conn.pop as usize].requests_per_connection;
-        let style = if per_conn == 1 {
+        let style = if self.profiles[conn.pop as usize].is_some() {
+            if per_conn == 1 {
+                RequestStyle::BrowserHttp10
+            } else {
+                RequestStyle::BrowserKeepAlive
+            }
+        } else if per_conn == 1 {
             RequestStyle::Http10
         } else if conn.requests_done + 1 >= per_conn {
             RequestStyle::LastOnConnection
@@ -490,13 +610,21 @@ impl<'w> Worker<'w> {
             received: 0,
             server_closes: false,
             verifier: self.plan.workload.verifier(pick),
+            upload_began: None,
+            sent_at: None,
+            line_used_at_sent_s: 0.0,
         })
     }
 
     /// A fresh connection: the request goes out once the connect completes.
     fn attach_request(&mut self, key: usize, pick: Pick, origin: Instant, now: Instant) {
         let request = self.new_request(key, pick, origin, now);
+        let pop = self.conns[key].pop as usize;
         self.conns[key].request = Some(request);
+        self.recorders[pop]
+            .concurrency
+            .requests_in_flight
+            .up(now, self.window);
     }
 
     /// A reused keep-alive connection: send now.
@@ -504,8 +632,16 @@ impl<'w> Worker<'w> {
         let mut request = self.new_request(key, pick, origin, now);
         request.connect_us = Some(0);
         let conn = &mut self.conns[key];
+        let pop = conn.pop as usize;
         conn.request = Some(request);
         conn.phase = Phase::Sending;
+        self.recorders[pop]
+            .concurrency
+            .requests_in_flight
+            .up(now, self.window);
+        if self.profiles[pop].is_some() {
+            return self.begin_upload(key, now);
+        }
         self.on_ready(key, now, false);
     }
 
@@ -535,6 +671,9 @@ impl<'w> Worker<'w> {
                                 request.connect_us = Some(connect_us);
                             }
                             conn.phase = Phase::Sending;
+                            if self.profiles[conn.pop as usize].is_some() {
+                                return self.modem_connected(key, now);
+                            }
                         }
                         Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                         Err(e) => return self.fail(key, ErrorKind::from_io(&e, true), now),
@@ -548,12 +687,26 @@ impl<'w> Worker<'w> {
                         request.style,
                         &mut self.request_buf,
                     );
-                    match conn.stream.write(&self.request_buf[request.sent..]) {
+                    // A slow line releases the request no faster than its upstream carries it.
+                    let profile = self.profiles[conn.pop as usize].as_deref();
+                    let released = match (profile, request.upload_began) {
+                        (Some(profile), Some(began)) => {
+                            upload_released(profile, began, request.sent, &self.request_buf, now)
+                        }
+                        _ => self.request_buf.len(),
+                    };
+                    if released <= request.sent {
+                        return self.wait_for_upload(key, now);
+                    }
+                    match conn.stream.write(&self.request_buf[request.sent..released]) {
                         Ok(n) => {
                             request.sent += n;
                             if request.sent >= self.request_buf.len() {
                                 conn.phase = Phase::Receiving;
                                 self.recorders[conn.pop as usize].lifetime.requests_sent += 1;
+                                if profile.is_some() {
+                                    return self.modem_request_sent(key, now);
+                                }
                                 // The reply cannot be here yet; its arrival raises an event.
                                 return;
                             }
@@ -563,6 +716,11 @@ impl<'w> Worker<'w> {
                         Err(e) => return self.fail(key, ErrorKind::from_io(&e, false), now),
                     }
                 }
+                Phase::Receiving if self.profiles[conn.pop as usize].is_some() => {
+                    return self.modem_data_arrived(key, now);
+                }
+                // The timer moves it on; a close or reset shows at the next read or write.
+                Phase::Delayed => return,
                 Phase::Receiving => match conn.stream.read(&mut self.read_buf) {
                     Ok(0) => {
                         let request = conn.request.as_ref().expect("receiving");
@@ -668,11 +826,15 @@ impl<'w> Worker<'w> {
         let request = conn.request.take().expect("completed request");
         conn.requests_done += 1;
         let (pop, client) = (conn.pop, conn.client);
+        self.recorders[pop as usize]
+            .concurrency
+            .requests_in_flight
+            .down(now, self.window);
         self.recorders[pop as usize].lifetime.responses_completed += 1;
         let per_conn = self.plan.populations[pop as usize].requests_per_connection;
         let reusable = conn.requests_done < per_conn
             && !request.server_closes
-            && request.style == RequestStyle::KeepAlive
+            && request.style.keeps_alive()
             && request.content_length.is_some();
 
         let expected = self.plan.workload.expected_bytes(request.pick);
@@ -689,7 +851,12 @@ impl<'w> Worker<'w> {
             Ok(())
         };
         match outcome {
-            Ok(()) => self.record_success(pop, &request, now),
+            Ok(()) => {
+                self.record_success(pop, &request, now);
+                if self.profiles[pop as usize].is_some() {
+                    self.record_line(pop, client, &request, now);
+                }
+            }
             Err(kind) => self.count_error(pop, kind, now),
         }
         if reusable {
@@ -702,6 +869,12 @@ impl<'w> Worker<'w> {
 
     fn fail(&mut self, key: usize, kind: ErrorKind, now: Instant) {
         let (pop, client) = (self.conns[key].pop, self.conns[key].client);
+        if self.conns[key].request.is_some() {
+            self.recorders[pop as usize]
+                .concurrency
+                .requests_in_flight
+                .down(now, self.window);
+        }
         self.count_error(pop, kind, now);
         self.close(key);
         self.after_request(key, pop, client, false, now);
@@ -712,6 +885,9 @@ impl<'w> Worker<'w> {
     fn after_request(&mut self, key: usize, pop: u16, client: u32, reusable: bool, now: Instant) {
         if now >= self.plan.end {
             return;
+        }
+        if self.profiles[pop as usize].is_some() {
+            return self.modem_after_request(key, client, reusable, now);
         }
         match self.open[pop as usize].as_mut() {
             Some(state) => {
@@ -731,10 +907,23 @@ impl<'w> Worker<'w> {
     }
 
     fn close(&mut self, key: usize) {
+        let now = Instant::now();
         if let Some(conn) = self.conns.try_remove(key) {
             self.open_connections[conn.pop as usize] -= 1;
+            let window = self.window;
+            let concurrency = &mut self.recorders[conn.pop as usize].concurrency;
+            concurrency.open_connections.down(now, window);
+            if now >= window.0 && now < window.1 {
+                concurrency.connections_closed += 1;
+                concurrency.connection_lifetime_s +=
+                    now.saturating_duration_since(conn.connect_started).as_secs_f64();
+            }
             // The slab reuses keys: a client must not keep pointing at one that is gone.
-            if conn.client != NO_CLIENT && self.clients[conn.client as usize].conn == Some(key) {
+            if self.profiles[conn.pop as usize].is_some() {
+                self.modem_clients[conn.client as usize].forget(key);
+            } else if conn.client != NO_CLIENT
+                && self.clients[conn.client as usize].conn == Some(key)
+            {
                 self.clients[conn.client as usize].conn = None;
             }
             // Dropping the stream closes it, which also removes it from epoll.
@@ -776,12 +965,12 @@ impl<'w> Worker<'w> {
     }
 
     fn sweep_timeouts(&mut self, now: Instant) {
-        let timeout = self.plan.request_timeout;
         let expired: Vec<(usize, ErrorKind)> = self
             .conns
             .iter()
             .filter_map(|(key, conn)| {
                 let request = conn.request.as_ref()?;
+                let timeout = self.plan.populations[conn.pop as usize].request_timeout;
                 (now.saturating_duration_since(request.issued) >= timeout).then_some((
                     key,
                     if conn.phase == Phase::Connecting {
@@ -798,6 +987,27 @@ impl<'w> Worker<'w> {
             }
         }
     }
+}
+
+/// How far into the request a slow line has carried it by `now`: whole segments, each sent
+/// once its last byte has crossed the upstream line.
+fn upload_released(
+    profile: &LineProfile,
+    began: Instant,
+    sent: usize,
+    request: &[u8],
+    now: Instant,
+) -> usize {
+    let segment = profile.spec.mss as usize;
+    let mut released = sent;
+    while released < request.len() {
+        let next = (released + segment).min(request.len());
+        if profile.upload_done_at(began, next) > now {
+            break;
+        }
+        released = next;
+    }
+    released
 }
 
 enum Absorbed {
