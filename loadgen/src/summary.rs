@@ -1,9 +1,12 @@
 //! The text summary printed at the end of a run: throughput, latency percentiles per population
-//! and class, errors, warnings.
+//! and class, slow-line figures and Little's law per population, errors, warnings, and for
+//! several load points each population side by side. The numbers come from `reports::prepare`,
+//! as the HTML report's do, so both say the same.
 
 use std::io::Write;
 
-use reports::model::{HistogramData, KernelAccounting, RunResult};
+use reports::model::{HistogramData, KernelAccounting, LoadPoint, RunResult};
+use reports::prepare::{self, LittleRow, LowEnd, SlowLineRow};
 
 fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
@@ -62,12 +65,126 @@ fn print_kernel(out: &mut impl Write, kernel: &KernelAccounting) {
         mib(k.peak_tcp_memory_bytes as f64),
         k.listen_overflows
     );
+    let memory = match (
+        k.loadgen_memory_per_connection_bytes,
+        k.loadgen_rss_start_bytes,
+        k.loadgen_peak_rss_bytes,
+    ) {
+        (None, None, None) => String::new(),
+        (per_conn, start, peak) => format!(
+            "; memory {} B/connection (RSS {} before the load, {} at peak)",
+            per_conn.map_or("-".into(), |v| format!("{v:.0}")),
+            start.map_or("-".into(), |v| mib(v as f64)),
+            peak.map_or("-".into(), |v| mib(v as f64))
+        ),
+    };
     let _ = writeln!(
         out,
-        "  generator CPU {:.0} % of its cores; sampler {:.2} % of a core",
+        "  generator CPU {:.0} % of its cores; sampler {:.2} % of a core{memory}",
         k.loadgen_cpu_share * 100.0,
         k.sampler_cpu_share * 100.0
     );
+}
+
+/// A line rate as lines are sold: 56k, 28.8k, 1.5M (bit/s).
+fn line_rate(bps: f64) -> String {
+    let (value, suffix) = if bps >= 1e6 {
+        (bps / 1e6, "M")
+    } else if bps >= 1e3 {
+        (bps / 1e3, "k")
+    } else {
+        (bps, "")
+    };
+    let text = format!("{value:.1}");
+    format!("{}{suffix}", text.strip_suffix(".0").unwrap_or(&text))
+}
+
+/// One line per slow-line population: its line, what the replies got out of it, the pages.
+fn print_slow_line(out: &mut impl Write, r: &SlowLineRow) {
+    let down = match r.downstream_bps.as_slice() {
+        [(bps, _)] => line_rate(*bps),
+        rates => rates
+            .iter()
+            .map(|(bps, share)| format!("{}({:.0}%)", line_rate(*bps), share * 100.0))
+            .collect::<Vec<_>>()
+            .join("+"),
+    };
+    let bytes_per_s = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+    let low = match r.achieved_low_bytes_per_s {
+        Some(LowEnd::P10(v)) => format!("p10 {v:.0}"),
+        Some(LowEnd::Min(v)) => format!("min {v:.0}"),
+        None => "p10 -".into(),
+    };
+    let times = |v: Option<f64>| v.map_or("-".into(), |v| format!("x{v:.2}"));
+    let _ = writeln!(
+        out,
+        "  {:<12} line {down}/{} bit/s, RTT {:.0} ms ({}): achieved p50 {} B/s ({low}) of {:.0} \
+         B/s payload; slowdown p50 {} p99 {}; pages {}/{} completed, {} lingering closes",
+        "",
+        line_rate(r.upstream_bps),
+        r.rtt_ms,
+        r.rtt_mode,
+        bytes_per_s(r.achieved_p50_bytes_per_s),
+        r.payload_bytes_per_s,
+        times(r.slowdown_p50),
+        times(r.slowdown_p99),
+        r.pages_completed,
+        r.pages_started,
+        r.lingering_closes
+    );
+}
+
+/// Little's law on one population: measured concurrency against rate x time.
+fn print_little(out: &mut impl Write, r: &LittleRow) {
+    let ratio = |v: Option<f64>| v.map_or("x-".into(), |v| format!("x{v:.2}"));
+    let _ = writeln!(
+        out,
+        "  {:<12} Little's law: connections {:.1} open vs {:.1} predicted ({}); requests in \
+         flight {:.1} vs {:.1} ({})",
+        "",
+        r.mean_open_connections,
+        r.predicted_open_connections,
+        ratio(r.connections_ratio),
+        r.mean_requests_in_flight,
+        r.predicted_requests_in_flight,
+        ratio(r.requests_ratio)
+    );
+}
+
+/// Each population across the load points: how one group of clients fared when another joined
+/// (variants) or as the load grew (a sweep). Nothing when no population ran in two points.
+fn print_populations_across(result: &RunResult, out: &mut impl Write) {
+    let points: Vec<&LoadPoint> = result.load_points.iter().collect();
+    let rows = prepare::populations_across(&points);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n  {:<12} {:<24} {:>10} {:>9} {:>9}",
+        "population", "load point", "ops/s", "p50 ms", "p99 ms"
+    );
+    for row in &rows {
+        for (n, (cell, point)) in row.cells.iter().zip(&points).enumerate() {
+            let name = if n == 0 { row.population.as_str() } else { "" };
+            match cell {
+                Some(c) => {
+                    let latency = |v: Option<f64>| v.map_or("-".into(), |us| ms(us as u64));
+                    let _ = writeln!(
+                        out,
+                        "  {name:<12} {:<24} {:>10.1} {:>9} {:>9}",
+                        point.label,
+                        c.ops_per_s,
+                        latency(c.p50_us),
+                        latency(c.p99_us)
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  {name:<12} {:<24} {:>10}", point.label, "not run");
+                }
+            }
+        }
+    }
 }
 
 /// One row per load point, side by side: the sweep's curve, or where each variant's TIME_WAITs
@@ -128,7 +245,17 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
             ),
         }
     );
+    if let Some(path) = &result.isolation.delay_path {
+        let _ = writeln!(
+            out,
+            "delay path: slow-line clients from {} delayed {} ms each way by netem, fast clients \
+             from {}, server {}",
+            path.delayed_sources, path.one_way_delay_ms, path.fast_sources, path.server_address
+        );
+    }
     for point in &result.load_points {
+        let slow_lines = prepare::slow_line_rows(point);
+        let little = prepare::little_rows(point);
         let t = &point.totals;
         let _ = writeln!(
             out,
@@ -179,6 +306,12 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
                     .collect();
                 let _ = writeln!(out, "  {:<12} errors: {}", "", errors.join(", "));
             }
+            if let Some(r) = slow_lines.iter().find(|r| r.population == population.name) {
+                print_slow_line(out, r);
+            }
+            if let Some(r) = little.iter().find(|r| r.population == population.name) {
+                print_little(out, r);
+            }
         }
         if let Some(kernel) = &point.kernel {
             print_kernel(out, kernel);
@@ -186,6 +319,7 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
     }
     if result.load_points.len() > 1 {
         print_point_table(result, out);
+        print_populations_across(result, out);
     }
     // Each server's own counters once: one server for the run, or one per variant.
     let mut shown: Option<&serde_json::Value> = None;

@@ -1,7 +1,9 @@
 //! Pure data preparation for the report: everything the charts and tables draw, computed from a
 //! `RunResult` without touching plotters or HTML. Down-sampling that keeps spikes, percentile
-//! spectra decoded from the stored HDR histograms, sweep curves, and the comparison metrics with
-//! their ratios against the first run all live here, so they are tested as plain numbers.
+//! spectra decoded from the stored HDR histograms, sweep curves, the comparison metrics with
+//! their ratios against the first run, slow-line and Little's law figures, each population
+//! across load points or runs, and which populations share a connections panel all live here,
+//! so they are tested as plain numbers.
 //!
 //! Not here: colours, sizes and units of display (`plot::style`), markup (`render`).
 
@@ -453,19 +455,21 @@ pub struct SweepView {
 }
 
 /// The offered load of each point, on an axis every population shares: clients when all are
-/// closed loops, requests/s when all are open, otherwise the percentage of the full load.
+/// closed loops (slow-line users included), requests/s when all are open, otherwise the
+/// percentage of the full load.
 fn offered_axis(result: &RunResult) -> (String, Vec<f64>) {
     let kinds: Vec<&str> = result
         .load_points
         .iter()
         .flat_map(|p| p.populations.iter().map(|q| q.kind.as_str()))
         .collect();
-    let all = |kind: &str| !kinds.is_empty() && kinds.iter().all(|k| *k == kind);
+    let all = |of: &[&str]| !kinds.is_empty() && kinds.iter().all(|k| of.contains(k));
     let summed = |p: &LoadPoint| p.populations.iter().map(|q| q.offered).sum::<f64>();
-    if all("closed") {
+    // Slow-line (modem) users are closed loops too: both count clients.
+    if all(&["closed", "modem"]) {
         let xs = result.load_points.iter().map(summed).collect();
         ("offered load (clients)".into(), xs)
-    } else if all("open") {
+    } else if all(&["open"]) {
         let xs = result.load_points.iter().map(summed).collect();
         ("offered load (requests/s)".into(), xs)
     } else {
@@ -556,6 +560,8 @@ pub struct RunSummary {
     pub server_cpu_us_per_op: Option<f64>,
     pub server_memory_per_connection_bytes: Option<f64>,
     pub server_peak_rss_bytes: Option<f64>,
+    /// The generator's own user-space memory per client connection.
+    pub loadgen_memory_per_connection_bytes: Option<f64>,
     /// Peak TIME_WAIT memory, server and client side together.
     pub peak_time_wait_bytes: Option<f64>,
     pub peak_tcp_memory_bytes: Option<f64>,
@@ -583,6 +589,8 @@ pub fn run_summary(result: &RunResult) -> RunSummary {
         server_memory_per_connection_bytes: kernel
             .and_then(|k| k.server_memory_per_connection_bytes),
         server_peak_rss_bytes: kernel.and_then(|k| k.server_peak_rss_bytes.map(|b| b as f64)),
+        loadgen_memory_per_connection_bytes: kernel
+            .and_then(|k| k.loadgen_memory_per_connection_bytes),
         peak_time_wait_bytes: kernel.map(|k| {
             (k.peak_time_wait_server_side_bytes + k.peak_time_wait_client_side_bytes) as f64
         }),
@@ -695,6 +703,14 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         bar: false,
         value: |s| s.server_peak_rss_bytes,
+    },
+    Metric {
+        id: "loadgen_memory_per_connection",
+        name: "generator memory per connection",
+        quantity: Quantity::Bytes,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.loadgen_memory_per_connection_bytes,
     },
     Metric {
         id: "peak_time_wait_bytes",
@@ -891,6 +907,225 @@ pub fn sweeps_by_run(results: &[RunResult], labels: &[String]) -> Option<SweepVi
         throughput,
         latency,
     })
+}
+
+// ---- slow lines, Little's law, populations across points ------------------------------------
+
+/// The value at `quantile` of a stored histogram, decoded; `None` when it is empty or does not
+/// decode (a result whose histogram text was lost keeps its stored percentiles only).
+pub fn quantile_of(data: &HistogramData, quantile: f64) -> Option<u64> {
+    if data.count == 0 {
+        return None;
+    }
+    let histogram = data.decode().ok()?;
+    Some(histogram.value_at_quantile(quantile))
+}
+
+/// The low end of the bytes per second the replies achieved: the 10th percentile when the stored
+/// histogram decodes, else the stored minimum (which the report then names as such).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LowEnd {
+    P10(f64),
+    Min(f64),
+}
+
+/// One slow-line population's figures, as the report shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlowLineRow {
+    pub population: String,
+    pub clients: f64,
+    /// (bit/s, share of clients), as configured.
+    pub downstream_bps: Vec<(f64, f64)>,
+    pub upstream_bps: f64,
+    pub payload_bytes_per_s: f64,
+    pub rtt_ms: f64,
+    pub rtt_mode: String,
+    pub receive_window_bytes: u32,
+    pub mss_bytes: u32,
+    /// `None` when no reply was measured.
+    pub achieved_p50_bytes_per_s: Option<f64>,
+    pub achieved_low_bytes_per_s: Option<LowEnd>,
+    /// Reply time over line time (1.0 = the line set the pace).
+    pub slowdown_p50: Option<f64>,
+    pub slowdown_p99: Option<f64>,
+    pub pages_started: u64,
+    pub pages_completed: u64,
+    pub lingering_closes: u64,
+}
+
+/// The slow-line figures of every population of `point` that has them, in population order.
+pub fn slow_line_rows(point: &LoadPoint) -> Vec<SlowLineRow> {
+    point
+        .populations
+        .iter()
+        .filter_map(|p| {
+            let line = p.line.as_ref()?;
+            let achieved = &line.achieved_bytes_per_s;
+            let slowdown = &line.slowdown_milli;
+            let measured = |h: &HistogramData| h.count > 0;
+            Some(SlowLineRow {
+                population: p.name.clone(),
+                clients: p.offered,
+                downstream_bps: line
+                    .downstream_bps
+                    .iter()
+                    .map(|r| (r.bps, r.share))
+                    .collect(),
+                upstream_bps: line.upstream_bps,
+                payload_bytes_per_s: line.payload_bytes_per_s,
+                rtt_ms: line.rtt_ms,
+                rtt_mode: line.rtt_mode.clone(),
+                receive_window_bytes: line.receive_window_bytes,
+                mss_bytes: line.mss_bytes,
+                achieved_p50_bytes_per_s: measured(achieved).then_some(achieved.p50 as f64),
+                achieved_low_bytes_per_s: measured(achieved).then(|| {
+                    quantile_of(achieved, 0.10)
+                        .map_or(LowEnd::Min(achieved.min as f64), |v| LowEnd::P10(v as f64))
+                }),
+                slowdown_p50: measured(slowdown).then_some(slowdown.p50 as f64 / 1000.0),
+                slowdown_p99: measured(slowdown).then_some(slowdown.p99 as f64 / 1000.0),
+                pages_started: line.pages_started,
+                pages_completed: line.pages_completed,
+                lingering_closes: line.lingering_closes,
+            })
+        })
+        .collect()
+}
+
+/// Little's law on one population: what was measured, what rate x time predicts, their ratio.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LittleRow {
+    pub population: String,
+    pub kind: String,
+    pub mean_open_connections: f64,
+    pub predicted_open_connections: f64,
+    /// measured / predicted; `None` when the prediction is zero and the measurement is not.
+    pub connections_ratio: Option<f64>,
+    pub connections_per_s: f64,
+    pub mean_connection_lifetime_s: f64,
+    pub mean_requests_in_flight: f64,
+    pub predicted_requests_in_flight: f64,
+    pub requests_ratio: Option<f64>,
+}
+
+/// Little's law of every population of `point` that has the figures.
+pub fn little_rows(point: &LoadPoint) -> Vec<LittleRow> {
+    point
+        .populations
+        .iter()
+        .filter_map(|p| {
+            let c = p.concurrency.as_ref()?;
+            Some(LittleRow {
+                population: p.name.clone(),
+                kind: p.kind.clone(),
+                mean_open_connections: c.mean_open_connections,
+                predicted_open_connections: c.predicted_open_connections,
+                connections_ratio: ratio(c.mean_open_connections, c.predicted_open_connections),
+                connections_per_s: c.connections_per_s,
+                mean_connection_lifetime_s: c.mean_connection_lifetime_s,
+                mean_requests_in_flight: c.mean_requests_in_flight,
+                predicted_requests_in_flight: c.predicted_requests_in_flight,
+                requests_ratio: ratio(c.mean_requests_in_flight, c.predicted_requests_in_flight),
+            })
+        })
+        .collect()
+}
+
+/// One population at one load point (or one run's headline point), for the side-by-side table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PopulationCell {
+    pub ops_per_s: f64,
+    pub mbit_per_s: f64,
+    /// Total latency (µs); `None` when no request completed.
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub p999_us: Option<f64>,
+    pub errors_total: u64,
+    pub peak_open_connections: u64,
+}
+
+/// One population across the points: `None` where the point did not run it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PopulationAcross {
+    pub population: String,
+    pub cells: Vec<Option<PopulationCell>>,
+}
+
+/// Each population (by name, in order of first appearance) across `points`, so a reader sees
+/// how one group of clients fared when another joined (variants `lan-alone` and `lan+modem`) or
+/// as the load grew. Empty unless some population ran in at least two of the points: with
+/// nothing to set side by side, the per-point tables already say it all.
+pub fn populations_across(points: &[&LoadPoint]) -> Vec<PopulationAcross> {
+    let mut names: Vec<&str> = Vec::new();
+    for point in points {
+        for population in &point.populations {
+            if !names.contains(&population.name.as_str()) {
+                names.push(&population.name);
+            }
+        }
+    }
+    let rows: Vec<PopulationAcross> = names
+        .iter()
+        .map(|name| PopulationAcross {
+            population: name.to_string(),
+            cells: points
+                .iter()
+                .map(|point| {
+                    let p = point.populations.iter().find(|p| p.name == *name)?;
+                    let l = &p.latency.total_us;
+                    let at = |v: u64| (l.count > 0).then_some(v as f64);
+                    Some(PopulationCell {
+                        ops_per_s: p.totals.ops_per_s,
+                        mbit_per_s: p.totals.mbit_per_s,
+                        p50_us: at(l.p50),
+                        p99_us: at(l.p99),
+                        p999_us: at(l.p999),
+                        errors_total: p.totals.errors_total,
+                        peak_open_connections: p.peak_open_connections,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    let shared = rows
+        .iter()
+        .any(|r| r.cells.iter().filter(|c| c.is_some()).count() >= 2);
+    if shared {
+        rows
+    } else {
+        Vec::new()
+    }
+}
+
+/// When one population's peak is more than this many times another's (10 000 modem users beside
+/// 50 LAN clients), they go on separate panels: on one linear axis the small one would be a line
+/// under 5 % of the height, and a log axis has no place for the zero of an idle start.
+pub const SEPARATE_PANEL_RATIO: f64 = 20.0;
+
+/// `series` in groups that share a y axis: from the largest peak down, a new group starts where a
+/// series' peak is more than `SEPARATE_PANEL_RATIO` times below the group's largest. Series
+/// keep their hue and, within a group, their order. One group when the peaks are close.
+pub fn panels_by_magnitude(series: &[Series]) -> Vec<Vec<Series>> {
+    let peak = |s: &Series| s.points.iter().map(|p| p.1).fold(0.0, f64::max);
+    let mut by_peak: Vec<(usize, f64)> = series.iter().map(peak).enumerate().collect();
+    by_peak.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut panels: Vec<(f64, Vec<usize>)> = Vec::new();
+    for (index, value) in by_peak {
+        match panels.last_mut() {
+            // A population that stayed at zero is drawn with the smallest ones.
+            Some((top, members)) if value <= 0.0 || *top <= value * SEPARATE_PANEL_RATIO => {
+                members.push(index)
+            }
+            _ => panels.push((value, vec![index])),
+        }
+    }
+    panels
+        .into_iter()
+        .map(|(_, mut members)| {
+            members.sort_unstable();
+            members.into_iter().map(|i| series[i].clone()).collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]

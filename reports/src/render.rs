@@ -34,6 +34,10 @@ pub fn render_run(result: &RunResult) -> String {
     let headline = prepare::headline_index(result);
     let mut points = String::new();
     let mut nav = String::from("<a href=\"#summary\">summary</a>");
+    let populations = run_populations_html(result);
+    if !populations.is_empty() {
+        nav.push_str("<a href=\"#populations-across\">populations across points</a>");
+    }
     if !sweep.is_empty() {
         nav.push_str("<a href=\"#sweep\">sweep</a>");
     }
@@ -53,6 +57,7 @@ pub fn render_run(result: &RunResult) -> String {
             ("validity", &validity_html(result)),
             ("nav", &nav),
             ("summary", &summary_table(result)),
+            ("populations", &populations),
             ("sweep", &sweep_html),
             ("points", &points),
             ("server", &server_html(result)),
@@ -127,6 +132,10 @@ pub fn render_comparison(results: &[RunResult], labels: &[String]) -> String {
             ("validity", &validity),
             ("runs", &runs_table(results, &labels)),
             ("ratios", &ratio_table(&rows, &labels)),
+            (
+                "populations",
+                &comparison_populations_html(results, &labels),
+            ),
             ("charts", &figures_html(&figures)),
             ("details", &details),
         ],
@@ -144,6 +153,32 @@ pub fn render_comparison(results: &[RunResult], labels: &[String]) -> String {
             ],
         ),
     }
+}
+
+/// Each population across the runs, at each run's headline point; empty when no population
+/// ran in two runs.
+fn comparison_populations_html(results: &[RunResult], labels: &[String]) -> String {
+    let default = LoadPoint::default();
+    // A run without a load point ran no population: its column says "not run".
+    let points: Vec<&LoadPoint> = results
+        .iter()
+        .map(|r| prepare::headline_point(r).unwrap_or(&default))
+        .collect();
+    let columns: Vec<String> = labels
+        .iter()
+        .enumerate()
+        .map(|(n, l)| format!("#{} {l}", n + 1))
+        .collect();
+    let table = populations_across_html(&points, &columns, "run");
+    if table.is_empty() {
+        return table;
+    }
+    format!(
+        "<section id=\"populations\">\n<h2>By population</h2>\n<p class=\"note\">Each \
+         population's own figures in each run (at its highest load point), so a reader sees how \
+         one group of clients fared when another joined. Ratios are against the first run that \
+         ran it: &#9650; better, &#9660; worse.</p>\n{table}</section>\n"
+    )
 }
 
 /// Writes the report of `results` to `path`: the single-run page for one result, the comparison
@@ -462,12 +497,32 @@ fn summary_table(result: &RunResult) -> String {
     html
 }
 
+/// Each population across the load points of a run (variants, or a sweep's steps); empty for a
+/// single point or when no population ran in two points.
+fn run_populations_html(result: &RunResult) -> String {
+    if result.load_points.len() < 2 {
+        return String::new();
+    }
+    let points: Vec<&LoadPoint> = result.load_points.iter().collect();
+    let labels: Vec<String> = points.iter().map(|p| p.label.clone()).collect();
+    let table = populations_across_html(&points, &labels, "load point");
+    if table.is_empty() {
+        return table;
+    }
+    format!(
+        "<h3 id=\"populations-across\">Each population across the load points</h3>\n\
+         <p class=\"note\">One population's own figures at each point, so a reader sees how \
+         it fared when others joined or the load grew. Ratios are against the first point that \
+         ran it: &#9650; better, &#9660; worse.</p>\n{table}"
+    )
+}
+
 fn point_section(point: &LoadPoint, n: usize, open: bool) -> String {
     let figures = plot::load_point_figures(point, &format!("p{n}"));
     format!(
         "<section class=\"point\" id=\"point-{n}\">\n<details{}>\n<summary>Load point: {} \
          ({:.0}% load, {:.1} s measured after {:.1} s warm-up)</summary>\n\
-         <h3>Populations</h3>\n{}<h3>Latency by population and class</h3>\n{}{}{}</details>\n\
+         <h3>Populations</h3>\n{}<h3>Latency by population and class</h3>\n{}{}{}{}{}</details>\n\
          </section>\n",
         if open { " open" } else { "" },
         escape(&point.label),
@@ -476,6 +531,8 @@ fn point_section(point: &LoadPoint, n: usize, open: bool) -> String {
         point.warmup_s,
         population_table(point),
         latency_table(point),
+        slow_line_html(point),
+        little_html(point),
         kernel_html(point),
         figures_html(&figures)
     )
@@ -493,7 +550,12 @@ fn population_table(point: &LoadPoint) -> String {
     for p in &point.populations {
         let offered = match p.kind.as_str() {
             "open" => format!("{} req/s", plot::style::si(p.offered)),
+            "modem" => format!("{} users", plot::style::si(p.offered)),
             _ => format!("{} clients", plot::style::si(p.offered)),
+        };
+        let kind = match p.kind.as_str() {
+            "modem" => "modem (slow line)".to_string(),
+            other => escape(other),
         };
         let lag = p
             .schedule_lag_us
@@ -504,7 +566,7 @@ fn population_table(point: &LoadPoint) -> String {
             html,
             "<tr><td>{}</td><td>{}</td>{}{}{}{}{}{}{}{}{}{}<td>{}</td></tr>",
             escape(&p.name),
-            escape(&p.kind),
+            kind,
             num(offered),
             num(count(p.totals.ops)),
             num(rate(p.totals.ops_per_s)),
@@ -575,8 +637,237 @@ fn latency_table(point: &LoadPoint) -> String {
     }
     html.push_str(
         "</tbody></table>\n<p class=\"note\">Response time from connect (closed loop) or from \
-         when the request was due (open loop) to the last byte; milliseconds.</p>\n",
+         when the request was due (open loop) to the last byte; milliseconds.",
     );
+    if point.populations.iter().any(|p| p.line.is_some()) {
+        html.push_str(
+            " Slow-line (modem) users take seconds by design: their line, not the server, sets \
+             most of it (the slowdown below says how much was the server's).",
+        );
+    }
+    html.push_str("</p>\n");
+    html
+}
+
+/// A line rate: 56 kbit/s, 1.5 Mbit/s.
+fn line_rate(bps: f64) -> String {
+    let si = plot::style::si;
+    if bps >= 1e6 {
+        format!("{} Mbit/s", si(bps / 1e6))
+    } else if bps >= 1e3 {
+        format!("{} kbit/s", si(bps / 1e3))
+    } else {
+        format!("{} bit/s", si(bps))
+    }
+}
+
+/// A reply's time over its line's time: ×1.00 is the line's own pace.
+fn times(v: f64) -> String {
+    format!("×{v:.2}")
+}
+
+/// A mean count: one decimal while small, whole (with thousands grouped) when large.
+fn mean_count(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        count(v.round().max(0.0) as u64)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// Seconds as `2.35 s`, or as milliseconds below one second.
+fn seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{} ms", ms(s * 1e6))
+    }
+}
+
+/// The slow-line users of one load point: their line and how close each reply came to it; empty
+/// when no population has a line.
+fn slow_line_html(point: &LoadPoint) -> String {
+    let rows = prepare::slow_line_rows(point);
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut html = String::from(
+        "<h3>Slow-line clients</h3>\n<div class=\"wide\"><table class=\"slow-lines\"><thead><tr>\
+         <th rowspan=\"2\">population</th><th class=\"group\" colspan=\"5\">the line</th>\
+         <th class=\"group\" colspan=\"4\">each reply</th><th class=\"group\" colspan=\"2\">\
+         the users</th></tr><tr><th>down</th><th>up</th><th class=\"num\">payload (B/s)</th>\
+         <th>RTT</th><th class=\"num\">window / MSS (B)</th>\
+         <th class=\"num\">achieved p50 (B/s)</th><th class=\"num\">low end (B/s)</th>\
+         <th class=\"num\">slowdown p50</th><th class=\"num\">slowdown p99</th>\
+         <th class=\"num\">pages started / completed</th>\
+         <th class=\"num\">lingering closes</th></tr></thead><tbody>",
+    );
+    for r in &rows {
+        // One rate a line: a mix of 56k and 28.8k users reads as two lines of the table cell.
+        let downstream = match r.downstream_bps.as_slice() {
+            [(bps, _)] => line_rate(*bps),
+            rates => rates
+                .iter()
+                .map(|(bps, share)| format!("{} ({:.0}%)", line_rate(*bps), share * 100.0))
+                .collect::<Vec<_>>()
+                .join("<br>"),
+        };
+        let low = match r.achieved_low_bytes_per_s {
+            Some(prepare::LowEnd::P10(v)) => format!("p10 {}", count(v.round() as u64)),
+            Some(prepare::LowEnd::Min(v)) => format!("min {}", count(v.round() as u64)),
+            None => "–".into(),
+        };
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".into());
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td>{}\
+             <td class=\"nowrap\">{} ms ({})</td>{}{}{}{}{}{}{}</tr>",
+            escape(&r.population),
+            downstream,
+            line_rate(r.upstream_bps),
+            num(count(r.payload_bytes_per_s.round() as u64)),
+            plot::style::si(r.rtt_ms),
+            escape(&r.rtt_mode),
+            num(format!(
+                "{} / {}",
+                count(u64::from(r.receive_window_bytes)),
+                count(u64::from(r.mss_bytes))
+            )),
+            num(or_dash(
+                r.achieved_p50_bytes_per_s.map(|v| count(v.round() as u64))
+            )),
+            num(low),
+            num(or_dash(r.slowdown_p50.map(times))),
+            num(or_dash(r.slowdown_p99.map(times))),
+            num(format!(
+                "{} / {}",
+                count(r.pages_started),
+                count(r.pages_completed)
+            )),
+            num(count(r.lingering_closes)),
+        );
+    }
+    html.push_str(
+        "</tbody></table></div>\n<p class=\"note\">Slowdown is each reply's time from its first \
+         byte to its last over the time its own line needs for those bytes: ×1.00 means the line \
+         set the pace, ×2.00 that the reply took twice what the line allows because the server \
+         (or this machine) held it back. Achieved is the payload bytes per second of each reply \
+         over the same span, to set beside the line's payload rate. RTT <em>netem</em> is the \
+         kernel's delay on a veth pair; <em>application</em> is the client waiting.</p>\n",
+    );
+    html
+}
+
+/// Little's law (L = λ × W) on every population of one load point that has the figures.
+fn little_html(point: &LoadPoint) -> String {
+    let rows = prepare::little_rows(point);
+    if rows.is_empty() {
+        return String::new();
+    }
+    let ratio_cell = |r: Option<f64>| num(r.map_or("–".into(), times));
+    let mut html = String::from(
+        "<h3>Little's law</h3>\n<div class=\"wide\"><table class=\"little\"><thead><tr>\
+         <th rowspan=\"2\">population</th><th rowspan=\"2\">kind</th>\
+         <th class=\"group\" colspan=\"5\">open connections</th>\
+         <th class=\"group\" colspan=\"3\">requests in flight</th></tr><tr>\
+         <th class=\"num\">measured mean</th><th class=\"num\">opened per s</th>\
+         <th class=\"num\">mean lifetime</th><th class=\"num\">predicted</th>\
+         <th class=\"num\">measured / predicted</th><th class=\"num\">measured mean</th>\
+         <th class=\"num\">predicted</th><th class=\"num\">measured / predicted</th>\
+         </tr></thead><tbody>",
+    );
+    for r in &rows {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td>{}{}{}{}{}{}{}{}</tr>",
+            escape(&r.population),
+            escape(&r.kind),
+            num(mean_count(r.mean_open_connections)),
+            num(rate(r.connections_per_s)),
+            num(seconds(r.mean_connection_lifetime_s)),
+            num(mean_count(r.predicted_open_connections)),
+            ratio_cell(r.connections_ratio),
+            num(mean_count(r.mean_requests_in_flight)),
+            num(mean_count(r.predicted_requests_in_flight)),
+            ratio_cell(r.requests_ratio),
+        );
+    }
+    html.push_str(
+        "</tbody></table></div>\n<p class=\"note\">Over the measured window, the time average of \
+         what was open against the rate times the mean time each stayed (connections opened per \
+         second × their mean lifetime; requests completed per second × their mean latency). \
+         Near ×1.00 the counts agree and the window was in steady state. Far from it, it was \
+         not: a ramp, a backlog, or connections that outlive the window (they are missing from \
+         the mean lifetime, so long-lived ones push the ratio above ×1.00).</p>\n",
+    );
+    html
+}
+
+/// Each population side by side across load points, or across runs: ops/s, Mbit/s, latency,
+/// errors and peak connections, with ratios against the first column that ran it. `columns`
+/// name the points (or runs); empty when no population ran in two of them.
+fn populations_across_html(points: &[&LoadPoint], columns: &[String], what: &str) -> String {
+    let rows = prepare::populations_across(points);
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut html = format!(
+        "<div class=\"wide\"><table class=\"across\"><thead><tr><th>population</th><th>{}</th>\
+         <th class=\"num\">ops/s</th><th class=\"num\">Mbit/s</th><th class=\"num\">p50 (ms)</th>\
+         <th class=\"num\">p99 (ms)</th><th class=\"num\">p99.9 (ms)</th>\
+         <th class=\"num\">errors</th><th class=\"num\">peak open conns</th></tr></thead>",
+        escape(what)
+    );
+    for row in &rows {
+        let base_column = row.cells.iter().position(Option::is_some);
+        let base = base_column.and_then(|n| row.cells[n].as_ref());
+        html.push_str("<tbody class=\"group\">");
+        for (n, (cell, column)) in row.cells.iter().zip(columns).enumerate() {
+            let name = if n == 0 {
+                escape(&row.population)
+            } else {
+                String::new()
+            };
+            let _ = write!(html, "<tr><td>{name}</td><td>{}</td>", escape(column));
+            let Some(cell) = cell else {
+                html.push_str("<td class=\"not-run\" colspan=\"7\">not run</td></tr>");
+                continue;
+            };
+            // The baseline itself carries no ratio.
+            let is_base = base_column == Some(n);
+            let with_ratio = |text: String, value: Option<f64>, of: Option<f64>, better| {
+                if is_base {
+                    return num(text);
+                }
+                let r = value.zip(of).and_then(|(v, b)| prepare::ratio(v, b));
+                num(format!("{text}{}", ratio_span(r, better)))
+            };
+            let latency = |v: Option<f64>| v.map_or("–".into(), ms);
+            let _ = write!(
+                html,
+                "{}{}{}{}{}{}{}</tr>",
+                with_ratio(
+                    rate(cell.ops_per_s),
+                    Some(cell.ops_per_s),
+                    base.map(|b| b.ops_per_s),
+                    Better::Higher
+                ),
+                num(rate(cell.mbit_per_s)),
+                num(latency(cell.p50_us)),
+                with_ratio(
+                    latency(cell.p99_us),
+                    cell.p99_us,
+                    base.and_then(|b| b.p99_us),
+                    Better::Lower
+                ),
+                num(latency(cell.p999_us)),
+                num(count(cell.errors_total)),
+                num(count(cell.peak_open_connections)),
+            );
+        }
+        html.push_str("</tbody>");
+    }
+    html.push_str("</table></div>\n");
     html
 }
 
@@ -637,6 +928,25 @@ fn kernel_html(point: &LoadPoint) -> String {
         (
             "server memory per connection",
             opt(k.server_memory_per_connection_bytes.map(bytes)),
+        ),
+        (
+            "generator memory per connection",
+            opt(k.loadgen_memory_per_connection_bytes.map(bytes)),
+        ),
+        (
+            "generator RSS",
+            opt(
+                match (k.loadgen_rss_start_bytes, k.loadgen_peak_rss_bytes) {
+                    (Some(start), Some(peak)) => Some(format!(
+                        "{} before the load, {} at its peak",
+                        bytes(start as f64),
+                        bytes(peak as f64)
+                    )),
+                    (None, Some(peak)) => Some(format!("{} at its peak", bytes(peak as f64))),
+                    (Some(start), None) => Some(format!("{} before the load", bytes(start as f64))),
+                    (None, None) => None,
+                },
+            ),
         ),
         (
             "listen queue overflows / drops",
@@ -800,6 +1110,29 @@ fn isolation_html(result: &RunResult) -> String {
                 .join("<br>")
         );
     }
+    if let Some(path) = &i.delay_path {
+        let _ = write!(
+            html,
+            "<tr><th>delay path</th><td>server at <code>{}</code> behind a veth pair; fast \
+             clients from <code>{}</code> undelayed; slow-line clients from <code>{}</code> \
+             delayed {} ms each way by netem (round trip {} ms)",
+            escape(&path.server_address),
+            escape(&path.fast_sources),
+            escape(&path.delayed_sources),
+            plot::style::si(path.one_way_delay_ms),
+            plot::style::si(2.0 * path.one_way_delay_ms)
+        );
+        if !path.commands.is_empty() {
+            let _ = write!(
+                html,
+                "<details><summary>the {} ip and tc commands that built it</summary>\
+                 <pre>{}</pre></details>",
+                path.commands.len(),
+                escape(&path.commands.join("\n"))
+            );
+        }
+        html.push_str("</td></tr>");
+    }
     html.push_str("</tbody></table>\n");
     html
 }
@@ -888,6 +1221,25 @@ fn metric_value(quantity: Quantity, value: f64) -> (String, &'static str) {
     }
 }
 
+/// ` ×0.50` against a baseline, marked better or worse by the figure's own direction.
+fn ratio_span(ratio: Option<f64>, better: Better) -> String {
+    let Some(r) = ratio else {
+        return " <span class=\"ratio\">×–</span>".into();
+    };
+    let improved = match better {
+        Better::Higher => r > 1.0,
+        Better::Lower => r < 1.0,
+    };
+    let (class, mark) = if (r - 1.0).abs() < 0.005 {
+        ("same", "")
+    } else if improved {
+        ("better", "&#9650; ")
+    } else {
+        ("worse", "&#9660; ")
+    };
+    format!(" <span class=\"ratio {class}\">{mark}×{r:.2}</span>")
+}
+
 fn ratio_table(rows: &[MetricRow], labels: &[String]) -> String {
     let mut html = String::from("<table class=\"ratios\"><thead><tr><th>metric</th><th>unit</th>");
     for (n, label) in labels.iter().enumerate() {
@@ -909,23 +1261,10 @@ fn ratio_table(rows: &[MetricRow], labels: &[String]) -> String {
                 continue;
             };
             let text = metric_value(row.metric.quantity, *value).0;
-            let ratio_html = match ratio {
-                Some(r) if n > 0 => {
-                    let better = match row.metric.better {
-                        Better::Higher => *r > 1.0,
-                        Better::Lower => *r < 1.0,
-                    };
-                    let (class, mark) = if (*r - 1.0).abs() < 0.005 {
-                        ("same", "")
-                    } else if better {
-                        ("better", "&#9650; ")
-                    } else {
-                        ("worse", "&#9660; ")
-                    };
-                    format!(" <span class=\"ratio {class}\">{mark}×{r:.2}</span>")
-                }
-                None if n > 0 => " <span class=\"ratio\">×–</span>".into(),
-                _ => String::new(),
+            let ratio_html = if n > 0 {
+                ratio_span(*ratio, row.metric.better)
+            } else {
+                String::new()
             };
             let _ = write!(html, "<td class=\"num\">{text}{ratio_html}</td>");
         }

@@ -237,3 +237,83 @@ fn sweeps_have_curves_and_single_points_do_not() {
     assert_eq!(view.latency.len(), 6);
     assert_eq!(headline_point(&result).map(|p| p.load_fraction), Some(1.0));
 }
+
+fn flat(name: &str, value: f64, hue: usize) -> Series {
+    Series::new(name, vec![(1.0, 0.0), (2.0, value)], Hue::Index(hue))
+}
+
+#[test]
+fn ten_thousand_modems_and_fifty_lan_clients_get_separate_panels() {
+    let series = [
+        flat("lan", 50.0, 0),
+        flat("modem", 10_000.0, 1),
+        flat("idle", 0.0, 2),
+    ];
+    let panels = panels_by_magnitude(&series);
+    let names: Vec<Vec<&str>> = panels
+        .iter()
+        .map(|p| p.iter().map(|s| s.name.as_str()).collect())
+        .collect();
+    // Largest first; a population that never opened a connection goes with the small ones,
+    // and each keeps its colour.
+    assert_eq!(names, [vec!["modem"], vec!["lan", "idle"]]);
+    assert_eq!(panels[1][1].hue, Hue::Index(2));
+    // Within the ratio, one panel in the original order.
+    let close = [
+        flat("a", 60.0, 0),
+        flat("b", 60.0 * SEPARATE_PANEL_RATIO, 1),
+    ];
+    assert_eq!(panels_by_magnitude(&close), [close.to_vec()]);
+    assert!(panels_by_magnitude(&[]).is_empty());
+}
+
+#[test]
+fn slow_line_rows_decode_the_low_end() {
+    let result = common::with_slow_lines(common::realistic());
+    let rows = slow_line_rows(&result.load_points[0]);
+    assert_eq!(rows.len(), 1, "only the modem population has a line");
+    let modem = &rows[0];
+    assert_eq!(modem.achieved_p50_bytes_per_s, Some(5_003.0));
+    assert_eq!(modem.achieved_low_bytes_per_s, Some(LowEnd::P10(1_500.0)));
+    assert_eq!(modem.slowdown_p50, Some(1.02));
+    assert_eq!(modem.slowdown_p99, Some(1.8));
+    assert_eq!(modem.downstream_bps, [(56_000.0, 0.75), (28_800.0, 0.25)]);
+    // No reply measured: no figure rather than a zero rate.
+    let mut idle = result.load_points[0].clone();
+    let line = idle.populations[1].line.as_mut().unwrap();
+    line.achieved_bytes_per_s = HistogramData::default();
+    line.slowdown_milli = HistogramData::default();
+    let rows = slow_line_rows(&idle);
+    assert_eq!(rows[0].achieved_low_bytes_per_s, None);
+    assert_eq!(rows[0].slowdown_p99, None);
+}
+
+#[test]
+fn little_rows_compare_measured_with_predicted() {
+    let result = common::with_slow_lines(common::realistic());
+    let rows = little_rows(&result.load_points[0]);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1].population, "modem");
+    assert_eq!(rows[1].connections_ratio, Some(0.95));
+    assert_eq!(rows[1].requests_ratio, Some(1_500.0 / 1_600.0));
+    assert!(little_rows(&common::realistic().load_points[0]).is_empty());
+}
+
+#[test]
+fn populations_across_points_say_where_one_did_not_run() {
+    let result = common::variants();
+    let points: Vec<_> = result.load_points.iter().collect();
+    let rows = populations_across(&points);
+    let names: Vec<&str> = rows.iter().map(|r| r.population.as_str()).collect();
+    assert_eq!(names, ["lan", "arrivals", "modem"]);
+    let lan = &rows[0].cells;
+    assert_eq!(lan[0].as_ref().unwrap().p99_us, Some(4_500.0));
+    assert_eq!(lan[1].as_ref().unwrap().ops_per_s, 9_600.0);
+    assert!(rows[2].cells[0].is_none());
+    // Nothing shared between the points: nothing to set side by side.
+    let mut other = result.load_points[1].clone();
+    for p in &mut other.populations {
+        p.name.push_str("-2");
+    }
+    assert!(populations_across(&[&result.load_points[0], &other]).is_empty());
+}

@@ -75,6 +75,8 @@ fn a_realistic_run_has_every_chart_with_data() {
         [
             "throughput-ops",
             "throughput-mbit",
+            // 2 000 modem users on their own panel, 32 LAN clients and 60 arrivals on another
+            "connections",
             "connections",
             "latency-time",
             "time-wait",
@@ -413,10 +415,279 @@ fn write_samples_when_asked() {
     }
     write_report(&dir.join("realistic.html"), &[common::realistic()]).unwrap();
     write_report(&dir.join("sweep.html"), &[common::sweep(5)]).unwrap();
+    write_report(&dir.join("variants.html"), &[common::variants()]).unwrap();
     write_report(&dir.join("one-hour.html"), &[common::one_hour()]).unwrap();
     write_report(
         &dir.join("comparison.html"),
         &[common::realistic(), common::sweep(3)],
     )
     .unwrap();
+}
+
+/// The text of the element with `id` up to its first closing `</table>`.
+fn table_after<'a>(html: &'a str, marker: &str) -> &'a str {
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("page lacks {marker}"));
+    let rest = &html[start..];
+    &rest[..rest.find("</table>").unwrap()]
+}
+
+/// The cells of the table row whose first cell is `first`.
+fn row_cells<'a>(table: &'a str, first: &str) -> Vec<&'a str> {
+    let row = table
+        .split("<tr>")
+        .find(|r| r.starts_with(&format!("<td>{first}</td>")))
+        .unwrap_or_else(|| panic!("no row {first}"));
+    row.split("<td")
+        .skip(1)
+        .map(|c| {
+            let c = &c[c.find('>').unwrap() + 1..];
+            &c[..c.find("</td>").unwrap()]
+        })
+        .collect()
+}
+
+const THIN: char = '\u{2009}';
+
+#[test]
+fn slow_line_clients_have_their_table() {
+    let html = render_run(&common::with_slow_lines(common::realistic()));
+    let table = table_after(&html, "<h3>Slow-line clients</h3>");
+    let cells = row_cells(table, "modem");
+    let expected = [
+        "modem",
+        "56 kbit/s (75%)<br>28.8 kbit/s (25%)",
+        "33.6 kbit/s",
+        &format!("5{THIN}900"),
+        "300 ms (netem)",
+        &format!("8{THIN}192 / 536"),
+        &format!("5{THIN}003"),
+        &format!("p10 1{THIN}500"),
+        "×1.02",
+        "×1.80",
+        &format!("1{THIN}234 / 1{THIN}200"),
+        "345",
+    ];
+    assert_eq!(cells, expected);
+    // only the population with a line is in it
+    assert!(!table.contains("<td>lan</td>"));
+    // and the reader is told how to read the slowdown
+    assert!(html.contains("×1.00 means the line set the pace"));
+    // the kind reads as what it is
+    let populations = table_after(&html, "<table class=\"populations\">");
+    let modem = row_cells(populations, "modem");
+    assert_eq!(&modem[1..3], ["modem (slow line)", "2k users"]);
+}
+
+#[test]
+fn a_slow_line_histogram_that_does_not_decode_shows_its_minimum() {
+    let mut result = common::with_slow_lines(common::realistic());
+    let modem = &mut result.load_points[0].populations[1];
+    modem
+        .line
+        .as_mut()
+        .unwrap()
+        .achieved_bytes_per_s
+        .hdr_v2_deflate_base64 = "not base64 at all!".into();
+    let html = render_run(&result);
+    let cells = row_cells(table_after(&html, "<h3>Slow-line clients</h3>"), "modem");
+    assert_eq!(cells[7], format!("min 1{THIN}500"));
+    assert_eq!(
+        cells[6],
+        format!("5{THIN}003"),
+        "the stored median still shows"
+    );
+}
+
+#[test]
+fn littles_law_is_shown_for_every_population() {
+    let html = render_run(&common::with_slow_lines(common::realistic()));
+    let table = table_after(&html, "<h3>Little's law</h3>");
+    // measured, opened per s, lifetime, predicted, ratio; in flight measured, predicted, ratio
+    assert_eq!(
+        row_cells(table, "lan")[2..],
+        ["31.8", "8000", "4.00 ms", "32.0", "×0.99", "30.2", "30.5", "×0.99"]
+    );
+    assert_eq!(
+        row_cells(table, "modem")[2..],
+        [
+            &format!("1{THIN}900"),
+            "20.0",
+            "100.00 s",
+            &format!("2{THIN}000"),
+            "×0.95",
+            &format!("1{THIN}500"),
+            &format!("1{THIN}600"),
+            "×0.94",
+        ]
+    );
+    assert_eq!(row_cells(table, "arrivals")[1], "open");
+    assert_eq!(row_cells(table, "arrivals")[9], "×1.00");
+}
+
+#[test]
+fn generator_memory_sits_beside_the_servers() {
+    let html = render_run(&common::with_slow_lines(common::realistic()));
+    let kernel = table_after(&html, "<h3>Kernel and server</h3>");
+    let server = kernel.find("<th>server memory per connection</th><td>1234 B</td>");
+    let generator = kernel.find("<th>generator memory per connection</th><td>2.00 KiB</td>");
+    assert!(server.is_some() && generator.is_some(), "{kernel}");
+    assert!(generator > server);
+    assert!(kernel.contains("8.00 MiB before the load, 12.00 MiB at its peak"));
+}
+
+#[test]
+fn the_delay_path_is_in_the_isolation_section() {
+    let html = render_run(&common::with_slow_lines(common::realistic()));
+    let isolation = table_after(&html, "<h2>Isolation</h2>");
+    assert!(isolation.contains(
+        "slow-line clients from <code>10.77.2.0/24</code> delayed 150 ms each way by netem \
+         (round trip 300 ms)"
+    ));
+    assert!(isolation.contains("<details><summary>the 2 ip and tc commands that built it"));
+    assert!(isolation.contains("prio bands 3 priomap &lt;all fast&gt;"));
+}
+
+#[test]
+fn large_and_small_populations_get_their_own_connection_panels() {
+    let html = render_run(&common::with_slow_lines(common::realistic()));
+    let panels: Vec<&str> = figures(&html)
+        .into_iter()
+        .filter(|f| f.contains("data-chart=\"connections\""))
+        .collect();
+    assert_eq!(panels.len(), 2);
+    assert!(panels[0].contains("(1 of 2: peaks over 20x apart are split)"));
+    assert!(panels[0].contains("</span>modem</li>") && !panels[0].contains("</span>lan</li>"));
+    assert!(panels[1].contains("</span>lan</li>") && panels[1].contains("</span>arrivals</li>"));
+    for panel in panels {
+        assert!(panel.contains("open connections (count)"));
+    }
+    // Close sizes share one chart.
+    let mut result = common::realistic();
+    result.load_points[0].timeline.populations.remove(1);
+    let kinds = chart_kinds(&render_run(&result));
+    assert_eq!(kinds.iter().filter(|k| *k == "connections").count(), 1);
+}
+
+/// The rows of the populations-across table for one population: the point (or run) label and
+/// the cells after it.
+fn across_rows(table: &str, population: &str) -> Vec<Vec<String>> {
+    let group = table
+        .split("<tbody class=\"group\">")
+        .find(|g| g.starts_with(&format!("<tr><td>{population}</td>")))
+        .unwrap_or_else(|| panic!("no group for {population}"));
+    group
+        .split("<tr>")
+        .skip(1)
+        .map(|r| {
+            r.split("<td")
+                .skip(2)
+                .map(|c| {
+                    let c = &c[c.find('>').unwrap() + 1..];
+                    c[..c.find("</td>").unwrap()].to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn variants_set_each_population_side_by_side() {
+    let html = render_run(&common::variants());
+    assert!(html.contains("<a href=\"#populations-across\">"));
+    let table = table_after(&html, "id=\"populations-across\"");
+    let lan = across_rows(table, "lan");
+    assert_eq!(lan.len(), 2);
+    assert_eq!(
+        lan[0][..5],
+        ["lan-alone", "12000", lan[0][2].as_str(), "1.50", "4.50"]
+    );
+    assert_eq!(lan[1][0], "lan+modem");
+    assert!(lan[1][1].starts_with("9600 <span class=\"ratio worse\">&#9660; ×0.80</span>"));
+    assert_eq!(lan[1][3], "3.00");
+    assert!(lan[1][4].starts_with("9.00 <span class=\"ratio worse\">&#9660; ×2.00</span>"));
+    // the modem users did not run in the first variant
+    let modem = across_rows(table, "modem");
+    assert_eq!(modem[0], ["lan-alone", "not run"]);
+    assert_eq!(modem[1][0], "lan+modem");
+    assert_eq!(modem[1][7], format!("2{THIN}000"), "peak open connections");
+    // the Little's law table is in every point, the slow-line table only where modems ran
+    assert_eq!(html.matches("<h3>Little's law</h3>").count(), 2);
+    assert_eq!(html.matches("<h3>Slow-line clients</h3>").count(), 1);
+}
+
+#[test]
+fn one_point_has_no_populations_across_table() {
+    let html = render_run(&common::with_slow_lines(common::realistic()));
+    assert!(!html.contains("populations-across"));
+}
+
+#[test]
+fn comparison_sets_each_population_side_by_side() {
+    let mut alone = common::realistic();
+    alone.load_points[0]
+        .populations
+        .retain(|p| p.name != "modem");
+    let joined = common::with_slow_lines(common::realistic());
+    let labels: Vec<String> = ["lan-alone", "lan+modem"].map(String::from).to_vec();
+    let html = render_comparison(&[alone, joined], &labels);
+    let section = &html[html
+        .find("<section id=\"populations\">")
+        .expect("no section")..];
+    assert!(section.find("<h2>By population</h2>").unwrap() < section.find("</section>").unwrap());
+    let table = table_after(section, "<table class=\"across\">");
+    assert_eq!(across_rows(table, "modem")[0], ["#1 lan-alone", "not run"]);
+    let lan = across_rows(table, "lan");
+    assert_eq!(lan[1][0], "#2 lan+modem");
+    assert!(
+        lan[1][1].contains("ratio same"),
+        "same ops/s in both: {}",
+        lan[1][1]
+    );
+    // the generator's memory per connection is a comparison metric once a run has it
+    assert!(html.contains("<tr id=\"metric-loadgen_memory_per_connection\">"));
+    assert_self_contained(&html);
+}
+
+#[test]
+fn results_from_before_slow_lines_still_render() {
+    // result.json as written before the model had Little's law, lines, generator memory or the
+    // delay path: the keys are absent altogether.
+    let mut json = serde_json::to_value(common::sweep(2)).unwrap();
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for key in [
+                    "concurrency",
+                    "line",
+                    "delay_path",
+                    "loadgen_rss_start_bytes",
+                    "loadgen_peak_rss_bytes",
+                    "loadgen_memory_per_connection_bytes",
+                ] {
+                    map.remove(key);
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut json);
+    let text = json.to_string();
+    assert!(!text.contains("concurrency") && !text.contains("loadgen_rss"));
+    let old: reports::model::RunResult = serde_json::from_str(&text).unwrap();
+    let html = render_run(&old);
+    assert_self_contained(&html);
+    assert_every_chart_has_data(&html);
+    for absent in ["Slow-line clients", "Little's law", "delay path"] {
+        assert!(!html.contains(absent), "page shows {absent}");
+    }
+    assert!(html.contains("<th>generator memory per connection</th><td>not measured</td>"));
+    // a sweep's points share their populations: the across table is there
+    assert!(html.contains("id=\"populations-across\""));
+    let html = render_comparison(&[old.clone(), old], &[]);
+    assert!(!html.contains("metric-loadgen_memory_per_connection"));
+    assert!(html.contains("<h2>By population</h2>"));
 }

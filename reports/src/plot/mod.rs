@@ -55,7 +55,7 @@ pub fn load_point_figures(point: &LoadPoint, id_prefix: &str) -> Vec<Figure> {
     let mut figures = Vec::new();
     if let Some(view) = &timeline {
         figures.extend(throughput::figures(view, id_prefix));
-        figures.extend(connections::figure(view, id_prefix));
+        figures.extend(connections::figures(view, id_prefix));
         figures.extend(latency_time::figure(view, id_prefix));
     }
     if let Some(view) = prepare::kernel_view(point) {

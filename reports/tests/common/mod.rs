@@ -140,6 +140,8 @@ pub fn load_point(
             requests_sent: ops + 10,
             responses_completed: ops,
             connections_established: ops / 2,
+            // Little's law and line figures: see `with_slow_lines`.
+            ..Default::default()
         });
         timelines.push(tl);
     }
@@ -265,6 +267,7 @@ pub fn run_result(points: Vec<LoadPoint>) -> RunResult {
             mode: IsolationMode::HostNamespace,
             reason: Some("not root".into()),
             sysctls_set: vec![],
+            delay_path: None,
         },
         environment: Some(Environment::default()),
         load_points: points,
@@ -300,4 +303,113 @@ pub fn chart_kinds(html: &str) -> Vec<String> {
         .skip(1)
         .map(|s| s[..s.find('"').unwrap()].to_string())
         .collect()
+}
+
+/// A histogram holding exactly `values` (each `(value, times)`). Values below 2048, or one less
+/// than a multiple of the bucket's unit above it, come back from percentiles unchanged.
+pub fn exact_histogram(values: &[(u64, u64)]) -> HistogramData {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for &(value, times) in values {
+        h.record_n(value, times).unwrap();
+    }
+    HistogramData::from_histogram(&h)
+}
+
+/// The slow-line figures of the `modem` population below: two line rates, netem RTT; replies
+/// achieved 1 500 B/s at the low end (p10) and 5 003 B/s at the median; slowdown ×1.02 at the
+/// median and ×1.80 at p99.
+pub fn modem_line() -> LineFigures {
+    LineFigures {
+        rtt_mode: "netem".into(),
+        rtt_ms: 300.0,
+        downstream_bps: vec![
+            LineRateShare {
+                bps: 56_000.0,
+                share: 0.75,
+            },
+            LineRateShare {
+                bps: 28_800.0,
+                share: 0.25,
+            },
+        ],
+        upstream_bps: 33_600.0,
+        payload_bytes_per_s: 5_900.0,
+        receive_window_bytes: 8_192,
+        mss_bytes: 536,
+        achieved_bytes_per_s: exact_histogram(&[(1_500, 10), (5_003, 40), (6_003, 50)]),
+        slowdown_milli: exact_histogram(&[(1_020, 90), (1_800, 10)]),
+        pages_started: 1_234,
+        pages_completed: 1_200,
+        lingering_closes: 345,
+    }
+}
+
+/// Little's law figures: (mean open, per s, lifetime s, predicted, in flight, predicted).
+pub const CONCURRENCY: [(&str, [f64; 6]); 3] = [
+    ("lan", [31.8, 8_000.0, 0.004, 32.0, 30.2, 30.5]),
+    ("modem", [1_900.0, 20.0, 100.0, 2_000.0, 1_500.0, 1_600.0]),
+    ("arrivals", [12.0, 500.0, 0.025, 12.5, 6.0, 6.0]),
+];
+
+/// `result` as a run with slow-line users: the `modem` population of every point becomes kind
+/// `modem` with `modem_line()`, every population gets Little's law figures, the kernel summary
+/// the generator's memory, the isolation a delay path.
+pub fn with_slow_lines(mut result: RunResult) -> RunResult {
+    for point in &mut result.load_points {
+        for p in &mut point.populations {
+            if p.name == "modem" {
+                p.kind = "modem".into();
+                p.line = Some(modem_line());
+            }
+            if let Some((_, c)) = CONCURRENCY.iter().find(|(name, _)| *name == p.name) {
+                p.concurrency = Some(Concurrency {
+                    mean_open_connections: c[0],
+                    connections_per_s: c[1],
+                    mean_connection_lifetime_s: c[2],
+                    predicted_open_connections: c[3],
+                    mean_requests_in_flight: c[4],
+                    predicted_requests_in_flight: c[5],
+                });
+            }
+        }
+        if let Some(kernel) = &mut point.kernel {
+            kernel.summary.loadgen_rss_start_bytes = Some(8 << 20);
+            kernel.summary.loadgen_peak_rss_bytes = Some(12 << 20);
+            kernel.summary.loadgen_memory_per_connection_bytes = Some(2_048.0);
+        }
+    }
+    result.isolation.delay_path = Some(DelayPath {
+        server_address: "10.77.0.1:8080".into(),
+        fast_sources: "10.77.1.0/24".into(),
+        delayed_sources: "10.77.2.0/24".into(),
+        one_way_delay_ms: 150.0,
+        commands: vec![
+            "ip link add lg0 type veth peer name srv0".into(),
+            "tc qdisc add dev lg0 root handle 1: prio bands 3 priomap <all fast>".into(),
+        ],
+    });
+    result
+}
+
+/// Two variants of one run: `lan-alone` (the LAN clients and the arrivals) and `lan+modem`
+/// (the same plus the slow-line users), where the LAN clients' latency doubles and their
+/// throughput drops by a fifth.
+pub fn variants() -> RunResult {
+    let mut rng = Rng::new(13);
+    let mut alone = load_point(&mut rng, 12, 2, 1.0, 2_000);
+    alone.label = "lan-alone".into();
+    alone.populations.retain(|p| p.name != "modem");
+    alone.timeline.populations.retain(|p| p.name != "modem");
+    let mut joined = load_point(&mut rng, 12, 2, 1.0, 2_000);
+    joined.label = "lan+modem".into();
+    for (point, ops_per_s, p50, p99) in [
+        (&mut alone, 12_000.0, 1_500, 4_500),
+        (&mut joined, 9_600.0, 3_000, 9_000),
+    ] {
+        let lan = &mut point.populations[0];
+        lan.totals.ops_per_s = ops_per_s;
+        lan.latency.total_us.p50 = p50;
+        lan.latency.total_us.p99 = p99;
+    }
+    with_slow_lines(run_result(vec![alone, joined]))
 }
