@@ -21,6 +21,9 @@ const NO_CONN: u32 = u32::MAX;
 pub enum Wake {
     /// A user: its next page view, or its line's next read.
     Client(u32),
+    /// A user's new connections, one (application-added) round trip after they were wanted:
+    /// the SYN and SYN-ACK a real line would have carried first.
+    Dial(u32),
     /// A connection: its upload's next segment, the round trip the application adds, or the
     /// end of its lingering.
     Conn(u32),
@@ -43,6 +46,9 @@ pub struct ModemClient {
     page_pending: bool,
     /// Some connection has data the line has not delivered yet; a read is scheduled.
     line_busy: bool,
+    /// Connections wanted and not opened yet (application round trip), and when they open.
+    dialing: u32,
+    dial_at: Option<Instant>,
 }
 
 impl ModemClient {
@@ -58,6 +64,8 @@ impl ModemClient {
             page_loading: false,
             page_pending: false,
             line_busy: false,
+            dialing: 0,
+            dial_at: None,
         }
     }
 
@@ -119,6 +127,21 @@ impl<'w> Worker<'w> {
                         self.start_page(client, now);
                     }
                 }
+                Wake::Dial(client) => {
+                    let state = &mut self.modem_clients[client as usize];
+                    if state.dial_at != Some(at) {
+                        continue;
+                    }
+                    state.dial_at = None;
+                    let wanted = std::mem::take(&mut state.dialing);
+                    let pop = state.pop as usize;
+                    let rtt = self.profiles[pop].as_ref().expect("slow line").application_rtt();
+                    for _ in 0..wanted {
+                        // The user wanted it one round trip ago: its latency counts from then.
+                        self.open_and_request(client, at - rtt, now);
+                    }
+                    self.maybe_finish_page(client, now);
+                }
                 Wake::Conn(key) => {
                     let key = key as usize;
                     let Some(conn) = self.conns.get_mut(key) else {
@@ -130,13 +153,8 @@ impl<'w> Worker<'w> {
                     conn.wake_at = None;
                     match conn.phase {
                         Phase::Delayed => {
-                            let began = conn.request.as_ref().and_then(|r| r.upload_began);
-                            if began.is_none() {
-                                self.begin_upload(key, now);
-                            } else {
-                                conn.phase = Phase::Sending;
-                                self.on_ready(key, now, false);
-                            }
+                            conn.phase = Phase::Sending;
+                            self.on_ready(key, now, false);
                         }
                         Phase::Idle => {
                             // Lingered long enough: the browser closes first.
@@ -195,52 +213,65 @@ impl<'w> Worker<'w> {
                         .get(key)
                         .is_some_and(|c| c.phase == Phase::Idle && c.request.is_none())
                 });
-            let open = self.modem_clients[client as usize].connections().count();
-            let pick = if idle.is_some() || open < limit {
-                self.plan.workload.sample(&mut self.rng)
-            } else {
-                return;
-            };
+            let state = &self.modem_clients[client as usize];
+            let open = state.connections().count() + state.dialing as usize;
+            if idle.is_none() && open >= limit {
+                break;
+            }
             let state = &mut self.modem_clients[client as usize];
             state.queued -= 1;
             state.in_flight += 1;
-            match idle {
-                Some(key) => {
-                    self.conns[key].wake_at = None;
-                    self.start_request(key, pick, now, now);
+            if let Some(key) = idle {
+                let pick = self.plan.workload.sample(&mut self.rng);
+                self.conns[key].wake_at = None;
+                self.start_request(key, pick, now, now);
+                continue;
+            }
+            let rtt = profile.application_rtt();
+            if rtt.is_zero() {
+                self.open_and_request(client, now, now);
+            } else {
+                // The handshake's round trip comes first: the server sees the connection one
+                // round trip after the user wanted it, and the request right behind it.
+                let state = &mut self.modem_clients[client as usize];
+                state.dialing += 1;
+                if state.dial_at.is_none() {
+                    state.dial_at = Some(now + rtt);
+                    self.wakeups
+                        .push(Reverse((now + rtt, Wake::Dial(client))));
                 }
-                None => match self.connect(pop, client, now) {
-                    Ok(key) => {
-                        self.modem_clients[client as usize].adopt(key);
-                        self.attach_request(key, pick, now, now);
-                    }
-                    Err(kind) => {
-                        self.count_error(pop, kind, now);
-                        let state = &mut self.modem_clients[client as usize];
-                        state.in_flight -= 1;
-                        if state.page_pending {
-                            // No page, no images: the user sees an error and moves on.
-                            state.page_pending = false;
-                            state.images = 0;
-                        }
-                    }
-                },
             }
         }
         self.maybe_finish_page(client, now);
     }
 
-    /// The connect completed: the handshake's round trip (added by the application where the
-    /// kernel does not delay packets), then the upload.
-    pub(super) fn modem_connected(&mut self, key: usize, now: Instant) {
-        let pop = self.conns[key].pop as usize;
-        let rtt = self.profiles[pop].as_ref().expect("slow line").application_rtt();
-        if rtt.is_zero() {
-            self.begin_upload(key, now);
-        } else {
-            self.conns[key].phase = Phase::Delayed;
-            self.set_conn_wake(key, now + rtt);
+    /// Opens a connection for the user with the next request attached (`origin`: when the
+    /// user wanted it). A failed connect counts an error and the page view goes on without it.
+    fn open_and_request(&mut self, client: u32, origin: Instant, now: Instant) {
+        let pop = self.modem_clients[client as usize].pop;
+        let pick = self.plan.workload.sample(&mut self.rng);
+        match self.connect(pop, client, now) {
+            Ok(key) => {
+                self.modem_clients[client as usize].adopt(key);
+                self.attach_request(key, pick, origin, now);
+            }
+            Err(kind) => {
+                self.count_error(pop, kind, now);
+                let state = &mut self.modem_clients[client as usize];
+                state.in_flight -= 1;
+                if state.page_pending {
+                    // No page, no images: the user sees an error and moves on.
+                    state.page_pending = false;
+                    state.images = 0;
+                }
+            }
         }
+    }
+
+    /// The connect completed: the upload begins (an application-added handshake round trip
+    /// was spent before the connect).
+    pub(super) fn modem_connected(&mut self, key: usize, now: Instant) {
+        self.begin_upload(key, now);
     }
 
     /// The request starts crossing the upstream line now.
@@ -441,7 +472,11 @@ impl<'w> Worker<'w> {
     /// When nothing of the page view is left: count it, let idle connections linger, think.
     fn maybe_finish_page(&mut self, client: u32, now: Instant) {
         let state = &self.modem_clients[client as usize];
-        if !state.page_loading || state.queued > 0 || state.in_flight > 0 || state.page_pending
+        if !state.page_loading
+            || state.queued > 0
+            || state.in_flight > 0
+            || state.page_pending
+            || state.dialing > 0
         {
             return;
         }
