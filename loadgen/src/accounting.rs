@@ -2,6 +2,9 @@
 //! the load's time axis and the derived figures the 1999 argument was about (TIME_WAIT per side
 //! and its bytes, socket memory, server CPU per operation and memory per connection), plus the
 //! checks that tell whether the run can be trusted. Pure: samples in, figures out.
+//!
+//! The generator's own memory (`loadgen_*_rss_bytes`) comes from the raw samples: the result's
+//! per-sample figures do not carry it, only the summary does.
 
 use reports::model::{KernelAccounting, KernelSample, KernelSummary};
 
@@ -130,6 +133,7 @@ fn summarize(samples: &[KernelSample], raw: &[Sample], window: &PointWindow) -> 
         _ => 0.0,
     };
     let sampler_cpu_us: u64 = raw.iter().map(|s| s.sample_cpu_us).sum();
+    let loadgen = loadgen_memory(raw, window.peak_open_connections);
     KernelSummary {
         peak_time_wait_server_side: peak(|s| s.time_wait_server_side),
         peak_time_wait_client_side: peak(|s| s.time_wait_client_side),
@@ -150,10 +154,37 @@ fn summarize(samples: &[KernelSample], raw: &[Sample], window: &PointWindow) -> 
         } else {
             0.0
         },
-        // Filled by the sampler's generator figures (see probe::sampler) where available.
-        loadgen_rss_start_bytes: None,
-        loadgen_peak_rss_bytes: None,
-        loadgen_memory_per_connection_bytes: None,
+        loadgen_rss_start_bytes: loadgen.start_bytes,
+        loadgen_peak_rss_bytes: loadgen.peak_bytes,
+        loadgen_memory_per_connection_bytes: loadgen.per_connection_bytes,
+    }
+}
+
+/// The generator's resident memory over one point.
+#[derive(Debug, Default, PartialEq)]
+struct LoadgenMemory {
+    start_bytes: Option<u64>,
+    peak_bytes: Option<u64>,
+    per_connection_bytes: Option<f64>,
+}
+
+/// Start: the first sample that has the figure (the sampler's first sample is taken before
+/// the point's load starts). Peak: the largest. Per connection: their difference over the peak
+/// open connections; `None` without connections, and (as for the server) when the RSS did not
+/// grow, since RSS moves in whole pages and "too small to see" is not "zero".
+fn loadgen_memory(raw: &[Sample], peak_open_connections: u64) -> LoadgenMemory {
+    let start_bytes = raw.iter().find_map(|s| s.loadgen_rss_bytes);
+    let peak_bytes = raw.iter().filter_map(|s| s.loadgen_rss_bytes).max();
+    let per_connection_bytes = match (start_bytes, peak_bytes) {
+        (Some(start), Some(peak)) if peak_open_connections > 0 && peak > start => {
+            Some((peak - start) as f64 / peak_open_connections as f64)
+        }
+        _ => None,
+    };
+    LoadgenMemory {
+        start_bytes,
+        peak_bytes,
+        per_connection_bytes,
     }
 }
 
@@ -208,6 +239,84 @@ mod tests {
         // (1,200,000 - 1,000,000) / 100 connections.
         assert_eq!(summary.server_memory_per_connection_bytes, Some(2000.0));
         assert_eq!(summary.listen_drops, 3);
+    }
+
+    fn raw(elapsed_ms: u64, loadgen_rss_bytes: Option<u64>) -> Sample {
+        Sample {
+            elapsed_ms,
+            loadgen_rss_bytes,
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn generator_memory_per_connection_is_growth_over_peak_connections() {
+        // Start before the load, a peak mid-point, some given back at the end.
+        let samples = vec![
+            raw(0, Some(10_000_000)),
+            raw(250, Some(14_000_000)),
+            raw(500, Some(18_000_000)),
+            raw(750, Some(16_000_000)),
+        ];
+        let memory = loadgen_memory(&samples, 2000);
+        assert_eq!(memory.start_bytes, Some(10_000_000));
+        assert_eq!(memory.peak_bytes, Some(18_000_000));
+        // 8,000,000 bytes of growth over 2,000 connections.
+        assert_eq!(memory.per_connection_bytes, Some(4000.0));
+
+        // Through the whole accounting, from the raw samples.
+        let report = SamplerReport {
+            samples,
+            ..SamplerReport::default()
+        };
+        let window = PointWindow {
+            measure_from_ms: 250,
+            measure_to_ms: 750,
+            ops: 0,
+            peak_open_connections: 2000,
+            generator_cpus: 1,
+            sample_interval_ms: 250,
+        };
+        let summary = kernel_accounting(&report, &SlabSizes::fallback(), &window).summary;
+        assert_eq!(summary.loadgen_rss_start_bytes, Some(10_000_000));
+        assert_eq!(summary.loadgen_peak_rss_bytes, Some(18_000_000));
+        assert_eq!(summary.loadgen_memory_per_connection_bytes, Some(4000.0));
+    }
+
+    #[test]
+    fn generator_memory_skips_unreadable_samples() {
+        // The first readable sample is the start, even if earlier ones failed.
+        let samples = vec![
+            raw(0, None),
+            raw(250, Some(5_000_000)),
+            raw(500, None),
+            raw(750, Some(5_400_000)),
+        ];
+        let memory = loadgen_memory(&samples, 100);
+        assert_eq!(memory.start_bytes, Some(5_000_000));
+        assert_eq!(memory.peak_bytes, Some(5_400_000));
+        assert_eq!(memory.per_connection_bytes, Some(4000.0));
+    }
+
+    #[test]
+    fn generator_memory_per_connection_needs_connections_and_growth() {
+        let grew = vec![raw(0, Some(1_000_000)), raw(250, Some(2_000_000))];
+        // No connections: no per-connection figure, but start and peak stay.
+        let memory = loadgen_memory(&grew, 0);
+        assert_eq!(memory.per_connection_bytes, None);
+        assert_eq!(
+            (memory.start_bytes, memory.peak_bytes),
+            (Some(1_000_000), Some(2_000_000))
+        );
+        // No growth (whole pages): unknown, not zero.
+        let flat = vec![raw(0, Some(1_000_000)), raw(250, Some(1_000_000))];
+        assert_eq!(loadgen_memory(&flat, 10).per_connection_bytes, None);
+        // No readable sample at all.
+        assert_eq!(
+            loadgen_memory(&[raw(0, None)], 10),
+            LoadgenMemory::default()
+        );
+        assert_eq!(loadgen_memory(&[], 10), LoadgenMemory::default());
     }
 
     #[test]

@@ -249,6 +249,7 @@ fn run_variant(
             workdir,
             server_cpu: context.server_cpu,
             ready_timeout: Duration::from_secs(15),
+            listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         },
     )?;
     let target = server.addr();

@@ -15,6 +15,14 @@
 //!
 //! A group ID stays reserved while any member lives, so signalling our groups is safe; a
 //! child's PID only until it is reaped, so a reaped child is never signalled by PID.
+//!
+//! Network namespaces: a child starts in the namespace of the thread that spawns it. In the
+//! split mode of `isolation` (server and clients in two namespaces joined by a veth pair) call
+//! [`ServerHandle::start`] from inside the server's namespace
+//! (`SplitNetwork::in_server_namespace`) with `TargetOptions::listen_ip` set to the server's
+//! address there (198.18.0.1); the handle works from any namespace afterwards. A command server
+//! must then listen where the clients can reach it: `{host}` in its command line is
+//! `listen_ip`, and a command that answers its `ready_url` but not `listen_ip:PORT` is reported.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -58,6 +66,9 @@ pub struct TargetOptions<'a> {
     pub server_cpu: Option<usize>,
     /// How long the server may take to start answering.
     pub ready_timeout: Duration,
+    /// Where a started server listens and the clients connect: 127.0.0.1 normally, the
+    /// server's veth address in the split namespaces. `{host}` of a command. Not used for a URL.
+    pub listen_ip: IpAddr,
 }
 
 /// A server under test, started (or found) and answering.
@@ -94,14 +105,15 @@ enum Kind {
 impl ServerHandle {
     /// Starts the server the scenario describes and returns once it answers.
     ///
-    /// - Builtin: runs `BUILTIN_EXE serve-builtin --root SITE --listen 127.0.0.1:0 --stats
+    /// - Builtin: runs `BUILTIN_EXE serve-builtin --root SITE --listen LISTEN_IP:0 --stats
     ///   WORKDIR/server-stats.json [--cpu N] ARGS...` (the scenario's `cpu` wins over
     ///   `options.server_cpu`), stderr to `WORKDIR/server.stderr`, and reads the address from the
     ///   `afterburner listening on ADDR` line on its stdout.
-    /// - Command: picks a free port, fills in `{port}`, `{root}` and `{workdir}`, runs it with
-    ///   `sh -c` in a new process group (pinned to the CPU if one is given), stdout and stderr to
-    ///   `WORKDIR/server.stdout` and `.stderr`, and polls `ready_url` every 50 ms until any HTTP
-    ///   status line comes back. The clients then go to `127.0.0.1:PORT`.
+    /// - Command: picks a port free on `listen_ip`, fills in `{port}`, `{host}` (`listen_ip`),
+    ///   `{root}` and `{workdir}`, runs it with `sh -c` in a new process group (pinned to the CPU
+    ///   if one is given), stdout and stderr to `WORKDIR/server.stdout` and `.stderr`, and polls
+    ///   `ready_url` every 50 ms until any HTTP status line comes back. The clients then go to
+    ///   `LISTEN_IP:PORT`, which must answer too when it is not the `ready_url`'s address.
     /// - Url: checks once that the URL answers; nothing is started.
     ///
     /// Errors name the command line or URL, and quote the exit status and the stderr tail when
@@ -384,7 +396,7 @@ fn start_builtin(
         "--root".into(),
         options.site_root.into(),
         "--listen".into(),
-        "127.0.0.1:0".into(),
+        SocketAddr::new(options.listen_ip, 0).to_string().into(),
         "--stats".into(),
         stats_path.clone().into(),
     ];
@@ -509,18 +521,21 @@ fn start_command(
     if let Some(cpu) = cpu {
         check_cpu(cpu)?;
     }
-    let port = free_port()?;
+    let port = free_port(options.listen_ip)?;
     let port_text = port.to_string();
+    let host_text = options.listen_ip.to_string();
     let root = options.site_root.to_string_lossy();
     let workdir = options.workdir.to_string_lossy();
     // Paths are quoted for the shell only when they need it, so that a command which quotes
     // `'{root}'` itself still works with ordinary paths.
     let command_line = command
         .replace("{port}", &port_text)
+        .replace("{host}", &host_text)
         .replace("{root}", &shell_quote(&root))
         .replace("{workdir}", &shell_quote(&workdir));
     let ready_url = ready_url
         .replace("{port}", &port_text)
+        .replace("{host}", &host_text)
         .replace("{root}", &root)
         .replace("{workdir}", &workdir);
     let target =
@@ -593,9 +608,30 @@ fn start_command(
         }
         std::thread::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())));
     }
+    let addr = SocketAddr::new(options.listen_ip, port);
+    if target.addr != addr {
+        // The clients connect here, not to the ready URL: a server bound to 127.0.0.1 alone
+        // would pass the readiness probe and then refuse every client.
+        let clients_target = HttpUrl {
+            addr,
+            authority: addr.to_string(),
+            path: target.path.clone(),
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if let Err(e) = probe(
+            &clients_target,
+            remaining.clamp(POLL_INTERVAL, PROBE_TIMEOUT_MAX),
+        ) {
+            bail!(
+                "the server command answers at {ready_url} but not at {addr}, where the clients \
+                 connect: make it listen on {{host}} (or on all addresses); {e}{}",
+                context_block(&command_line, &process.stderr_path)
+            );
+        }
+    }
     Ok(ServerHandle {
         kind: Kind::Command,
-        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        addr,
         command_line,
         process: Some(process),
     })
@@ -618,15 +654,22 @@ fn create_workdir(workdir: &Path) -> Result<()> {
         .with_context(|| format!("creating the work directory {}", workdir.display()))
 }
 
-/// A port free on 127.0.0.1 right now. Another process could take it before the server binds
-/// it; the readiness probe then fails or the server reports the bind error.
-fn free_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port on 127.0.0.1")?;
-    Ok(listener
-        .local_addr()
-        .context("finding a free port on 127.0.0.1")?
-        .port())
+/// A port free on `ip` right now (in the calling thread's namespace). Another process could
+/// take it before the server binds it; the readiness probe then fails or the server reports
+/// the bind error.
+fn free_port(ip: IpAddr) -> Result<u16> {
+    let context = || {
+        format!(
+            "finding a free port on {ip}{}",
+            if ip.is_loopback() {
+                ""
+            } else {
+                " (start the server from inside the namespace that has that address)"
+            }
+        )
+    };
+    let listener = TcpListener::bind((ip, 0)).with_context(context)?;
+    Ok(listener.local_addr().with_context(context)?.port())
 }
 
 /// Fails unless this process may run on `cpu`, so that a wrong CPU is reported by number

@@ -40,6 +40,7 @@ fn options(dirs: &Dirs) -> TargetOptions<'_> {
         workdir: &dirs.work,
         server_cpu: None,
         ready_timeout: Duration::from_secs(20),
+        listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
     }
 }
 

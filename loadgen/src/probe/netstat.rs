@@ -104,6 +104,20 @@ impl TcpExt {
 }
 
 impl TcpExtCounters {
+    /// `self + other`, field by field: two namespaces' counters as one run's.
+    pub fn plus(&self, other: &TcpExtCounters) -> TcpExtCounters {
+        TcpExtCounters {
+            tw: self.tw + other.tw,
+            tw_recycled: self.tw_recycled + other.tw_recycled,
+            tw_killed: self.tw_killed + other.tw_killed,
+            tcp_time_wait_overflow: self.tcp_time_wait_overflow + other.tcp_time_wait_overflow,
+            listen_overflows: self.listen_overflows + other.listen_overflows,
+            listen_drops: self.listen_drops + other.listen_drops,
+            tcp_abort_on_data: self.tcp_abort_on_data + other.tcp_abort_on_data,
+            tcp_abort_on_close: self.tcp_abort_on_close + other.tcp_abort_on_close,
+        }
+    }
+
     /// `self - earlier`, field by field (saturating: counters never go back within a namespace).
     pub fn since(&self, earlier: &TcpExtCounters) -> TcpExtCounters {
         TcpExtCounters {
@@ -201,6 +215,8 @@ mod tests {
         };
         let d = b.since(&a);
         assert_eq!((d.tw, d.listen_drops, d.tw_recycled), (7, 0, 1));
+        let sum = a.plus(&b);
+        assert_eq!((sum.tw, sum.listen_drops, sum.tw_recycled), (17, 4, 1));
     }
 
     #[test]

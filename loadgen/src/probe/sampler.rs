@@ -6,6 +6,19 @@
 //! The thread inherits the network namespace of the thread that starts it, and counts what that
 //! namespace holds: start it from inside the run's namespace.
 //!
+//! Split namespaces (`isolation::enter_split_netns`: server and clients in two namespaces joined
+//! by a veth pair): start the sampler in the clients' namespace and give it the server's in
+//! `SamplerConfig::server_netns`. It then opens a second sock_diag socket inside the server's
+//! namespace (entering it for the moment of the `socket()` call; a netlink socket stays in the
+//! namespace it was made in) and takes the server-side TIME_WAITs (local port = server port)
+//! from the server's namespace and the client-side ones (remote port = server port) from the
+//! clients'. `sockstat` counts and TcpExt counters exist per namespace: each sample reads the
+//! server's by entering its namespace for the reads (two `setns` calls, about 3 us) and adds
+//! them to the clients'. This needs no server PID (`/proc/PID/net` would) and cannot read a
+//! reused PID's namespace. `sockstat`'s `orphan`, `alloc` and `mem` are machine-wide (global
+//! counters, `tcp_memory_allocated`), so they are taken once, not added. Listen drops and
+//! overflows happen in the server's namespace and are in the sum.
+//!
 //! Cost: each sample is a few small `/proc` reads, the server's process figures (with a scan of
 //! all `/proc` for its descendants once a second) and one sock_diag dump filtered in the kernel
 //! by the server's port. Only the dump grows with the load: the kernel walks every socket of its
@@ -16,10 +29,13 @@
 //! repeats the last counts and says how old they are (`age_ms`). Each sample records its own CPU
 //! time (`sample_cpu_us`) so that a run can show that the sampler did not perturb it.
 
+use std::fs::File;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::netstat::{read_tcp_ext, TcpExtCounters};
@@ -27,12 +43,14 @@ use super::process::{
     process_tree_pids, read_tree_figures, self_cpu, thread_cpu_us, CpuTime, ProcessTreeFigures,
 };
 use super::slab::{read_slab_sizes, SlabSizes};
-use super::sock_diag::{SockDiag, TimeWaitBySide};
+use super::sock_diag::{PortFilter, SockDiag, TimeWaitBySide};
 use super::sockstat::{read_sockstat, SockStat};
+use super::{page_size_bytes, read_text};
+use crate::isolation::with_namespace;
 
 /// Default time between samples.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
-/// Default cap on kept samples: 12 hours at 250 ms (a sample is 328 bytes: under 60 MB), so
+/// Default cap on kept samples: 12 hours at 250 ms (a sample is 344 bytes: under 60 MB), so
 /// memory stays bounded. A 1-hour run keeps 14,400 samples, under 5 MB.
 pub const DEFAULT_MAX_SAMPLES: usize = 12 * 3600 * 4;
 /// Default CPU budget of the TIME_WAIT dumps: 1 % of one core. A dump walks every socket of the
@@ -64,6 +82,10 @@ pub struct SamplerConfig {
     /// Largest share of one core the TIME_WAIT dumps may use, averaged since the sampler
     /// started; past it a sample repeats the last counts (`TimeWaitSample::age_ms` > 0).
     pub time_wait_max_core_share: f64,
+    /// The server's network namespace (an open `/proc/.../ns/net`) when it is not the
+    /// sampler's: the split mode of `isolation`. `None`: server and clients share the
+    /// sampler's namespace.
+    pub server_netns: Option<Arc<File>>,
 }
 
 impl SamplerConfig {
@@ -77,6 +99,7 @@ impl SamplerConfig {
             slab: read_slab_sizes(),
             max_samples: DEFAULT_MAX_SAMPLES,
             time_wait_max_core_share: DEFAULT_TIME_WAIT_MAX_CORE_SHARE,
+            server_netns: None,
         }
     }
 }
@@ -128,6 +151,9 @@ pub struct Sample {
     pub server: Option<ProcessTreeFigures>,
     /// The generator's own CPU time (all its threads, cumulative).
     pub loadgen_cpu: CpuTime,
+    /// The generator's resident memory (`/proc/self/statm`); `None` if unreadable.
+    #[serde(default)]
+    pub loadgen_rss_bytes: Option<u64>,
     /// CPU time the sampler spent taking this sample, in microseconds.
     pub sample_cpu_us: u64,
 }
@@ -147,7 +173,10 @@ pub struct SamplerReport {
 /// so can tests and benches).
 pub struct Sampler {
     config: SamplerConfig,
+    /// In the sampler's namespace.
     sock_diag: Option<SockDiag>,
+    /// In the server's namespace, when `config.server_netns` is set.
+    server_sock_diag: Option<SockDiag>,
     errors: Vec<String>,
     created: Instant,
     /// CPU time spent in TIME_WAIT dumps so far.
@@ -159,22 +188,31 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Opens what the probes keep open (the sock_diag socket, if a port is given).
+    /// Opens what the probes keep open (the sock_diag socket, if a port is given, and its twin
+    /// in the server's namespace if that is another).
     pub fn new(config: SamplerConfig) -> Sampler {
         let mut errors = Vec::new();
-        let sock_diag = match config.server_port {
-            Some(_) => match SockDiag::new() {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    errors.push(format!("{e:#}"));
-                    None
-                }
-            },
-            None => None,
+        let mut open = |r: anyhow::Result<SockDiag>| match r {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errors.push(format!("{e:#}"));
+                None
+            }
+        };
+        let sock_diag = config.server_port.and_then(|_| open(SockDiag::new()));
+        let server_sock_diag = match (config.server_port, &config.server_netns) {
+            (Some(_), Some(ns)) => open(
+                with_namespace(ns, SockDiag::new)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|r| r)
+                    .context("opening sock_diag in the server's namespace"),
+            ),
+            _ => None,
         };
         Sampler {
             config,
             sock_diag,
+            server_sock_diag,
             errors,
             created: Instant::now(),
             dump_cpu_us: 0,
@@ -210,12 +248,31 @@ impl Sampler {
     fn sample_with(&mut self, fresh_time_wait: bool) -> Sample {
         let cpu0 = thread_cpu_us();
         let elapsed_ms = self.config.start.elapsed().as_millis() as u64;
-        let sockstat = read_sockstat();
-        let sockstat = self.note(sockstat);
-        let tcp_ext = read_tcp_ext().map(|t| t.counters());
-        let tcp_ext = self.note(tcp_ext);
+        let (sockstat, tcp_ext) = read_namespace_counters();
+        let (mut sockstat, mut tcp_ext) = (self.note(sockstat), self.note(tcp_ext));
+        if let Some(ns) = self.config.server_netns.clone() {
+            // Both namespaces' counts, or none: half of them would pass for a drop.
+            let (server_sockstat, server_tcp_ext) =
+                match with_namespace(&ns, read_namespace_counters) {
+                    Ok(read) => read,
+                    Err(e) => {
+                        let e = || anyhow::anyhow!("entering the server's namespace: {e}");
+                        (Err(e()), Err(e()))
+                    }
+                };
+            let server_sockstat = self.note(server_sockstat.context("the server's namespace"));
+            let server_tcp_ext = self.note(server_tcp_ext.context("the server's namespace"));
+            sockstat = sockstat
+                .zip(server_sockstat)
+                .map(|(clients, server)| clients.with_other_namespace(&server));
+            tcp_ext = tcp_ext
+                .zip(server_tcp_ext)
+                .map(|(clients, server)| clients.plus(&server));
+        }
         let time_wait = self.time_wait(fresh_time_wait);
         let server = self.server_tree();
+        let loadgen_rss_bytes = read_self_rss();
+        let loadgen_rss_bytes = self.note(loadgen_rss_bytes);
         Sample {
             elapsed_ms,
             sockstat,
@@ -223,6 +280,7 @@ impl Sampler {
             time_wait,
             server,
             loadgen_cpu: self_cpu(),
+            loadgen_rss_bytes,
             sample_cpu_us: thread_cpu_us() - cpu0,
         }
     }
@@ -241,9 +299,15 @@ impl Sampler {
                 });
             }
         }
-        let diag = self.sock_diag.as_mut()?;
         let cpu0 = thread_cpu_us();
-        let r = diag.time_wait_by_side(port);
+        let r = match (&mut self.sock_diag, &mut self.server_sock_diag) {
+            (Some(diag), None) if self.config.server_netns.is_none() => {
+                diag.time_wait_by_side(port)
+            }
+            (Some(clients), Some(server)) => split_time_wait_by_side(clients, server, port),
+            // A socket failed to open; its error is in the report already.
+            _ => return None,
+        };
         self.dump_cpu_us += thread_cpu_us() - cpu0;
         let fresh = TimeWaitSample::new(self.note(r)?, &self.config.slab);
         self.last_time_wait = Some((fresh, Instant::now()));
@@ -306,6 +370,59 @@ impl Sampler {
             .expect("spawning the sampler thread");
         SamplerHandle { stop_tx, thread }
     }
+}
+
+/// `sockstat` and the TcpExt counters of the calling thread's namespace.
+fn read_namespace_counters() -> (anyhow::Result<SockStat>, anyhow::Result<TcpExtCounters>) {
+    (read_sockstat(), read_tcp_ext().map(|t| t.counters()))
+}
+
+/// TIME_WAITs by side when server and clients live in two namespaces: the server's own
+/// (local port = `port`) from its namespace, the clients' (remote port = `port`) from theirs.
+/// A socket of the other kind in either namespace (a client whose ephemeral port happens to be
+/// the server's) counts as `other`.
+fn split_time_wait_by_side(
+    clients: &mut SockDiag,
+    server: &mut SockDiag,
+    port: u16,
+) -> anyhow::Result<TimeWaitBySide> {
+    let mut out = TimeWaitBySide::default();
+    server
+        .for_each_time_wait(PortFilter::Port(port), |local, _| {
+            if local.port() == port {
+                out.server_side += 1;
+            } else {
+                out.other += 1;
+            }
+        })
+        .context("the server's namespace")?;
+    clients
+        .for_each_time_wait(PortFilter::Port(port), |_, remote| {
+            if remote.port() == port {
+                out.client_side += 1;
+            } else {
+                out.other += 1;
+            }
+        })
+        .context("the clients' namespace")?;
+    Ok(out)
+}
+
+/// The calling process's resident memory: `/proc/self/statm`'s second field, in pages.
+pub fn read_self_rss() -> anyhow::Result<u64> {
+    let text = read_text("/proc/self/statm")?;
+    parse_statm_rss(&text, page_size_bytes())
+}
+
+/// Resident bytes from the text of `/proc/PID/statm` (`size resident shared text lib data dt`,
+/// in pages).
+pub fn parse_statm_rss(text: &str, page_size_bytes: u64) -> anyhow::Result<u64> {
+    let pages: u64 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .with_context(|| format!("statm: no resident page count in `{}`", text.trim()))?;
+    Ok(pages * page_size_bytes)
 }
 
 /// A running sampler thread.
@@ -464,6 +581,20 @@ mod tests {
                 (0, first.server_side + 1)
             );
         });
+    }
+
+    #[test]
+    fn statm_gives_resident_bytes() {
+        // /proc/self/statm of a loadgen: size resident shared text lib data dt, in pages.
+        let text = "5874 1234 845 402 0 1123 0\n";
+        assert_eq!(parse_statm_rss(text, 4096).unwrap(), 1234 * 4096);
+        assert!(parse_statm_rss("5874\n", 4096).is_err());
+        assert!(parse_statm_rss("", 4096).is_err());
+        let rss = read_self_rss().unwrap();
+        assert!(rss > 1 << 20 && rss % page_size_bytes() == 0, "{rss}");
+        let mut config = SamplerConfig::new(Instant::now());
+        config.server_pid = None;
+        assert!(Sampler::new(config).sample().loadgen_rss_bytes.is_some());
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //!
 //! `tw` counts IPv4 and IPv6 TIME_WAIT (and FIN_WAIT2 minisockets) together: the kernel keeps one
 //! counter per namespace. `mem` is in pages and moves with queued data, not with idle sockets.
+//!
+//! Not everything in the file is the namespace's (net/ipv4/proc.c): `sockets: used`, `TCP: inuse`,
+//! `tw` and `TCP6: inuse` are per namespace, but `orphan`, `alloc` and `mem` are the machine's
+//! (global per-CPU counters and `tcp_memory_allocated`), whatever namespace reads them.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -16,18 +20,39 @@ pub struct SockStat {
     pub sockets_used: u64,
     /// `TCP: inuse`: IPv4 TCP sockets in any state but TIME_WAIT, listeners included.
     pub tcp_inuse: u64,
-    /// `TCP: orphan`: TCP sockets no longer attached to a file descriptor (closing).
+    /// `TCP: orphan`: TCP sockets no longer attached to a file descriptor (closing); machine-wide.
     pub tcp_orphan: u64,
     /// `TCP: tw`: TIME_WAIT minisockets, IPv4 and IPv6 together.
     pub tcp_tw: u64,
-    /// `TCP: alloc`: allocated TCP sockets (IPv4 and IPv6, any state but TIME_WAIT).
+    /// `TCP: alloc`: allocated TCP sockets (IPv4 and IPv6, any state but TIME_WAIT); machine-wide.
     pub tcp_alloc: u64,
-    /// `TCP: mem`: pages charged to TCP buffers (all TCP sockets of the namespace's protocol).
+    /// `TCP: mem`: pages charged to TCP buffers; machine-wide (`tcp_memory_allocated`).
     pub tcp_mem_pages: u64,
     /// `tcp_mem_pages` x the page size.
     pub tcp_mem_bytes: u64,
     /// `TCP6: inuse` from `sockstat6`; `None` when that file is absent (no IPv6).
     pub tcp6_inuse: Option<u64>,
+}
+
+impl SockStat {
+    /// This namespace's counts plus `other`'s (the split mode's two namespaces as one run).
+    /// The per-namespace counts add up; `orphan`, `alloc` and `mem` are machine-wide, the same
+    /// whichever namespace reads them, so they are this reading's alone, not doubled.
+    pub fn with_other_namespace(&self, other: &SockStat) -> SockStat {
+        SockStat {
+            sockets_used: self.sockets_used + other.sockets_used,
+            tcp_inuse: self.tcp_inuse + other.tcp_inuse,
+            tcp_orphan: self.tcp_orphan,
+            tcp_tw: self.tcp_tw + other.tcp_tw,
+            tcp_alloc: self.tcp_alloc,
+            tcp_mem_pages: self.tcp_mem_pages,
+            tcp_mem_bytes: self.tcp_mem_bytes,
+            tcp6_inuse: match (self.tcp6_inuse, other.tcp6_inuse) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+            },
+        }
+    }
 }
 
 /// Parses the text of `/proc/net/sockstat`, and of `sockstat6` when given.
@@ -129,6 +154,29 @@ mod tests {
         assert_eq!(s.tcp_mem_bytes, 12 * 4096);
         assert_eq!(s.tcp6_inuse, None);
         assert_eq!((s.tcp_orphan, s.tcp_tw), (1, 7));
+    }
+
+    #[test]
+    fn two_namespaces_add_counts_but_not_the_global_memory() {
+        let clients = parse_sockstat(
+            "sockets: used 9\nTCP: inuse 5 orphan 1 tw 7 alloc 6 mem 12\n",
+            Some("TCP6: inuse 1\n"),
+            4096,
+        )
+        .unwrap();
+        let server = parse_sockstat(
+            "sockets: used 4\nTCP: inuse 2 orphan 2 tw 30 alloc 7 mem 11\n",
+            None,
+            4096,
+        )
+        .unwrap();
+        let both = clients.with_other_namespace(&server);
+        assert_eq!(both.sockets_used, 13);
+        assert_eq!((both.tcp_inuse, both.tcp_tw), (7, 37));
+        // Machine-wide: the first reading's, not a sum.
+        assert_eq!((both.tcp_orphan, both.tcp_alloc), (1, 6));
+        assert_eq!((both.tcp_mem_pages, both.tcp_mem_bytes), (12, 12 * 4096));
+        assert_eq!(both.tcp6_inuse, Some(1));
     }
 
     #[test]
