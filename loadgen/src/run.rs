@@ -268,6 +268,12 @@ fn run_variant(
         result.generator.source_addresses = sources.iter().map(|s| s.to_string()).collect();
     }
 
+    let populations: Vec<Population> = scenario
+        .clients
+        .iter()
+        .filter(|p| variant.clients.is_empty() || variant.clients.iter().any(|n| n == p.name()))
+        .cloned()
+        .collect();
     let fractions: Vec<f64> = match &scenario.sweep {
         Some(sweep) => (1..=sweep.points)
             .map(|i| f64::from(i) / f64::from(sweep.points))
@@ -283,7 +289,7 @@ fn run_variant(
             start,
             target,
             host_header: target.to_string(),
-            populations: &scenario.clients,
+            populations: &populations,
             load_fraction: *fraction,
             workers: scenario.workers,
             cpus: context.generator_cpus.to_vec(),
@@ -347,8 +353,16 @@ fn run_variant(
         if show_progress {
             eprintln!();
         }
-        let point = load_point(context, label, *fraction, &outcome, &samples, &slab);
-        let (warnings, invalid) = validity_checks(&point, scenario);
+        let point = load_point(
+            context,
+            &populations,
+            label,
+            *fraction,
+            &outcome,
+            &samples,
+            &slab,
+        );
+        let (warnings, invalid) = validity_checks(&point, &populations);
         result.load_points.push(point);
         result.warnings.extend(warnings);
         if !invalid.is_empty() {
@@ -385,6 +399,7 @@ fn run_variant(
 /// Builds the result of one load point from what the engine and the sampler measured.
 fn load_point(
     context: &RunContext<'_>,
+    populations: &[Population],
     label: String,
     fraction: f64,
     outcome: &crate::engine::PointOutcome,
@@ -393,8 +408,7 @@ fn load_point(
 ) -> LoadPoint {
     let scenario = context.scenario;
     let class_names = context.workload.class_names();
-    let populations = scenario
-        .clients
+    let populations = populations
         .iter()
         .zip(&outcome.recorders)
         .map(|(population, recorder)| PopulationResult {
@@ -506,7 +520,7 @@ pub const GENERATOR_CPU_LIMIT: f64 = 0.90;
 pub const SCHEDULE_LAG_P99_LIMIT_US: u64 = 1_000;
 
 /// Checks a finished load point: warnings, and reasons that make the measurement invalid.
-pub fn validity_checks(point: &LoadPoint, scenario: &Scenario) -> (Vec<String>, Vec<String>) {
+pub fn validity_checks(point: &LoadPoint, populations: &[Population]) -> (Vec<String>, Vec<String>) {
     let (mut warnings, mut invalid) = (Vec::new(), Vec::new());
     let label = &point.label;
     if let Some(kernel) = &point.kernel {
@@ -536,7 +550,7 @@ pub fn validity_checks(point: &LoadPoint, scenario: &Scenario) -> (Vec<String>, 
             ));
         }
     }
-    for (population, spec) in point.populations.iter().zip(&scenario.clients) {
+    for (population, spec) in point.populations.iter().zip(populations) {
         if let Some(lag) = &population.schedule_lag_us {
             if lag.p99 > SCHEDULE_LAG_P99_LIMIT_US {
                 warnings.push(format!(

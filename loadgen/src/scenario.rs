@@ -63,6 +63,10 @@ pub struct Variant {
     /// Flags added to the built-in server's `args`.
     #[serde(default)]
     pub args: Vec<String>,
+    /// Names of the populations this variant runs; empty: all of them. Lets one scenario
+    /// compare, say, LAN clients alone with the same LAN clients plus slow-line users.
+    #[serde(default)]
+    pub clients: Vec<String>,
 }
 
 /// SPECweb96's reporting rule: ten load points evenly spaced up to the full load.
@@ -694,6 +698,7 @@ impl Scenario {
             vec![Variant {
                 label: None,
                 args: Vec::new(),
+                clients: Vec::new(),
             }]
         } else {
             self.variants.clone()
@@ -800,6 +805,13 @@ impl Scenario {
             }
             if !labels.insert(label) {
                 return Err(format!("variants[{i}].label: `{label}` is used twice"));
+            }
+            for name in &variant.clients {
+                if !self.clients.iter().any(|p| p.name() == name) {
+                    return Err(format!(
+                        "variants[{i}].clients: no population is named `{name}`"
+                    ));
+                }
             }
             if !variant.args.is_empty() && !matches!(self.server, ServerSpec::Builtin { .. }) {
                 return Err(format!(

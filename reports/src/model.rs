@@ -256,7 +256,7 @@ pub struct PopulationResult {
     pub name: String,
     /// `closed` or `open`.
     pub kind: String,
-    /// Closed loop: clients; open loop: target requests per second.
+    /// Closed loop: clients; open loop: target requests per second; modem: users.
     pub offered: f64,
     pub totals: Totals,
     /// All classes together.

@@ -451,6 +451,12 @@ impl<'w> Worker<'w> {
                 .schedule_lag_us
                 .record(lag_us.clamp(1, crate::record::MAX_LATENCY_US));
         }
+        // Its latency counts from when it was due: so does its stay in flight.
+        let window = self.window;
+        self.recorders[pop as usize]
+            .concurrency
+            .requests_in_flight
+            .add_stay(due, now, window);
         let pick = self.plan.workload.sample(&mut self.rng);
         let state = self.open[pop as usize].as_mut().expect("open population");
         state.in_flight += 1;
