@@ -227,7 +227,13 @@ impl ConcurrencyRecorder {
         ops: u64,
         mean_latency_s: f64,
     ) -> reports::model::Concurrency {
-        let per_s = |x: f64| if measured_s > 0.0 { x / measured_s } else { 0.0 };
+        let per_s = |x: f64| {
+            if measured_s > 0.0 {
+                x / measured_s
+            } else {
+                0.0
+            }
+        };
         let connections_per_s = per_s(self.connections_opened as f64);
         let mean_connection_lifetime_s = if self.connections_closed > 0 {
             self.connection_lifetime_s / self.connections_closed as f64
@@ -257,9 +263,8 @@ pub struct LineRecorder {
 
 impl LineRecorder {
     pub fn new() -> Self {
-        let histogram = || {
-            Histogram::new_with_bounds(1, 1_000_000_000, 3).expect("valid histogram bounds")
-        };
+        let histogram =
+            || Histogram::new_with_bounds(1, 1_000_000_000, 3).expect("valid histogram bounds");
         LineRecorder {
             achieved_bytes_per_s: histogram(),
             slowdown_milli: histogram(),
@@ -440,7 +445,7 @@ mod tests {
         let mut level = LevelIntegral::default();
         level.up(t0, window); // 1 from 0 s
         level.up(t0 + s(12), window); // 2 from 12 s
-        // A reading a little older than the last one changes the level but adds no time.
+                                      // A reading a little older than the last one changes the level but adds no time.
         level.down(t0 + s(11), window);
         level.down(t0 + s(18), window); // 0 from 18 s
         level.advance(t0 + s(30), window);

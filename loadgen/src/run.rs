@@ -13,9 +13,9 @@ use reports::model::{
 };
 
 use crate::accounting::{kernel_accounting, PointWindow};
+use crate::engine::modem::RttMode;
 use crate::engine::source::{sources_for, DEFAULT_LOOPBACK_SOURCES};
 use crate::engine::workload::{UrlEntry, Workload};
-use crate::engine::modem::RttMode;
 use crate::engine::{run_load_point, PointPlan, Progress};
 use crate::fileset::{write_fileset, ContentPattern};
 use crate::probe::sampler::{Sampler, SamplerConfig};
@@ -160,7 +160,6 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
         generator_cpus: &generator_cpus,
         interrupted: &interrupted,
         result_path: &result_path,
-        rtt_mode: RttMode::Application,
     };
     let variants = scenario.variants_or_default();
     for variant in &variants {
@@ -215,8 +214,13 @@ struct RunContext<'a> {
     generator_cpus: &'a [usize],
     interrupted: &'a AtomicBool,
     result_path: &'a Path,
-    /// How this variant's slow lines got their round trip (set per variant).
-    rtt_mode: RttMode,
+}
+
+/// How a variant's slow lines got their round trip, and why not from the kernel if not.
+#[derive(Clone, Debug)]
+struct RttOutcome {
+    mode: RttMode,
+    reason: Option<String>,
 }
 
 /// One server configuration: isolate, start the server, run every load point, stop it.
@@ -229,34 +233,54 @@ fn run_variant(
 ) -> Result<bool> {
     let scenario = context.scenario;
     let options = context.options;
+    let populations: Vec<Population> = scenario
+        .clients
+        .iter()
+        .filter(|p| variant.clients.is_empty() || variant.clients.iter().any(|n| n == p.name()))
+        .cloned()
+        .collect();
     // Before the server and the workers start, so they are all inside it. Each variant gets a
     // fresh namespace: the TIME_WAITs of the one before cannot leak into its counts.
-    let isolation = if !options.private_netns {
-        crate::isolation::host("--no-netns given")
-    } else if matches!(scenario.server, crate::scenario::ServerSpec::Url { .. }) {
-        crate::isolation::host(
-            "the server is an outside URL, reachable only from the host namespace",
-        )
-    } else {
-        crate::isolation::enter_private_netns().context("entering a private network namespace")?
-    };
+    let (isolation, split, rtt) = isolate(options, scenario, &populations)?;
     let server_spec = scenario.server.with_extra_args(&variant.args);
-    let mut server = ServerHandle::start(
-        &server_spec,
-        &TargetOptions {
-            builtin_exe: &options.builtin_exe,
-            site_root: context.site_root,
-            workdir,
-            server_cpu: context.server_cpu,
-            ready_timeout: Duration::from_secs(15),
-            listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+    let target_options = TargetOptions {
+        builtin_exe: &options.builtin_exe,
+        site_root: context.site_root,
+        workdir,
+        server_cpu: context.server_cpu,
+        ready_timeout: Duration::from_secs(15),
+        listen_ip: match &split {
+            Some(net) => net.server_address.into(),
+            None => std::net::Ipv4Addr::LOCALHOST.into(),
         },
-    )?;
+    };
+    let mut server = match &split {
+        // The server's process is born in the server's namespace; the clients stay here.
+        Some(net) => net
+            .in_server_namespace(|| ServerHandle::start(&server_spec, &target_options))
+            .context("entering the server's network namespace")??,
+        None => ServerHandle::start(&server_spec, &target_options)?,
+    };
     let target = server.addr();
     let server_pid = server.pid();
     // The main thread and the sampler it starts stay off the server's CPU too.
     crate::engine::pin_current_thread_to(context.generator_cpus);
-    let sources = sources_for(target, DEFAULT_LOOPBACK_SOURCES);
+    let (sources, population_sources) = match &split {
+        Some(net) => (
+            net.fast_sources.clone(),
+            populations
+                .iter()
+                .map(|p| match p {
+                    Population::Modem(_) => net.delayed_sources.clone(),
+                    _ => Vec::new(),
+                })
+                .collect(),
+        ),
+        None => (sources_for(target, DEFAULT_LOOPBACK_SOURCES), Vec::new()),
+    };
+    if result.isolation.delay_path.is_none() && isolation.delay_path.is_some() {
+        result.isolation.delay_path = isolation.delay_path.clone();
+    }
     if result.load_points.is_empty() {
         result.isolation = isolation;
         result.server = ServerInfo {
@@ -268,12 +292,6 @@ fn run_variant(
         result.generator.source_addresses = sources.iter().map(|s| s.to_string()).collect();
     }
 
-    let populations: Vec<Population> = scenario
-        .clients
-        .iter()
-        .filter(|p| variant.clients.is_empty() || variant.clients.iter().any(|n| n == p.name()))
-        .cloned()
-        .collect();
     let fractions: Vec<f64> = match &scenario.sweep {
         Some(sweep) => (1..=sweep.points)
             .map(|i| f64::from(i) / f64::from(sweep.points))
@@ -300,8 +318,8 @@ fn run_variant(
             seed: scenario.seed.wrapping_add(point_index as u64),
             workload: context.workload,
             sources: sources.clone(),
-            population_sources: Vec::new(),
-            rtt_mode: RttMode::Application,
+            population_sources: population_sources.clone(),
+            rtt_mode: rtt.mode,
         };
         let total_s = (scenario.warmup + scenario.duration).as_secs_f64();
         let mut label = if fractions.len() > 1 {
@@ -345,6 +363,13 @@ fn run_variant(
         sampler_config.interval = options.sample_interval;
         sampler_config.server_port = Some(target.port());
         sampler_config.server_pid = server_pid;
+        if let Some(net) = &split {
+            sampler_config.server_netns = Some(Arc::new(
+                net.server_ns
+                    .try_clone()
+                    .context("keeping the server's namespace for the sampler")?,
+            ));
+        }
         let slab = sampler_config.slab;
         let sampler = Sampler::start(sampler_config);
         let outcome = run_load_point(&plan, &mut monitor);
@@ -356,8 +381,8 @@ fn run_variant(
         let point = load_point(
             context,
             &populations,
-            label,
-            *fraction,
+            &rtt,
+            (label, *fraction),
             &outcome,
             &samples,
             &slab,
@@ -396,12 +421,79 @@ fn run_variant(
     Ok(stopped)
 }
 
+/// Puts the calling thread (and so the server and the workers it starts) where the variant
+/// runs: a private namespace, two namespaces joined by a delaying veth path for slow lines, or
+/// the host's namespace.
+fn isolate(
+    options: &RunOptions,
+    scenario: &Scenario,
+    populations: &[Population],
+) -> Result<(
+    reports::model::Isolation,
+    Option<crate::isolation::SplitNetwork>,
+    RttOutcome,
+)> {
+    let round_trips: Vec<Duration> = populations
+        .iter()
+        .filter_map(|p| match p {
+            Population::Modem(spec) => Some(spec.rtt),
+            _ => None,
+        })
+        .collect();
+    let choice = options.overrides.rtt.unwrap_or(RttChoice::Auto);
+    let mut rtt = RttOutcome {
+        mode: RttMode::Application,
+        reason: None,
+    };
+    let host_reason = if !options.private_netns {
+        Some("--no-netns given")
+    } else if matches!(scenario.server, crate::scenario::ServerSpec::Url { .. }) {
+        Some("the server is an outside URL, reachable only from the host namespace")
+    } else {
+        None
+    };
+    if let Some(reason) = host_reason {
+        if !round_trips.is_empty() {
+            if choice == RttChoice::Netem {
+                bail!("--rtt netem needs the run's own namespaces, but {reason}");
+            }
+            rtt.reason = Some(format!("in the host namespace ({reason})"));
+        }
+        return Ok((crate::isolation::host(reason), None, rtt));
+    }
+    let private =
+        || crate::isolation::enter_private_netns().context("entering a private network namespace");
+    let Some(&round_trip) = round_trips.first() else {
+        return Ok((private()?, None, rtt));
+    };
+    let why_not_netem = if choice == RttChoice::Application {
+        Some("--rtt application given".to_string())
+    } else if round_trips.iter().any(|r| *r != round_trip) {
+        Some("the slow-line populations have different round-trip times; netem gives one".into())
+    } else {
+        match crate::isolation::enter_split_netns(round_trip / 2)
+            .context("building the delayed veth path")?
+        {
+            Ok(net) => {
+                rtt.mode = RttMode::Netem;
+                return Ok((net.isolation.clone(), Some(net), rtt));
+            }
+            Err(reason) => Some(reason),
+        }
+    };
+    if choice == RttChoice::Netem {
+        bail!("--rtt netem: {}", why_not_netem.unwrap_or_default());
+    }
+    rtt.reason = why_not_netem;
+    Ok((private()?, None, rtt))
+}
+
 /// Builds the result of one load point from what the engine and the sampler measured.
 fn load_point(
     context: &RunContext<'_>,
     populations: &[Population],
-    label: String,
-    fraction: f64,
+    rtt: &RttOutcome,
+    (label, fraction): (String, f64),
     outcome: &crate::engine::PointOutcome,
     samples: &crate::probe::sampler::SamplerReport,
     slab: &crate::probe::slab::SlabSizes,
@@ -437,11 +529,7 @@ fn load_point(
                     .figures(outcome.measured_s, all.ops, mean_latency_s)
             }),
             line: match (population, &recorder.line) {
-                (Population::Modem(spec), Some(line)) => Some(line_figures(
-                    spec,
-                    line,
-                    context.rtt_mode,
-                )),
+                (Population::Modem(spec), Some(line)) => Some(line_figures(spec, line, rtt)),
                 _ => None,
             },
         })
@@ -486,11 +574,12 @@ fn load_point(
 fn line_figures(
     spec: &crate::scenario::ModemSpec,
     line: &crate::record::LineRecorder,
-    rtt_mode: RttMode,
+    rtt: &RttOutcome,
 ) -> reports::model::LineFigures {
     let total_weight: f64 = spec.downstream.iter().map(|r| r.weight).sum();
     reports::model::LineFigures {
-        rtt_mode: rtt_mode.name().into(),
+        rtt_mode: rtt.mode.name().into(),
+        rtt_mode_reason: rtt.reason.clone(),
         rtt_ms: spec.rtt.as_secs_f64() * 1000.0,
         downstream_bps: spec
             .downstream
@@ -520,7 +609,10 @@ pub const GENERATOR_CPU_LIMIT: f64 = 0.90;
 pub const SCHEDULE_LAG_P99_LIMIT_US: u64 = 1_000;
 
 /// Checks a finished load point: warnings, and reasons that make the measurement invalid.
-pub fn validity_checks(point: &LoadPoint, populations: &[Population]) -> (Vec<String>, Vec<String>) {
+pub fn validity_checks(
+    point: &LoadPoint,
+    populations: &[Population],
+) -> (Vec<String>, Vec<String>) {
     let (mut warnings, mut invalid) = (Vec::new(), Vec::new());
     let label = &point.label;
     if let Some(kernel) = &point.kernel {

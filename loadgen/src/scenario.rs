@@ -283,15 +283,21 @@ pub enum Population {
 /// A population of slow-line users. Every field has a default from the late 1990s
 /// (WORKLOADS.md): 53.3 kbit/s down, 33.6 kbit/s up, 150 ms round trip, an 8 KiB receive
 /// window and a 536-byte MSS.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+///
+/// Serialized with the keys and forms a scenario file uses, so a result's scenario text reads
+/// back as the same scenario.
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ModemSpec {
     pub name: String,
     /// Users at once; each runs page views one after the other.
     pub clients: u32,
     /// Downstream line rates in bit/s and the share of users on each.
+    #[serde(rename = "downstream_mix")]
     pub downstream: Vec<RateShare>,
     /// Upstream line rate in bit/s: requests are uploaded at its pace.
+    #[serde(rename = "upstream")]
     pub upstream_bps: f64,
+    #[serde(with = "duration_text")]
     pub rtt: Duration,
     /// Receive window each connection advertises (`SO_RCVBUF` + `TCP_WINDOW_CLAMP`).
     pub receive_window: u32,
@@ -313,8 +319,10 @@ pub struct ModemSpec {
     /// client closes it (unless the next page reuses it first).
     pub linger: Think,
     /// Users start their first page spread evenly over this time.
+    #[serde(with = "duration_text")]
     pub ramp_up: Duration,
     /// Give up on a reply after this long (a 900 KB class-3 file takes ~150 s at 53.3k).
+    #[serde(with = "duration_text")]
     pub request_timeout: Duration,
 }
 
@@ -333,11 +341,18 @@ pub struct RateShare {
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "distribution", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Count {
-    Constant { count: u32 },
+    Constant {
+        count: u32,
+    },
     /// Every count from `min` to `max` inclusive, equally likely.
-    Uniform { min: u32, max: u32 },
+    Uniform {
+        min: u32,
+        max: u32,
+    },
     /// 0, 1, 2, ... with P(k) = (1-p)^k p and mean (1-p)/p: many small pages, a few big ones.
-    Geometric { mean: f64 },
+    Geometric {
+        mean: f64,
+    },
 }
 
 impl ModemSpec {
@@ -469,7 +484,10 @@ impl PopulationTable {
             ("mss", self.mss.is_some()),
             ("link_overhead_bytes", self.link_overhead_bytes.is_some()),
             ("images_per_page", self.images_per_page.is_some()),
-            ("connections_per_client", self.connections_per_client.is_some()),
+            (
+                "connections_per_client",
+                self.connections_per_client.is_some(),
+            ),
             ("keep_alive", self.keep_alive.is_some()),
             ("linger", self.linger.is_some()),
             ("ramp_up", self.ramp_up.is_some()),
@@ -563,9 +581,7 @@ impl TryFrom<PopulationTable> for Population {
                         time: Duration::from_secs(15),
                     }),
                     ramp_up: table.ramp_up.unwrap_or(Duration::from_secs(10)),
-                    request_timeout: table
-                        .request_timeout
-                        .unwrap_or(Duration::from_secs(600)),
+                    request_timeout: table.request_timeout.unwrap_or(Duration::from_secs(600)),
                 })))
             }
             PopulationKind::Closed => {
@@ -911,7 +927,9 @@ fn bit_rate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         Written::Text(text) => parse_bit_rate(&text).map_err(serde::de::Error::custom)?,
     };
     if !(value.is_finite() && value > 0.0) {
-        return Err(serde::de::Error::custom("a bit rate must be a positive number"));
+        return Err(serde::de::Error::custom(
+            "a bit rate must be a positive number",
+        ));
     }
     Ok(value)
 }

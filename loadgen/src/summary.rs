@@ -132,6 +132,13 @@ fn print_slow_line(out: &mut impl Write, r: &SlowLineRow) {
         r.pages_started,
         r.lingering_closes
     );
+    if let Some(reason) = &r.rtt_mode_reason {
+        let _ = writeln!(
+            out,
+            "  {:<12} round trip by the {}: {reason}",
+            "", r.rtt_mode
+        );
+    }
 }
 
 /// Little's law on one population: measured concurrency against rate x time.

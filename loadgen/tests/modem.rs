@@ -19,15 +19,20 @@ const BODY: usize = 100 * 1024;
 
 /// A modem population parsed from scenario text, with `extra` keys added.
 fn modem_population(extra: &str) -> Population {
-    let text = format!(
-        "[[clients]]\nname = \"modem\"\nkind = \"modem\"\nramp_up = \"0s\"\n{extra}\n"
-    );
+    let text =
+        format!("[[clients]]\nname = \"modem\"\nkind = \"modem\"\nramp_up = \"0s\"\n{extra}\n");
     let scenario = Scenario::parse(&text, std::path::Path::new("modem-test.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
     scenario.clients.into_iter().next().expect("one population")
 }
 
-fn run(population: Population, target: SocketAddr, path: &str, body: usize, secs: u64) -> PointOutcome {
+fn run(
+    population: Population,
+    target: SocketAddr,
+    path: &str,
+    body: usize,
+    secs: u64,
+) -> PointOutcome {
     let workload = Workload::urls(vec![UrlEntry {
         path: path.into(),
         weight: 1.0,
@@ -134,7 +139,11 @@ fn a_100_kib_download_takes_the_time_the_line_rate_predicts_and_fills_the_server
 
     let recorder = &outcome.recorders[0];
     let all = recorder.all_classes();
-    assert_eq!(all.ops, 1, "one download completed; errors {:?}", recorder.errors);
+    assert_eq!(
+        all.ops, 1,
+        "one download completed; errors {:?}",
+        recorder.errors
+    );
     let took_s = all.total_us.max() as f64 / 1e6;
     // A round trip for the handshake, the upload, a round trip for request and first byte,
     // then head and body at the line's payload rate.
@@ -155,7 +164,10 @@ fn a_100_kib_download_takes_the_time_the_line_rate_predicts_and_fills_the_server
         "{} samples over {took_s:.1} s",
         during.len()
     );
-    assert!(non_empty > 0.95, "send queue non-empty in {non_empty:.2} of samples");
+    assert!(
+        non_empty > 0.95,
+        "send queue non-empty in {non_empty:.2} of samples"
+    );
     assert!(
         during.iter().max().copied().unwrap_or(0) > 8192,
         "the server's send queue never held more than the window: {:?}",
@@ -242,7 +254,12 @@ fn page_views_fetch_the_page_then_its_images_and_linger_before_closing() {
     let recorder = &outcome.recorders[0];
     let line = recorder.line.as_ref().expect("line figures");
     let ops = recorder.all_classes().ops;
-    assert_eq!(recorder.errors.iter().sum::<u64>(), 0, "{:?}", recorder.errors);
+    assert_eq!(
+        recorder.errors.iter().sum::<u64>(),
+        0,
+        "{:?}",
+        recorder.errors
+    );
     assert!(line.pages_completed >= 20, "{} pages", line.pages_completed);
     // Four requests per page view: pages completed x 4 <= ops <= pages started x 4.
     assert!(

@@ -16,6 +16,31 @@ use loadgen::workload::{DirChoice, DirScaling, FileChoice, MixParams};
 /// `line N` is asserted wherever the `toml` crate reports a position; checks that span several
 /// fields run after parsing and name the field path instead.
 const BAD: &[(&str, &[&str])] = &[
+    // Slow-line (modem) populations.
+    (
+        "modem_bad_rate.toml",
+        &["line 7", "`fast` is not a bit rate", "\"53.3k\""],
+    ),
+    (
+        "modem_key_on_closed.toml",
+        &["population `lan`: `rtt` belongs to kind = \"modem\""],
+    ),
+    (
+        "modem_mss_too_small.toml",
+        &["clients[0] (`modem`).mss: 40 is outside 88..=65000"],
+    ),
+    (
+        "modem_both_downstreams.toml",
+        &["population `modem`: give `downstream` or `downstream_mix`, not both"],
+    ),
+    (
+        "modem_window_below_mss.toml",
+        &["clients[0] (`modem`).receive_window: 100 is less than one segment (mss 536)"],
+    ),
+    (
+        "variant_unknown_population.toml",
+        &["variants[0].clients: no population is named `lna`"],
+    ),
     // Unknown keys, at the top level and inside a population.
     (
         "unknown_top_level_key.toml",
@@ -39,11 +64,7 @@ const BAD: &[(&str, &[&str])] = &[
     ("zero_rate.toml", &["line 7", "must be a positive number"]),
     (
         "unknown_population_kind.toml",
-        &[
-            "line 6",
-            "unknown variant `half-open`",
-            "`closed` or `open`",
-        ],
+        &["line 6", "unknown variant `half-open`", "`closed`, `open`"],
     ),
     (
         "duplicate_population_names.toml",
@@ -396,7 +417,9 @@ fn specweb96_is_the_ten_point_sweep() {
                 requests_per_connection,
                 ..
             } => assert_eq!(*requests_per_connection, 1, "{population:?}"),
-            Population::Open { .. } => panic!("SPECweb96 clients are closed-loop: {population:?}"),
+            Population::Open { .. } | Population::Modem(_) => {
+                panic!("SPECweb96 clients are closed-loop: {population:?}")
+            }
         }
     }
     // The header promises a total run time; keep it within reason for a reporting run.
@@ -580,7 +603,7 @@ fn every_documented_form_loads() {
         .iter()
         .filter_map(|p| match p {
             Population::Closed { think, .. } => Some(*think),
-            Population::Open { .. } => None,
+            Population::Open { .. } | Population::Modem(_) => None,
         })
         .collect();
     let second = Duration::from_secs(1);
@@ -618,4 +641,93 @@ fn shipped_scenarios_round_trip_through_their_toml() {
             .unwrap_or_else(|e| panic!("{} as written back:\n{text}\n{e}", path.display()));
         assert_eq!(toml::to_string(&again).unwrap(), text, "{}", path.display());
     }
+}
+
+#[test]
+fn modem_populations_have_1999_defaults_and_take_every_key() {
+    use loadgen::scenario::{Count, RateShare};
+    let text = r#"
+        [[clients]]
+        name = "dialup"
+        kind = "modem"
+        clients = 100
+    "#;
+    let scenario = Scenario::parse(text, Path::new("modem.toml")).unwrap();
+    let Population::Modem(spec) = &scenario.clients[0] else {
+        panic!("{:?}", scenario.clients[0]);
+    };
+    assert_eq!(
+        spec.downstream,
+        [RateShare {
+            rate: 53_300.0,
+            weight: 1.0
+        }]
+    );
+    assert_eq!(spec.upstream_bps, 33_600.0);
+    assert_eq!(spec.rtt, Duration::from_millis(150));
+    assert_eq!((spec.receive_window, spec.mss), (8192, 536));
+    assert_eq!(spec.link_overhead_bytes, 48);
+    assert_eq!(spec.connections_per_client, 2);
+    assert!(spec.keep_alive);
+    assert_eq!(spec.images_per_page, Count::Uniform { min: 0, max: 4 });
+    assert_eq!(
+        spec.think,
+        Think::Exponential {
+            mean: Duration::from_secs(15)
+        }
+    );
+    assert_eq!(
+        spec.linger,
+        Think::Constant {
+            time: Duration::from_secs(15)
+        }
+    );
+    assert_eq!(spec.ramp_up, Duration::from_secs(10));
+    assert_eq!(spec.request_timeout, Duration::from_secs(600));
+
+    let text = r#"
+        [[clients]]
+        name = "dialup"
+        kind = "modem"
+        clients = 100
+        downstream_mix = [{ rate = "28.8k", weight = 1 }, { rate = 56000, weight = 3 }]
+        upstream = "28.8kbit"
+        rtt = "200ms"
+        receive_window = 8760
+        mss = 1460
+        link_overhead_bytes = 0
+        images_per_page = { distribution = "geometric", mean = 5.0 }
+        connections_per_client = 4
+        keep_alive = false
+        think = { distribution = "uniform", min = "1s", max = "3s" }
+        linger = { distribution = "exponential", mean = "5s" }
+        ramp_up = "1m"
+        request_timeout = "90s"
+    "#;
+    let scenario = Scenario::parse(text, Path::new("modem.toml")).unwrap();
+    let Population::Modem(spec) = &scenario.clients[0] else {
+        panic!("{:?}", scenario.clients[0]);
+    };
+    assert_eq!(spec.downstream[0].rate, 28_800.0);
+    assert_eq!(spec.downstream[1].rate, 56_000.0);
+    assert_eq!(spec.upstream_bps, 28_800.0);
+    assert_eq!(spec.payload_share(), 1.0);
+    assert_eq!(
+        spec.mean_payload_bytes_per_s(),
+        (28_800.0 + 3.0 * 56_000.0) / 4.0 / 8.0
+    );
+    assert_eq!(spec.images_per_page, Count::Geometric { mean: 5.0 });
+    assert_eq!((spec.connections_per_client, spec.keep_alive), (4, false));
+    assert_eq!(scenario.clients[0].requests_per_connection(), 1);
+    assert_eq!(spec.ramp_up, Duration::from_secs(60));
+    // The scenario text kept in a result reads back as the same scenario.
+    let again = Scenario::parse(
+        &toml::to_string(&scenario).unwrap(),
+        Path::new("again.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        format!("{:?}", again.clients[0]),
+        format!("{:?}", scenario.clients[0])
+    );
 }

@@ -54,6 +54,7 @@ fn concurrency(c: [f64; 6]) -> Option<Concurrency> {
 fn modem_line() -> LineFigures {
     LineFigures {
         rtt_mode: "netem".into(),
+        rtt_mode_reason: None,
         rtt_ms: 300.0,
         downstream_bps: vec![
             LineRateShare {

@@ -308,6 +308,9 @@ pub struct LineFigures {
     /// How the round-trip time was produced: `netem` (in the kernel, on a veth pair between the
     /// clients' and the server's network namespaces) or `application` (the client waits).
     pub rtt_mode: String,
+    /// Why the round trip is not the kernel's, when it is not (no root, no sch_netem, asked).
+    #[serde(default)]
+    pub rtt_mode_reason: Option<String>,
     pub rtt_ms: f64,
     /// Downstream line rates in bit/s and the share of clients on each.
     pub downstream_bps: Vec<LineRateShare>,

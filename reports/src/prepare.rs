@@ -940,6 +940,7 @@ pub struct SlowLineRow {
     pub payload_bytes_per_s: f64,
     pub rtt_ms: f64,
     pub rtt_mode: String,
+    pub rtt_mode_reason: Option<String>,
     pub receive_window_bytes: u32,
     pub mss_bytes: u32,
     /// `None` when no reply was measured.
@@ -975,6 +976,7 @@ pub fn slow_line_rows(point: &LoadPoint) -> Vec<SlowLineRow> {
                 payload_bytes_per_s: line.payload_bytes_per_s,
                 rtt_ms: line.rtt_ms,
                 rtt_mode: line.rtt_mode.clone(),
+                rtt_mode_reason: line.rtt_mode_reason.clone(),
                 receive_window_bytes: line.receive_window_bytes,
                 mss_bytes: line.mss_bytes,
                 achieved_p50_bytes_per_s: measured(achieved).then_some(achieved.p50 as f64),

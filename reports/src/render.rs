@@ -748,13 +748,26 @@ fn slow_line_html(point: &LoadPoint) -> String {
         );
     }
     html.push_str(
-        "</tbody></table></div>\n<p class=\"note\">Slowdown is each reply's time from its first \
-         byte to its last over the time its own line needs for those bytes: ×1.00 means the line \
-         set the pace, ×2.00 that the reply took twice what the line allows because the server \
-         (or this machine) held it back. Achieved is the payload bytes per second of each reply \
-         over the same span, to set beside the line's payload rate. RTT <em>netem</em> is the \
-         kernel's delay on a veth pair; <em>application</em> is the client waiting.</p>\n",
+        "</tbody></table></div>\n<p class=\"note\">Slowdown is each reply's time from the end of \
+         its upload to its last byte over the time its user's line needed: one round trip plus \
+         the line time the user spent meanwhile (on this reply or on its siblings sharing the \
+         line). ×1.00 means the line set the pace; ×2.00 that the reply took twice that because \
+         the server (or this machine) held it back. Achieved is the payload bytes per second of \
+         each reply after its first round trip, to set beside the line's payload rate. RTT \
+         <em>netem</em> is the kernel's delay on a veth pair; <em>application</em> is the client \
+         waiting.</p>\n",
     );
+    for r in &rows {
+        if let Some(reason) = &r.rtt_mode_reason {
+            let _ = writeln!(
+                html,
+                "<p class=\"note\">{}: round trip by the {}, because {}.</p>",
+                escape(&r.population),
+                escape(&r.rtt_mode),
+                escape(reason)
+            );
+        }
+    }
     html
 }
 

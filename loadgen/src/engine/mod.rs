@@ -229,7 +229,9 @@ pub fn split_shares(
                         Population::Modem(spec) => ShareLoad::Modem {
                             clients: count_share(spec.clients, w),
                             profile: Arc::clone(
-                                profiles[index].as_ref().expect("a profile per modem population"),
+                                profiles[index]
+                                    .as_ref()
+                                    .expect("a profile per modem population"),
                             ),
                         },
                         Population::Open {

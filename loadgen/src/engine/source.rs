@@ -53,7 +53,12 @@ pub struct SlowLineSocket {
     pub mss: u32,
 }
 
-fn set_int_option(socket: &Socket, level: libc::c_int, name: libc::c_int, value: u32) -> io::Result<()> {
+fn set_int_option(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: u32,
+) -> io::Result<()> {
     let value = value as libc::c_int;
     // SAFETY: setsockopt with a pointer to a live c_int of the right size.
     let rc = unsafe {
@@ -75,7 +80,12 @@ fn set_int_option(socket: &Socket, level: libc::c_int, name: libc::c_int, value:
 /// Nagle (the upload is released segment by segment at the line's pace).
 fn shape_slow_line(socket: &Socket, shape: SlowLineSocket) -> io::Result<()> {
     socket.set_recv_buffer_size(shape.receive_window as usize)?;
-    set_int_option(socket, libc::IPPROTO_TCP, libc::TCP_WINDOW_CLAMP, shape.receive_window)?;
+    set_int_option(
+        socket,
+        libc::IPPROTO_TCP,
+        libc::TCP_WINDOW_CLAMP,
+        shape.receive_window,
+    )?;
     set_int_option(socket, libc::IPPROTO_TCP, libc::TCP_MAXSEG, shape.mss)?;
     socket.set_nodelay(true)
 }

@@ -347,8 +347,12 @@ impl<'w> Worker<'w> {
         // The Little's law integrals run to the end of the window.
         for recorder in &mut self.recorders {
             let concurrency = &mut recorder.concurrency;
-            concurrency.open_connections.advance(self.plan.end, self.window);
-            concurrency.requests_in_flight.advance(self.plan.end, self.window);
+            concurrency
+                .open_connections
+                .advance(self.plan.end, self.window);
+            concurrency
+                .requests_in_flight
+                .advance(self.plan.end, self.window);
         }
         // Close the last interval if it began before the end (a partial one when the run was
         // stopped early); one that would begin at the end is not part of the run.
@@ -921,8 +925,9 @@ impl<'w> Worker<'w> {
             concurrency.open_connections.down(now, window);
             if now >= window.0 && now < window.1 {
                 concurrency.connections_closed += 1;
-                concurrency.connection_lifetime_s +=
-                    now.saturating_duration_since(conn.connect_started).as_secs_f64();
+                concurrency.connection_lifetime_s += now
+                    .saturating_duration_since(conn.connect_started)
+                    .as_secs_f64();
             }
             // The slab reuses keys: a client must not keep pointing at one that is gone.
             if self.profiles[conn.pop as usize].is_some() {

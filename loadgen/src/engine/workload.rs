@@ -135,7 +135,8 @@ impl Workload {
 
 /// What a 1999 browser sent besides the request line and Host: with them a request is about
 /// 200 bytes, which a 33.6k upstream takes ~50 ms to carry.
-const BROWSER_HEADERS: &str = "Accept: image/gif, image/x-xbitmap, image/jpeg, image/pjpeg, */*\r\n\
+const BROWSER_HEADERS: &str =
+    "Accept: image/gif, image/x-xbitmap, image/jpeg, image/pjpeg, */*\r\n\
 Accept-Language: en-us\r\n\
 User-Agent: Mozilla/4.0 (compatible; MSIE 5.0; Windows 98; DigExt)\r\n";
 
@@ -153,6 +154,9 @@ pub enum RequestStyle {
 impl RequestStyle {
     /// The connection may carry another request after this one.
     pub fn keeps_alive(self) -> bool {
-        matches!(self, RequestStyle::KeepAlive | RequestStyle::BrowserKeepAlive)
+        matches!(
+            self,
+            RequestStyle::KeepAlive | RequestStyle::BrowserKeepAlive
+        )
     }
 }

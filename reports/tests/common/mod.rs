@@ -321,6 +321,7 @@ pub fn exact_histogram(values: &[(u64, u64)]) -> HistogramData {
 pub fn modem_line() -> LineFigures {
     LineFigures {
         rtt_mode: "netem".into(),
+        rtt_mode_reason: None,
         rtt_ms: 300.0,
         downstream_bps: vec![
             LineRateShare {

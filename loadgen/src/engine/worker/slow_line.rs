@@ -135,7 +135,10 @@ impl<'w> Worker<'w> {
                     state.dial_at = None;
                     let wanted = std::mem::take(&mut state.dialing);
                     let pop = state.pop as usize;
-                    let rtt = self.profiles[pop].as_ref().expect("slow line").application_rtt();
+                    let rtt = self.profiles[pop]
+                        .as_ref()
+                        .expect("slow line")
+                        .application_rtt();
                     for _ in 0..wanted {
                         // The user wanted it one round trip ago: its latency counts from then.
                         self.open_and_request(client, at - rtt, now);
@@ -237,8 +240,7 @@ impl<'w> Worker<'w> {
                 state.dialing += 1;
                 if state.dial_at.is_none() {
                     state.dial_at = Some(now + rtt);
-                    self.wakeups
-                        .push(Reverse((now + rtt, Wake::Dial(client))));
+                    self.wakeups.push(Reverse((now + rtt, Wake::Dial(client))));
                 }
             }
         }
@@ -301,7 +303,10 @@ impl<'w> Worker<'w> {
         let client = self.conns[key].client as usize;
         let used = self.modem_clients[client].line.used_s;
         let pop = self.conns[key].pop as usize;
-        let rtt = self.profiles[pop].as_ref().expect("slow line").application_rtt();
+        let rtt = self.profiles[pop]
+            .as_ref()
+            .expect("slow line")
+            .application_rtt();
         let conn = &mut self.conns[key];
         if let Some(request) = conn.request.as_mut() {
             request.sent_at = Some(now);
@@ -335,7 +340,10 @@ impl<'w> Worker<'w> {
             return;
         }
         let pop = state.pop as usize;
-        let quantum = self.profiles[pop].as_ref().expect("slow line").read_quantum();
+        let quantum = self.profiles[pop]
+            .as_ref()
+            .expect("slow line")
+            .read_quantum();
         let waiting = bytes_waiting(&self.conns[key].stream);
         if waiting == 0 {
             // A close with no data (or nothing after all): read now to see which.
@@ -352,7 +360,10 @@ impl<'w> Worker<'w> {
     /// since the last one, and schedules the next read while data waits.
     fn read_line(&mut self, client: u32, now: Instant) {
         let pop = self.modem_clients[client as usize].pop as usize;
-        let quantum = self.profiles[pop].as_ref().expect("slow line").read_quantum();
+        let quantum = self.profiles[pop]
+            .as_ref()
+            .expect("slow line")
+            .read_quantum();
         let state = &mut self.modem_clients[client as usize];
         state.wake_at = None;
         state.line_busy = false;
@@ -390,7 +401,11 @@ impl<'w> Worker<'w> {
         if need > 0 {
             let state = &mut self.modem_clients[client as usize];
             state.line_busy = true;
-            let at = now + state.line.wait_for(need.min(quantum)).max(Duration::from_micros(100));
+            let at = now
+                + state
+                    .line
+                    .wait_for(need.min(quantum))
+                    .max(Duration::from_micros(100));
             self.set_client_wake(client, at);
         }
     }
@@ -539,7 +554,9 @@ impl<'w> Worker<'w> {
         }
         let transfer = (took - rtt).max(0.001);
         let achieved = (request.received as f64 / transfer).round() as u64;
-        let _ = line.achieved_bytes_per_s.record(achieved.clamp(1, 1_000_000_000));
+        let _ = line
+            .achieved_bytes_per_s
+            .record(achieved.clamp(1, 1_000_000_000));
     }
 }
 
