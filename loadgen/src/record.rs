@@ -259,6 +259,7 @@ pub struct LineRecorder {
     pub pages_started: u64,
     pub pages_completed: u64,
     pub lingering_closes: u64,
+    pub retries_on_new_connection: u64,
 }
 
 impl LineRecorder {
@@ -271,6 +272,7 @@ impl LineRecorder {
             pages_started: 0,
             pages_completed: 0,
             lingering_closes: 0,
+            retries_on_new_connection: 0,
         }
     }
 
@@ -280,6 +282,7 @@ impl LineRecorder {
         self.pages_started += other.pages_started;
         self.pages_completed += other.pages_completed;
         self.lingering_closes += other.lingering_closes;
+        self.retries_on_new_connection += other.retries_on_new_connection;
     }
 }
 

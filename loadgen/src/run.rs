@@ -600,6 +600,7 @@ fn line_figures(
         pages_started: line.pages_started,
         pages_completed: line.pages_completed,
         lingering_closes: line.lingering_closes,
+        retries_on_new_connection: line.retries_on_new_connection,
     }
 }
 

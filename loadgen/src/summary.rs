@@ -132,6 +132,13 @@ fn print_slow_line(out: &mut impl Write, r: &SlowLineRow) {
         r.pages_started,
         r.lingering_closes
     );
+    if r.retries_on_new_connection > 0 {
+        let _ = writeln!(
+            out,
+            "  {:<12} {} requests sent again on a new connection: the server had closed the reused one",
+            "", r.retries_on_new_connection
+        );
+    }
     if let Some(reason) = &r.rtt_mode_reason {
         let _ = writeln!(
             out,

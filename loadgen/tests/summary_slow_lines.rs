@@ -75,6 +75,7 @@ fn modem_line() -> LineFigures {
         pages_started: 1_234,
         pages_completed: 1_200,
         lingering_closes: 345,
+        retries_on_new_connection: 0,
     }
 }
 

@@ -333,6 +333,10 @@ pub struct LineFigures {
     pub pages_completed: u64,
     /// Connections closed by the client after lingering idle.
     pub lingering_closes: u64,
+    /// Requests sent again on a new connection because the reused one had been closed by the
+    /// server before any of the reply came (as browsers do); not counted as errors.
+    #[serde(default)]
+    pub retries_on_new_connection: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -952,6 +952,7 @@ pub struct SlowLineRow {
     pub pages_started: u64,
     pub pages_completed: u64,
     pub lingering_closes: u64,
+    pub retries_on_new_connection: u64,
 }
 
 /// The slow-line figures of every population of `point` that has them, in population order.
@@ -989,6 +990,7 @@ pub fn slow_line_rows(point: &LoadPoint) -> Vec<SlowLineRow> {
                 pages_started: line.pages_started,
                 pages_completed: line.pages_completed,
                 lingering_closes: line.lingering_closes,
+                retries_on_new_connection: line.retries_on_new_connection,
             })
         })
         .collect()

@@ -758,6 +758,16 @@ fn slow_line_html(point: &LoadPoint) -> String {
          waiting.</p>\n",
     );
     for r in &rows {
+        if r.retries_on_new_connection > 0 {
+            let _ = writeln!(
+                html,
+                "<p class=\"note\">{}: {} requests were sent again on a new connection because \
+                 the server had closed the reused one before any of the reply came (as browsers \
+                 do); they are not errors.</p>",
+                escape(&r.population),
+                r.retries_on_new_connection
+            );
+        }
         if let Some(reason) = &r.rtt_mode_reason {
             let _ = writeln!(
                 html,

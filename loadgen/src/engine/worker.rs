@@ -136,6 +136,8 @@ struct Conn<'w> {
     wake_at: Option<Instant>,
     /// Slow lines: the last read found the socket empty; the next data raises an event.
     drained: bool,
+    /// The server's FIN has arrived: no request may follow on this connection.
+    peer_closed: bool,
 }
 
 struct ClosedClient {
@@ -324,6 +326,13 @@ impl<'w> Worker<'w> {
                     continue;
                 }
                 // Without RDHUP the server's FIN has not arrived: a short read emptied the socket.
+                if event.is_read_closed() {
+                    // Remembered: the event may be spent while the reply is still being read,
+                    // and the connection must not then be reused.
+                    if let Some(conn) = self.conns.get_mut(event.token().0) {
+                        conn.peer_closed = true;
+                    }
+                }
                 self.on_ready(event.token().0, now, !event.is_read_closed());
             }
             self.wake_thinkers(now);
@@ -567,6 +576,7 @@ impl<'w> Worker<'w> {
             request: None,
             wake_at: None,
             drained: false,
+            peer_closed: false,
         });
         self.open_connections[pop as usize] += 1;
         let window = self.window;
@@ -843,6 +853,7 @@ impl<'w> Worker<'w> {
         self.recorders[pop as usize].lifetime.responses_completed += 1;
         let per_conn = self.plan.populations[pop as usize].requests_per_connection;
         let reusable = conn.requests_done < per_conn
+            && !conn.peer_closed
             && !request.server_closes
             && request.style.keeps_alive()
             && request.content_length.is_some();
@@ -884,6 +895,9 @@ impl<'w> Worker<'w> {
                 .concurrency
                 .requests_in_flight
                 .down(now, self.window);
+        }
+        if self.profiles[pop as usize].is_some() && self.retry_on_new_connection(key, kind, now) {
+            return;
         }
         self.count_error(pop, kind, now);
         self.close(key);

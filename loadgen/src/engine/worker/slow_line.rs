@@ -484,6 +484,40 @@ impl<'w> Worker<'w> {
         self.issue_queued(client, now);
     }
 
+    /// A request on a reused connection that the server had closed (nothing of a reply came):
+    /// a browser sends it again on a new connection (RFC 9112, 9.3.1), and so does this one.
+    /// Returns true when the request was re-queued instead of failing.
+    pub(super) fn retry_on_new_connection(
+        &mut self,
+        key: usize,
+        kind: ErrorKind,
+        now: Instant,
+    ) -> bool {
+        let conn = &self.conns[key];
+        let nothing_came = conn
+            .request
+            .as_ref()
+            .is_some_and(|r| r.received == 0 && !r.head_done && r.head.is_empty());
+        let closed_under_it = matches!(kind, ErrorKind::Reset | ErrorKind::ShortBody);
+        if conn.requests_done == 0 || !nothing_came || !closed_under_it {
+            return false;
+        }
+        let (pop, client) = (conn.pop as usize, conn.client);
+        if self.measuring(now) {
+            if let Some(line) = self.recorders[pop].line.as_mut() {
+                line.retries_on_new_connection += 1;
+            }
+        }
+        self.close(key);
+        let state = &mut self.modem_clients[client as usize];
+        state.in_flight = state.in_flight.saturating_sub(1);
+        state.queued += 1;
+        if now < self.plan.end {
+            self.issue_queued(client, now);
+        }
+        true
+    }
+
     /// When nothing of the page view is left: count it, let idle connections linger, think.
     fn maybe_finish_page(&mut self, client: u32, now: Instant) {
         let state = &self.modem_clients[client as usize];
