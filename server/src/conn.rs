@@ -73,16 +73,21 @@ pub enum Step {
     Close(CloseSide),
 }
 
+/// `State::Reading::keepalive_unacked` before the first keep-alive check of an idle period.
+const NOT_CHECKED: u32 = u32::MAX;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    Reading,
+    /// Between requests or inside one. `keepalive_unacked`: the kernel send queue when the
+    /// keep-alive timer last fired in this idle period (`NOT_CHECKED` before). A slow client
+    /// may still be receiving the last reply long after the server wrote it; it is not idle
+    /// until it has it all, so the timer starts over while the queue shrinks.
+    Reading { keepalive_unacked: u32 },
     /// `unacked` is the kernel send queue when the write blocked: if it shrank by the time the
     /// send timer fires, the client is reading and the timer starts over. A blocked writer is
     /// only woken once a third of the buffer drains, which a modem-speed client may take minutes
     /// to do while reading steadily.
-    Sending {
-        unacked: u32,
-    },
+    Sending { unacked: u32 },
     Lingering {
         /// We already sent our FIN (server mode after an error) and only drain the client.
         fin_sent: bool,
@@ -135,7 +140,9 @@ impl Default for Connection<'_> {
 impl<'site> Connection<'site> {
     pub fn new() -> Self {
         Connection {
-            state: State::Reading,
+            state: State::Reading {
+                keepalive_unacked: NOT_CHECKED,
+            },
             input: Vec::new(),
             outgoing: None,
             served_any: false,
@@ -145,7 +152,9 @@ impl<'site> Connection<'site> {
 
     /// Whether the connection is between requests with nothing buffered.
     pub fn is_idle(&self) -> bool {
-        self.state == State::Reading && self.input.is_empty() && self.outgoing.is_none()
+        matches!(self.state, State::Reading { .. })
+            && self.input.is_empty()
+            && self.outgoing.is_none()
     }
 
     /// The socket is readable or writable (or both); do all the work that can be done now.
@@ -161,7 +170,7 @@ impl<'site> Connection<'site> {
         trust_short_read: bool,
     ) -> Step {
         match self.state {
-            State::Reading | State::Sending { .. } => {
+            State::Reading { .. } | State::Sending { .. } => {
                 self.serve(io, shared, read_buf, trust_short_read)
             }
             State::Lingering { fin_sent, .. } => self.linger_read(io, shared, read_buf, fin_sent),
@@ -177,7 +186,28 @@ impl<'site> Connection<'site> {
     ) -> Step {
         let timeout = match kind {
             TimerKind::Header => Timeout::Header,
-            TimerKind::KeepAlive => Timeout::KeepAlive,
+            TimerKind::KeepAlive => {
+                if let State::Reading {
+                    keepalive_unacked: previous,
+                } = self.state
+                {
+                    let now_unacked = unacked_u32(io);
+                    // Still receiving the last reply and getting on with it, or it got the
+                    // last byte during this period: the idle time starts (again) now.
+                    let receiving = now_unacked > 0 && now_unacked < previous;
+                    let just_done = now_unacked == 0 && previous != NOT_CHECKED && previous > 0;
+                    if receiving || just_done {
+                        self.state = State::Reading {
+                            keepalive_unacked: now_unacked,
+                        };
+                        return Step::Wait {
+                            timer: TimerKind::KeepAlive,
+                            restart: true,
+                        };
+                    }
+                }
+                Timeout::KeepAlive
+            }
             TimerKind::Send => {
                 if let State::Sending { unacked } = self.state {
                     let now_unacked = unacked_u32(io);
@@ -202,7 +232,9 @@ impl<'site> Connection<'site> {
     /// The server is stopping: idle connections close now, replies in flight finish first.
     pub fn on_shutdown(&self) -> Option<Step> {
         match self.state {
-            State::Reading if self.outgoing.is_none() => Some(Step::Close(CloseSide::ServerFirst)),
+            State::Reading { .. } if self.outgoing.is_none() => {
+                Some(Step::Close(CloseSide::ServerFirst))
+            }
             State::Lingering { .. } => Some(Step::Close(CloseSide::ServerFirst)),
             _ => None,
         }
@@ -227,7 +259,9 @@ impl<'site> Connection<'site> {
                         answered += 1;
                         self.served_any = true;
                         let out = self.outgoing.take().expect("response in progress");
-                        self.state = State::Reading;
+                        self.state = State::Reading {
+                            keepalive_unacked: NOT_CHECKED,
+                        };
                         if out.closes() || shared.shutting_down {
                             return self.begin_close(io, shared, out.rejected);
                         }
@@ -310,6 +344,12 @@ impl<'site> Connection<'site> {
         if self.input.is_empty() {
             self.input = Vec::new(); // idle connections hold no buffer
             if self.served_any {
+                if progress {
+                    // A new idle period: its keep-alive checks start afresh.
+                    self.state = State::Reading {
+                        keepalive_unacked: NOT_CHECKED,
+                    };
+                }
                 return Step::Wait {
                     timer: TimerKind::KeepAlive,
                     restart: progress,

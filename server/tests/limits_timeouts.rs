@@ -223,3 +223,37 @@ fn max_conns_holds_new_connections_in_the_backlog_until_one_closes() {
     // EMFILE/ENFILE back-off does) is not pinned down by the contract.
     assert_eq!(stats.u(&["requests_total"]), 4);
 }
+
+#[test]
+fn keepalive_timeout_counts_from_when_a_slow_client_has_the_whole_reply() {
+    let site = site();
+    let mut server = Server::start(&site, &["--keepalive-timeout", "300ms"]);
+    let mut c = Client::connect_small_rcvbuf(server.port, 64 * KIB);
+    c.send(get11("/big.bin", &[]));
+    // The server hands its last bytes to the kernel long before this reader has them all (its
+    // send buffer holds megabytes): a keep-alive timer counted from that last write would close
+    // the connection under the client, which then needs a new connection (and leaves the
+    // server a TIME_WAIT) for its next request.
+    let started = Instant::now();
+    let resp = c.slow_read_response(64 * KIB, Duration::from_millis(10), Duration::from_secs(8));
+    assert!(
+        resp.body == pattern_bytes(8 * MIB, 22),
+        "8 MiB body corrupted"
+    );
+    assert!(
+        started.elapsed() > Duration::from_millis(900),
+        "read took only {:?}; too fast to outlast the keep-alive timeout",
+        started.elapsed()
+    );
+    // Idle for less than the timeout since the last byte arrived: the connection still serves.
+    sleep_ms(100);
+    let second = c.roundtrip(get11("/a.txt", &[]));
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body_text(), "alpha\n");
+    // And an idle connection still times out.
+    c.expect_closed(Duration::from_secs(3));
+    drop(c);
+    let stopped = server.stop();
+    stopped.assert_exit_0();
+    assert_eq!(stopped.stats().u(&["timeouts", "keepalive"]), 1);
+}
