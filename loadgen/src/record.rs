@@ -245,6 +245,7 @@ impl ConcurrencyRecorder {
             connections_per_s,
             mean_connection_lifetime_s,
             predicted_open_connections: connections_per_s * mean_connection_lifetime_s,
+            connections_closed: self.connections_closed,
             mean_requests_in_flight: per_s(self.requests_in_flight.area_s),
             predicted_requests_in_flight: per_s(ops as f64) * mean_latency_s,
         }

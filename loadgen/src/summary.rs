@@ -151,14 +151,23 @@ fn print_slow_line(out: &mut impl Write, r: &SlowLineRow) {
 /// Little's law on one population: measured concurrency against rate x time.
 fn print_little(out: &mut impl Write, r: &LittleRow) {
     let ratio = |v: Option<f64>| v.map_or("x-".into(), |v| format!("x{v:.2}"));
+    let connections = if r.connections_outlive_window {
+        format!(
+            "connections {:.1} open, most outliving the window (no check)",
+            r.mean_open_connections
+        )
+    } else {
+        format!(
+            "connections {:.1} open vs {:.1} predicted ({})",
+            r.mean_open_connections,
+            r.predicted_open_connections,
+            ratio(r.connections_ratio)
+        )
+    };
     let _ = writeln!(
         out,
-        "  {:<12} Little's law: connections {:.1} open vs {:.1} predicted ({}); requests in \
-         flight {:.1} vs {:.1} ({})",
+        "  {:<12} Little's law: {connections}; requests in flight {:.1} vs {:.1} ({})",
         "",
-        r.mean_open_connections,
-        r.predicted_open_connections,
-        ratio(r.connections_ratio),
         r.mean_requests_in_flight,
         r.predicted_requests_in_flight,
         ratio(r.requests_ratio)

@@ -48,6 +48,7 @@ fn concurrency(c: [f64; 6]) -> Option<Concurrency> {
         predicted_open_connections: c[3],
         mean_requests_in_flight: c[4],
         predicted_requests_in_flight: c[5],
+        connections_closed: 0,
     })
 }
 

@@ -293,6 +293,10 @@ pub struct Concurrency {
     pub connections_per_s: f64,
     /// Mean lifetime of the connections that closed in the window, in seconds.
     pub mean_connection_lifetime_s: f64,
+    /// Connections that closed in the window. Fewer than the mean open means most connections
+    /// outlived the window, and the prediction for connections says nothing.
+    #[serde(default)]
+    pub connections_closed: u64,
     /// `connections_per_s x mean_connection_lifetime_s`.
     pub predicted_open_connections: f64,
     /// Time average of the requests outstanding (sent or waiting to be sent, not yet answered).

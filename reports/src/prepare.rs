@@ -1007,6 +1007,10 @@ pub struct LittleRow {
     pub connections_ratio: Option<f64>,
     pub connections_per_s: f64,
     pub mean_connection_lifetime_s: f64,
+    /// Most connections outlived the window (fewer closed in it than were open on average):
+    /// their lifetimes are unknown, so there is no prediction to check (`connections_ratio` is
+    /// `None`).
+    pub connections_outlive_window: bool,
     pub mean_requests_in_flight: f64,
     pub predicted_requests_in_flight: f64,
     pub requests_ratio: Option<f64>,
@@ -1019,12 +1023,20 @@ pub fn little_rows(point: &LoadPoint) -> Vec<LittleRow> {
         .iter()
         .filter_map(|p| {
             let c = p.concurrency.as_ref()?;
+            // Old results lack the count of closes: treat them as before (a ratio is shown).
+            let outlive =
+                c.connections_closed > 0 && (c.connections_closed as f64) < c.mean_open_connections;
             Some(LittleRow {
                 population: p.name.clone(),
                 kind: p.kind.clone(),
                 mean_open_connections: c.mean_open_connections,
                 predicted_open_connections: c.predicted_open_connections,
-                connections_ratio: ratio(c.mean_open_connections, c.predicted_open_connections),
+                connections_ratio: if outlive {
+                    None
+                } else {
+                    ratio(c.mean_open_connections, c.predicted_open_connections)
+                },
+                connections_outlive_window: outlive,
                 connections_per_s: c.connections_per_s,
                 mean_connection_lifetime_s: c.mean_connection_lifetime_s,
                 mean_requests_in_flight: c.mean_requests_in_flight,

@@ -821,7 +821,9 @@ fn little_html(point: &LoadPoint) -> String {
          second × their mean lifetime; requests completed per second × their mean latency). \
          Near ×1.00 the counts agree and the window was in steady state. Far from it, it was \
          not: a ramp, a backlog, or connections that outlive the window (they are missing from \
-         the mean lifetime, so long-lived ones push the ratio above ×1.00).</p>\n",
+         the mean lifetime, so long-lived ones push the ratio above ×1.00). Where fewer \
+         connections closed in the window than were open on average, most of them outlived it: \
+         their lifetimes are unknown and the connections' ratio shows –.</p>\n",
     );
     html
 }

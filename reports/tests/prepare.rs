@@ -317,3 +317,38 @@ fn populations_across_points_say_where_one_did_not_run() {
     }
     assert!(populations_across(&[&result.load_points[0], &other]).is_empty());
 }
+
+#[test]
+fn little_rows_give_no_connection_check_when_most_connections_outlive_the_window() {
+    use reports::model::{Concurrency, LoadPoint, PopulationResult};
+    let population = |closed: u64| PopulationResult {
+        name: "modem".into(),
+        kind: "modem".into(),
+        concurrency: Some(Concurrency {
+            mean_open_connections: 9_884.0,
+            connections_per_s: 11.3,
+            mean_connection_lifetime_s: 36.0,
+            predicted_open_connections: 408.1,
+            connections_closed: closed,
+            mean_requests_in_flight: 3_052.4,
+            predicted_requests_in_flight: 2_547.6,
+        }),
+        ..Default::default()
+    };
+    let point = |closed| LoadPoint {
+        populations: vec![population(closed)],
+        ..Default::default()
+    };
+    // 680 closes against ~9,900 open: lifetimes unknown, no ratio.
+    let rows = reports::prepare::little_rows(&point(680));
+    assert!(rows[0].connections_outlive_window);
+    assert_eq!(rows[0].connections_ratio, None);
+    assert!(rows[0].requests_ratio.is_some());
+    // Plenty of closes: the ratio is there. An old result (no count) keeps its ratio too.
+    for closed in [50_000, 0] {
+        let rows = reports::prepare::little_rows(&point(closed));
+        assert!(!rows[0].connections_outlive_window);
+        let ratio = rows[0].connections_ratio.expect("a ratio");
+        assert!((ratio - 9_884.0 / 408.1).abs() < 1e-9);
+    }
+}

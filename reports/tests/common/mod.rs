@@ -371,6 +371,7 @@ pub fn with_slow_lines(mut result: RunResult) -> RunResult {
                     predicted_open_connections: c[3],
                     mean_requests_in_flight: c[4],
                     predicted_requests_in_flight: c[5],
+                    connections_closed: 0,
                 });
             }
         }
