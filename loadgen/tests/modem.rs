@@ -69,8 +69,28 @@ fn send_queue(stream: &TcpStream) -> usize {
     queued as usize
 }
 
+/// The MSS the kernel uses on a connected socket (TCP_MAXSEG).
+fn effective_mss(stream: &TcpStream) -> usize {
+    let mut mss: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes one c_int and its length through the pointers.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            &mut mss as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_MAXSEG: {}", std::io::Error::last_os_error());
+    mss as usize
+}
+
 /// What the one-download server saw.
 struct DownloadSeen {
+    /// The server side's segment size: the client's announced MSS, less TCP options.
+    server_mss: usize,
     request_bytes: usize,
     /// From accept() to the end of the request head.
     request_took: Duration,
@@ -82,6 +102,7 @@ struct DownloadSeen {
 fn serve_one_download(listener: TcpListener) -> DownloadSeen {
     let (mut stream, _) = listener.accept().expect("accept");
     let accepted = Instant::now();
+    let server_mss = effective_mss(&stream);
     let mut request = Vec::new();
     let mut buf = [0u8; 4096];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -113,6 +134,7 @@ fn serve_one_download(listener: TcpListener) -> DownloadSeen {
         thread::sleep(Duration::from_millis(50));
     }
     DownloadSeen {
+        server_mss,
         request_bytes: request.len(),
         request_took,
         send_queue_samples,
