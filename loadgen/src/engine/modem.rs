@@ -16,6 +16,9 @@ pub enum RttMode {
     /// The kernel delays the packets (netem on the veth pair between the clients' and the
     /// server's namespaces): TCP's own dynamics see the round trip.
     Netem,
+    /// The packets cross a user-space delay line (two TUN devices and a relay thread between
+    /// the namespaces) where the kernel has no netem: TCP still sees the round trip.
+    TunRelay,
     /// The client waits: one round trip before the first request of a connection (the
     /// handshake) and one between sending a request and reading its reply.
     Application,
@@ -25,6 +28,7 @@ impl RttMode {
     pub fn name(self) -> &'static str {
         match self {
             RttMode::Netem => "netem",
+            RttMode::TunRelay => "tun-relay",
             RttMode::Application => "application",
         }
     }
@@ -75,7 +79,7 @@ impl LineProfile {
     /// The delay the application adds where the kernel does not (zero under netem).
     pub fn application_rtt(&self) -> Duration {
         match self.rtt_mode {
-            RttMode::Netem => Duration::ZERO,
+            RttMode::Netem | RttMode::TunRelay => Duration::ZERO,
             RttMode::Application => self.spec.rtt,
         }
     }
