@@ -28,6 +28,21 @@
 //! (`Ok(Err(reason))`), leaves the calling thread where it was, and the caller falls back to
 //! the private namespace with application-level delay and records the reason.
 //!
+//! Where the kernel has no netem, [`enter_split_netns_with`] builds the delayed path in user
+//! space instead ([`DelayMechanism::TunRelay`]; also on request, [`DelayPreference`]). The veth
+//! stays as it is, without any qdisc, for the fast sources and the namespaces' own addresses.
+//! Each namespace gets a TUN device (`abt-c` in the clients', `abt-s` in the server's, created
+//! by the building thread while inside that namespace, `IFF_TUN | IFF_NO_PI`, non-blocking)
+//! and routes that send the delayed sources' packets through it: in the clients' namespace a
+//! policy rule `from 198.18.1.0/24 lookup 100` with `198.18.0.1/32 dev abt-c` in table 100, in
+//! the server's `198.18.1.0/24 dev abt-s` (more specific than the veth's /16). The relay thread
+//! of [`crate::delay_line`] holds every packet read from one device for the one-way delay and
+//! writes it to the other ([`SplitNetwork::delay_line`]); the kernel on each side sees a plain
+//! point-to-point link, so TCP gets the same real round trip as with netem. The devices go
+//! away when the relay stops (it owns their only descriptors). `rp_filter` is set to 0 where
+//! it is not already (a strict check would need the policy rule to match), and IPv6 is off on
+//! the TUN devices (no router solicitations on the line).
+//!
 //! Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking) and never leave the run's two
 //! namespaces: no route joins them to the host's.
 
@@ -42,6 +57,11 @@ use std::io::Write as _;
 use std::os::fd::AsRawFd;
 
 pub use reports::model::{DelayPath, Isolation, IsolationMode};
+
+use crate::delay_line::{
+    open_tun, DelayLine, DelayLineConfig, DelayLineEnd, DelayLineHandle, NetDevCounter,
+    DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_PACKETS,
+};
 
 /// TIME_WAIT buckets allowed in the private namespace: above anything one run can create
 /// (the kernel silently drops TIME_WAITs past it and only bumps TCPTimeWaitOverflow).
@@ -62,6 +82,18 @@ pub const CLIENT_VETH: &str = "abv-c";
 /// netem's queue limit in packets. The default of 1,000 drops packets once a few thousand slow
 /// connections each have a packet or two in flight; a drop there is a loss no modem had.
 pub const NETEM_LIMIT_PACKETS: u32 = 1_000_000;
+/// TUN devices of the user-space delay line, in the clients' and in the server's namespace.
+pub const CLIENT_TUN: &str = "abt-c";
+pub const SERVER_TUN: &str = "abt-s";
+/// The clients' namespace's routing table for the delayed sources (with the delay line).
+pub const DELAY_LINE_TABLE: u32 = 100;
+/// Queue length of the TUN devices: packets the kernel holds for the relay before dropping
+/// (the default 500 is a few milliseconds of a busy line; a relay thread that shares its CPU
+/// may be away longer).
+pub const TUN_TXQUEUELEN: u32 = 10_000;
+/// The environment variable that can override [`DelayPreference::Auto`]: `auto`, `netem` or
+/// `tun`.
+pub const DELAY_LINE_ENV: &str = "LOADGEN_DELAY_LINE";
 /// Prefix of the delayed sources (what the `u32` filters match).
 const DELAYED_PREFIX: &str = "198.18.1.0/24";
 /// Prefix of the fast sources.
@@ -145,8 +177,57 @@ fn set_up_namespace(prefix: &str, sysctls_set: &mut Vec<String>) -> io::Result<(
     Ok(())
 }
 
+/// What delays the delayed sources' packets in the split mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DelayMechanism {
+    /// `tc netem` on both ends of the veth (the kernel's `sch_netem`).
+    Netem,
+    /// The user-space relay between the TUN devices `abt-c` and `abt-s`.
+    TunRelay,
+}
+
+/// Which delay mechanism [`enter_split_netns_with`] should build.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DelayPreference {
+    /// netem where the kernel has it, else the user-space delay line. The environment variable
+    /// [`DELAY_LINE_ENV`] (`netem`, `tun`, `auto`) turns it into one of the others.
+    #[default]
+    Auto,
+    /// netem or nothing (`Ok(Err(reason))` without it): what [`enter_split_netns`] builds.
+    Netem,
+    /// The user-space delay line even where the kernel has netem.
+    TunRelay,
+}
+
+impl DelayPreference {
+    /// `auto`, `netem` or `tun` (also `tun-relay`, `relay`, `user-space`).
+    pub fn parse(text: &str) -> Option<DelayPreference> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Some(DelayPreference::Auto),
+            "netem" => Some(DelayPreference::Netem),
+            "tun" | "tun-relay" | "relay" | "user-space" => Some(DelayPreference::TunRelay),
+            _ => None,
+        }
+    }
+
+    /// `Auto` as [`DELAY_LINE_ENV`] may override it; the others unchanged. `Err` for a value
+    /// of the variable that names no preference.
+    pub fn resolve(self) -> Result<DelayPreference, String> {
+        if self != DelayPreference::Auto {
+            return Ok(self);
+        }
+        match std::env::var(DELAY_LINE_ENV) {
+            Ok(text) => DelayPreference::parse(&text).ok_or_else(|| {
+                format!("{DELAY_LINE_ENV}={text}: expected `auto`, `netem` or `tun`")
+            }),
+            Err(_) => Ok(DelayPreference::Auto),
+        }
+    }
+}
+
 /// The two namespaces of the split mode, as [`enter_split_netns`] built them. Dropping it
-/// closes the handles; the namespaces live on while a thread or process is inside them.
+/// closes the handles (and stops the delay line, if any); the namespaces live on while a
+/// thread or process is inside them.
 #[derive(Debug)]
 pub struct SplitNetwork {
     /// Mode `PrivateNetns`, the sysctls of both namespaces, and `delay_path` with the `ip`
@@ -160,8 +241,17 @@ pub struct SplitNetwork {
     pub server_address: Ipv4Addr,
     /// 198.18.2.1 ..= 198.18.2.32: client sources whose packets are not delayed.
     pub fast_sources: Vec<IpAddr>,
-    /// 198.18.1.1 ..= 198.18.1.32: client sources whose packets netem delays each way.
+    /// 198.18.1.1 ..= 198.18.1.32: client sources whose packets are delayed each way.
     pub delayed_sources: Vec<IpAddr>,
+    /// What delays them; `None` with a zero delay.
+    pub delay_mechanism: Option<DelayMechanism>,
+    /// With [`DelayMechanism::TunRelay`]: why not netem (the kernel's refusal, or that the
+    /// relay was asked for).
+    pub why_not_netem: Option<String>,
+    /// With [`DelayMechanism::TunRelay`]: the relay. It runs until this is dropped or
+    /// stopped (`split.delay_line.take().map(|line| line.stop())` returns its counts); the
+    /// delayed path is dead without it.
+    pub delay_line: Option<DelayLineHandle>,
 }
 
 impl SplitNetwork {
@@ -209,7 +299,27 @@ pub fn with_namespace<T>(ns: &File, f: impl FnOnce() -> T) -> io::Result<T> {
 /// usable); it may be in a half-built namespace, and the run should stop.
 ///
 /// A zero `one_way_delay` builds the same namespaces and addresses without any qdisc.
+///
+/// The delay is netem's or nothing: this is [`enter_split_netns_with`] with
+/// [`DelayPreference::Netem`].
 pub fn enter_split_netns(one_way_delay: Duration) -> io::Result<Result<SplitNetwork, String>> {
+    enter_split_netns_with(one_way_delay, DelayPreference::Netem, &[])
+}
+
+/// [`enter_split_netns`] with a choice of delay mechanism: `prefer` (see [`DelayPreference`];
+/// `Auto` falls back to the user-space delay line when netem cannot be set up, and reads
+/// [`DELAY_LINE_ENV`]). `relay_cpus`: the CPUs the delay line's thread is pinned to (empty:
+/// not pinned); unused with netem.
+///
+/// On success [`SplitNetwork::delay_mechanism`] says what was built, and for the delay line
+/// `isolation.delay_path.commands` starts with a line describing it (`user-space delay line
+/// on tun devices abt-c <-> abt-s, 50 ms each way ...`) and, when it stands in for netem, a
+/// line `netem not used: REASON`. A zero delay builds no delay at all, whatever `prefer` says.
+pub fn enter_split_netns_with(
+    one_way_delay: Duration,
+    prefer: DelayPreference,
+    relay_cpus: &[usize],
+) -> io::Result<Result<SplitNetwork, String>> {
     // SAFETY: plain syscall without arguments.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(Err(
@@ -220,15 +330,61 @@ pub fn enter_split_netns(one_way_delay: Duration) -> io::Result<Result<SplitNetw
         Ok(tools) => tools,
         Err(reason) => return Ok(Err(reason)),
     };
+    let asked = prefer;
+    let prefer = match prefer.resolve() {
+        Ok(prefer) => prefer,
+        Err(reason) => return Ok(Err(reason)),
+    };
     let home = current_namespace()?;
-    match build_split(&tools, one_way_delay) {
-        Ok(split) => Ok(Ok(split)),
+    let first = match prefer {
+        DelayPreference::TunRelay => DelayMechanism::TunRelay,
+        DelayPreference::Auto | DelayPreference::Netem => DelayMechanism::Netem,
+    };
+    let why_asked = if asked == DelayPreference::TunRelay {
+        "the user-space delay line was asked for".to_string()
+    } else {
+        format!("{DELAY_LINE_ENV} asks for the user-space delay line")
+    };
+    let netem_failure = match build_split(&tools, one_way_delay, first, relay_cpus) {
+        Ok(mut split) => {
+            if split.delay_mechanism == Some(DelayMechanism::TunRelay) {
+                split.note_why_not_netem(why_asked);
+            }
+            return Ok(Ok(split));
+        }
         Err(reason) => {
             // The half-built namespaces go away with their handles (dropped inside
             // build_split) once the thread has left them.
             enter_namespace(&home)?;
-            Ok(Err(reason))
+            reason
         }
+    };
+    if prefer != DelayPreference::Auto || one_way_delay.is_zero() {
+        return Ok(Err(netem_failure));
+    }
+    // Start over: the veth of the failed try may carry half a qdisc tree.
+    match build_split(&tools, one_way_delay, DelayMechanism::TunRelay, relay_cpus) {
+        Ok(mut split) => {
+            split.note_why_not_netem(netem_failure);
+            Ok(Ok(split))
+        }
+        Err(reason) => {
+            enter_namespace(&home)?;
+            Ok(Err(format!(
+                "{netem_failure}; the user-space delay line failed too: {reason}"
+            )))
+        }
+    }
+}
+
+impl SplitNetwork {
+    fn note_why_not_netem(&mut self, reason: String) {
+        if let Some(path) = &mut self.isolation.delay_path {
+            let at = path.commands.len().min(1);
+            path.commands
+                .insert(at, format!("netem not used: {reason}"));
+        }
+        self.why_not_netem = Some(reason);
     }
 }
 
@@ -439,9 +595,63 @@ fn add_delay(
     )
 }
 
-/// The work of [`enter_split_netns`]. On `Err` the calling thread may be anywhere; the caller
-/// moves it back.
-fn build_split(tools: &Tools, one_way_delay: Duration) -> Result<SplitNetwork, String> {
+/// One side of the delay line, in the calling thread's namespace: the TUN device `device`,
+/// IPv6 off and `rp_filter` 0 on it, up, and the `ip` commands `routes`. `label` names the
+/// namespace in `sysctls_set`.
+fn delay_line_side(
+    runner: &mut Runner,
+    sysctls_set: &mut Vec<String>,
+    label: &str,
+    device: &str,
+    routes: &[String],
+) -> Result<DelayLineEnd, String> {
+    let fd = open_tun(device).map_err(|e| format!("creating the TUN device {device}: {e}"))?;
+    runner.commands.push(format!(
+        "open /dev/net/tun, TUNSETIFF {device} IFF_TUN|IFF_NO_PI (non-blocking) in the {label} namespace"
+    ));
+    let prefix = format!("{label} ns: ");
+    // Before the link comes up, so it sends no router solicitation or MLD report.
+    let ipv6 = format!("net/ipv6/conf/{device}/disable_ipv6");
+    if Path::new("/proc/sys").join(&ipv6).exists() {
+        set_sysctl(&prefix, &ipv6, "1", sysctls_set);
+    }
+    for conf in ["all", "default", device] {
+        let name = format!("net/ipv4/conf/{conf}/rp_filter");
+        let current = std::fs::read_to_string(Path::new("/proc/sys").join(&name));
+        if current.ok().as_deref().map(str::trim) != Some("0") {
+            set_sysctl(&prefix, &name, "0", sysctls_set);
+        }
+    }
+    let mut lines = vec![format!(
+        "link set {device} mtu 1500 txqueuelen {TUN_TXQUEUELEN} up"
+    )];
+    lines.extend_from_slice(routes);
+    runner.ip_batch(&lines)?;
+    let counter = NetDevCounter::open(device)
+        .map_err(|e| format!("opening /proc/thread-self/net/dev: {e}"))?;
+    Ok(DelayLineEnd {
+        fd,
+        counter: Some(counter),
+    })
+}
+
+/// Writes `/proc/sys/NAME` and records it (or the failure) in `sysctls_set`.
+fn set_sysctl(prefix: &str, name: &str, value: &str, sysctls_set: &mut Vec<String>) {
+    let dotted = name.replace('/', ".");
+    match std::fs::write(Path::new("/proc/sys").join(name), value) {
+        Ok(()) => sysctls_set.push(format!("{prefix}{dotted}={value}")),
+        Err(e) => sysctls_set.push(format!("{prefix}{dotted} not set: {e}")),
+    }
+}
+
+/// The work of [`enter_split_netns_with`], with `mechanism` for a non-zero delay. On `Err` the
+/// calling thread may be anywhere; the caller moves it back.
+fn build_split(
+    tools: &Tools,
+    one_way_delay: Duration,
+    mechanism: DelayMechanism,
+    relay_cpus: &[usize],
+) -> Result<SplitNetwork, String> {
     let os = |what: &str| {
         let what = what.to_string();
         move |e: io::Error| format!("{what}: {e}")
@@ -511,8 +721,28 @@ fn build_split(tools: &Tools, one_way_delay: Duration) -> Result<SplitNetwork, S
     lines.push(format!("link set {CLIENT_VETH} up"));
     runner.ip_batch(&lines)?;
     let delay_ms = format!("{}ms", one_way_delay.as_secs_f64() * 1000.0);
-    if !one_way_delay.is_zero() {
-        add_delay(&mut runner, CLIENT_VETH, "src", &delay_ms)?;
+    let mechanism = (!one_way_delay.is_zero()).then_some(mechanism);
+    let relay = mechanism == Some(DelayMechanism::TunRelay);
+    let mut client_end = None;
+    match mechanism {
+        Some(DelayMechanism::Netem) => add_delay(&mut runner, CLIENT_VETH, "src", &delay_ms)?,
+        Some(DelayMechanism::TunRelay) => {
+            client_end = Some(delay_line_side(
+                &mut runner,
+                &mut sysctls_set,
+                "client",
+                CLIENT_TUN,
+                &[
+                    format!(
+                        "rule add from {DELAYED_PREFIX} lookup {DELAY_LINE_TABLE} pref {DELAY_LINE_TABLE}"
+                    ),
+                    format!(
+                        "route add {SPLIT_SERVER_ADDRESS}/32 dev {CLIENT_TUN} table {DELAY_LINE_TABLE}"
+                    ),
+                ],
+            )?)
+        }
+        None => {}
     }
 
     enter_namespace(&server_ns).map_err(os("entering the server's namespace"))?;
@@ -520,11 +750,49 @@ fn build_split(tools: &Tools, one_way_delay: Duration) -> Result<SplitNetwork, S
         format!("addr add {SPLIT_SERVER_ADDRESS}/16 dev {SERVER_VETH}"),
         format!("link set {SERVER_VETH} up"),
     ])?;
-    if !one_way_delay.is_zero() {
-        add_delay(&mut runner, SERVER_VETH, "dst", &delay_ms)?;
+    let mut server_end = None;
+    match mechanism {
+        Some(DelayMechanism::Netem) => add_delay(&mut runner, SERVER_VETH, "dst", &delay_ms)?,
+        Some(DelayMechanism::TunRelay) => {
+            server_end = Some(delay_line_side(
+                &mut runner,
+                &mut sysctls_set,
+                "server",
+                SERVER_TUN,
+                &[format!("route add {DELAYED_PREFIX} dev {SERVER_TUN}")],
+            )?)
+        }
+        None => {}
     }
     enter_namespace(&client_ns).map_err(os("entering the clients' namespace"))?;
     wait_until_reachable()?;
+
+    let delay_line = match (client_end, server_end) {
+        (Some(client), Some(server)) => {
+            let config = DelayLineConfig::new(one_way_delay, relay_cpus);
+            let line = DelayLine::start(client, server, &config)
+                .map_err(|e| format!("starting the delay line's thread: {e}"))?;
+            let pinned = if relay_cpus.is_empty() {
+                "not pinned".to_string()
+            } else {
+                format!("pinned to CPUs {relay_cpus:?}")
+            };
+            runner.commands.insert(
+                0,
+                format!(
+                    "user-space delay line on tun devices {CLIENT_TUN} <-> {SERVER_TUN}, {} ms each way \
+                     (relay thread `{}`, {pinned}, queues of at most {} packets or {} MiB each way)",
+                    one_way_delay.as_secs_f64() * 1000.0,
+                    crate::delay_line::THREAD_NAME,
+                    DEFAULT_QUEUE_PACKETS,
+                    DEFAULT_QUEUE_BYTES >> 20,
+                ),
+            );
+            Some(line)
+        }
+        _ => None,
+    };
+    debug_assert_eq!(relay, delay_line.is_some());
 
     Ok(SplitNetwork {
         isolation: Isolation {
@@ -544,6 +812,9 @@ fn build_split(tools: &Tools, one_way_delay: Duration) -> Result<SplitNetwork, S
         server_address: SPLIT_SERVER_ADDRESS,
         fast_sources,
         delayed_sources,
+        delay_mechanism: mechanism,
+        why_not_netem: None,
+        delay_line,
     })
 }
 

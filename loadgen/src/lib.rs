@@ -2,6 +2,7 @@
 
 pub mod accounting;
 pub mod cli;
+pub mod delay_line;
 pub mod engine;
 pub mod fileset;
 pub mod isolation;
