@@ -64,8 +64,10 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_count)]
     pub modem_clients: Option<f64>,
     /// How slow-line clients get their round-trip time: `netem` (the kernel delays their
-    /// packets on a veth pair between the clients' and the server's namespaces; needs root and
-    /// iproute2), `application` (the client waits), or `auto` (netem where possible).
+    /// packets on a veth pair between the clients' and the server's namespaces; needs root,
+    /// iproute2 and sch_netem), `tun-relay` (a user-space delay line on TUN devices between the
+    /// namespaces; needs root), `application` (the client waits), or `auto` (netem, else the
+    /// delay line, else the application).
     #[arg(long, value_enum, default_value_t = RttChoice::Auto)]
     pub rtt: RttChoice,
     /// Seed of every random draw.

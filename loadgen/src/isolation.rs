@@ -804,6 +804,7 @@ fn build_split(
                 fast_sources: FAST_PREFIX.into(),
                 delayed_sources: DELAYED_PREFIX.into(),
                 one_way_delay_ms: one_way_delay.as_secs_f64() * 1000.0,
+                delay_line: None,
                 commands: runner.commands,
             }),
         },

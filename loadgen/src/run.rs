@@ -51,6 +51,8 @@ pub enum RttChoice {
     Netem,
     /// The client waits one round trip where a real line would.
     Application,
+    /// A user-space delay line (TUN devices and a relay thread) even where netem exists.
+    TunRelay,
 }
 
 #[derive(Clone, Debug)]
@@ -241,7 +243,8 @@ fn run_variant(
         .collect();
     // Before the server and the workers start, so they are all inside it. Each variant gets a
     // fresh namespace: the TIME_WAITs of the one before cannot leak into its counts.
-    let (isolation, split, rtt) = isolate(options, scenario, &populations)?;
+    let (isolation, mut split, rtt) =
+        isolate(options, scenario, &populations, context.generator_cpus)?;
     let server_spec = scenario.server.with_extra_args(&variant.args);
     let target_options = TargetOptions {
         builtin_exe: &options.builtin_exe,
@@ -409,6 +412,27 @@ fn run_variant(
     }
 
     let stop = server.stop(Duration::from_secs(10));
+    if let Some(line) = split.as_mut().and_then(|net| net.delay_line.take()) {
+        let stats = line.stop();
+        if stats.dropped > 0 {
+            result.warnings.push(format!(
+                "{}: the user-space delay line dropped {} packets ({} by the kernel's TUN queue)",
+                variant.label.as_deref().unwrap_or("run"),
+                stats.dropped,
+                stats.dropped_by_kernel
+            ));
+        }
+        if let Some(path) = result.isolation.delay_path.as_mut() {
+            let figures = path.delay_line.get_or_insert_with(Default::default);
+            figures.packets_up += stats.packets_up;
+            figures.packets_down += stats.packets_down;
+            figures.bytes_up += stats.bytes_up;
+            figures.bytes_down += stats.bytes_down;
+            figures.dropped += stats.dropped;
+            figures.max_queue_packets = figures.max_queue_packets.max(stats.max_queue_packets);
+            figures.cpu_us += stats.cpu_us;
+        }
+    }
     for point in &mut result.load_points[first_point..] {
         point.server_stats = stop.stats.clone();
     }
@@ -428,6 +452,7 @@ fn isolate(
     options: &RunOptions,
     scenario: &Scenario,
     populations: &[Population],
+    relay_cpus: &[usize],
 ) -> Result<(
     reports::model::Isolation,
     Option<crate::isolation::SplitNetwork>,
@@ -454,8 +479,8 @@ fn isolate(
     };
     if let Some(reason) = host_reason {
         if !round_trips.is_empty() {
-            if choice == RttChoice::Netem {
-                bail!("--rtt netem needs the run's own namespaces, but {reason}");
+            if matches!(choice, RttChoice::Netem | RttChoice::TunRelay) {
+                bail!("--rtt {choice:?} needs the run's own namespaces, but {reason}");
             }
             rtt.reason = Some(format!("in the host namespace ({reason})"));
         }
@@ -471,18 +496,32 @@ fn isolate(
     } else if round_trips.iter().any(|r| *r != round_trip) {
         Some("the slow-line populations have different round-trip times; netem gives one".into())
     } else {
-        match crate::isolation::enter_split_netns(round_trip / 2)
-            .context("building the delayed veth path")?
+        let prefer = match choice {
+            RttChoice::Netem => crate::isolation::DelayPreference::Netem,
+            RttChoice::TunRelay => crate::isolation::DelayPreference::TunRelay,
+            RttChoice::Auto | RttChoice::Application => crate::isolation::DelayPreference::Auto,
+        };
+        match crate::isolation::enter_split_netns_with(round_trip / 2, prefer, relay_cpus)
+            .context("building the delayed path between the namespaces")?
         {
             Ok(net) => {
-                rtt.mode = RttMode::Netem;
+                rtt.mode = match net.delay_mechanism {
+                    Some(crate::isolation::DelayMechanism::TunRelay) => RttMode::TunRelay,
+                    _ => RttMode::Netem,
+                };
+                rtt.reason = net.why_not_netem.clone();
                 return Ok((net.isolation.clone(), Some(net), rtt));
             }
             Err(reason) => Some(reason),
         }
     };
-    if choice == RttChoice::Netem {
-        bail!("--rtt netem: {}", why_not_netem.unwrap_or_default());
+    if matches!(choice, RttChoice::Netem | RttChoice::TunRelay) {
+        let asked = if choice == RttChoice::Netem {
+            "netem"
+        } else {
+            "tun-relay"
+        };
+        bail!("--rtt {asked}: {}", why_not_netem.unwrap_or_default());
     }
     rtt.reason = why_not_netem;
     Ok((private()?, None, rtt))

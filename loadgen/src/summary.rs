@@ -269,12 +269,31 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
         }
     );
     if let Some(path) = &result.isolation.delay_path {
+        let by = if path.delay_line.is_some() {
+            "a user-space delay line (tun)"
+        } else {
+            "netem"
+        };
         let _ = writeln!(
             out,
-            "delay path: slow-line clients from {} delayed {} ms each way by netem, fast clients \
+            "delay path: slow-line clients from {} delayed {} ms each way by {by}, fast clients \
              from {}, server {}",
             path.delayed_sources, path.one_way_delay_ms, path.fast_sources, path.server_address
         );
+        if let Some(line) = &path.delay_line {
+            let _ = writeln!(
+                out,
+                "delay line: {} packets up, {} down ({:.1} MB), {} dropped, deepest queue {} \
+                 packets, relay CPU {:.1} s ({:.1} us/packet)",
+                line.packets_up,
+                line.packets_down,
+                (line.bytes_up + line.bytes_down) as f64 / 1e6,
+                line.dropped,
+                line.max_queue_packets,
+                line.cpu_us as f64 / 1e6,
+                line.cpu_us as f64 / (line.packets_up + line.packets_down).max(1) as f64
+            );
+        }
     }
     for point in &result.load_points {
         let slow_lines = prepare::slow_line_rows(point);

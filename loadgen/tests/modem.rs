@@ -161,6 +161,12 @@ fn a_100_kib_download_takes_the_time_the_line_rate_predicts_and_fills_the_server
 
     let recorder = &outcome.recorders[0];
     let all = recorder.all_classes();
+    // The SYN announced 536: the server sends no larger segments (timestamps take 12 of them).
+    assert!(
+        (500..=536).contains(&seen.server_mss),
+        "server-side MSS {} on loopback (MTU 65536)",
+        seen.server_mss
+    );
     assert_eq!(
         all.ops, 1,
         "one download completed; errors {:?}",

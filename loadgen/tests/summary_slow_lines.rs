@@ -107,6 +107,7 @@ fn variants() -> RunResult {
                 fast_sources: "10.77.1.0/24".into(),
                 delayed_sources: "10.77.2.0/24".into(),
                 one_way_delay_ms: 150.0,
+                delay_line: None,
                 commands: vec![],
             }),
             ..Default::default()

@@ -78,6 +78,21 @@ pub struct Isolation {
     pub delay_path: Option<DelayPath>,
 }
 
+/// What a user-space delay line carried ("up": clients to server) and what it cost.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DelayLineFigures {
+    pub packets_up: u64,
+    pub packets_down: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Packets lost on the line (queue bound, failed write, or the kernel's TUN queue).
+    pub dropped: u64,
+    pub max_queue_packets: u64,
+    /// CPU time of the relay thread, which includes the kernel's receive work for every packet
+    /// it writes; it runs on the generator's CPUs and counts in the generator's CPU share.
+    pub cpu_us: u64,
+}
+
 /// The veth path between the clients' and the server's namespaces.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct DelayPath {
@@ -86,8 +101,13 @@ pub struct DelayPath {
     pub fast_sources: String,
     /// Delayed client source addresses, as a prefix.
     pub delayed_sources: String,
-    /// netem delay each way, in milliseconds (the round-trip time is twice it).
+    /// Delay each way, in milliseconds (the round-trip time is twice it): netem's, or the
+    /// user-space delay line's.
     pub one_way_delay_ms: f64,
+    /// When a user-space delay line (TUN devices and a relay thread) did the delaying: what it
+    /// carried and what it cost, over the variant it served.
+    #[serde(default)]
+    pub delay_line: Option<DelayLineFigures>,
     /// The `ip` and `tc` commands that built it.
     pub commands: Vec<String>,
 }

@@ -1140,13 +1140,30 @@ fn isolation_html(result: &RunResult) -> String {
             html,
             "<tr><th>delay path</th><td>server at <code>{}</code> behind a veth pair; fast \
              clients from <code>{}</code> undelayed; slow-line clients from <code>{}</code> \
-             delayed {} ms each way by netem (round trip {} ms)",
+             delayed {} ms each way by {} (round trip {} ms)",
             escape(&path.server_address),
             escape(&path.fast_sources),
             escape(&path.delayed_sources),
             plot::style::si(path.one_way_delay_ms),
+            if path.delay_line.is_some() {
+                "a user-space delay line on TUN devices"
+            } else {
+                "netem"
+            },
             plot::style::si(2.0 * path.one_way_delay_ms)
         );
+        if let Some(line) = &path.delay_line {
+            let _ = write!(
+                html,
+                "; it carried {} packets up and {} down, dropped {}, held at most {} packets, \
+                 and its relay thread used {} s of CPU (counted in the generator's share)",
+                count(line.packets_up),
+                count(line.packets_down),
+                count(line.dropped),
+                count(line.max_queue_packets),
+                plot::style::si(line.cpu_us as f64 / 1e6)
+            );
+        }
         if !path.commands.is_empty() {
             let _ = write!(
                 html,

@@ -386,6 +386,7 @@ pub fn with_slow_lines(mut result: RunResult) -> RunResult {
         fast_sources: "10.77.1.0/24".into(),
         delayed_sources: "10.77.2.0/24".into(),
         one_way_delay_ms: 150.0,
+        delay_line: None,
         commands: vec![
             "ip link add lg0 type veth peer name srv0".into(),
             "tc qdisc add dev lg0 root handle 1: prio bands 3 priomap <all fast>".into(),
