@@ -68,8 +68,9 @@ pub struct RunArgs {
     /// iproute2 and sch_netem), `tun-relay` (a user-space delay line on TUN devices between the
     /// namespaces; needs root), `application` (the client waits), or `auto` (netem, else the
     /// delay line, else the application).
-    #[arg(long, value_enum, default_value_t = RttChoice::Auto)]
-    pub rtt: RttChoice,
+    /// [default: the scenario's `rtt`, else auto]
+    #[arg(long, value_enum)]
+    pub rtt: Option<RttChoice>,
     /// Seed of every random draw.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -96,7 +97,7 @@ impl RunArgs {
             rate: self.rate,
             clients: self.clients.map(|c| c.ceil() as u32),
             modem_clients: self.modem_clients.map(|c| c.ceil() as u32),
-            rtt: Some(self.rtt),
+            rtt: self.rtt,
             seed: self.seed,
             workers: self.workers.map(|w| w as usize),
         }

@@ -36,24 +36,13 @@ pub struct Overrides {
     pub clients: Option<u32>,
     /// Replaces the user count of every slow-line (modem) population.
     pub modem_clients: Option<u32>,
-    /// Where slow-line round-trip times come from; None: `auto`.
+    /// Where slow-line round-trip times come from; None: the scenario's `rtt`, else `auto`.
     pub rtt: Option<RttChoice>,
     pub seed: Option<u64>,
     pub workers: Option<usize>,
 }
 
-/// `--rtt`: where slow-line round-trip times come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum RttChoice {
-    /// netem where the machine allows it (root, iproute2, sch_netem), else the application.
-    Auto,
-    /// The kernel delays the slow lines' packets; the run fails if that cannot be set up.
-    Netem,
-    /// The client waits one round trip where a real line would.
-    Application,
-    /// A user-space delay line (TUN devices and a relay thread) even where netem exists.
-    TunRelay,
-}
+pub use crate::scenario::RttChoice;
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -465,7 +454,11 @@ fn isolate(
             _ => None,
         })
         .collect();
-    let choice = options.overrides.rtt.unwrap_or(RttChoice::Auto);
+    let choice = options
+        .overrides
+        .rtt
+        .or(scenario.rtt)
+        .unwrap_or(RttChoice::Auto);
     let mut rtt = RttOutcome {
         mode: RttMode::Application,
         reason: None,

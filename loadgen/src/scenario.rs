@@ -46,12 +46,30 @@ pub struct Scenario {
     pub server: ServerSpec,
     #[serde(default)]
     pub site: SiteSpec,
+    /// Where slow-line (modem) round trips come from; `--rtt` replaces it. None: `auto`.
+    #[serde(default)]
+    pub rtt: Option<RttChoice>,
     /// Client populations; at least one.
     pub clients: Vec<Population>,
     /// Server configurations to run the same load against, one after the other, each with a
     /// fresh server (and a fresh network namespace); e.g. the three close modes.
     #[serde(default)]
     pub variants: Vec<Variant>,
+}
+
+/// Where slow-line round-trip times come from (`rtt` in a scenario, `--rtt` on the command line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum RttChoice {
+    /// The kernel delays the packets where it can (root: netem, else a user-space delay line
+    /// on TUN devices), else the client waits in the application.
+    Auto,
+    /// netem on a veth pair; the run fails if that cannot be set up.
+    Netem,
+    /// A user-space delay line (TUN devices and a relay thread) even where netem exists.
+    TunRelay,
+    /// The client waits one round trip where a real line would.
+    Application,
 }
 
 /// One server configuration of a multi-variant scenario.
