@@ -485,7 +485,11 @@ fn isolate(
         return Ok((private()?, None, rtt));
     };
     let why_not_netem = if choice == RttChoice::Application {
-        Some("--rtt application given".to_string())
+        Some(if options.overrides.rtt.is_some() {
+            "--rtt application given".to_string()
+        } else {
+            "the scenario says rtt = \"application\"".to_string()
+        })
     } else if round_trips.iter().any(|r| *r != round_trip) {
         Some("the slow-line populations have different round-trip times; netem gives one".into())
     } else {
