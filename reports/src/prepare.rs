@@ -482,9 +482,19 @@ fn offered_axis(result: &RunResult) -> (String, Vec<f64>) {
     }
 }
 
-/// The sweep curves of one run; `None` unless it has several load points.
+/// The sweep curves of one run; `None` unless it has several load points at different loads.
 pub fn sweep_view(result: &RunResult) -> Option<SweepView> {
     if result.load_points.len() < 2 {
+        return None;
+    }
+    // Variants at one load (server configurations, or populations joining) are no sweep: an
+    // "offered load" axis would draw a trend between unrelated setups.
+    let first = result.load_points[0].load_fraction;
+    if result
+        .load_points
+        .iter()
+        .all(|p| (p.load_fraction - first).abs() < 1e-9)
+    {
         return None;
     }
     let (offered_axis, xs) = offered_axis(result);

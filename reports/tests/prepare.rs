@@ -352,3 +352,19 @@ fn little_rows_give_no_connection_check_when_most_connections_outlive_the_window
         assert!((ratio - 9_884.0 / 408.1).abs() < 1e-9);
     }
 }
+
+#[test]
+fn variants_at_one_load_are_no_sweep() {
+    use reports::model::{LoadPoint, RunResult};
+    let point = |fraction: f64| LoadPoint {
+        load_fraction: fraction,
+        ..Default::default()
+    };
+    let run = |fractions: &[f64]| RunResult {
+        load_points: fractions.iter().map(|&f| point(f)).collect(),
+        ..Default::default()
+    };
+    assert!(reports::prepare::sweep_view(&run(&[1.0, 1.0, 1.0])).is_none());
+    assert!(reports::prepare::sweep_view(&run(&[1.0])).is_none());
+    assert!(reports::prepare::sweep_view(&run(&[0.5, 1.0])).is_some());
+}
