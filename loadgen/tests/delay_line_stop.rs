@@ -4,6 +4,9 @@
 //! Needs root; without it the test says `SKIPPED: needs root` and checks nothing. A test file
 //! of its own: it looks at every thread and descriptor of the process.
 
+mod split_support;
+use split_support::is_root;
+
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,11 +15,6 @@ use loadgen::delay_line::THREAD_NAME;
 use loadgen::isolation::{
     enter_split_netns_with, with_namespace, DelayMechanism, DelayPreference, CLIENT_TUN, SERVER_TUN,
 };
-
-fn is_root() -> bool {
-    // SAFETY: plain syscall without arguments.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// Threads of this process named like the relay.
 fn relay_threads() -> usize {

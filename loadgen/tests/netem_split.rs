@@ -6,8 +6,10 @@
 //! without `sch_netem` (or `sch_prio`, `cls_u32`) cannot delay: the test then checks that the
 //! failure is reported and leaves the thread where it was, and measures the undelayed path.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+mod split_support;
+use split_support::{echo_server, is_root, round_trip};
+
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,12 +18,6 @@ use loadgen::isolation::{
     current_namespace, enter_split_netns, SplitNetwork, CLIENT_VETH, NETEM_LIMIT_PACKETS,
 };
 use reports::model::IsolationMode;
-use socket2::{Domain, Socket, Type};
-
-fn is_root() -> bool {
-    // SAFETY: plain syscall without arguments.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// The inode of a namespace handle: equal inodes, same namespace.
 fn ns_inode(ns: &std::fs::File) -> u64 {
@@ -30,54 +26,6 @@ fn ns_inode(ns: &std::fs::File) -> u64 {
 
 fn here() -> u64 {
     ns_inode(&current_namespace().unwrap())
-}
-
-/// An echo server on 198.18.0.1 in the server's namespace: every connection gets its bytes
-/// back until it closes.
-fn echo_server(split: &SplitNetwork) -> SocketAddr {
-    let listener = split
-        .in_server_namespace(|| TcpListener::bind((split.server_address, 0)).unwrap())
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                stream.set_nodelay(true).unwrap();
-                let mut buf = [0u8; 64];
-                while let Ok(n @ 1..) = stream.read(&mut buf) {
-                    if stream.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// From `source`: how long the connect took and how long a one-byte echo took.
-fn round_trip(source: IpAddr, server: SocketAddr) -> (Duration, Duration) {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
-    let started = Instant::now();
-    socket
-        .connect_timeout(&server.into(), Duration::from_secs(3))
-        .unwrap();
-    let connect = started.elapsed();
-    let mut stream: TcpStream = socket.into();
-    stream.set_nodelay(true).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
-    assert_eq!(stream.local_addr().unwrap().ip(), source);
-    let started = Instant::now();
-    stream.write_all(b"x").unwrap();
-    let mut byte = [0u8; 1];
-    stream.read_exact(&mut byte).unwrap();
-    let echo = started.elapsed();
-    assert_eq!(&byte, b"x");
-    (connect, echo)
 }
 
 fn assert_fast(source: IpAddr, server: SocketAddr) {

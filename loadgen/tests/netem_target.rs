@@ -6,6 +6,9 @@
 //! Needs root; without it each test says `SKIPPED: needs root`. Command tests use
 //! `python3 -m http.server`.
 
+mod split_support;
+use split_support::is_root;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,11 +20,6 @@ use loadgen::target::{ServerHandle, TargetOptions};
 use socket2::{Domain, Socket, Type};
 
 const PAGE: &str = "hello from the server's namespace\n";
-
-fn is_root() -> bool {
-    // SAFETY: plain syscall without arguments.
-    unsafe { libc::geteuid() == 0 }
-}
 
 struct Dirs {
     _tmp: tempfile::TempDir,

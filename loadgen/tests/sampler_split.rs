@@ -4,6 +4,9 @@
 //!
 //! Needs root for the namespaces; without it the test says `SKIPPED: needs root`.
 
+mod split_support;
+use split_support::is_root;
+
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -18,11 +21,6 @@ use socket2::{Domain, Socket, Type};
 
 const SERVER_FIRST: u64 = 3;
 const CLIENT_FIRST: u64 = 5;
-
-fn is_root() -> bool {
-    // SAFETY: plain syscall without arguments.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// A connection from `source` to `listener`.
 fn connect_from(source: IpAddr, listener: &TcpListener) -> (TcpStream, TcpStream) {
