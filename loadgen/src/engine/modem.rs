@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::engine::pacing::think_time;
-use crate::scenario::{Count, ModemSpec, Think};
+use crate::scenario::{Count, ModemSpec};
 
 /// How the round-trip time of a slow line is produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,11 +109,6 @@ pub fn draw_count<R: Rng + ?Sized>(count: &Count, rng: &mut R) -> u32 {
             (u.ln() / (1.0 - p).ln()).floor().min(10_000.0) as u32
         }
     }
-}
-
-/// A think or linger time.
-pub fn draw_pause<R: Rng + ?Sized>(pause: &Think, rng: &mut R) -> Duration {
-    think_time(pause, rng)
 }
 
 /// One user's downstream line: bytes may be read at `rate` per second. The bucket holds at

@@ -699,7 +699,7 @@ impl<'w> Worker<'w> {
                             }
                             conn.phase = Phase::Sending;
                             if self.profiles[conn.pop as usize].is_some() {
-                                return self.modem_connected(key, now);
+                                return self.begin_upload(key, now);
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
@@ -792,7 +792,7 @@ impl<'w> Worker<'w> {
                     // unasked): drop it; the next request opens a new one.
                     match conn.stream.read(&mut self.read_buf) {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                        _ => return self.close(key),
+                        _ => return self.close(key, now),
                     }
                 }
             }
@@ -890,7 +890,7 @@ impl<'w> Worker<'w> {
         if reusable {
             self.conns[key].phase = Phase::Idle;
         } else {
-            self.close(key);
+            self.close(key, now);
         }
         self.after_request(key, pop, client, reusable, now);
     }
@@ -907,7 +907,7 @@ impl<'w> Worker<'w> {
             return;
         }
         self.count_error(pop, kind, now);
-        self.close(key);
+        self.close(key, now);
         self.after_request(key, pop, client, false, now);
     }
 
@@ -918,7 +918,7 @@ impl<'w> Worker<'w> {
             return;
         }
         if self.profiles[pop as usize].is_some() {
-            return self.modem_after_request(key, client, reusable, now);
+            return self.modem_after_request(client, now);
         }
         match self.open[pop as usize].as_mut() {
             Some(state) => {
@@ -937,8 +937,7 @@ impl<'w> Worker<'w> {
         }
     }
 
-    fn close(&mut self, key: usize) {
-        let now = Instant::now();
+    fn close(&mut self, key: usize, now: Instant) {
         if let Some(conn) = self.conns.try_remove(key) {
             self.open_connections[conn.pop as usize] -= 1;
             let window = self.window;

@@ -9,7 +9,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::{Absorbed, Phase, Worker};
-use crate::engine::modem::{draw_count, draw_pause, LineBucket};
+use crate::engine::modem::{draw_count, LineBucket};
+use crate::engine::pacing::think_time;
 use crate::record::ErrorKind;
 
 /// Connections one user may hold (the scenario's `connections_per_client` is at most this).
@@ -44,8 +45,6 @@ pub struct ModemClient {
     page_loading: bool,
     /// The page itself is on its way; images wait for it, as a browser must.
     page_pending: bool,
-    /// Some connection has data the line has not delivered yet; a read is scheduled.
-    line_busy: bool,
     /// Connections wanted and not opened yet (application round trip), and when they open.
     dialing: u32,
     dial_at: Option<Instant>,
@@ -63,7 +62,6 @@ impl ModemClient {
             in_flight: 0,
             page_loading: false,
             page_pending: false,
-            line_busy: false,
             dialing: 0,
             dial_at: None,
         }
@@ -76,6 +74,12 @@ impl ModemClient {
                 *slot = NO_CONN;
             }
         }
+    }
+
+    /// Some connection has data the line has not delivered yet: a line read is scheduled (while
+    /// a page loads, the user's only timer is its line's).
+    fn line_busy(&self) -> bool {
+        self.page_loading && self.wake_at.is_some()
     }
 
     fn connections(&self) -> impl Iterator<Item = usize> + '_ {
@@ -167,7 +171,7 @@ impl<'w> Worker<'w> {
                                     line.lingering_closes += 1;
                                 }
                             }
-                            self.close(key);
+                            self.close(key, now);
                         }
                         Phase::Receiving => {
                             // The round trip the application adds is over: the reply may come.
@@ -270,13 +274,8 @@ impl<'w> Worker<'w> {
         }
     }
 
-    /// The connect completed: the upload begins (an application-added handshake round trip
-    /// was spent before the connect).
-    pub(super) fn modem_connected(&mut self, key: usize, now: Instant) {
-        self.begin_upload(key, now);
-    }
-
-    /// The request starts crossing the upstream line now.
+    /// The request starts crossing the upstream line now (on a new connection, as soon as the
+    /// connect completes: an application-added handshake round trip was spent before it).
     pub(super) fn begin_upload(&mut self, key: usize, now: Instant) {
         let conn = &mut self.conns[key];
         if let Some(request) = conn.request.as_mut() {
@@ -336,7 +335,7 @@ impl<'w> Worker<'w> {
     /// first bytes once it could have carried them.
     fn line_takes_data(&mut self, client: u32, key: usize, now: Instant) {
         let state = &self.modem_clients[client as usize];
-        if state.line_busy {
+        if state.line_busy() {
             return;
         }
         let pop = state.pop as usize;
@@ -351,7 +350,6 @@ impl<'w> Worker<'w> {
         }
         let state = &mut self.modem_clients[client as usize];
         state.line.restart(now);
-        state.line_busy = true;
         let at = now + state.line.wait_for(waiting.min(quantum));
         self.set_client_wake(client, at);
     }
@@ -366,7 +364,6 @@ impl<'w> Worker<'w> {
             .read_quantum();
         let state = &mut self.modem_clients[client as usize];
         state.wake_at = None;
-        state.line_busy = false;
         state.line.refill(now, quantum);
         let keys: Vec<usize> = state.connections().collect();
         for key in keys {
@@ -399,8 +396,7 @@ impl<'w> Worker<'w> {
             }
         }
         if need > 0 {
-            let state = &mut self.modem_clients[client as usize];
-            state.line_busy = true;
+            let state = &self.modem_clients[client as usize];
             let at = now
                 + state
                     .line
@@ -465,15 +461,9 @@ impl<'w> Worker<'w> {
         }
     }
 
-    /// A request of a slow-line user finished (or failed); `reusable`: its connection is idle
-    /// and may carry the next one.
-    pub(super) fn modem_after_request(
-        &mut self,
-        _key: usize,
-        client: u32,
-        _reusable: bool,
-        now: Instant,
-    ) {
+    /// A request of a slow-line user finished (or failed): the page's images may follow, on
+    /// the connection if it stayed idle or on new ones.
+    pub(super) fn modem_after_request(&mut self, client: u32, now: Instant) {
         let state = &mut self.modem_clients[client as usize];
         state.in_flight = state.in_flight.saturating_sub(1);
         if state.page_pending {
@@ -508,7 +498,7 @@ impl<'w> Worker<'w> {
                 line.retries_on_new_connection += 1;
             }
         }
-        self.close(key);
+        self.close(key, now);
         let state = &mut self.modem_clients[client as usize];
         state.in_flight = state.in_flight.saturating_sub(1);
         state.queued += 1;
@@ -543,14 +533,13 @@ impl<'w> Worker<'w> {
                 .get(key)
                 .is_some_and(|c| c.phase == Phase::Idle && c.request.is_none());
             if idle {
-                let linger = draw_pause(&profile.spec.linger, &mut self.rng);
+                let linger = think_time(&profile.spec.linger, &mut self.rng);
                 self.set_conn_wake(key, now + linger);
             }
         }
-        let think = draw_pause(&profile.spec.think, &mut self.rng);
+        let think = think_time(&profile.spec.think, &mut self.rng);
         let state = &mut self.modem_clients[client as usize];
         state.page_loading = false;
-        state.line_busy = false;
         self.set_client_wake(client, now + think);
     }
 
