@@ -6,50 +6,20 @@
 //! Needs root; without it each test says `SKIPPED: needs root`. Command tests use
 //! `python3 -m http.server`.
 
+mod target_support;
+use target_support::{dirs, options_on, python3_missing, PAGE};
+
 mod split_support;
 use split_support::is_root;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use loadgen::isolation::{current_namespace, enter_split_netns, SplitNetwork};
 use loadgen::scenario::ServerSpec;
 use loadgen::target::{ServerHandle, TargetOptions};
 use socket2::{Domain, Socket, Type};
-
-const PAGE: &str = "hello from the server's namespace\n";
-
-struct Dirs {
-    _tmp: tempfile::TempDir,
-    site: PathBuf,
-    work: PathBuf,
-}
-
-fn dirs() -> Dirs {
-    let tmp = tempfile::tempdir().unwrap();
-    let site = tmp.path().join("site");
-    std::fs::create_dir(&site).unwrap();
-    std::fs::write(site.join("index.html"), PAGE).unwrap();
-    let work = tmp.path().join("work");
-    Dirs {
-        _tmp: tmp,
-        site,
-        work,
-    }
-}
-
-fn options<'a>(dirs: &'a Dirs, split: &SplitNetwork) -> TargetOptions<'a> {
-    TargetOptions {
-        builtin_exe: Path::new(env!("CARGO_BIN_EXE_loadgen")),
-        site_root: &dirs.site,
-        workdir: &dirs.work,
-        server_cpu: None,
-        ready_timeout: Duration::from_secs(20),
-        listen_ip: split.server_address.into(),
-    }
-}
 
 /// One HTTP/1.0 GET from `source`, the whole reply as text.
 fn get_from(source: IpAddr, addr: SocketAddr, path: &str) -> String {
@@ -99,19 +69,6 @@ fn start_in_server_namespace(
     started
 }
 
-/// The command-server tests run `python3 -m http.server`; without python3 they skip and say so.
-fn python3_missing() -> bool {
-    if std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return false;
-    }
-    println!("SKIPPED: python3 is not installed (apt-get install python3)");
-    true
-}
-
 #[test]
 fn builtin_server_listens_in_the_server_namespace() {
     in_split_network(|split| {
@@ -120,7 +77,12 @@ fn builtin_server_listens_in_the_server_namespace() {
             args: Vec::new(),
             cpu: None,
         };
-        let server = start_in_server_namespace(&split, &spec, &options(&dirs, &split)).unwrap();
+        let server = start_in_server_namespace(
+            &split,
+            &spec,
+            &options_on(&dirs, split.server_address.into()),
+        )
+        .unwrap();
         assert_eq!(server.addr().ip().to_string(), "198.18.0.1");
         assert!(
             server.command_line().contains("--listen 198.18.0.1:0"),
@@ -148,7 +110,12 @@ fn command_server_listens_on_host() {
             ready_url: "http://{host}:{port}/".into(),
             cpu: None,
         };
-        let server = start_in_server_namespace(&split, &spec, &options(&dirs, &split)).unwrap();
+        let server = start_in_server_namespace(
+            &split,
+            &spec,
+            &options_on(&dirs, split.server_address.into()),
+        )
+        .unwrap();
         assert_eq!(server.addr().ip().to_string(), "198.18.0.1");
         assert!(
             server.command_line().contains("--bind 198.18.0.1"),
@@ -173,8 +140,12 @@ fn command_server_on_loopback_only_is_reported() {
             ready_url: "http://127.0.0.1:{port}/".into(),
             cpu: None,
         };
-        let error = start_in_server_namespace(&split, &spec, &options(&dirs, &split))
-            .expect_err("the clients cannot reach a server on 127.0.0.1");
+        let error = start_in_server_namespace(
+            &split,
+            &spec,
+            &options_on(&dirs, split.server_address.into()),
+        )
+        .expect_err("the clients cannot reach a server on 127.0.0.1");
         let message = format!("{error:#}");
         assert!(message.contains("198.18.0.1:"), "{message}");
         assert!(message.contains("{host}"), "{message}");
@@ -191,7 +162,8 @@ fn starting_from_the_clients_namespace_is_a_clear_error() {
             cpu: None,
         };
         // Not inside the server's namespace: 198.18.0.1 is not an address here.
-        let error = ServerHandle::start(&spec, &options(&dirs, &split)).unwrap_err();
+        let error = ServerHandle::start(&spec, &options_on(&dirs, split.server_address.into()))
+            .unwrap_err();
         let message = format!("{error:#}");
         assert!(message.contains("198.18.0.1"), "{message}");
         assert!(message.contains("namespace"), "{message}");

@@ -4,58 +4,15 @@
 //! Command tests use `python3 -m http.server`; built-in tests run the loadgen binary's hidden
 //! `serve-builtin` subcommand. All traffic stays on 127.0.0.1.
 
+mod target_support;
+use target_support::{dirs, options, python3_missing, PAGE};
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use loadgen::scenario::ServerSpec;
 use loadgen::target::{ServerHandle, TargetOptions};
-
-const PAGE: &str = "hello from the site\n";
-
-struct Dirs {
-    _tmp: tempfile::TempDir,
-    site: PathBuf,
-    work: PathBuf,
-}
-
-fn dirs() -> Dirs {
-    let tmp = tempfile::tempdir().unwrap();
-    let site = tmp.path().join("site");
-    std::fs::create_dir(&site).unwrap();
-    std::fs::write(site.join("index.html"), PAGE).unwrap();
-    let work = tmp.path().join("work");
-    Dirs {
-        _tmp: tmp,
-        site,
-        work,
-    }
-}
-
-fn options(dirs: &Dirs) -> TargetOptions<'_> {
-    TargetOptions {
-        builtin_exe: Path::new(env!("CARGO_BIN_EXE_loadgen")),
-        site_root: &dirs.site,
-        workdir: &dirs.work,
-        server_cpu: None,
-        ready_timeout: Duration::from_secs(20),
-        listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
-    }
-}
-
-/// The command-server tests run `python3 -m http.server`; without python3 they skip and say so.
-fn python3_missing() -> bool {
-    if std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return false;
-    }
-    println!("SKIPPED: python3 is not installed (apt-get install python3)");
-    true
-}
 
 fn python_server() -> ServerSpec {
     ServerSpec::Command {
