@@ -192,11 +192,10 @@ impl<'site> Connection<'site> {
                 } = self.state
                 {
                     let now_unacked = unacked_u32(io);
-                    // Still receiving the last reply and getting on with it, or it got the
-                    // last byte during this period: the idle time starts (again) now.
-                    let receiving = now_unacked > 0 && now_unacked < previous;
-                    let just_done = now_unacked == 0 && previous != NOT_CHECKED && previous > 0;
-                    if receiving || just_done {
+                    // The client took more of the last reply since the previous check (at the
+                    // first check: it is still taking it): not idle, the timer starts again.
+                    let shrank = now_unacked < previous;
+                    if shrank && (now_unacked > 0 || previous != NOT_CHECKED) {
                         self.state = State::Reading {
                             keepalive_unacked: now_unacked,
                         };
