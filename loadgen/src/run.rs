@@ -612,18 +612,13 @@ fn line_figures(
     line: &crate::record::LineRecorder,
     rtt: &RttOutcome,
 ) -> reports::model::LineFigures {
-    let total_weight: f64 = spec.downstream.iter().map(|r| r.weight).sum();
     reports::model::LineFigures {
         rtt_mode: rtt.mode.name().into(),
         rtt_mode_reason: rtt.reason.clone(),
         rtt_ms: spec.rtt.as_secs_f64() * 1000.0,
         downstream_bps: spec
-            .downstream
-            .iter()
-            .map(|r| reports::model::LineRateShare {
-                bps: r.rate,
-                share: r.weight / total_weight,
-            })
+            .downstream_shares()
+            .map(|(bps, share)| reports::model::LineRateShare { bps, share })
             .collect(),
         upstream_bps: spec.upstream_bps,
         payload_bytes_per_s: spec.mean_payload_bytes_per_s(),

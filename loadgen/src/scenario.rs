@@ -379,12 +379,19 @@ impl ModemSpec {
         f64::from(self.mss) / f64::from(self.mss + self.link_overhead_bytes)
     }
 
-    /// Mean downstream payload bytes per second over the users.
-    pub fn mean_payload_bytes_per_s(&self) -> f64 {
+    /// Each downstream line rate (bit/s) with the share of users on it (the weights
+    /// normalised).
+    pub fn downstream_shares(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
         let total: f64 = self.downstream.iter().map(|r| r.weight).sum();
         self.downstream
             .iter()
-            .map(|r| r.rate / 8.0 * self.payload_share() * r.weight / total)
+            .map(move |r| (r.rate, r.weight / total))
+    }
+
+    /// Mean downstream payload bytes per second over the users.
+    pub fn mean_payload_bytes_per_s(&self) -> f64 {
+        self.downstream_shares()
+            .map(|(rate, share)| rate / 8.0 * self.payload_share() * share)
             .sum()
     }
 }

@@ -46,14 +46,12 @@ pub struct LineProfile {
 impl LineProfile {
     pub fn new(spec: &ModemSpec, rtt_mode: RttMode) -> LineProfile {
         let share = spec.payload_share();
-        let total: f64 = spec.downstream.iter().map(|r| r.weight).sum();
         let mut running = 0.0;
         let payload_rates = spec
-            .downstream
-            .iter()
-            .map(|r| {
-                running += r.weight / total;
-                (r.rate / 8.0 * share, running)
+            .downstream_shares()
+            .map(|(rate, user_share)| {
+                running += user_share;
+                (rate / 8.0 * share, running)
             })
             .collect();
         LineProfile {
