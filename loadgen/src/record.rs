@@ -151,6 +151,7 @@ pub struct PopulationRecorder {
 /// window, updated at every change, so its mean is exact rather than sampled.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LevelIntegral {
+    /// The level now (for connections: the worker's count of open ones).
     pub level: u64,
     /// Level x seconds inside the window so far.
     pub area_s: f64,

@@ -177,7 +177,6 @@ struct Worker<'w> {
     recorders: Vec<PopulationRecorder>,
     interval_index: usize,
     interval: Vec<IntervalFigures>,
-    open_connections: Vec<u64>,
     read_buf: Vec<u8>,
     request_buf: Vec<u8>,
     next_sweep: Instant,
@@ -284,7 +283,6 @@ pub fn run_worker(plan: &WorkerPlan<'_>) -> io::Result<Vec<PopulationRecorder>> 
             .collect(),
         interval_index: 0,
         interval: (0..pops).map(|_| IntervalFigures::new()).collect(),
-        open_connections: vec![0; pops],
         read_buf: vec![0; 64 * 1024],
         request_buf: Vec::with_capacity(256),
         next_sweep: plan.start + TIMEOUT_SWEEP,
@@ -410,8 +408,9 @@ impl<'w> Worker<'w> {
         if self.measuring(now) {
             // Connections opened during the warm-up count as soon as the window opens (idle
             // slow-line connections may never open another one).
-            for (recorder, open) in self.recorders.iter_mut().zip(&self.open_connections) {
-                recorder.peak_open_connections = recorder.peak_open_connections.max(*open);
+            for recorder in &mut self.recorders {
+                let open = recorder.concurrency.open_connections.level;
+                recorder.peak_open_connections = recorder.peak_open_connections.max(open);
             }
         }
         while now >= self.interval_end() && self.interval_end() <= self.plan.end {
@@ -425,8 +424,8 @@ impl<'w> Worker<'w> {
             .map(|_| IntervalFigures::new())
             .collect();
         std::mem::swap(&mut populations, &mut self.interval);
-        for (figures, open) in populations.iter_mut().zip(&self.open_connections) {
-            figures.open_connections = *open;
+        for (figures, recorder) in populations.iter_mut().zip(&self.recorders) {
+            figures.open_connections = recorder.concurrency.open_connections.level;
         }
         let _ = self.plan.reports.send(IntervalReport {
             worker: self.plan.index,
@@ -585,7 +584,6 @@ impl<'w> Worker<'w> {
             drained: false,
             peer_closed: false,
         });
-        self.open_connections[pop as usize] += 1;
         let window = self.window;
         let concurrency = &mut self.recorders[pop as usize].concurrency;
         concurrency.open_connections.up(now, window);
@@ -593,9 +591,9 @@ impl<'w> Worker<'w> {
             concurrency.connections_opened += 1;
         }
         if self.measuring(now) {
-            let open = self.open_connections[pop as usize];
-            let peak = &mut self.recorders[pop as usize].peak_open_connections;
-            *peak = (*peak).max(open);
+            let recorder = &mut self.recorders[pop as usize];
+            let open = recorder.concurrency.open_connections.level;
+            recorder.peak_open_connections = recorder.peak_open_connections.max(open);
         }
         Ok(key)
     }
@@ -939,7 +937,6 @@ impl<'w> Worker<'w> {
 
     fn close(&mut self, key: usize, now: Instant) {
         if let Some(conn) = self.conns.try_remove(key) {
-            self.open_connections[conn.pop as usize] -= 1;
             let window = self.window;
             let concurrency = &mut self.recorders[conn.pop as usize].concurrency;
             concurrency.open_connections.down(now, window);
