@@ -34,7 +34,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Report(args) => {
             let mut results = Vec::new();
             for path in &args.results {
-                results.push(loadgen::run::read_result(path)?);
+                results.push(reports::model::RunResult::read(path)?);
             }
             let out = match (&args.out, args.results.as_slice()) {
                 (Some(out), _) => out.clone(),
@@ -47,7 +47,8 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Fileset(args) => {
-            let summary = loadgen::fileset::write_fileset(&args.out, args.dirs, args.seed)?;
+            let summary =
+                loadgen::specweb96::fileset::write_fileset(&args.out, args.dirs, args.seed)?;
             println!(
                 "{} directories, {} files, {} bytes in {} ({} written, {} already there)",
                 summary.dirs,

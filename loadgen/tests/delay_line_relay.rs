@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use loadgen::delay_line::{
+use loadgen::netns::delay_line::{
     DelayLine, DelayLineConfig, DelayLineEnd, DelayLineHandle, CHUNK_BYTES, MAX_PACKET,
 };
 use socket2::Socket;

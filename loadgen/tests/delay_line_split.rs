@@ -11,8 +11,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use loadgen::delay_line::DelayLineStats;
-use loadgen::isolation::{
+use loadgen::netns::delay_line::DelayLineStats;
+use loadgen::netns::{
     enter_split_netns_with, DelayMechanism, DelayPreference, SplitNetwork, CLIENT_TUN, SERVER_TUN,
 };
 
@@ -162,8 +162,8 @@ fn a_megabyte_crosses_the_delay_line_intact_and_is_counted() {
 
 #[test]
 fn auto_uses_netem_where_the_kernel_has_it_and_the_delay_line_elsewhere() {
-    if std::env::var_os(loadgen::isolation::DELAY_LINE_ENV).is_some() {
-        println!("SKIPPED: {} is set", loadgen::isolation::DELAY_LINE_ENV);
+    if std::env::var_os(loadgen::netns::DELAY_LINE_ENV).is_some() {
+        println!("SKIPPED: {} is set", loadgen::netns::DELAY_LINE_ENV);
         return;
     }
     if !is_root() {

@@ -11,8 +11,8 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use loadgen::delay_line::THREAD_NAME;
-use loadgen::isolation::{
+use loadgen::netns::delay_line::THREAD_NAME;
+use loadgen::netns::{
     enter_split_netns_with, with_namespace, DelayMechanism, DelayPreference, CLIENT_TUN, SERVER_TUN,
 };
 

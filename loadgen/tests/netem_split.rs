@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use loadgen::isolation::{
+use loadgen::netns::{
     current_namespace, enter_split_netns, SplitNetwork, CLIENT_VETH, NETEM_LIMIT_PACKETS,
 };
 use reports::model::IsolationMode;

@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use loadgen::isolation::{current_namespace, enter_split_netns, SplitNetwork};
+use loadgen::netns::{current_namespace, enter_split_netns, SplitNetwork};
 use loadgen::scenario::ServerSpec;
 use loadgen::target::{ServerHandle, TargetOptions};
 use socket2::{Domain, Socket, Type};

@@ -544,7 +544,7 @@ fn verified_content_catches_a_damaged_file() {
     let setup = Setup::new("damaged", &verify_scenario());
     // Where the run keeps the file set of 1 directory and seed 7.
     let root = setup.out().join("filesets/specweb96-1dirs-seed7");
-    loadgen::fileset::write_fileset(&root, 1, 7).unwrap();
+    loadgen::specweb96::fileset::write_fileset(&root, 1, 7).unwrap();
     for k in 1..=9 {
         let path = root.join(format!("dir00000/class1_{k}"));
         let mut bytes = std::fs::read(&path).unwrap();

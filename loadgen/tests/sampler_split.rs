@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loadgen::isolation::{enter_split_netns, with_namespace};
+use loadgen::netns::{enter_split_netns, with_namespace};
 use loadgen::probe::netstat::read_tcp_ext;
 use loadgen::probe::sockstat::read_sockstat;
 use loadgen::probe::{Sample, Sampler, SamplerConfig, SlabSizes};

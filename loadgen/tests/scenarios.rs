@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use loadgen::run::Overrides;
 use loadgen::scenario::{Arrival, Population, Scenario, ServerSpec, SiteSpec, Think};
-use loadgen::workload::{DirChoice, DirScaling, FileChoice, MixParams};
+use loadgen::specweb96::{DirChoice, DirScaling, FileChoice, MixParams};
 
 /// The corpus: file name in `tests/bad_scenarios/`, and the fragments its error must contain.
 /// `line N` is asserted wherever the `toml` crate reports a position; checks that span several

@@ -3,6 +3,7 @@
 //! merged and re-analysed later, and `schema_version` changes whenever the shape does.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
@@ -11,6 +12,70 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped on every incompatible change of the shape below.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Why a `result.json` could not be read or written; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultFileError {
+    /// The file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not JSON of a `RunResult`.
+    #[error("{} is not a loadgen result.json: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// The file was written by a loadgen with another result shape.
+    #[error("{} has schema_version {found}; this build reads {SCHEMA_VERSION}", path.display())]
+    Schema { path: PathBuf, found: u32 },
+    /// The file (or its temporary sibling) could not be written or renamed into place.
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl RunResult {
+    /// Reads a stored result and checks its `schema_version`.
+    pub fn read(path: &Path) -> Result<RunResult, ResultFileError> {
+        let text = std::fs::read(path).map_err(|source| ResultFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let result: RunResult =
+            serde_json::from_slice(&text).map_err(|source| ResultFileError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if result.schema_version != SCHEMA_VERSION {
+            return Err(ResultFileError::Schema {
+                path: path.to_path_buf(),
+                found: result.schema_version,
+            });
+        }
+        Ok(result)
+    }
+
+    /// Writes the result to `PATH.tmp` and renames it over `path`: a reader sees the old file or
+    /// the whole new one, never half a result.
+    pub fn write_atomically(&self, path: &Path) -> Result<(), ResultFileError> {
+        let tmp = path.with_extension("json.tmp");
+        let write_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ResultFileError::Write { path, source }
+        };
+        let json = serde_json::to_vec_pretty(self).map_err(|e| ResultFileError::Write {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+        std::fs::write(&tmp, json).map_err(write_error(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(write_error(path))
+    }
+}
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct RunResult {

@@ -350,26 +350,6 @@ impl TimelineBuilder {
     }
 }
 
-/// Pins the calling thread to one CPU; a failure only loses the pinning, so it is ignored.
-pub fn pin_current_thread(cpu: usize) {
-    pin_current_thread_to(&[cpu]);
-}
-
-/// Pins the calling thread (and the threads it starts later) to a set of CPUs.
-pub fn pin_current_thread_to(cpus: &[usize]) {
-    if cpus.is_empty() {
-        return;
-    }
-    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks against its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &cpu in cpus {
-            libc::CPU_SET(cpu, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,9 +21,9 @@ use crate::engine::pacing::{think_time, ArrivalSchedule};
 use crate::engine::precise_timer::PreciseTimer;
 use crate::engine::source::{connect_nonblocking, SlowLineSocket, SourceAddresses};
 use crate::engine::workload::{Pick, RequestStyle, Workload};
-use crate::fileset::ContentVerifier;
 use crate::record::{ErrorKind, IntervalFigures, IntervalReport, LineRecorder, PopulationRecorder};
 use crate::scenario::{Arrival, Think};
+use crate::specweb96::fileset::ContentVerifier;
 
 mod slow_line;
 use slow_line::{ModemClient, Wake};
@@ -187,7 +187,7 @@ struct Worker<'w> {
 /// Runs the worker to the end of its plan and returns what it measured, per population.
 pub fn run_worker(plan: &WorkerPlan<'_>) -> io::Result<Vec<PopulationRecorder>> {
     if let Some(cpu) = plan.cpu {
-        crate::engine::pin_current_thread(cpu);
+        crate::os::pin_current_thread(&[cpu]).map_err(std::io::Error::other)?;
     }
     let class_count = plan.workload.class_names().len();
     let mut rng = Pcg64Mcg::seed_from_u64(

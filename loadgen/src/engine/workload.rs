@@ -5,8 +5,8 @@ use std::io::Write as _;
 
 use rand::Rng;
 
-use crate::fileset::{ContentPattern, ContentVerifier};
-use crate::workload::{FileId, RequestMix, CLASSES};
+use crate::specweb96::fileset::{ContentPattern, ContentVerifier};
+use crate::specweb96::{FileId, RequestMix, CLASSES};
 
 /// One request's target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,6 +13,7 @@
 //! | `environment` | uname, `/proc/cpuinfo`, `/proc/sys`, rlimits, git | what a run ran on |
 //! | `sampler` | all of the above | one thread sampling every 250 ms |
 
+pub mod accounting;
 pub mod environment;
 pub mod netstat;
 pub mod process;

@@ -46,7 +46,7 @@ use super::slab::{read_slab_sizes, SlabSizes};
 use super::sock_diag::{PortFilter, SockDiag, TimeWaitBySide};
 use super::sockstat::{read_sockstat, SockStat};
 use super::{page_size_bytes, read_text};
-use crate::isolation::with_namespace;
+use crate::netns::with_namespace;
 
 /// Default time between samples.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);

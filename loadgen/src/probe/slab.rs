@@ -168,7 +168,7 @@ mod tests {
     fn reads_this_machine_or_falls_back() {
         let s = read_slab_sizes();
         // As root the kernel's figure (256 or 264 B on x86-64); otherwise the flagged fallback.
-        let is_root = unsafe { libc::geteuid() } == 0;
+        let is_root = crate::os::is_root();
         if is_root {
             assert!(!s.estimated);
             assert!((128..=512).contains(&s.tw_sock_tcp_bytes), "{s:?}");

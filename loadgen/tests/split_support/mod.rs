@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use loadgen::isolation::SplitNetwork;
+use loadgen::netns::SplitNetwork;
 use socket2::{Domain, Socket, Type};
 
 pub fn is_root() -> bool {

@@ -4,8 +4,8 @@
 //! variant left it out. Results from before these fields print as they did.
 
 use hdrhistogram::Histogram;
-use loadgen::summary::print_summary;
 use reports::model::*;
+use reports::render::text::print_summary;
 
 /// A histogram holding exactly `values` (each `(value, times)`), all below 2048 or at the top of
 /// their HDR bucket, so percentiles come back unchanged.

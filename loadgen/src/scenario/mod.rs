@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::workload::{DirScaling, MixParams};
+use crate::specweb96::{DirScaling, MixParams};
 
 /// A scenario as written, after parsing and validation.
 #[derive(Clone, Debug, Deserialize, Serialize)]

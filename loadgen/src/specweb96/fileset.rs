@@ -21,7 +21,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use crate::workload::{FileId, MAX_DIRS, PATH_LEN};
+use crate::specweb96::{FileId, MAX_DIRS, PATH_LEN};
 
 /// Bytes per block: the pattern repeats, apart from each block's header line, with this period.
 const BLOCK: usize = 4096;
@@ -422,7 +422,7 @@ fn write_file(path: &Path, pattern: &ContentPattern, id: FileId, buf: &mut [u8])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::{DIR_BYTES, FILES_PER_DIR};
+    use crate::specweb96::{DIR_BYTES, FILES_PER_DIR};
 
     fn id(dir: u32, class: u8, file: u8) -> FileId {
         FileId::new(dir, class, file).unwrap()

@@ -519,7 +519,7 @@ fn start_command(
 ) -> Result<ServerHandle> {
     create_workdir(options.workdir)?;
     if let Some(cpu) = cpu {
-        check_cpu(cpu)?;
+        crate::os::check_cpu(cpu).context("server cpu")?;
     }
     let port = free_port(options.listen_ip)?;
     let port_text = port.to_string();
@@ -561,7 +561,7 @@ fn start_command(
         // SAFETY: the closure only makes one syscall on a stack value (async-signal-safe);
         // `check_cpu` made sure the index is inside `cpu_set_t`.
         unsafe {
-            shell.pre_exec(move || pin_this_process(cpu));
+            shell.pre_exec(move || crate::os::pin_this_process_raw(cpu));
         }
     }
     let child = shell.spawn().with_context(|| {
@@ -670,44 +670,6 @@ fn free_port(ip: IpAddr) -> Result<u16> {
     };
     let listener = TcpListener::bind((ip, 0)).with_context(context)?;
     Ok(listener.local_addr().with_context(context)?.port())
-}
-
-/// Fails unless this process may run on `cpu`, so that a wrong CPU is reported by number
-/// rather than as the bare `EINVAL` of a failed spawn.
-fn check_cpu(cpu: usize) -> Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        bail!(
-            "server cpu {cpu}: CPU numbers go up to {}",
-            libc::CPU_SETSIZE - 1
-        );
-    }
-    // SAFETY: cpu_set_t is plain data, filled by the kernel; CPU_ISSET reads within its size.
-    let allowed = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(io::Error::last_os_error()).context("reading the loadgen's CPU affinity");
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect::<Vec<_>>()
-    };
-    if !allowed.contains(&cpu) {
-        bail!("server cpu {cpu}: not one this machine lets the loadgen use (allowed: {allowed:?})");
-    }
-    Ok(())
-}
-
-/// Pins the calling process; run in the child between fork and exec, so it must not allocate.
-fn pin_this_process(cpu: usize) -> io::Result<()> {
-    // SAFETY: cpu_set_t is plain data; the caller checked `cpu < CPU_SETSIZE`.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// An `http://` URL reduced to what the probe needs.

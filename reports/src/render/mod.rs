@@ -5,6 +5,8 @@
 //!
 //! Not here: numbers (`prepare`), drawing (`plot`).
 
+pub mod text;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
@@ -13,10 +15,10 @@ use crate::model::{HistogramData, IsolationMode, LoadPoint, RunResult, Totals};
 use crate::plot::{self, Figure};
 use crate::prepare::{self, Better, MetricRow, Quantity};
 
-const PAGE: &str = include_str!("../templates/page.html");
-const RUN: &str = include_str!("../templates/run.html");
-const COMPARISON: &str = include_str!("../templates/comparison.html");
-const STYLE: &str = include_str!("../templates/style.css");
+const PAGE: &str = include_str!("../../templates/page.html");
+const RUN: &str = include_str!("../../templates/run.html");
+const COMPARISON: &str = include_str!("../../templates/comparison.html");
+const STYLE: &str = include_str!("../../templates/style.css");
 
 /// The single-run page of `result`.
 pub fn render_run(result: &RunResult) -> String {

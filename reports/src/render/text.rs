@@ -5,8 +5,8 @@
 
 use std::io::Write;
 
-use reports::model::{HistogramData, KernelAccounting, LoadPoint, RunResult};
-use reports::prepare::{self, LittleRow, LowEnd, SlowLineRow};
+use crate::model::{HistogramData, KernelAccounting, LoadPoint, RunResult};
+use crate::prepare::{self, LittleRow, LowEnd, SlowLineRow};
 
 fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
@@ -261,8 +261,8 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
         result.server.kind,
         result.server.address,
         match result.isolation.mode {
-            reports::model::IsolationMode::PrivateNetns => "private network namespace".to_string(),
-            reports::model::IsolationMode::HostNamespace => format!(
+            crate::model::IsolationMode::PrivateNetns => "private network namespace".to_string(),
+            crate::model::IsolationMode::HostNamespace => format!(
                 "host network namespace ({})",
                 result.isolation.reason.as_deref().unwrap_or("by request")
             ),

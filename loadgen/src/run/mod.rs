@@ -12,18 +12,18 @@ use reports::model::{
     GeneratorInfo, LoadPoint, PopulationResult, RunResult, ServerInfo, SCHEMA_VERSION,
 };
 
-use crate::accounting::{kernel_accounting, PointWindow};
 use crate::engine::modem::RttMode;
 use crate::engine::source::{sources_for, DEFAULT_LOOPBACK_SOURCES};
 use crate::engine::workload::{UrlEntry, Workload};
 use crate::engine::{run_load_point, PointPlan, Progress};
-use crate::fileset::{write_fileset, ContentPattern};
+use crate::probe::accounting::{kernel_accounting, PointWindow};
 use crate::probe::sampler::{Sampler, SamplerConfig};
 use crate::record::{totals_from, ErrorKind};
 use crate::scenario::{Population, Scenario, SiteSpec, Variant};
-use crate::summary::print_summary;
+use crate::specweb96::fileset::{write_fileset, ContentPattern};
+use crate::specweb96::RequestMix;
 use crate::target::{ServerHandle, TargetOptions};
-use crate::workload::RequestMix;
+use reports::render::text::print_summary;
 
 /// Command-line values that replace the scenario's.
 #[derive(Clone, Debug, Default)]
@@ -120,7 +120,10 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
         .join(utc_stamp(started).replace(':', "-"));
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
 
-    let (server_cpu, generator_cpus) = cpu_plan();
+    let crate::os::CpuPlan {
+        server: server_cpu,
+        generator: generator_cpus,
+    } = crate::os::cpu_plan();
     let interrupted = Arc::new(AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted));
     let mut result = RunResult {
@@ -181,13 +184,13 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
             ));
         }
     }
-    write_result(&result_path, &result)?;
+    result.write_atomically(&result_path)?;
     let report_path = run_dir.join("report.html");
     if let Err(e) = reports::render::write_report(&report_path, std::slice::from_ref(&result)) {
         result
             .warnings
             .push(format!("the HTML report could not be written: {e}"));
-        write_result(&result_path, &result)?;
+        result.write_atomically(&result_path)?;
     }
     Ok(RunOutput {
         result_path,
@@ -256,7 +259,7 @@ fn run_variant(
     let target = server.addr();
     let server_pid = server.pid();
     // The main thread and the sampler it starts stay off the server's CPU too.
-    crate::engine::pin_current_thread_to(context.generator_cpus);
+    crate::os::pin_current_thread(context.generator_cpus)?;
     let (sources, population_sources) = match &split {
         Some(net) => (
             net.fast_sources.clone(),
@@ -394,7 +397,7 @@ fn run_variant(
                 .push(format!("stopped early: {reason}"));
             stopped = true;
         }
-        write_result(context.result_path, result)?;
+        result.write_atomically(context.result_path)?;
         if stopped {
             break;
         }
@@ -430,7 +433,7 @@ fn run_variant(
     }
     result.server.exit = stop.exit;
     result.server.notes.extend(stop.notes);
-    write_result(context.result_path, result)?;
+    result.write_atomically(context.result_path)?;
     Ok(stopped)
 }
 
@@ -444,7 +447,7 @@ fn isolate(
     relay_cpus: &[usize],
 ) -> Result<(
     reports::model::Isolation,
-    Option<crate::isolation::SplitNetwork>,
+    Option<crate::netns::SplitNetwork>,
     RttOutcome,
 )> {
     let round_trips: Vec<Duration> = populations
@@ -477,10 +480,10 @@ fn isolate(
             }
             rtt.reason = Some(format!("in the host namespace ({reason})"));
         }
-        return Ok((crate::isolation::host(reason), None, rtt));
+        return Ok((crate::netns::host(reason), None, rtt));
     }
     let private =
-        || crate::isolation::enter_private_netns().context("entering a private network namespace");
+        || crate::netns::enter_private_netns().context("entering a private network namespace");
     let Some(&round_trip) = round_trips.first() else {
         return Ok((private()?, None, rtt));
     };
@@ -494,16 +497,16 @@ fn isolate(
         Some("the slow-line populations have different round-trip times; netem gives one".into())
     } else {
         let prefer = match choice {
-            RttChoice::Netem => crate::isolation::DelayPreference::Netem,
-            RttChoice::TunRelay => crate::isolation::DelayPreference::TunRelay,
-            RttChoice::Auto | RttChoice::Application => crate::isolation::DelayPreference::Auto,
+            RttChoice::Netem => crate::netns::DelayPreference::Netem,
+            RttChoice::TunRelay => crate::netns::DelayPreference::TunRelay,
+            RttChoice::Auto | RttChoice::Application => crate::netns::DelayPreference::Auto,
         };
-        match crate::isolation::enter_split_netns_with(round_trip / 2, prefer, relay_cpus)
+        match crate::netns::enter_split_netns_with(round_trip / 2, prefer, relay_cpus)
             .context("building the delayed path between the namespaces")?
         {
             Ok(net) => {
                 rtt.mode = match net.delay_mechanism {
-                    Some(crate::isolation::DelayMechanism::TunRelay) => RttMode::TunRelay,
+                    Some(crate::netns::DelayMechanism::TunRelay) => RttMode::TunRelay,
                     _ => RttMode::Netem,
                 };
                 rtt.reason = net.why_not_netem.clone();
@@ -717,17 +720,6 @@ pub fn report_run(output: &RunOutput) {
     }
 }
 
-/// The server gets the last CPU, the generator the others; one CPU: nobody is pinned.
-fn cpu_plan() -> (Option<usize>, Vec<usize>) {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    if cpus < 2 {
-        return (None, Vec::new());
-    }
-    (Some(cpus - 1), (0..cpus - 1).collect())
-}
-
 /// Relative `root` and `urls` of a directory site are relative to the scenario file.
 fn prepare_site(
     scenario: &Scenario,
@@ -807,70 +799,7 @@ fn prepare_site(
     }
 }
 
-/// Reads a stored result, naming the file in errors.
-pub fn read_result(path: &Path) -> Result<RunResult> {
-    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let result: RunResult = serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a loadgen result.json", path.display()))?;
-    if result.schema_version != SCHEMA_VERSION {
-        bail!(
-            "{} has schema_version {}; this loadgen reads {SCHEMA_VERSION}",
-            path.display(),
-            result.schema_version
-        );
-    }
-    Ok(result)
-}
-
-/// Writes the result to a temporary file and renames it: a reader never sees half a result.
-pub fn write_result(path: &Path, result: &RunResult) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let json = serde_json::to_vec_pretty(result)?;
-    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// `2026-11-24T23:50:36Z` for a time, without a date library.
+/// `2026-11-24T23:50:36Z`: RFC 3339, UTC, whole seconds.
 pub fn utc_stamp(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_stamps_are_rfc3339() {
-        assert_eq!(utc_stamp(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_564_236);
-        assert_eq!(utc_stamp(t), "2026-11-24T23:50:36Z");
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_825_600);
-        assert_eq!(utc_stamp(leap), "2000-02-29T12:00:00Z");
-    }
+    humantime::format_rfc3339_seconds(time).to_string()
 }

@@ -1,7 +1,7 @@
 //! A user-space delay line for kernels without `sch_netem`: a thread that holds every packet it
 //! reads from one packet descriptor for a fixed time, then writes it to the other one, both ways.
 //!
-//! [`isolation`](crate::isolation) uses it between two TUN devices, `abt-c` in the clients'
+//! [`netns`](crate::netns) uses it between two TUN devices, `abt-c` in the clients'
 //! namespace and `abt-s` in the server's: the kernel routes the delayed sources' packets into
 //! `abt-c`, the relay reads them, keeps each for the one-way delay and writes it to `abt-s`,
 //! where the server's stack receives it as if it came off a wire (and the server's answers go

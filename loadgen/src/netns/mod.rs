@@ -36,7 +36,7 @@
 //! and routes that send the delayed sources' packets through it: in the clients' namespace a
 //! policy rule `from 198.18.1.0/24 lookup 100` with `198.18.0.1/32 dev abt-c` in table 100, in
 //! the server's `198.18.1.0/24 dev abt-s` (more specific than the veth's /16). The relay thread
-//! of [`crate::delay_line`] holds every packet read from one device for the one-way delay and
+//! of [`crate::netns::delay_line`] holds every packet read from one device for the one-way delay and
 //! writes it to the other ([`SplitNetwork::delay_line`]); the kernel on each side sees a plain
 //! point-to-point link, so TCP gets the same real round trip as with netem. The devices go
 //! away when the relay stops (it owns their only descriptors). `rp_filter` is set to 0 where
@@ -45,6 +45,8 @@
 //!
 //! Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking) and never leave the run's two
 //! namespaces: no route joins them to the host's.
+
+pub mod delay_line;
 
 use std::fs::File;
 use std::io;
@@ -58,7 +60,7 @@ use std::os::fd::AsRawFd;
 
 pub use reports::model::{DelayPath, Isolation, IsolationMode};
 
-use crate::delay_line::{
+use crate::netns::delay_line::{
     open_tun, DelayLine, DelayLineConfig, DelayLineEnd, DelayLineHandle, NetDevCounter,
     DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_PACKETS,
 };
@@ -114,7 +116,7 @@ pub fn host(reason: impl Into<String>) -> Isolation {
 /// share the namespace.
 pub fn enter_private_netns() -> io::Result<Isolation> {
     // SAFETY: plain syscalls without pointers.
-    if unsafe { libc::geteuid() } != 0 {
+    if !crate::os::is_root() {
         return Ok(host(
             "not root: a private network namespace needs CAP_SYS_ADMIN",
         ));
@@ -321,7 +323,7 @@ pub fn enter_split_netns_with(
     relay_cpus: &[usize],
 ) -> io::Result<Result<SplitNetwork, String>> {
     // SAFETY: plain syscall without arguments.
-    if unsafe { libc::geteuid() } != 0 {
+    if !crate::os::is_root() {
         return Ok(Err(
             "not root: the split namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN".into(),
         ));
@@ -783,7 +785,7 @@ fn build_split(
                     "user-space delay line on tun devices {CLIENT_TUN} <-> {SERVER_TUN}, {} ms each way \
                      (relay thread `{}`, {pinned}, queues of at most {} packets or {} MiB each way)",
                     one_way_delay.as_secs_f64() * 1000.0,
-                    crate::delay_line::THREAD_NAME,
+                    crate::netns::delay_line::THREAD_NAME,
                     DEFAULT_QUEUE_PACKETS,
                     DEFAULT_QUEUE_BYTES >> 20,
                 ),
