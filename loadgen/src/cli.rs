@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::run::{Overrides, RttChoice};
+use afterburner::units::{parse_count, parse_duration};
+
+use crate::scenario::{Overrides, RttChoice};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -58,18 +60,18 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_count)]
     pub rate: Option<f64>,
     /// Clients of every closed-loop population, e.g. 50 or 1k.
-    #[arg(long, value_parser = parse_count)]
-    pub clients: Option<f64>,
+    #[arg(long, value_parser = parse_whole_count)]
+    pub clients: Option<u32>,
     /// Users of every slow-line (kind = "modem") population, e.g. 2k.
-    #[arg(long, value_parser = parse_count)]
-    pub modem_clients: Option<f64>,
+    #[arg(long, value_parser = parse_whole_count)]
+    pub modem_clients: Option<u32>,
     /// How slow-line clients get their round-trip time: `netem` (the kernel delays their
     /// packets on a veth pair between the clients' and the server's namespaces; needs root,
     /// iproute2 and sch_netem), `tun-relay` (a user-space delay line on TUN devices between the
     /// namespaces; needs root), `application` (the client waits), or `auto` (netem, else the
     /// delay line, else the application).
     /// [default: the scenario's `rtt`, else auto]
-    #[arg(long, value_enum)]
+    #[arg(long, value_name = "MODE", value_parser = rtt_parser())]
     pub rtt: Option<RttChoice>,
     /// Seed of every random draw.
     #[arg(long)]
@@ -95,8 +97,8 @@ impl RunArgs {
             duration: self.duration,
             warmup: self.warmup,
             rate: self.rate,
-            clients: self.clients.map(|c| c.ceil() as u32),
-            modem_clients: self.modem_clients.map(|c| c.ceil() as u32),
+            clients: self.clients,
+            modem_clients: self.modem_clients,
             rtt: self.rtt,
             seed: self.seed,
             workers: self.workers.map(|w| w as usize),
@@ -128,39 +130,18 @@ pub struct FilesetArgs {
     pub seed: u64,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::scenario::duration_text::parse(text)
+/// `--rtt`'s values, listed in `--help` and checked by clap.
+fn rtt_parser() -> impl clap::builder::TypedValueParser<Value = RttChoice> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(RttChoice::NAMES.map(|(name, _)| name))
+        .map(|name| name.parse::<RttChoice>().expect("one of RttChoice::NAMES"))
 }
 
-/// `2000`, `2k`, `1.5k`, `1M`.
-pub fn parse_count(text: &str) -> Result<f64, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let (number, scale) = match lower.strip_suffix('k') {
-        Some(n) => (n, 1e3),
-        None => match lower.strip_suffix('m') {
-            Some(n) => (n, 1e6),
-            None => (lower.as_str(), 1.0),
-        },
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number like 500, 2k or 1.5M"))?;
-    if !(value.is_finite() && value > 0.0) {
-        return Err(format!("`{text}` must be more than 0"));
+/// A count for `--clients` and `--modem-clients`: `64`, `2k`; whole numbers only.
+fn parse_whole_count(text: &str) -> Result<u32, String> {
+    let value = parse_count(text).map_err(|e| e.to_string())?;
+    if value.fract() != 0.0 || value > f64::from(u32::MAX) {
+        return Err(format!("`{text}` is not a whole number of clients"));
     }
-    Ok(value * scale)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_take_k_and_m_suffixes() {
-        assert_eq!(parse_count("2000"), Ok(2000.0));
-        assert_eq!(parse_count("2k"), Ok(2000.0));
-        assert_eq!(parse_count("1.5M"), Ok(1_500_000.0));
-        assert!(parse_count("fast").is_err());
-        assert!(parse_count("0").is_err());
-    }
+    Ok(value as u32)
 }

@@ -1,5 +1,7 @@
 //! The `loadgen` binary: parse the command line, dispatch, print `Error: ...` and exit 1 on failure.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use clap::Parser;
 use loadgen::cli::{Cli, Command};
@@ -15,17 +17,22 @@ fn main() {
 fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Run(args) => {
-            let options = loadgen::run::RunOptions {
-                scenario: args.scenario.clone(),
-                out: args.out.clone(),
-                overrides: args.overrides(),
-                quiet: args.quiet,
-                builtin_exe: std::env::current_exe()?,
-                private_netns: !args.no_netns,
-                sample_interval: args.sample_interval,
-            };
-            let output = loadgen::run::run(&options)?;
-            loadgen::run::report_run(&output);
+            let mut plan = loadgen::run::RunPlan::load(&args.scenario, &args.overrides())?;
+            plan.out = args.out.clone();
+            plan.builtin_exe = std::env::current_exe()?;
+            plan.private_netns = !args.no_netns;
+            plan.sample_interval = args.sample_interval;
+            plan.progress = !args.quiet;
+            // Ctrl-C ends the load and still writes the result; the server under test leads a
+            // process group of its own, so the signal reaches only us, and we stop it.
+            signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&plan.stop))?;
+            let output = loadgen::run::run(&plan)?;
+            reports::render::text::print_summary(&output.result, &mut std::io::stdout().lock());
+            println!("result: {}", output.result_path.display());
+            let report = output.result_path.with_file_name("report.html");
+            if report.exists() {
+                println!("report: {}", report.display());
+            }
             if !output.result.valid {
                 std::process::exit(3);
             }

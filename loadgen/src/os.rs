@@ -14,7 +14,7 @@ use rustix::thread::CpuSet;
 #[derive(Debug, thiserror::Error)]
 pub enum AffinityError {
     /// The CPU is outside the set this process may run on (its affinity mask, cgroup cpuset).
-    #[error("CPU {cpu} is not one this machine lets the loadgen use (allowed: {allowed:?})")]
+    #[error("cpu {cpu} is not one this machine lets the loadgen use (allowed: {allowed:?})")]
     NotAllowed { cpu: usize, allowed: Vec<usize> },
     /// `sched_setaffinity(2)` or `sched_getaffinity(2)` failed.
     #[error("pinning to CPUs {cpus:?}: {source}")]
@@ -150,7 +150,7 @@ mod tests {
     fn a_cpu_outside_the_allowed_set_is_named() {
         let error = check_cpu(CpuSet::MAX_CPU + 5).unwrap_err().to_string();
         assert!(
-            error.contains(&format!("CPU {}", CpuSet::MAX_CPU + 5)),
+            error.contains(&format!("cpu {}", CpuSet::MAX_CPU + 5)),
             "{error}"
         );
         let first = allowed_cpus()[0];

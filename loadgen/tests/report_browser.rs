@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::run::{run, Overrides, RunOptions};
+use loadgen::run::{run, RunPlan};
+use loadgen::scenario::Overrides;
 use reports::model::RunResult;
 
 /// Debian's browser; `AFTERBURNER_CHROMIUM` names another (or a missing one, to try the
@@ -51,16 +52,12 @@ requests_per_connection = 1
 fn real_run(dir: &Path) -> RunResult {
     let scenario = dir.join("browser.toml");
     std::fs::write(&scenario, SCENARIO).unwrap();
-    let options = RunOptions {
-        scenario,
-        out: dir.join("out"),
-        overrides: Overrides::default(),
-        quiet: true,
-        builtin_exe: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
-        private_netns: false,
-        sample_interval: Duration::from_millis(250),
-    };
-    let output = run(&options).unwrap_or_else(|e| panic!("run failed: {e:#}"));
+    let mut plan = RunPlan::load(&scenario, &Overrides::default()).unwrap();
+    plan.out = dir.join("out");
+    plan.builtin_exe = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
+    plan.private_netns = false;
+    plan.sample_interval = Duration::from_millis(250);
+    let output = run(&plan).unwrap_or_else(|e| panic!("run failed: {e:#}"));
     assert!(
         output.result.load_points.iter().all(|p| p.totals.ops > 0),
         "the run completed no request"

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use loadgen::run::{run, Overrides, RunOptions, RunOutput};
+use loadgen::run::{run, RunOutput, RunPlan};
+use loadgen::scenario::Overrides;
 use reports::model::{LoadPoint, PopulationResult, RunResult};
 use tempfile::TempDir;
 
@@ -33,21 +34,30 @@ impl Setup {
         self.tmp.path().join("out")
     }
 
-    fn options(&self) -> RunOptions {
-        RunOptions {
-            scenario: self.scenario.clone(),
-            out: self.out(),
-            overrides: Overrides::default(),
-            quiet: true,
-            builtin_exe: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
-            // As `loadgen run` does by default: a private network namespace when root.
-            private_netns: true,
-            sample_interval: std::time::Duration::from_millis(250),
-        }
+    fn plan(&self) -> RunPlan {
+        self.try_plan(&self.scenario)
+            .unwrap_or_else(|e| panic!("bad scenario: {e}"))
+    }
+
+    /// The plan `loadgen run SCENARIO --out OUT` builds, or its error as the user sees it.
+    fn try_plan(&self, scenario: &Path) -> Result<RunPlan, String> {
+        let mut plan =
+            RunPlan::load(scenario, &Overrides::default()).map_err(|e| format!("{e:#}"))?;
+        plan.out = self.out();
+        plan.builtin_exe = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
+        // As `loadgen run` does by default: a private network namespace when root.
+        plan.private_netns = true;
+        plan.sample_interval = Duration::from_millis(250);
+        Ok(plan)
+    }
+
+    /// The plan and the run, or the first error as the user sees it.
+    fn try_run(&self) -> Result<RunOutput, String> {
+        run(&self.try_plan(&self.scenario)?).map_err(|e| format!("{e:#}"))
     }
 
     fn run(&self) -> RunOutput {
-        run(&self.options()).unwrap_or_else(|e| panic!("run failed: {e:#}"))
+        self.try_run().unwrap_or_else(|e| panic!("run failed: {e}"))
     }
 }
 
@@ -348,8 +358,8 @@ fn find_builtin_server(dir: &Path, within: Duration) -> u32 {
 #[test]
 fn a_killed_server_ends_the_run_with_an_invalid_result() {
     let setup = Setup::new("killed", &closed_scenario(8, 1, "0s", "6s"));
-    let options = setup.options();
-    let runner = thread::spawn(move || run(&options));
+    let plan = setup.plan();
+    let runner = thread::spawn(move || run(&plan));
     let pid = find_builtin_server(setup.tmp.path(), Duration::from_secs(30));
     thread::sleep(Duration::from_secs(2));
     // SAFETY: plain syscall; `pid` is this process's own child, found by its arguments.
@@ -407,14 +417,12 @@ fn a_killed_server_ends_the_run_with_an_invalid_result() {
 #[test]
 fn a_missing_scenario_is_named() {
     let setup = Setup::new("exists", &closed_scenario(1, 1, "0s", "1s"));
-    let mut options = setup.options();
-    options.scenario = setup.tmp.path().join("no-such-scenario.toml");
-    let message = format!(
-        "{:#}",
-        run(&options).err().expect("a missing file must fail")
-    );
+    let missing = setup.tmp.path().join("no-such-scenario.toml");
+    let message = setup
+        .try_plan(&missing)
+        .expect_err("a missing file must fail");
     assert!(
-        message.contains(&options.scenario.display().to_string()),
+        message.contains(&missing.display().to_string()),
         "{message}"
     );
     assert!(message.contains("cannot read it"), "{message}");
@@ -429,7 +437,7 @@ fn a_bad_scenario_is_named_with_its_line() {
         "warmup = \"0s\"\nduration = \"1s\"\nworkerz = 2\n\n\
          [[clients]]\nname = \"lan\"\nkind = \"closed\"\nclients = 1\n",
     );
-    let message = format!("{:#}", run(&setup.options()).err().expect("must fail"));
+    let message = setup.try_run().err().expect("must fail");
     assert!(
         message.contains(&setup.scenario.display().to_string()),
         "{message}"
@@ -456,7 +464,7 @@ fn an_unreachable_server_is_named_by_its_url() {
         ),
     );
     let started = Instant::now();
-    let message = format!("{:#}", run(&setup.options()).err().expect("must fail"));
+    let message = setup.try_run().err().expect("must fail");
     assert!(message.contains(&url), "{message}");
     assert!(message.contains("does not answer"), "{message}");
     assert!(message.to_lowercase().contains("refused"), "{message}");

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use loadgen::run::Overrides;
+use loadgen::scenario::Overrides;
 use loadgen::scenario::{Arrival, Population, Scenario, ServerSpec, SiteSpec, Think};
 use loadgen::specweb96::{DirChoice, DirScaling, FileChoice, MixParams};
 
@@ -19,7 +19,7 @@ const BAD: &[(&str, &[&str])] = &[
     // Slow-line (modem) populations.
     (
         "modem_bad_rate.toml",
-        &["line 7", "`fast` is not a bit rate", "\"53.3k\""],
+        &["line 7", "`fast` is not a bit rate", "like 53300, 53.3k"],
     ),
     (
         "modem_key_on_closed.toml",
@@ -88,7 +88,7 @@ const BAD: &[(&str, &[&str])] = &[
         &[
             "line 4",
             "`10 fortnights` is not a duration",
-            "\"500ms\" or \"10s\"",
+            "is not a duration like 500ms, 10s or 2m",
         ],
     ),
     (
@@ -309,8 +309,7 @@ fn overrides_get_the_same_range_checks_as_the_file() {
     let mut failures = Vec::new();
     for (field, overrides) in cases {
         let mut scenario = base.clone();
-        scenario.apply(&overrides);
-        match scenario.validate() {
+        match scenario.apply_overrides(&overrides) {
             Ok(()) => failures.push(format!("{field} = 0 accepted")),
             Err(message) if !message.contains(field) => {
                 failures.push(format!("{field} = 0: `{message}` does not name {field}"))
@@ -329,13 +328,14 @@ fn a_zero_duration_override_is_rejected() {
         Path::new("d.toml"),
     )
     .unwrap();
-    scenario.apply(&Overrides {
-        duration: Some(Duration::ZERO),
-        ..Overrides::default()
-    });
     assert_eq!(
-        scenario.validate().unwrap_err(),
-        "duration: must be more than 0"
+        scenario
+            .apply_overrides(&Overrides {
+                duration: Some(Duration::ZERO),
+                ..Overrides::default()
+            })
+            .unwrap_err(),
+        "--duration: must be more than 0"
     );
 }
 

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use loadgen::run::{run, Overrides, RunOptions, RunOutput};
+use loadgen::run::{run, RunOutput, RunPlan};
+use loadgen::scenario::Overrides;
 use reports::model::{IsolationMode, LoadPoint};
 
 fn is_root() -> bool {
@@ -48,16 +49,12 @@ args = ["--close", "reset"]
 
 /// Runs `scenario` in a private namespace (as `loadgen run` does as root), results under `dir`.
 fn run_in(scenario: &Path, dir: &Path) -> RunOutput {
-    run(&RunOptions {
-        scenario: scenario.to_path_buf(),
-        out: dir.join("out"),
-        overrides: Overrides::default(),
-        quiet: true,
-        builtin_exe: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
-        private_netns: true,
-        sample_interval: Duration::from_millis(250),
-    })
-    .unwrap_or_else(|e| panic!("run failed: {e:#}"))
+    let mut plan = RunPlan::load(scenario, &Overrides::default()).unwrap();
+    plan.out = dir.join("out");
+    plan.builtin_exe = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
+    plan.private_netns = true;
+    plan.sample_interval = Duration::from_millis(250);
+    run(&plan).unwrap_or_else(|e| panic!("run failed: {e:#}"))
 }
 
 fn closes(point: &LoadPoint, side: &str) -> u64 {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::conn::CloseMode;
+use crate::units::{parse_bytes, parse_duration};
 use crate::ServerConfig;
 
 const ABOUT: &str =
@@ -127,7 +128,8 @@ pub fn parse_close_mode(text: &str) -> Result<(CloseMode, Duration), String> {
     };
     let linger = duration
         .map(parse_duration)
-        .transpose()?
+        .transpose()
+        .map_err(|e| e.to_string())?
         .unwrap_or(DEFAULT_LINGER);
     if linger.is_zero() {
         return Err("the wait-client duration must be more than 0".into());
@@ -143,53 +145,9 @@ pub fn parse_close_mode(text: &str) -> Result<(CloseMode, Duration), String> {
     }
 }
 
-/// `250ms`, `10s`, `2m`, `1h`, or a combination humantime accepts.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration ({e}); try 500ms or 10s"))
-}
-
-/// `8192`, `8K`, `8KiB`, `10MiB`, `1G`: powers of 1024.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(split);
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size: expected a number like 8192 or 8KiB"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit `{unit}`: use K, M or G (KiB, MiB, GiB)"
-            ))
-        }
-    };
-    value
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("`{text}` is too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_units() {
-        assert_eq!(parse_bytes("512"), Ok(512));
-        assert_eq!(parse_bytes("8KiB"), Ok(8192));
-        assert_eq!(parse_bytes("8k"), Ok(8192));
-        assert_eq!(parse_bytes("10MiB"), Ok(10 << 20));
-        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
-        assert!(parse_bytes("ten").is_err());
-        assert!(parse_bytes("5 parsecs").unwrap_err().contains("parsecs"));
-    }
 
     #[test]
     fn close_modes_parse_with_optional_duration() {

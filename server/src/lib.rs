@@ -9,6 +9,7 @@ pub mod reftab;
 pub mod site;
 pub mod stats;
 pub mod timers;
+pub mod units;
 
 use std::io::Write;
 use std::net::SocketAddr;

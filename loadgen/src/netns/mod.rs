@@ -47,6 +47,7 @@
 //! namespaces: no route joins them to the host's.
 
 pub mod delay_line;
+pub mod policy;
 
 use std::fs::File;
 use std::io;

@@ -1,187 +1,168 @@
-//! One `loadgen run`: prepare the site, start the server, run each load point, stop the server,
-//! and write `result.json` (after every load point, so a later failure loses nothing).
+//! One run of a scenario: the single pipeline every command calls (`loadgen run` today; the
+//! comparisons, CI checks and shards call the same [`run`] many times). A checked [`RunPlan`]
+//! goes in, a [`RunOutput`] with the `RunResult` comes out; `result.json` is written after every
+//! load point, so a later failure loses nothing already measured.
+//!
+//! This file holds the orchestration only: per variant, place the run in its network namespaces,
+//! start the server, run each load point with the sampler beside it, stop the server. The parts
+//! are rooms of their own: `site` (the file set or URL list), `point` (a load point's result from
+//! the engine's and the sampler's figures), `validity` (pure checks), `progress` (the terminal
+//! line); namespaces are `netns::policy`'s, the server `target`'s, the load `engine`'s.
 
-use std::io::{IsTerminal, Write as _};
+pub mod point;
+pub mod progress;
+pub mod site;
+pub mod validity;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{bail, Context, Result};
-use reports::model::{
-    GeneratorInfo, LoadPoint, PopulationResult, RunResult, ServerInfo, SCHEMA_VERSION,
-};
+use reports::model::{GeneratorInfo, ResultFileError, RunResult, ServerInfo, SCHEMA_VERSION};
 
 use crate::engine::modem::RttMode;
 use crate::engine::source::{sources_for, DEFAULT_LOOPBACK_SOURCES};
-use crate::engine::workload::{UrlEntry, Workload};
-use crate::engine::{run_load_point, PointPlan, Progress};
-use crate::probe::accounting::{kernel_accounting, PointWindow};
+use crate::engine::workload::Workload;
+use crate::engine::{run_load_point, PointPlan};
+use crate::netns::policy::{place_variant, NetworkWish, PlacementError};
+use crate::netns::DelayMechanism;
+use crate::os::{AffinityError, CpuPlan};
 use crate::probe::sampler::{Sampler, SamplerConfig};
-use crate::record::{totals_from, ErrorKind};
-use crate::scenario::{Population, Scenario, SiteSpec, Variant};
-use crate::specweb96::fileset::{write_fileset, ContentPattern};
-use crate::specweb96::RequestMix;
+use crate::scenario::{
+    Overrides, Population, RttChoice, Scenario, ScenarioError, ServerSpec, Variant,
+};
 use crate::target::{ServerHandle, TargetOptions};
-use reports::render::text::print_summary;
+use point::{build_point, load_fractions, point_label, PointContext, RttOutcome};
+use progress::ProgressLine;
+use site::{prepare_site, SiteError};
 
-/// Command-line values that replace the scenario's.
-#[derive(Clone, Debug, Default)]
-pub struct Overrides {
-    pub duration: Option<Duration>,
-    pub warmup: Option<Duration>,
-    /// Replaces the rate of every open population.
-    pub rate: Option<f64>,
-    /// Replaces the client count of every closed population.
-    pub clients: Option<u32>,
-    /// Replaces the user count of every slow-line (modem) population.
-    pub modem_clients: Option<u32>,
-    /// Where slow-line round-trip times come from; None: the scenario's `rtt`, else `auto`.
-    pub rtt: Option<RttChoice>,
-    pub seed: Option<u64>,
-    pub workers: Option<usize>,
-}
-
-pub use crate::scenario::RttChoice;
-
+/// Everything one run needs, checked before any work starts.
 #[derive(Clone, Debug)]
-pub struct RunOptions {
-    pub scenario: PathBuf,
+pub struct RunPlan {
+    /// The scenario with the command-line overrides applied and checked.
+    pub scenario: Scenario,
+    /// The scenario file's directory: a directory site's `root` and `urls` are relative to it.
+    pub scenario_dir: PathBuf,
     /// Results go to `OUT/<scenario>/<UTC time>/`; file sets to `OUT/filesets/`.
     pub out: PathBuf,
-    pub overrides: Overrides,
-    pub quiet: bool,
     /// The executable with the `serve-builtin` subcommand (the loadgen itself).
     pub builtin_exe: PathBuf,
     /// Run in a private network namespace when root (false: `--no-netns`).
     pub private_netns: bool,
     /// Time between kernel and server samples.
     pub sample_interval: Duration,
+    /// Draw a live progress line when stderr is a terminal.
+    pub progress: bool,
+    /// Set it (Ctrl-C does, through the command line's handler) to end the run early; what was
+    /// measured is kept and the result marked invalid.
+    pub stop: Arc<AtomicBool>,
+    /// The command line as typed, recorded in the result.
+    pub command_line: String,
 }
 
+impl RunPlan {
+    /// A plan for the scenario file at `path` with `overrides` applied and checked, results
+    /// under `runs/`, the built-in server started from this executable, a private namespace
+    /// when root, samples every 250 ms, no progress line.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<RunPlan, ScenarioError> {
+        let scenario = Scenario::load_with_overrides(path, overrides)?;
+        Ok(RunPlan {
+            scenario,
+            scenario_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            out: PathBuf::from("runs"),
+            builtin_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("loadgen")),
+            private_netns: true,
+            sample_interval: crate::probe::sampler::DEFAULT_INTERVAL,
+            progress: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        })
+    }
+}
+
+/// A finished run: where its result is and what it says.
 pub struct RunOutput {
+    /// `OUT/<scenario>/<UTC time>/result.json`; `report.html` is beside it.
     pub result_path: PathBuf,
     pub result: RunResult,
 }
 
-impl Scenario {
-    pub fn apply(&mut self, overrides: &Overrides) {
-        if let Some(d) = overrides.duration {
-            self.duration = d;
-        }
-        if let Some(w) = overrides.warmup {
-            self.warmup = w;
-        }
-        if let Some(s) = overrides.seed {
-            self.seed = s;
-        }
-        if let Some(w) = overrides.workers {
-            self.workers = w;
-        }
-        for population in &mut self.clients {
-            match population {
-                Population::Open { rate, .. } => {
-                    if let Some(r) = overrides.rate {
-                        *rate = r;
-                    }
-                }
-                Population::Closed { clients, .. } => {
-                    if let Some(c) = overrides.clients {
-                        *clients = c;
-                    }
-                }
-                Population::Modem(spec) => {
-                    if let Some(c) = overrides.modem_clients {
-                        spec.clients = c;
-                    }
-                }
-            }
-        }
-    }
+/// A run that could not produce a result (an invalid measurement is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Site(#[from] SiteError),
+    /// The run's directory could not be created.
+    #[error("creating {}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    ResultFile(#[from] ResultFileError),
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    #[error(transparent)]
+    Affinity(#[from] AffinityError),
+    /// The server under test could not be started.
+    #[error("{0:#}")]
+    Server(anyhow::Error),
+    /// The sampler could not be given the server's namespace.
+    #[error("keeping the server's namespace for the sampler: {0}")]
+    Sampler(std::io::Error),
+    /// The engine could not run the load (a worker's poll or timer failed).
+    #[error("running the load: {0}")]
+    Load(std::io::Error),
 }
 
-pub fn run(options: &RunOptions) -> Result<RunOutput> {
-    let mut scenario = Scenario::load(&options.scenario)?;
-    scenario.apply(&options.overrides);
-    scenario.validate().map_err(|e| {
-        anyhow::anyhow!(
-            "scenario {} after command-line overrides: {e}",
-            options.scenario.display()
-        )
-    })?;
-    let scenario_toml = toml::to_string(&scenario).unwrap_or_default();
-
-    let scenario_dir = options.scenario.parent().unwrap_or(Path::new("."));
-    let (site_root, workload) = prepare_site(&scenario, scenario_dir, &options.out)?;
+/// Runs the plan: every variant, every load point; writes `result.json` (after each point) and
+/// `report.html` into a new directory `OUT/<scenario>/<UTC time>/`.
+pub fn run(plan: &RunPlan) -> Result<RunOutput, RunError> {
+    let scenario = &plan.scenario;
+    let (site_root, workload) = prepare_site(scenario, &plan.scenario_dir, &plan.out)?;
     let started = SystemTime::now();
-    let run_dir = options
+    let started_utc = humantime::format_rfc3339_seconds(started).to_string();
+    let run_dir = plan
         .out
         .join(&scenario.name)
-        .join(utc_stamp(started).replace(':', "-"));
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-
-    let crate::os::CpuPlan {
-        server: server_cpu,
-        generator: generator_cpus,
-    } = crate::os::cpu_plan();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted));
+        .join(started_utc.replace(':', "-"));
+    create_dir(&run_dir)?;
+    let cpus = crate::os::cpu_plan();
     let mut result = RunResult {
         schema_version: SCHEMA_VERSION,
         tool: "loadgen".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         scenario_name: scenario.name.clone(),
-        scenario_toml,
+        scenario_toml: toml::to_string(scenario).unwrap_or_default(),
         seed: scenario.seed,
-        started_utc: utc_stamp(started),
+        started_utc,
         valid: true,
         generator: GeneratorInfo {
             workers: scenario.workers,
-            cpus: generator_cpus.clone(),
+            cpus: cpus.generator.clone(),
             source_addresses: Vec::new(),
         },
         environment: Some(crate::probe::environment::read_environment()),
-        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        command_line: plan.command_line.clone(),
         ..RunResult::default()
     };
     let result_path = run_dir.join("result.json");
     let context = RunContext {
-        scenario: &scenario,
-        options,
+        plan,
         workload: &workload,
         site_root: &site_root,
-        server_cpu,
-        generator_cpus: &generator_cpus,
-        interrupted: &interrupted,
+        cpus: &cpus,
         result_path: &result_path,
     };
-    let variants = scenario.variants_or_default();
-    for variant in &variants {
+    for variant in scenario.variants_or_default() {
         let workdir = match &variant.label {
             Some(label) => run_dir.join(label),
             None => run_dir.clone(),
         };
-        std::fs::create_dir_all(&workdir)
-            .with_context(|| format!("creating {}", workdir.display()))?;
-        let stopped = run_variant(&context, variant, &workdir, &mut result)?;
-        if stopped {
+        create_dir(&workdir)?;
+        if run_variant(&context, &variant, &workdir, &mut result)? == Continue::Stop {
             break;
-        }
-    }
-    for point in &result.load_points {
-        if point.totals.errors_total > 0 {
-            result.warnings.push(format!(
-                "{}: {} request errors ({})",
-                point.label,
-                point.totals.errors_total,
-                point
-                    .totals
-                    .errors
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
         }
     }
     result.write_atomically(&result_path)?;
@@ -198,35 +179,39 @@ pub fn run(options: &RunOptions) -> Result<RunOutput> {
     })
 }
 
+fn create_dir(path: &Path) -> Result<(), RunError> {
+    std::fs::create_dir_all(path).map_err(|source| RunError::Output {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// What every variant of a run shares.
 struct RunContext<'a> {
-    scenario: &'a Scenario,
-    options: &'a RunOptions,
+    plan: &'a RunPlan,
     workload: &'a Workload,
     site_root: &'a Path,
-    server_cpu: Option<usize>,
-    generator_cpus: &'a [usize],
-    interrupted: &'a AtomicBool,
+    cpus: &'a CpuPlan,
     result_path: &'a Path,
 }
 
-/// How a variant's slow lines got their round trip, and why not from the kernel if not.
-#[derive(Clone, Debug)]
-struct RttOutcome {
-    mode: RttMode,
-    reason: Option<String>,
+/// Whether the run goes on after a variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Continue {
+    Next,
+    /// Ctrl-C, or the server died.
+    Stop,
 }
 
-/// One server configuration: isolate, start the server, run every load point, stop it.
-/// Returns true when the run must stop (Ctrl-C, the server died).
+/// One server configuration: place it, start the server, run every load point, stop it.
 fn run_variant(
     context: &RunContext<'_>,
     variant: &Variant,
     workdir: &Path,
     result: &mut RunResult,
-) -> Result<bool> {
-    let scenario = context.scenario;
-    let options = context.options;
+) -> Result<Continue, RunError> {
+    let plan = context.plan;
+    let scenario = &plan.scenario;
     let populations: Vec<Population> = scenario
         .clients
         .iter()
@@ -235,32 +220,57 @@ fn run_variant(
         .collect();
     // Before the server and the workers start, so they are all inside it. Each variant gets a
     // fresh namespace: the TIME_WAITs of the one before cannot leak into its counts.
-    let (isolation, mut split, rtt) =
-        isolate(options, scenario, &populations, context.generator_cpus)?;
+    let mut placement = place_variant(&NetworkWish {
+        private_namespace: plan.private_netns,
+        server_outside: matches!(scenario.server, ServerSpec::Url { .. }),
+        rtt: scenario.rtt.unwrap_or(RttChoice::Auto),
+        round_trips: populations
+            .iter()
+            .filter_map(|p| match p {
+                Population::Modem(spec) => Some(spec.rtt),
+                _ => None,
+            })
+            .collect(),
+        relay_cpus: context.cpus.generator.clone(),
+    })?;
+    let rtt = RttOutcome {
+        mode: match placement.kernel_delay {
+            Some(DelayMechanism::Netem) => RttMode::Netem,
+            Some(DelayMechanism::TunRelay) => RttMode::TunRelay,
+            None => RttMode::Application,
+        },
+        reason: placement.rtt_reason.clone(),
+    };
+    let split = &mut placement.split;
     let server_spec = scenario.server.with_extra_args(&variant.args);
     let target_options = TargetOptions {
-        builtin_exe: &options.builtin_exe,
+        builtin_exe: &plan.builtin_exe,
         site_root: context.site_root,
         workdir,
-        server_cpu: context.server_cpu,
+        server_cpu: context.cpus.server,
         ready_timeout: Duration::from_secs(15),
-        listen_ip: match &split {
+        listen_ip: match split {
             Some(net) => net.server_address.into(),
             None => std::net::Ipv4Addr::LOCALHOST.into(),
         },
     };
-    let mut server = match &split {
+    let mut server = match split {
         // The server's process is born in the server's namespace; the clients stay here.
         Some(net) => net
             .in_server_namespace(|| ServerHandle::start(&server_spec, &target_options))
-            .context("entering the server's network namespace")??,
-        None => ServerHandle::start(&server_spec, &target_options)?,
-    };
+            .map_err(|source| {
+                RunError::Placement(PlacementError::Namespace {
+                    what: "entering the server's network namespace",
+                    source,
+                })
+            })?,
+        None => ServerHandle::start(&server_spec, &target_options),
+    }
+    .map_err(RunError::Server)?;
     let target = server.addr();
-    let server_pid = server.pid();
     // The main thread and the sampler it starts stay off the server's CPU too.
-    crate::os::pin_current_thread(context.generator_cpus)?;
-    let (sources, population_sources) = match &split {
+    crate::os::pin_current_thread(&context.cpus.generator)?;
+    let (sources, population_sources) = match split {
         Some(net) => (
             net.fast_sources.clone(),
             populations
@@ -273,11 +283,11 @@ fn run_variant(
         ),
         None => (sources_for(target, DEFAULT_LOOPBACK_SOURCES), Vec::new()),
     };
-    if result.isolation.delay_path.is_none() && isolation.delay_path.is_some() {
-        result.isolation.delay_path = isolation.delay_path.clone();
+    if result.isolation.delay_path.is_none() && placement.isolation.delay_path.is_some() {
+        result.isolation.delay_path = placement.isolation.delay_path.clone();
     }
     if result.load_points.is_empty() {
-        result.isolation = isolation;
+        result.isolation = placement.isolation.clone();
         result.server = ServerInfo {
             kind: server.kind().into(),
             command_line: server.command_line(),
@@ -287,25 +297,26 @@ fn run_variant(
         result.generator.source_addresses = sources.iter().map(|s| s.to_string()).collect();
     }
 
-    let fractions: Vec<f64> = match &scenario.sweep {
-        Some(sweep) => (1..=sweep.points)
-            .map(|i| f64::from(i) / f64::from(sweep.points))
-            .collect(),
-        None => vec![1.0],
-    };
-    let show_progress = !options.quiet && std::io::stderr().is_terminal();
-    let mut stopped = false;
+    let fractions = load_fractions(scenario.sweep.as_ref().map(|s| s.points));
+    let class_names = context.workload.class_names();
+    let mut next = Continue::Next;
     let first_point = result.load_points.len();
-    for (point_index, fraction) in fractions.iter().enumerate() {
+    for (point_index, &fraction) in fractions.iter().enumerate() {
+        let label = point_label(
+            variant.label.as_deref(),
+            point_index,
+            fractions.len(),
+            fraction,
+        );
         let start = Instant::now() + Duration::from_millis(50);
-        let plan = PointPlan {
+        let point_plan = PointPlan {
             start,
             target,
             host_header: target.to_string(),
             populations: &populations,
-            load_fraction: *fraction,
+            load_fraction: fraction,
             workers: scenario.workers,
-            cpus: context.generator_cpus.to_vec(),
+            cpus: context.cpus.generator.clone(),
             warmup: scenario.warmup,
             duration: scenario.duration,
             interval: Duration::from_secs(1),
@@ -316,78 +327,54 @@ fn run_variant(
             population_sources: population_sources.clone(),
             rtt_mode: rtt.mode,
         };
-        let total_s = (scenario.warmup + scenario.duration).as_secs_f64();
-        let mut label = if fractions.len() > 1 {
-            format!(
-                "{}/{} ({:.0}%)",
-                point_index + 1,
-                fractions.len(),
-                fraction * 100.0
-            )
-        } else {
-            "full load".to_string()
-        };
-        if let Some(variant_label) = &variant.label {
-            label = if fractions.len() > 1 {
-                format!("{variant_label} {label}")
-            } else {
-                variant_label.clone()
-            };
-        }
-        let mut monitor = |progress: &Progress| -> Option<String> {
-            if show_progress {
-                eprint!(
-                    "\r\x1b[2K[{label}] {:5.1}/{total_s:.0} s {}  {} ops/s  errors {}",
-                    progress.elapsed.as_secs_f64(),
-                    if progress.warming_up {
-                        "warm-up  "
-                    } else {
-                        "measuring"
-                    },
-                    progress.last_interval_ops,
-                    progress.errors_so_far
-                );
-                let _ = std::io::stderr().flush();
-            }
-            if context.interrupted.load(Ordering::Relaxed) {
-                return Some("interrupted by Ctrl-C".into());
-            }
-            server.check_alive().err()
-        };
+        let progress_line = ProgressLine::new(
+            plan.progress,
+            &label,
+            (scenario.warmup + scenario.duration).as_secs_f64(),
+        );
         let mut sampler_config = SamplerConfig::new(start);
-        sampler_config.interval = options.sample_interval;
+        sampler_config.interval = plan.sample_interval;
         sampler_config.server_port = Some(target.port());
-        sampler_config.server_pid = server_pid;
-        if let Some(net) = &split {
+        sampler_config.server_pid = server.pid();
+        if let Some(net) = split.as_ref() {
             sampler_config.server_netns = Some(Arc::new(
-                net.server_ns
-                    .try_clone()
-                    .context("keeping the server's namespace for the sampler")?,
+                net.server_ns.try_clone().map_err(RunError::Sampler)?,
             ));
         }
         let slab = sampler_config.slab;
         let sampler = Sampler::start(sampler_config);
-        let outcome = run_load_point(&plan, &mut monitor);
+        let mut monitor = |progress: &crate::engine::Progress| -> Option<String> {
+            progress_line.show(progress);
+            if plan.stop.load(Ordering::Relaxed) {
+                return Some("interrupted by Ctrl-C".into());
+            }
+            server.check_alive().err()
+        };
+        let outcome = run_load_point(&point_plan, &mut monitor);
         let samples = sampler.stop_report();
-        let outcome = outcome.context("running the load")?;
-        if show_progress {
-            eprintln!();
-        }
-        let point = load_point(
-            context,
-            &populations,
-            &rtt,
-            (label, *fraction),
+        let outcome = outcome.map_err(RunError::Load)?;
+        progress_line.finish();
+        let point = build_point(
+            &PointContext {
+                label,
+                load_fraction: fraction,
+                warmup: scenario.warmup,
+                populations: &populations,
+                class_names: &class_names,
+                rtt: &rtt,
+                generator_cpus: context.cpus.generator.len(),
+                sample_interval: plan.sample_interval,
+            },
             &outcome,
             &samples,
             &slab,
         );
-        let (warnings, invalid) = validity_checks(&point, &populations);
+        let verdict = validity::check_point(&point);
         result.load_points.push(point);
-        result.warnings.extend(warnings);
-        if !invalid.is_empty() {
+        result.warnings.extend(verdict.warnings);
+        if !verdict.invalid.is_empty() {
             result.valid = false;
-            result.invalid_reasons.extend(invalid);
+            result.invalid_reasons.extend(verdict.invalid);
         }
         if let Some(reason) = &outcome.stopped_early {
             result.valid = false;
@@ -395,10 +382,10 @@ fn run_variant(
             result
                 .invalid_reasons
                 .push(format!("stopped early: {reason}"));
-            stopped = true;
+            next = Continue::Stop;
         }
         result.write_atomically(context.result_path)?;
-        if stopped {
+        if next == Continue::Stop {
             break;
         }
     }
@@ -434,372 +421,5 @@ fn run_variant(
     result.server.exit = stop.exit;
     result.server.notes.extend(stop.notes);
     result.write_atomically(context.result_path)?;
-    Ok(stopped)
-}
-
-/// Puts the calling thread (and so the server and the workers it starts) where the variant
-/// runs: a private namespace, two namespaces joined by a delaying veth path for slow lines, or
-/// the host's namespace.
-fn isolate(
-    options: &RunOptions,
-    scenario: &Scenario,
-    populations: &[Population],
-    relay_cpus: &[usize],
-) -> Result<(
-    reports::model::Isolation,
-    Option<crate::netns::SplitNetwork>,
-    RttOutcome,
-)> {
-    let round_trips: Vec<Duration> = populations
-        .iter()
-        .filter_map(|p| match p {
-            Population::Modem(spec) => Some(spec.rtt),
-            _ => None,
-        })
-        .collect();
-    let choice = options
-        .overrides
-        .rtt
-        .or(scenario.rtt)
-        .unwrap_or(RttChoice::Auto);
-    let mut rtt = RttOutcome {
-        mode: RttMode::Application,
-        reason: None,
-    };
-    let host_reason = if !options.private_netns {
-        Some("--no-netns given")
-    } else if matches!(scenario.server, crate::scenario::ServerSpec::Url { .. }) {
-        Some("the server is an outside URL, reachable only from the host namespace")
-    } else {
-        None
-    };
-    if let Some(reason) = host_reason {
-        if !round_trips.is_empty() {
-            if matches!(choice, RttChoice::Netem | RttChoice::TunRelay) {
-                bail!("--rtt {choice:?} needs the run's own namespaces, but {reason}");
-            }
-            rtt.reason = Some(format!("in the host namespace ({reason})"));
-        }
-        return Ok((crate::netns::host(reason), None, rtt));
-    }
-    let private =
-        || crate::netns::enter_private_netns().context("entering a private network namespace");
-    let Some(&round_trip) = round_trips.first() else {
-        return Ok((private()?, None, rtt));
-    };
-    let why_not_netem = if choice == RttChoice::Application {
-        Some(if options.overrides.rtt.is_some() {
-            "--rtt application given".to_string()
-        } else {
-            "the scenario says rtt = \"application\"".to_string()
-        })
-    } else if round_trips.iter().any(|r| *r != round_trip) {
-        Some("the slow-line populations have different round-trip times; netem gives one".into())
-    } else {
-        let prefer = match choice {
-            RttChoice::Netem => crate::netns::DelayPreference::Netem,
-            RttChoice::TunRelay => crate::netns::DelayPreference::TunRelay,
-            RttChoice::Auto | RttChoice::Application => crate::netns::DelayPreference::Auto,
-        };
-        match crate::netns::enter_split_netns_with(round_trip / 2, prefer, relay_cpus)
-            .context("building the delayed path between the namespaces")?
-        {
-            Ok(net) => {
-                rtt.mode = match net.delay_mechanism {
-                    Some(crate::netns::DelayMechanism::TunRelay) => RttMode::TunRelay,
-                    _ => RttMode::Netem,
-                };
-                rtt.reason = net.why_not_netem.clone();
-                return Ok((net.isolation.clone(), Some(net), rtt));
-            }
-            Err(reason) => Some(reason),
-        }
-    };
-    if matches!(choice, RttChoice::Netem | RttChoice::TunRelay) {
-        let asked = if choice == RttChoice::Netem {
-            "netem"
-        } else {
-            "tun-relay"
-        };
-        bail!("--rtt {asked}: {}", why_not_netem.unwrap_or_default());
-    }
-    rtt.reason = why_not_netem;
-    Ok((private()?, None, rtt))
-}
-
-/// Builds the result of one load point from what the engine and the sampler measured.
-fn load_point(
-    context: &RunContext<'_>,
-    populations: &[Population],
-    rtt: &RttOutcome,
-    (label, fraction): (String, f64),
-    outcome: &crate::engine::PointOutcome,
-    samples: &crate::probe::sampler::SamplerReport,
-    slab: &crate::probe::slab::SlabSizes,
-) -> LoadPoint {
-    let scenario = context.scenario;
-    let class_names = context.workload.class_names();
-    let populations = populations
-        .iter()
-        .zip(&outcome.recorders)
-        .map(|(population, recorder)| PopulationResult {
-            name: population.name().to_string(),
-            kind: population.kind_name().into(),
-            offered: match population {
-                Population::Closed { clients, .. } => (f64::from(*clients) * fraction).ceil(),
-                Population::Modem(spec) => (f64::from(spec.clients) * fraction).ceil(),
-                Population::Open { rate, .. } => rate * fraction,
-            },
-            totals: recorder.totals(outcome.measured_s),
-            latency: recorder.all_classes().latency_set(),
-            classes: recorder.class_results(&class_names),
-            schedule_lag_us: matches!(population, Population::Open { .. })
-                .then(|| reports::model::HistogramData::from_histogram(&recorder.schedule_lag_us)),
-            queued_arrivals: recorder.queued_arrivals,
-            peak_open_connections: recorder.peak_open_connections,
-            requests_sent: recorder.lifetime.requests_sent,
-            responses_completed: recorder.lifetime.responses_completed,
-            connections_established: recorder.lifetime.connections_established,
-            concurrency: Some({
-                let all = recorder.all_classes();
-                let mean_latency_s = all.total_us.mean() / 1e6;
-                recorder
-                    .concurrency
-                    .figures(outcome.measured_s, all.ops, mean_latency_s)
-            }),
-            line: match (population, &recorder.line) {
-                (Population::Modem(spec), Some(line)) => Some(line_figures(spec, line, rtt)),
-                _ => None,
-            },
-        })
-        .collect::<Vec<_>>();
-    let mut errors = [0u64; ErrorKind::ALL.len()];
-    let (mut ops, mut bytes) = (0, 0);
-    for recorder in &outcome.recorders {
-        for (sum, n) in errors.iter_mut().zip(recorder.errors) {
-            *sum += n;
-        }
-        for class in &recorder.classes {
-            ops += class.ops;
-            bytes += class.bytes;
-        }
-    }
-    let warmup_ms = scenario.warmup.as_secs_f64() * 1000.0;
-    LoadPoint {
-        label,
-        load_fraction: fraction,
-        warmup_s: scenario.warmup.as_secs_f64(),
-        measured_s: outcome.measured_s,
-        totals: totals_from(ops, bytes, &errors, outcome.measured_s),
-        kernel: Some(kernel_accounting(
-            samples,
-            slab,
-            &PointWindow {
-                measure_from_ms: warmup_ms as u64,
-                measure_to_ms: (warmup_ms + outcome.measured_s * 1000.0) as u64,
-                ops,
-                peak_open_connections: populations.iter().map(|p| p.peak_open_connections).sum(),
-                generator_cpus: context.generator_cpus.len().max(1),
-                sample_interval_ms: context.options.sample_interval.as_millis() as u64,
-            },
-        )),
-        populations,
-        timeline: outcome.timeline.clone(),
-        server_stats: None,
-    }
-}
-
-/// The slow-line figures of one population.
-fn line_figures(
-    spec: &crate::scenario::ModemSpec,
-    line: &crate::record::LineRecorder,
-    rtt: &RttOutcome,
-) -> reports::model::LineFigures {
-    reports::model::LineFigures {
-        rtt_mode: rtt.mode.name().into(),
-        rtt_mode_reason: rtt.reason.clone(),
-        rtt_ms: spec.rtt.as_secs_f64() * 1000.0,
-        downstream_bps: spec
-            .downstream_shares()
-            .map(|(bps, share)| reports::model::LineRateShare { bps, share })
-            .collect(),
-        upstream_bps: spec.upstream_bps,
-        payload_bytes_per_s: spec.mean_payload_bytes_per_s(),
-        receive_window_bytes: spec.receive_window,
-        mss_bytes: spec.mss,
-        achieved_bytes_per_s: reports::model::HistogramData::from_histogram(
-            &line.achieved_bytes_per_s,
-        ),
-        slowdown_milli: reports::model::HistogramData::from_histogram(&line.slowdown_milli),
-        pages_started: line.pages_started,
-        pages_completed: line.pages_completed,
-        lingering_closes: line.lingering_closes,
-        retries_on_new_connection: line.retries_on_new_connection,
-    }
-}
-
-/// A generator busier than this share of its cores may have been the bottleneck.
-pub const GENERATOR_CPU_LIMIT: f64 = 0.90;
-/// Open-loop schedule lag p99 above this is reported: requests left later than planned.
-pub const SCHEDULE_LAG_P99_LIMIT_US: u64 = 1_000;
-
-/// Checks a finished load point: warnings, and reasons that make the measurement invalid.
-pub fn validity_checks(
-    point: &LoadPoint,
-    populations: &[Population],
-) -> (Vec<String>, Vec<String>) {
-    let (mut warnings, mut invalid) = (Vec::new(), Vec::new());
-    let label = &point.label;
-    if let Some(kernel) = &point.kernel {
-        let k = &kernel.summary;
-        if k.loadgen_cpu_share > GENERATOR_CPU_LIMIT {
-            invalid.push(format!(
-                "{label}: the generator used {:.0} % of its CPUs: it, not the server, may have set the pace",
-                k.loadgen_cpu_share * 100.0
-            ));
-        }
-        if k.time_wait_overflows > 0 {
-            warnings.push(format!(
-                "{label}: {} closes skipped TIME_WAIT (TCPTimeWaitOverflow): tcp_max_tw_buckets is too low",
-                k.time_wait_overflows
-            ));
-        }
-        if k.listen_drops > 0 || k.listen_overflows > 0 {
-            warnings.push(format!(
-                "{label}: the accept queue overflowed {} times and dropped {} connections",
-                k.listen_overflows, k.listen_drops
-            ));
-        }
-        if k.sampler_cpu_share > 0.02 {
-            warnings.push(format!(
-                "{label}: the sampler used {:.1} % of a core",
-                k.sampler_cpu_share * 100.0
-            ));
-        }
-    }
-    for (population, spec) in point.populations.iter().zip(populations) {
-        if let Some(lag) = &population.schedule_lag_us {
-            if lag.p99 > SCHEDULE_LAG_P99_LIMIT_US {
-                warnings.push(format!(
-                    "{label}: population {}: schedule lag p99 {:.2} ms: requests left later than planned",
-                    population.name,
-                    lag.p99 as f64 / 1000.0
-                ));
-            }
-        }
-        if let Population::Closed { .. } = spec {
-            let asked = population.offered as u64;
-            if population.peak_open_connections < asked {
-                warnings.push(format!(
-                    "{label}: population {}: at most {} connections open at once, {} asked",
-                    population.name, population.peak_open_connections, asked
-                ));
-            }
-        }
-        if let Some(n) = population
-            .totals
-            .errors
-            .get(ErrorKind::AddrNotAvailable.name())
-        {
-            warnings.push(format!(
-                "{label}: population {}: {n} connects failed with EADDRNOTAVAIL: the client ran out of ports",
-                population.name
-            ));
-        }
-    }
-    (warnings, invalid)
-}
-
-/// Prints the summary of a finished run.
-pub fn report_run(output: &RunOutput) {
-    print_summary(&output.result, &mut std::io::stdout().lock());
-    println!("result: {}", output.result_path.display());
-    let report = output.result_path.with_file_name("report.html");
-    if report.exists() {
-        println!("report: {}", report.display());
-    }
-}
-
-/// Relative `root` and `urls` of a directory site are relative to the scenario file.
-fn prepare_site(
-    scenario: &Scenario,
-    scenario_dir: &Path,
-    out: &Path,
-) -> Result<(PathBuf, Workload)> {
-    match &scenario.site {
-        SiteSpec::Specweb96 { mix, .. } => {
-            let dirs = scenario
-                .site
-                .specweb96_dirs()
-                .map_err(anyhow::Error::msg)?
-                .expect("a SPECweb96 site has a directory count");
-            let root = out
-                .join("filesets")
-                .join(format!("specweb96-{dirs}dirs-seed{}", scenario.seed));
-            write_fileset(&root, dirs, scenario.seed)
-                .with_context(|| format!("writing the SPECweb96 file set to {}", root.display()))?;
-            let mix = RequestMix::new(mix, dirs).map_err(|e| anyhow::anyhow!("site.mix.{e}"))?;
-            let pattern = scenario
-                .verify_content
-                .then(|| ContentPattern::new(scenario.seed));
-            Ok((root, Workload::Specweb96 { mix, pattern }))
-        }
-        SiteSpec::Directory { root, urls } => {
-            let root = scenario_dir.join(root);
-            let urls = scenario_dir.join(urls);
-            let urls = urls.as_path();
-            let text = std::fs::read_to_string(urls)
-                .with_context(|| format!("reading site.urls {}", urls.display()))?;
-            let mut entries = Vec::new();
-            for (number, line) in text.lines().enumerate() {
-                let line = line.split('#').next().unwrap_or("").trim();
-                if line.is_empty() {
-                    continue;
-                }
-                let mut fields = line.split_whitespace();
-                let (Some(weight), Some(path), None) =
-                    (fields.next(), fields.next(), fields.next())
-                else {
-                    bail!("{}:{}: expected `WEIGHT PATH`", urls.display(), number + 1);
-                };
-                let weight: f64 = weight
-                    .parse()
-                    .ok()
-                    .filter(|w: &f64| w.is_finite() && *w > 0.0)
-                    .with_context(|| {
-                        format!(
-                            "{}:{}: weight `{weight}` must be a positive number",
-                            urls.display(),
-                            number + 1
-                        )
-                    })?;
-                if !path.starts_with('/') {
-                    bail!(
-                        "{}:{}: path `{path}` must start with `/`",
-                        urls.display(),
-                        number + 1
-                    );
-                }
-                let on_disk = root.join(path.trim_start_matches('/'));
-                let expected_bytes = std::fs::metadata(&on_disk)
-                    .ok()
-                    .filter(|m| m.is_file())
-                    .map(|m| m.len());
-                entries.push(UrlEntry {
-                    path: path.to_string(),
-                    weight,
-                    expected_bytes,
-                });
-            }
-            if entries.is_empty() {
-                bail!("{}: no URLs listed", urls.display());
-            }
-            Ok((root, Workload::urls(entries)))
-        }
-    }
-}
-
-/// `2026-11-24T23:50:36Z`: RFC 3339, UTC, whole seconds.
-pub fn utc_stamp(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
+    Ok(next)
 }

@@ -1,0 +1,187 @@
+//! One load point's result from what the engine recorded and the sampler read: per population
+//! figures (throughput, latency sets per class, Little's law, slow-line figures), the kernel
+//! accounting over the measured window, and the point's name in a sweep or a variant.
+
+use std::time::Duration;
+
+use reports::model::{HistogramData, LineFigures, LineRateShare, LoadPoint, PopulationResult};
+
+use crate::engine::modem::RttMode;
+use crate::engine::PointOutcome;
+use crate::probe::accounting::{kernel_accounting, PointWindow};
+use crate::probe::sampler::SamplerReport;
+use crate::probe::slab::SlabSizes;
+use crate::record::{totals_from, ErrorKind, LineRecorder};
+use crate::scenario::{ModemSpec, Population};
+
+/// How a variant's slow lines got their round trip, and why not from the kernel if not.
+#[derive(Clone, Debug)]
+pub struct RttOutcome {
+    pub mode: RttMode,
+    pub reason: Option<String>,
+}
+
+/// What one point's result is built from besides the engine's and the sampler's figures.
+pub struct PointContext<'a> {
+    /// `full load`, `3/10 (30%)`, a variant's label, or both.
+    pub label: String,
+    /// Share of the full load this point ran at.
+    pub load_fraction: f64,
+    pub warmup: Duration,
+    pub populations: &'a [Population],
+    pub class_names: &'a [String],
+    pub rtt: &'a RttOutcome,
+    /// CPUs the generator had, to turn its CPU time into a share.
+    pub generator_cpus: usize,
+    pub sample_interval: Duration,
+}
+
+/// The name of point `index` of `count` at `fraction` of the load, in `variant` if named.
+pub fn point_label(variant: Option<&str>, index: usize, count: usize, fraction: f64) -> String {
+    let step = format!("{}/{count} ({:.0}%)", index + 1, fraction * 100.0);
+    match (variant, count > 1) {
+        (Some(variant), true) => format!("{variant} {step}"),
+        (Some(variant), false) => variant.to_string(),
+        (None, true) => step,
+        (None, false) => "full load".to_string(),
+    }
+}
+
+/// The load fractions of a run: `points` evenly spaced up to the full load (SPECweb96's rule),
+/// or the full load alone.
+pub fn load_fractions(sweep_points: Option<u32>) -> Vec<f64> {
+    match sweep_points {
+        Some(points) => (1..=points)
+            .map(|i| f64::from(i) / f64::from(points))
+            .collect(),
+        None => vec![1.0],
+    }
+}
+
+/// Builds the result of one load point.
+pub fn build_point(
+    context: &PointContext<'_>,
+    outcome: &PointOutcome,
+    samples: &SamplerReport,
+    slab: &SlabSizes,
+) -> LoadPoint {
+    let fraction = context.load_fraction;
+    let populations = context
+        .populations
+        .iter()
+        .zip(&outcome.recorders)
+        .map(|(population, recorder)| {
+            let all = recorder.all_classes();
+            let mean_latency_s = all.total_us.mean() / 1e6;
+            PopulationResult {
+                name: population.name().to_string(),
+                kind: population.kind_name().into(),
+                offered: match population {
+                    Population::Closed { clients, .. } => (f64::from(*clients) * fraction).ceil(),
+                    Population::Modem(spec) => (f64::from(spec.clients) * fraction).ceil(),
+                    Population::Open { rate, .. } => rate * fraction,
+                },
+                totals: recorder.totals(outcome.measured_s),
+                latency: all.latency_set(),
+                classes: recorder.class_results(context.class_names),
+                schedule_lag_us: matches!(population, Population::Open { .. })
+                    .then(|| HistogramData::from_histogram(&recorder.schedule_lag_us)),
+                queued_arrivals: recorder.queued_arrivals,
+                peak_open_connections: recorder.peak_open_connections,
+                requests_sent: recorder.lifetime.requests_sent,
+                responses_completed: recorder.lifetime.responses_completed,
+                connections_established: recorder.lifetime.connections_established,
+                concurrency: Some(recorder.concurrency.figures(
+                    outcome.measured_s,
+                    all.ops,
+                    mean_latency_s,
+                )),
+                line: match (population, &recorder.line) {
+                    (Population::Modem(spec), Some(line)) => {
+                        Some(line_figures(spec, line, context.rtt))
+                    }
+                    _ => None,
+                },
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut errors = [0u64; ErrorKind::ALL.len()];
+    let (mut ops, mut bytes) = (0, 0);
+    for recorder in &outcome.recorders {
+        for (sum, n) in errors.iter_mut().zip(recorder.errors) {
+            *sum += n;
+        }
+        for class in &recorder.classes {
+            ops += class.ops;
+            bytes += class.bytes;
+        }
+    }
+    let warmup_ms = context.warmup.as_secs_f64() * 1000.0;
+    LoadPoint {
+        label: context.label.clone(),
+        load_fraction: fraction,
+        warmup_s: context.warmup.as_secs_f64(),
+        measured_s: outcome.measured_s,
+        totals: totals_from(ops, bytes, &errors, outcome.measured_s),
+        kernel: Some(kernel_accounting(
+            samples,
+            slab,
+            &PointWindow {
+                measure_from_ms: warmup_ms as u64,
+                measure_to_ms: (warmup_ms + outcome.measured_s * 1000.0) as u64,
+                ops,
+                peak_open_connections: populations.iter().map(|p| p.peak_open_connections).sum(),
+                generator_cpus: context.generator_cpus.max(1),
+                sample_interval_ms: context.sample_interval.as_millis() as u64,
+            },
+        )),
+        populations,
+        timeline: outcome.timeline.clone(),
+        server_stats: None,
+    }
+}
+
+/// The slow-line figures of one population.
+fn line_figures(spec: &ModemSpec, line: &LineRecorder, rtt: &RttOutcome) -> LineFigures {
+    LineFigures {
+        rtt_mode: rtt.mode.name().into(),
+        rtt_mode_reason: rtt.reason.clone(),
+        rtt_ms: spec.rtt.as_secs_f64() * 1000.0,
+        downstream_bps: spec
+            .downstream_shares()
+            .map(|(bps, share)| LineRateShare { bps, share })
+            .collect(),
+        upstream_bps: spec.upstream_bps,
+        payload_bytes_per_s: spec.mean_payload_bytes_per_s(),
+        receive_window_bytes: spec.receive_window,
+        mss_bytes: spec.mss,
+        achieved_bytes_per_s: HistogramData::from_histogram(&line.achieved_bytes_per_s),
+        slowdown_milli: HistogramData::from_histogram(&line.slowdown_milli),
+        pages_started: line.pages_started,
+        pages_completed: line.pages_completed,
+        lingering_closes: line.lingering_closes,
+        retries_on_new_connection: line.retries_on_new_connection,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_are_named_by_step_and_variant() {
+        assert_eq!(point_label(None, 0, 1, 1.0), "full load");
+        assert_eq!(point_label(None, 2, 10, 0.3), "3/10 (30%)");
+        assert_eq!(point_label(Some("close=reset"), 0, 1, 1.0), "close=reset");
+        assert_eq!(
+            point_label(Some("close=reset"), 9, 10, 1.0),
+            "close=reset 10/10 (100%)"
+        );
+    }
+
+    #[test]
+    fn a_sweep_spaces_its_points_evenly_up_to_the_full_load() {
+        assert_eq!(load_fractions(None), vec![1.0]);
+        assert_eq!(load_fractions(Some(4)), vec![0.25, 0.5, 0.75, 1.0]);
+    }
+}
