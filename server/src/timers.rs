@@ -9,6 +9,8 @@
 use std::time::{Duration, Instant};
 
 const NONE: u32 = u32::MAX;
+/// `Link::list` of a slot on no list.
+const UNLINKED: u16 = u16::MAX;
 
 /// The timeouts a connection can wait on; one at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,8 +40,8 @@ impl TimerKind {
 struct Link {
     prev: u32,
     next: u32,
-    /// `KINDS` when not linked.
-    kind: u8,
+    /// The list the slot is on; `UNLINKED` when on none.
+    list: u16,
     deadline: Instant,
 }
 
@@ -49,103 +51,160 @@ struct List {
     tail: u32,
 }
 
-/// Deadlines for slots `0..n` (the connection slab's keys).
-pub struct Deadlines {
-    durations: [Duration; KINDS],
+/// Deadlines for slots `0..n` (a connection slab's keys) on a fixed number of FIFO lists, each
+/// with its own duration: the structure itself, with lists named by index. The server's
+/// connections use it through [`Deadlines`]; the loadgen's request timeouts (one list per
+/// client population) use it directly.
+pub struct DeadlineLists {
+    durations: Vec<Duration>,
     links: Vec<Link>,
-    lists: [List; KINDS],
+    lists: Vec<List>,
     epoch: Instant,
 }
 
-impl Deadlines {
-    /// `durations` in `TimerKind` order: header, keep-alive, send, linger.
-    pub fn new(durations: [Duration; KINDS]) -> Deadlines {
-        Deadlines {
+impl DeadlineLists {
+    /// One list per duration, named by its index in `durations`.
+    ///
+    /// # Panics
+    /// With `u16::MAX` lists or more.
+    pub fn new(durations: Vec<Duration>) -> DeadlineLists {
+        assert!(
+            durations.len() < UNLINKED as usize,
+            "too many deadline lists"
+        );
+        DeadlineLists {
+            lists: vec![
+                List {
+                    head: NONE,
+                    tail: NONE,
+                };
+                durations.len()
+            ],
             durations,
             links: Vec::new(),
-            lists: [List {
-                head: NONE,
-                tail: NONE,
-            }; KINDS],
             epoch: Instant::now(),
         }
     }
 
-    /// Arms (or re-arms) `slot` to fire `kind`'s duration after `now`, replacing any timer it had.
-    pub fn arm(&mut self, slot: usize, kind: TimerKind, now: Instant) {
+    /// Arms (or re-arms) `slot` to fire `list`'s duration after `now`, replacing any deadline
+    /// it had.
+    pub fn arm(&mut self, slot: usize, list: usize, now: Instant) {
         self.disarm(slot);
         if slot >= self.links.len() {
             let unlinked = Link {
                 prev: NONE,
                 next: NONE,
-                kind: KINDS as u8,
+                list: UNLINKED,
                 deadline: self.epoch,
             };
             self.links.resize(slot + 1, unlinked);
         }
-        let list = &mut self.lists[kind as usize];
+        let deadline = now + self.durations[list];
+        let chain = &mut self.lists[list];
         let slot32 = slot as u32;
         self.links[slot] = Link {
-            prev: list.tail,
+            prev: chain.tail,
             next: NONE,
-            kind: kind as u8,
-            deadline: now + self.durations[kind as usize],
+            list: list as u16,
+            deadline,
         };
-        if list.tail == NONE {
-            list.head = slot32;
+        if chain.tail == NONE {
+            chain.head = slot32;
         } else {
-            self.links[list.tail as usize].next = slot32;
+            self.links[chain.tail as usize].next = slot32;
         }
-        list.tail = slot32;
+        chain.tail = slot32;
     }
 
-    /// Removes `slot`'s timer, if it has one.
+    /// Removes `slot`'s deadline, if it has one.
     pub fn disarm(&mut self, slot: usize) {
         let Some(&link) = self.links.get(slot) else {
             return;
         };
-        if link.kind as usize >= KINDS {
+        if link.list == UNLINKED {
             return;
         }
-        let list = &mut self.lists[link.kind as usize];
+        let chain = &mut self.lists[link.list as usize];
         if link.prev == NONE {
-            list.head = link.next;
+            chain.head = link.next;
         } else {
             self.links[link.prev as usize].next = link.next;
         }
         if link.next == NONE {
-            list.tail = link.prev;
+            chain.tail = link.prev;
         } else {
             self.links[link.next as usize].prev = link.prev;
         }
-        self.links[slot].kind = KINDS as u8;
+        self.links[slot].list = UNLINKED;
     }
 
-    /// The timer `slot` waits on, if any.
-    pub fn armed(&self, slot: usize) -> Option<TimerKind> {
-        let kind = self.links.get(slot)?.kind as usize;
-        TimerKind::ALL.get(kind).copied()
+    /// The list `slot` waits on, if any.
+    pub fn armed(&self, slot: usize) -> Option<usize> {
+        let list = self.links.get(slot)?.list;
+        (list != UNLINKED).then_some(list as usize)
     }
 
     /// The nearest deadline of all.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.lists
             .iter()
-            .filter(|list| list.head != NONE)
-            .map(|list| self.links[list.head as usize].deadline)
+            .filter(|chain| chain.head != NONE)
+            .map(|chain| self.links[chain.head as usize].deadline)
             .min()
+    }
+
+    /// Takes one expired deadline off its list, lowest list first, and returns the slot and
+    /// the list; call until it returns None.
+    pub fn pop_expired(&mut self, now: Instant) -> Option<(usize, usize)> {
+        for list in 0..self.lists.len() {
+            let head = self.lists[list].head;
+            if head != NONE && self.links[head as usize].deadline <= now {
+                self.disarm(head as usize);
+                return Some((head as usize, list));
+            }
+        }
+        None
+    }
+}
+
+/// The server's connection deadlines: one list per [`TimerKind`].
+pub struct Deadlines {
+    lists: DeadlineLists,
+}
+
+impl Deadlines {
+    /// `durations` in `TimerKind` order: header, keep-alive, send, linger.
+    pub fn new(durations: [Duration; KINDS]) -> Deadlines {
+        Deadlines {
+            lists: DeadlineLists::new(durations.to_vec()),
+        }
+    }
+
+    /// Arms (or re-arms) `slot` to fire `kind`'s duration after `now`, replacing any timer it had.
+    pub fn arm(&mut self, slot: usize, kind: TimerKind, now: Instant) {
+        self.lists.arm(slot, kind as usize, now);
+    }
+
+    /// Removes `slot`'s timer, if it has one.
+    pub fn disarm(&mut self, slot: usize) {
+        self.lists.disarm(slot);
+    }
+
+    /// The timer `slot` waits on, if any.
+    pub fn armed(&self, slot: usize) -> Option<TimerKind> {
+        self.lists.armed(slot).map(|list| TimerKind::ALL[list])
+    }
+
+    /// The nearest deadline of all.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.lists.next_deadline()
     }
 
     /// Takes one expired timer off its list, earliest kind first; call until it returns None.
     pub fn pop_expired(&mut self, now: Instant) -> Option<(usize, TimerKind)> {
-        for kind in TimerKind::ALL {
-            let head = self.lists[kind as usize].head;
-            if head != NONE && self.links[head as usize].deadline <= now {
-                self.disarm(head as usize);
-                return Some((head as usize, kind));
-            }
-        }
-        None
+        self.lists
+            .pop_expired(now)
+            .map(|(slot, list)| (slot, TimerKind::ALL[list]))
     }
 }
 
@@ -205,5 +264,23 @@ mod tests {
         timers.arm(5, TimerKind::KeepAlive, t0);
         assert_eq!(timers.pop_expired(t0 + ms(20)), None);
         assert_eq!(timers.next_deadline(), Some(t0 + ms(1000)));
+    }
+
+    #[test]
+    fn any_number_of_lists_keep_their_own_durations() {
+        let t0 = Instant::now();
+        let mut lists = DeadlineLists::new(vec![ms(600_000), ms(10), ms(10_000), ms(10)]);
+        lists.arm(7, 0, t0);
+        lists.arm(2, 2, t0);
+        lists.arm(4, 3, t0 + ms(5));
+        lists.arm(0, 1, t0);
+        assert_eq!(lists.armed(4), Some(3));
+        assert_eq!(lists.next_deadline(), Some(t0 + ms(10)));
+        let due: Vec<(usize, usize)> =
+            std::iter::from_fn(|| lists.pop_expired(t0 + ms(20))).collect();
+        assert_eq!(due, vec![(0, 1), (4, 3)]);
+        lists.disarm(2);
+        assert_eq!(lists.next_deadline(), Some(t0 + ms(600_000)));
+        assert_eq!(lists.armed(2), None);
     }
 }

@@ -33,13 +33,50 @@ impl RttMode {
     }
 }
 
+/// A slow line's upstream as the request sees it: whole segments, each released once its last
+/// byte has crossed the line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UploadPace {
+    /// Payload bytes per second the upstream carries.
+    pub bytes_per_s: f64,
+    /// Bytes per segment (the MSS).
+    pub segment: usize,
+}
+
+impl UploadPace {
+    /// When the bytes `[0, sent_after)` of an upload begun at `began` have crossed the line.
+    pub fn done_at(&self, began: Instant, sent_after: usize) -> Instant {
+        began + Duration::from_secs_f64(sent_after as f64 / self.bytes_per_s)
+    }
+
+    /// How far into a `total`-byte request, `sent` bytes of which are out, the line has
+    /// carried it by `now`: whole segments only.
+    pub fn released(&self, began: Instant, sent: usize, total: usize, now: Instant) -> usize {
+        let mut released = sent;
+        while released < total {
+            let next = (released + self.segment).min(total);
+            if self.done_at(began, next) > now {
+                break;
+            }
+            released = next;
+        }
+        released
+    }
+
+    /// When the segment after the first `sent` bytes will have crossed the line.
+    pub fn next_segment_at(&self, began: Instant, sent: usize, total: usize) -> Instant {
+        self.done_at(began, (sent + self.segment).min(total))
+    }
+}
+
 /// A modem population as a worker runs it.
 #[derive(Clone, Debug)]
 pub struct LineProfile {
     pub spec: ModemSpec,
     /// Downstream payload bytes per second per line rate, with cumulative shares for a draw.
     pub payload_rates: Vec<(f64, f64)>,
-    pub upstream_payload_bytes_per_s: f64,
+    /// The upstream, at its payload rate.
+    pub upload: UploadPace,
     pub rtt_mode: RttMode,
 }
 
@@ -57,7 +94,10 @@ impl LineProfile {
         LineProfile {
             spec: spec.clone(),
             payload_rates,
-            upstream_payload_bytes_per_s: spec.upstream_bps / 8.0 * share,
+            upload: UploadPace {
+                bytes_per_s: spec.upstream_bps / 8.0 * share,
+                segment: spec.mss as usize,
+            },
             rtt_mode,
         }
     }
@@ -79,11 +119,6 @@ impl LineProfile {
             RttMode::Netem | RttMode::TunRelay => Duration::ZERO,
             RttMode::Application => self.spec.rtt,
         }
-    }
-
-    /// When the bytes `[0, sent_after)` of an upload begun at `began` have left the line.
-    pub fn upload_done_at(&self, began: Instant, sent_after: usize) -> Instant {
-        began + Duration::from_secs_f64(sent_after as f64 / self.upstream_payload_bytes_per_s)
     }
 
     /// Bytes the line delivers in one read at most: one segment.
@@ -198,7 +233,8 @@ mod tests {
         // 53,300 bit/s = 6,662.5 B/s, of which 536/584 is payload: 6,115 B/s.
         let rate = profile.draw_payload_rate(&mut Pcg64Mcg::seed_from_u64(1));
         assert!((rate - 6115.0).abs() < 1.0, "{rate}");
-        assert!((profile.upstream_payload_bytes_per_s - 3854.8).abs() < 1.0);
+        assert!((profile.upload.bytes_per_s - 3854.8).abs() < 1.0);
+        assert_eq!(profile.upload.segment, 536);
         assert_eq!(profile.application_rtt(), Duration::from_millis(150));
         let netem = LineProfile::new(&spec(), RttMode::Netem);
         assert_eq!(netem.application_rtt(), Duration::ZERO);
@@ -258,6 +294,23 @@ mod tests {
         assert!((zeros - 0.25).abs() < 0.01, "P(0) = {zeros}");
         assert_eq!(mean_of(Count::Constant { count: 4 }, &mut rng), 4.0);
         assert_eq!(draw_count(&Count::Geometric { mean: 0.0 }, &mut rng), 0);
+    }
+
+    #[test]
+    fn an_upload_leaves_in_whole_segments_at_the_line_rate() {
+        let t0 = Instant::now();
+        let pace = UploadPace {
+            bytes_per_s: 1000.0,
+            segment: 100,
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(pace.released(t0, 0, 250, t0 + ms(99)), 0);
+        assert_eq!(pace.released(t0, 0, 250, t0 + ms(100)), 100);
+        assert_eq!(pace.released(t0, 100, 250, t0 + ms(240)), 200);
+        // The short last segment leaves when its own last byte has crossed.
+        assert_eq!(pace.released(t0, 200, 250, t0 + ms(250)), 250);
+        assert_eq!(pace.next_segment_at(t0, 200, 250), t0 + ms(250));
+        assert_eq!(pace.next_segment_at(t0, 0, 250), t0 + ms(100));
     }
 
     #[test]

@@ -1,12 +1,10 @@
-//! What the clients request, as the engine sees it: a sampler of picks, the request bytes for a
+//! What the clients request, as the engine sees it: a sampler of picks, the request target of a
 //! pick, and what its reply must look like (length, and content where verification is on).
-
-use std::io::Write as _;
 
 use rand::Rng;
 
 use crate::specweb96::fileset::{ContentPattern, ContentVerifier};
-use crate::specweb96::{FileId, RequestMix, CLASSES};
+use crate::specweb96::{FileId, RequestMix, CLASSES, PATH_LEN};
 
 /// One request's target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,64 +97,33 @@ impl Workload {
         }
     }
 
-    /// The request head for `pick`. One request per connection is SPECweb96's HTTP/1.0; a
-    /// connection that carries more uses HTTP/1.1 and says `close` on its last request.
-    pub fn write_request(&self, pick: Pick, host: &str, style: RequestStyle, out: &mut Vec<u8>) {
-        out.clear();
-        out.extend_from_slice(b"GET ");
+    /// The request target for `pick`: `/dir00042/class1_3` or the URL list's path.
+    pub fn request_path(&self, pick: Pick) -> RequestPath<'_> {
         match (self, pick) {
             (_, Pick::Specweb(id)) => {
-                out.push(b'/');
-                out.extend_from_slice(&id.path_bytes());
+                let mut path = [b'/'; PATH_LEN + 1];
+                path[1..].copy_from_slice(&id.path_bytes());
+                RequestPath::Specweb(path)
             }
             (Workload::Urls { entries, .. }, Pick::Url(i)) => {
-                out.extend_from_slice(entries[i as usize].path.as_bytes())
+                RequestPath::Listed(&entries[i as usize].path)
             }
-            _ => out.push(b'/'),
+            (Workload::Specweb96 { .. }, Pick::Url(_)) => RequestPath::Listed("/"),
         }
-        let _ = match style {
-            RequestStyle::Http10 => write!(out, " HTTP/1.0\r\nHost: {host}\r\n\r\n"),
-            RequestStyle::KeepAlive => write!(out, " HTTP/1.1\r\nHost: {host}\r\n\r\n"),
-            RequestStyle::LastOnConnection => {
-                write!(
-                    out,
-                    " HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-                )
-            }
-            RequestStyle::BrowserHttp10 => {
-                write!(out, " HTTP/1.0\r\nHost: {host}\r\n{BROWSER_HEADERS}\r\n")
-            }
-            RequestStyle::BrowserKeepAlive => {
-                write!(out, " HTTP/1.1\r\nHost: {host}\r\n{BROWSER_HEADERS}\r\n")
-            }
-        };
     }
 }
 
-/// What a 1999 browser sent besides the request line and Host: with them a request is about
-/// 200 bytes, which a 33.6k upstream takes ~50 ms to carry.
-const BROWSER_HEADERS: &str =
-    "Accept: image/gif, image/x-xbitmap, image/jpeg, image/pjpeg, */*\r\n\
-Accept-Language: en-us\r\n\
-User-Agent: Mozilla/4.0 (compatible; MSIE 5.0; Windows 98; DigExt)\r\n";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestStyle {
-    Http10,
-    KeepAlive,
-    LastOnConnection,
-    /// A slow-line user's browser: HTTP/1.0, one request per connection.
-    BrowserHttp10,
-    /// A slow-line user's browser on a persistent HTTP/1.1 connection.
-    BrowserKeepAlive,
+/// A request target, without an allocation: a SPECweb96 path built on the stack, or a listed one.
+pub enum RequestPath<'a> {
+    Specweb([u8; PATH_LEN + 1]),
+    Listed(&'a str),
 }
 
-impl RequestStyle {
-    /// The connection may carry another request after this one.
-    pub fn keeps_alive(self) -> bool {
-        matches!(
-            self,
-            RequestStyle::KeepAlive | RequestStyle::BrowserKeepAlive
-        )
+impl AsRef<[u8]> for RequestPath<'_> {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            RequestPath::Specweb(bytes) => bytes,
+            RequestPath::Listed(path) => path.as_bytes(),
+        }
     }
 }

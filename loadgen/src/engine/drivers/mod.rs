@@ -1,0 +1,117 @@
+//! One driver per population kind: what the population's clients do, when, and what they do
+//! after each reply. The worker's loop knows only this enum; each kind lives in its own file.
+//!
+//! | kind | driver | its clients |
+//! |---|---|---|
+//! | `closed` | [`ClosedDriver`] | N clients: request, reply, think, repeat |
+//! | `open` | [`OpenDriver`] | arrivals on a fixed schedule, latency from when each was due |
+//! | `modem` | [`SlowLineDriver`] | users on slow lines browsing pages over paced, metered connections |
+
+mod closed;
+mod open;
+mod slow_line;
+
+use std::time::Instant;
+
+use rand_pcg::Pcg64Mcg;
+
+pub use closed::ClosedDriver;
+pub use open::OpenDriver;
+pub use slow_line::{ModemUser, SlowLineDriver, MAX_CONNECTIONS};
+
+use crate::engine::share::{PopulationShare, ShareLoad};
+use crate::engine::timers::DriverWake;
+use crate::engine::worker::{Shared, WorkerPlan};
+
+/// A population's driver, by kind.
+pub enum Driver {
+    Closed(ClosedDriver),
+    Open(OpenDriver),
+    SlowLine(SlowLineDriver),
+}
+
+impl Driver {
+    /// The driver of population `pop`, for this worker's `share` of it.
+    pub fn new(
+        pop: u16,
+        share: &PopulationShare,
+        plan: &WorkerPlan<'_>,
+        rng: &mut Pcg64Mcg,
+    ) -> Driver {
+        match &share.load {
+            ShareLoad::Closed { clients, think } => {
+                Driver::Closed(ClosedDriver::new(pop, *clients, *think))
+            }
+            ShareLoad::Open {
+                rate,
+                arrival,
+                max_in_flight,
+            } => Driver::Open(OpenDriver::new(
+                pop,
+                plan.start,
+                *rate,
+                *arrival,
+                *max_in_flight,
+                rng,
+            )),
+            ShareLoad::Modem { clients, profile } => Driver::SlowLine(SlowLineDriver::new(
+                pop,
+                *clients,
+                profile.clone(),
+                plan.start,
+                rng,
+            )),
+        }
+    }
+
+    /// About how many connections the population holds at once: the slab's first size.
+    pub fn connections_hint(&self) -> usize {
+        match self {
+            Driver::Closed(d) => d.clients(),
+            Driver::Open(_) => 0,
+            Driver::SlowLine(d) => d.users(),
+        }
+    }
+
+    /// The load point begins.
+    pub fn start(&mut self, shared: &mut Shared<'_>, now: Instant) {
+        match self {
+            Driver::Closed(d) => d.start(shared, now),
+            Driver::Open(d) => d.start(shared, now),
+            Driver::SlowLine(d) => d.start(shared, now),
+        }
+    }
+
+    /// Connection `key` of this population is ready.
+    pub fn on_ready(&mut self, shared: &mut Shared<'_>, key: usize, now: Instant, trust: bool) {
+        match self {
+            Driver::Closed(d) => d.on_ready(shared, key, now, trust),
+            Driver::Open(d) => d.on_ready(shared, key, now, trust),
+            Driver::SlowLine(d) => d.on_ready(shared, key, now, trust),
+        }
+    }
+
+    /// A wake-up this driver asked for is due; `at` is the instant it was set for.
+    pub fn on_wake(
+        &mut self,
+        shared: &mut Shared<'_>,
+        what: DriverWake,
+        at: Instant,
+        now: Instant,
+    ) {
+        match self {
+            Driver::Closed(d) => d.on_wake(shared, what, now),
+            Driver::Open(d) => d.on_wake(shared, what, now),
+            Driver::SlowLine(d) => d.on_wake(shared, what, at, now),
+        }
+    }
+
+    /// The request on connection `key` of this population timed out.
+    pub fn on_timeout(&mut self, shared: &mut Shared<'_>, key: usize, now: Instant) {
+        match self {
+            Driver::Closed(d) => d.on_timeout(shared, key, now),
+            Driver::Open(d) => d.on_timeout(shared, key, now),
+            Driver::SlowLine(d) => d.on_timeout(shared, key, now),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Open-loop arrivals: requests due on a schedule fixed in advance, whatever the server does.
+//! Each request's latency counts from when it was due, so a stalled server cannot hide its
+//! stall (no coordinated omission); arrivals beyond `max_in_flight` wait for a slot, and their
+//! wait is part of their latency.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use rand_pcg::Pcg64Mcg;
+
+use crate::engine::pacing::ArrivalSchedule;
+use crate::engine::timers::{DriverWake, Wake};
+use crate::engine::worker::{Outcome, Shared};
+use crate::record::MAX_LATENCY_US;
+use crate::scenario::Arrival;
+
+/// One open-loop population's arrivals in one worker.
+pub struct OpenDriver {
+    pop: u16,
+    schedule: ArrivalSchedule,
+    in_flight: u32,
+    max_in_flight: u32,
+    /// Due times of arrivals waiting for an in-flight slot.
+    queued: VecDeque<Instant>,
+    /// Kept-alive connections between requests.
+    idle: Vec<usize>,
+}
+
+impl OpenDriver {
+    pub fn new(
+        pop: u16,
+        start: Instant,
+        rate: f64,
+        arrival: Arrival,
+        max_in_flight: u32,
+        rng: &mut Pcg64Mcg,
+    ) -> OpenDriver {
+        OpenDriver {
+            pop,
+            schedule: ArrivalSchedule::new(start, rate, arrival, rng),
+            in_flight: 0,
+            max_in_flight,
+            queued: VecDeque::new(),
+            idle: Vec::new(),
+        }
+    }
+
+    pub fn start(&mut self, shared: &mut Shared<'_>, _now: Instant) {
+        self.wake_at_next_arrival(shared);
+    }
+
+    pub fn on_ready(&mut self, shared: &mut Shared<'_>, key: usize, now: Instant, trust: bool) {
+        let outcome = shared.advance(key, now, trust);
+        self.settle(shared, key, outcome, now);
+    }
+
+    /// Every arrival due by now leaves, or queues for a slot.
+    pub fn on_wake(&mut self, shared: &mut Shared<'_>, what: DriverWake, now: Instant) {
+        if what != DriverWake::Arrival {
+            return;
+        }
+        loop {
+            let due = self.schedule.next_due();
+            if due > now || due >= shared.plan.end {
+                break;
+            }
+            self.schedule.advance(&mut shared.rng);
+            if self.in_flight >= self.max_in_flight {
+                self.queued.push_back(due);
+                if now >= shared.plan.measure_from {
+                    shared.recorders[self.pop as usize].queued_arrivals += 1;
+                }
+            } else {
+                self.issue(shared, due, now);
+            }
+        }
+        self.wake_at_next_arrival(shared);
+    }
+
+    pub fn on_timeout(&mut self, shared: &mut Shared<'_>, key: usize, now: Instant) {
+        let outcome = shared.time_out(key, now);
+        self.settle(shared, key, outcome, now);
+    }
+
+    fn wake_at_next_arrival(&self, shared: &mut Shared<'_>) {
+        let due = self.schedule.next_due();
+        if due < shared.plan.end {
+            let wake = Wake::Driver {
+                pop: self.pop,
+                what: DriverWake::Arrival,
+            };
+            shared.timers.wake_at(due, wake);
+        }
+    }
+
+    /// The arrival due at `due` leaves now: on an idle connection, or a new one.
+    fn issue(&mut self, shared: &mut Shared<'_>, due: Instant, now: Instant) {
+        let window = shared.window;
+        let measuring = shared.measuring(now);
+        let recorder = &mut shared.recorders[self.pop as usize];
+        if measuring {
+            let lag_us = now.saturating_duration_since(due).as_micros() as u64;
+            let _ = recorder
+                .schedule_lag_us
+                .record(lag_us.clamp(1, MAX_LATENCY_US));
+        }
+        // Its latency counts from when it was due: so does its stay in flight.
+        recorder
+            .concurrency
+            .requests_in_flight
+            .add_stay(due, now, window);
+        let pick = shared.plan.workload.sample(&mut shared.rng);
+        self.in_flight += 1;
+        while let Some(key) = self.idle.pop() {
+            if shared
+                .conns
+                .get(key)
+                .is_some_and(|slot| slot.conn.is_idle())
+            {
+                let outcome = shared.reuse(key, pick, due, now);
+                return self.settle(shared, key, outcome, now);
+            }
+        }
+        match shared.connect(self.pop, 0, None, None, now) {
+            Ok(key) => shared.attach(key, pick, due, now),
+            Err(kind) => {
+                shared.count_error(self.pop, kind, now);
+                self.slot_freed(shared, now);
+            }
+        }
+    }
+
+    fn settle(&mut self, shared: &mut Shared<'_>, key: usize, outcome: Outcome<'_>, now: Instant) {
+        match outcome {
+            Outcome::Pending | Outcome::Sent | Outcome::Paced(_) => {}
+            Outcome::Replied { reusable, .. } => {
+                if !reusable {
+                    shared.close(key, now);
+                }
+                if shared.running(now) {
+                    if reusable {
+                        self.idle.push(key);
+                    }
+                    self.slot_freed(shared, now);
+                }
+            }
+            Outcome::Failed { kind, .. } => {
+                shared.count_error(self.pop, kind, now);
+                shared.close(key, now);
+                if shared.running(now) {
+                    self.slot_freed(shared, now);
+                }
+            }
+            Outcome::IdleClosed => {
+                shared.close(key, now);
+            }
+        }
+    }
+
+    fn slot_freed(&mut self, shared: &mut Shared<'_>, now: Instant) {
+        self.in_flight -= 1;
+        if let Some(due) = self.queued.pop_front() {
+            self.issue(shared, due, now);
+        }
+    }
+}
