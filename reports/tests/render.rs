@@ -457,8 +457,8 @@ fn slow_line_clients_have_their_table() {
     let cells = row_cells(table, "modem");
     let expected = [
         "modem",
-        "56 kbit/s (75%)<br>28.8 kbit/s (25%)",
-        "33.6 kbit/s",
+        "56k (75%)<br>28.8k (25%)",
+        "33.6k",
         &format!("5{THIN}900"),
         "300 ms (netem)",
         &format!("8{THIN}192 / 536"),

@@ -5,6 +5,7 @@
 //!
 //! Not here: numbers (`prepare`), drawing (`plot`).
 
+mod format;
 pub mod text;
 
 use std::fmt::Write as _;
@@ -14,6 +15,10 @@ use std::path::Path;
 use crate::model::{HistogramData, IsolationMode, LoadPoint, RunResult, Totals};
 use crate::plot::{self, Figure};
 use crate::prepare::{self, Better, MetricRow, Quantity};
+use format::{
+    bytes, compact, count, cpu_us, errors_by_kind, line_rate, mean_count, ms, or_missing,
+    per_kilo_ops, percent, rate, seconds, times, whole, window_s, MISSING,
+};
 
 const PAGE: &str = include_str!("../../templates/page.html");
 const RUN: &str = include_str!("../../templates/run.html");
@@ -318,51 +323,6 @@ fn page(title: &str, body: &str, result: &RunResult) -> String {
     )
 }
 
-/// Microseconds as milliseconds with three significant digits, as the CLI prints them.
-fn ms(us: f64) -> String {
-    let v = us / 1000.0;
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else if v >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-/// A count with thin spaces between thousands: 1 234 567.
-fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push('\u{2009}');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Bytes in binary units: 1.50 MiB.
-fn bytes(b: f64) -> String {
-    let (divisor, unit) = plot::style::bytes_unit(b);
-    if divisor == 1.0 {
-        format!("{b:.0} B")
-    } else {
-        format!("{:.2} {unit}", b / divisor)
-    }
-}
-
-fn rate(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
-}
-
 fn num(text: impl std::fmt::Display) -> String {
     format!("<td class=\"num\">{text}</td>")
 }
@@ -453,12 +413,7 @@ fn errors_text(totals: &Totals) -> String {
     if totals.errors.is_empty() {
         return "none".into();
     }
-    totals
-        .errors
-        .iter()
-        .map(|(kind, n)| format!("{} {}", escape(kind), count(*n)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    escape(&errors_by_kind(&totals.errors))
 }
 
 /// One row per load point: throughput, latency of all populations together, errors.
@@ -475,14 +430,14 @@ fn summary_table(result: &RunResult) -> String {
         let at = |q: f64| {
             merged
                 .as_ref()
-                .map_or("–".into(), |h| ms(h.value_at_quantile(q) as f64))
+                .map_or(MISSING.into(), |h| ms(h.value_at_quantile(q) as f64))
         };
         let _ = write!(
             html,
             "<tr><td>{}</td>{}{}{}{}{}{}{}{}{}{}{}<td>{}</td></tr>",
             escape(&point.label),
-            num(format!("{:.0}%", point.load_fraction * 100.0)),
-            num(format!("{:.1}", point.measured_s)),
+            num(percent(point.load_fraction)),
+            num(window_s(point.measured_s)),
             num(count(point.totals.ops)),
             num(rate(point.totals.ops_per_s)),
             num(rate(point.totals.mbit_per_s)),
@@ -490,7 +445,7 @@ fn summary_table(result: &RunResult) -> String {
             num(at(0.9)),
             num(at(0.99)),
             num(at(0.999)),
-            num(merged.as_ref().map_or("–".into(), |h| ms(h.max() as f64))),
+            num(or_missing(merged.as_ref(), |h| ms(h.max() as f64))),
             num(count(point.totals.errors_total)),
             errors_text(&point.totals)
         );
@@ -523,14 +478,14 @@ fn point_section(point: &LoadPoint, n: usize, open: bool) -> String {
     let figures = plot::load_point_figures(point, &format!("p{n}"));
     format!(
         "<section class=\"point\" id=\"point-{n}\">\n<details{}>\n<summary>Load point: {} \
-         ({:.0}% load, {:.1} s measured after {:.1} s warm-up)</summary>\n\
+         ({} load, {} s measured after {} s warm-up)</summary>\n\
          <h3>Populations</h3>\n{}<h3>Latency by population and class</h3>\n{}{}{}{}{}</details>\n\
          </section>\n",
         if open { " open" } else { "" },
         escape(&point.label),
-        point.load_fraction * 100.0,
-        point.measured_s,
-        point.warmup_s,
+        percent(point.load_fraction),
+        window_s(point.measured_s),
+        window_s(point.warmup_s),
         population_table(point),
         latency_table(point),
         slow_line_html(point),
@@ -551,9 +506,9 @@ fn population_table(point: &LoadPoint) -> String {
     );
     for p in &point.populations {
         let offered = match p.kind.as_str() {
-            "open" => format!("{} req/s", plot::style::si(p.offered)),
-            "modem" => format!("{} users", plot::style::si(p.offered)),
-            _ => format!("{} clients", plot::style::si(p.offered)),
+            "open" => format!("{} req/s", compact(p.offered)),
+            "modem" => format!("{} users", compact(p.offered)),
+            _ => format!("{} clients", compact(p.offered)),
         };
         let kind = match p.kind.as_str() {
             "modem" => "modem (slow line)".to_string(),
@@ -563,7 +518,7 @@ fn population_table(point: &LoadPoint) -> String {
             .schedule_lag_us
             .as_ref()
             .filter(|h| h.count > 0)
-            .map_or("–".into(), |h| ms(h.p99 as f64));
+            .map_or(MISSING.into(), |h| ms(h.p99 as f64));
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td>{}{}{}{}{}{}{}{}{}{}<td>{}</td></tr>",
@@ -651,41 +606,6 @@ fn latency_table(point: &LoadPoint) -> String {
     html
 }
 
-/// A line rate: 56 kbit/s, 1.5 Mbit/s.
-fn line_rate(bps: f64) -> String {
-    let si = plot::style::si;
-    if bps >= 1e6 {
-        format!("{} Mbit/s", si(bps / 1e6))
-    } else if bps >= 1e3 {
-        format!("{} kbit/s", si(bps / 1e3))
-    } else {
-        format!("{} bit/s", si(bps))
-    }
-}
-
-/// A reply's time over its line's time: ×1.00 is the line's own pace.
-fn times(v: f64) -> String {
-    format!("×{v:.2}")
-}
-
-/// A mean count: one decimal while small, whole (with thousands grouped) when large.
-fn mean_count(v: f64) -> String {
-    if v.abs() >= 1000.0 {
-        count(v.round().max(0.0) as u64)
-    } else {
-        format!("{v:.1}")
-    }
-}
-
-/// Seconds as `2.35 s`, or as milliseconds below one second.
-fn seconds(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.2} s")
-    } else {
-        format!("{} ms", ms(s * 1e6))
-    }
-}
-
 /// The slow-line users of one load point: their line and how close each reply came to it; empty
 /// when no population has a line.
 fn slow_line_html(point: &LoadPoint) -> String {
@@ -697,7 +617,7 @@ fn slow_line_html(point: &LoadPoint) -> String {
         "<h3>Slow-line clients</h3>\n<div class=\"wide\"><table class=\"slow-lines\"><thead><tr>\
          <th rowspan=\"2\">population</th><th class=\"group\" colspan=\"5\">the line</th>\
          <th class=\"group\" colspan=\"4\">each reply</th><th class=\"group\" colspan=\"2\">\
-         the users</th></tr><tr><th>down</th><th>up</th><th class=\"num\">payload (B/s)</th>\
+         the users</th></tr><tr><th>down (bit/s)</th><th>up (bit/s)</th><th class=\"num\">payload (B/s)</th>\
          <th>RTT</th><th class=\"num\">window / MSS (B)</th>\
          <th class=\"num\">achieved p50 (B/s)</th><th class=\"num\">low end (B/s)</th>\
          <th class=\"num\">slowdown p50</th><th class=\"num\">slowdown p99</th>\
@@ -710,16 +630,15 @@ fn slow_line_html(point: &LoadPoint) -> String {
             [(bps, _)] => line_rate(*bps),
             rates => rates
                 .iter()
-                .map(|(bps, share)| format!("{} ({:.0}%)", line_rate(*bps), share * 100.0))
+                .map(|(bps, share)| format!("{} ({})", line_rate(*bps), percent(*share)))
                 .collect::<Vec<_>>()
                 .join("<br>"),
         };
         let low = match r.achieved_low_bytes_per_s {
-            Some(prepare::LowEnd::P10(v)) => format!("p10 {}", count(v.round() as u64)),
-            Some(prepare::LowEnd::Min(v)) => format!("min {}", count(v.round() as u64)),
-            None => "–".into(),
+            Some(prepare::LowEnd::P10(v)) => format!("p10 {}", whole(v)),
+            Some(prepare::LowEnd::Min(v)) => format!("min {}", whole(v)),
+            None => MISSING.into(),
         };
-        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".into());
         let _ = write!(
             html,
             "<tr><td>{}</td><td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td>{}\
@@ -727,20 +646,18 @@ fn slow_line_html(point: &LoadPoint) -> String {
             escape(&r.population),
             downstream,
             line_rate(r.upstream_bps),
-            num(count(r.payload_bytes_per_s.round() as u64)),
-            plot::style::si(r.rtt_ms),
+            num(whole(r.payload_bytes_per_s)),
+            ms(r.rtt_ms * 1000.0),
             escape(&r.rtt_mode),
             num(format!(
                 "{} / {}",
                 count(u64::from(r.receive_window_bytes)),
                 count(u64::from(r.mss_bytes))
             )),
-            num(or_dash(
-                r.achieved_p50_bytes_per_s.map(|v| count(v.round() as u64))
-            )),
+            num(or_missing(r.achieved_p50_bytes_per_s, whole)),
             num(low),
-            num(or_dash(r.slowdown_p50.map(times))),
-            num(or_dash(r.slowdown_p99.map(times))),
+            num(or_missing(r.slowdown_p50, times)),
+            num(or_missing(r.slowdown_p99, times)),
             num(format!(
                 "{} / {}",
                 count(r.pages_started),
@@ -789,7 +706,7 @@ fn little_html(point: &LoadPoint) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let ratio_cell = |r: Option<f64>| num(r.map_or("–".into(), times));
+    let ratio_cell = |r: Option<f64>| num(or_missing(r, times));
     let mut html = String::from(
         "<h3>Little's law</h3>\n<div class=\"wide\"><table class=\"little\"><thead><tr>\
          <th rowspan=\"2\">population</th><th rowspan=\"2\">kind</th>\
@@ -869,7 +786,7 @@ fn populations_across_html(points: &[&LoadPoint], columns: &[String], what: &str
                 let r = value.zip(of).and_then(|(v, b)| prepare::ratio(v, b));
                 num(format!("{text}{}", ratio_span(r, better)))
             };
-            let latency = |v: Option<f64>| v.map_or("–".into(), ms);
+            let latency = |v: Option<f64>| or_missing(v, ms);
             let _ = write!(
                 html,
                 "{}{}{}{}{}{}{}</tr>",
@@ -906,8 +823,8 @@ fn kernel_html(point: &LoadPoint) -> String {
     let k = &kernel.summary;
     let opt = |v: Option<String>| v.unwrap_or_else(|| "not measured".into());
     let tw_size = format!(
-        "{} B{}",
-        kernel.time_wait_object_bytes,
+        "{}{}",
+        bytes(kernel.time_wait_object_bytes as f64),
         if kernel.time_wait_bytes_estimated {
             " (estimated: /proc/slabinfo unreadable)"
         } else {
@@ -935,8 +852,8 @@ fn kernel_html(point: &LoadPoint) -> String {
             "TIME_WAIT socket-seconds",
             format!(
                 "server side {}, client side {}",
-                count(k.time_wait_seconds_server_side.round() as u64),
-                count(k.time_wait_seconds_client_side.round() as u64)
+                whole(k.time_wait_seconds_server_side),
+                whole(k.time_wait_seconds_client_side)
             ),
         ),
         ("one TIME_WAIT socket", tw_size),
@@ -946,7 +863,7 @@ fn kernel_html(point: &LoadPoint) -> String {
         ),
         (
             "server CPU per op",
-            opt(k.server_cpu_us_per_op.map(|v| format!("{v:.1} µs"))),
+            opt(k.server_cpu_us_per_op.map(|v| format!("{} µs", cpu_us(v)))),
         ),
         (
             "server peak RSS",
@@ -983,9 +900,9 @@ fn kernel_html(point: &LoadPoint) -> String {
         (
             "generator CPU",
             format!(
-                "{:.0}% of its cores (sampler {:.1}% of one core)",
-                k.loadgen_cpu_share * 100.0,
-                k.sampler_cpu_share * 100.0
+                "{} of its cores (sampler {} of one core)",
+                percent(k.loadgen_cpu_share),
+                percent(k.sampler_cpu_share)
             ),
         ),
         (
@@ -1146,24 +1063,24 @@ fn isolation_html(result: &RunResult) -> String {
             escape(&path.server_address),
             escape(&path.fast_sources),
             escape(&path.delayed_sources),
-            plot::style::si(path.one_way_delay_ms),
+            ms(path.one_way_delay_ms * 1000.0),
             if path.delay_line.is_some() {
                 "a user-space delay line on TUN devices"
             } else {
                 "netem"
             },
-            plot::style::si(2.0 * path.one_way_delay_ms)
+            ms(2.0 * path.one_way_delay_ms * 1000.0)
         );
         if let Some(line) = &path.delay_line {
             let _ = write!(
                 html,
                 "; it carried {} packets up and {} down, dropped {}, held at most {} packets, \
-                 and its relay thread used {} s of CPU (counted in the generator's share)",
+                 and its relay thread used {} of CPU (counted in the generator's share)",
                 count(line.packets_up),
                 count(line.packets_down),
                 count(line.dropped),
                 count(line.max_queue_packets),
-                plot::style::si(line.cpu_us as f64 / 1e6)
+                seconds(line.cpu_us as f64 / 1e6)
             );
         }
         if !path.commands.is_empty() {
@@ -1258,9 +1175,9 @@ fn metric_value(quantity: Quantity, value: f64) -> (String, &'static str) {
         Quantity::OpsPerS => (rate(value), "ops/s"),
         Quantity::MbitPerS => (rate(value), "Mbit/s"),
         Quantity::LatencyUs => (ms(value), "ms"),
-        Quantity::Count => (count(value.round() as u64), ""),
-        Quantity::PerKiloOps => (format!("{value:.3}"), "per 1000 ops"),
-        Quantity::CpuUsPerOp => (format!("{value:.1}"), "µs/op"),
+        Quantity::Count => (whole(value), ""),
+        Quantity::PerKiloOps => (per_kilo_ops(value), "per 1000 ops"),
+        Quantity::CpuUsPerOp => (cpu_us(value), "µs/op"),
         Quantity::Bytes => (bytes(value), "bytes"),
     }
 }
@@ -1268,7 +1185,7 @@ fn metric_value(quantity: Quantity, value: f64) -> (String, &'static str) {
 /// ` ×0.50` against a baseline, marked better or worse by the figure's own direction.
 fn ratio_span(ratio: Option<f64>, better: Better) -> String {
     let Some(r) = ratio else {
-        return " <span class=\"ratio\">×–</span>".into();
+        return format!(" <span class=\"ratio\">×{MISSING}</span>");
     };
     let improved = match better {
         Better::Higher => r > 1.0,
@@ -1281,7 +1198,7 @@ fn ratio_span(ratio: Option<f64>, better: Better) -> String {
     } else {
         ("worse", "&#9660; ")
     };
-    format!(" <span class=\"ratio {class}\">{mark}×{r:.2}</span>")
+    format!(" <span class=\"ratio {class}\">{mark}{}</span>", times(r))
 }
 
 fn ratio_table(rows: &[MetricRow], labels: &[String]) -> String {
@@ -1301,7 +1218,7 @@ fn ratio_table(rows: &[MetricRow], labels: &[String]) -> String {
         );
         for (n, (value, ratio)) in row.values.iter().zip(&row.ratios).enumerate() {
             let Some(value) = value else {
-                html.push_str("<td class=\"num\">–</td>");
+                let _ = write!(html, "<td class=\"num\">{MISSING}</td>");
                 continue;
             };
             let text = metric_value(row.metric.quantity, *value).0;
@@ -1326,21 +1243,6 @@ mod tests {
     fn fill_never_rescans_values() {
         let out = fill("<p>{{a}}</p><p>{{b}}</p>", &[("a", "{{b}}"), ("b", "x")]);
         assert_eq!(out, "<p>{{b}}</p><p>x</p>");
-    }
-
-    #[test]
-    fn counts_group_thousands() {
-        assert_eq!(count(0), "0");
-        assert_eq!(count(999), "999");
-        assert_eq!(count(1_234_567), "1\u{2009}234\u{2009}567");
-    }
-
-    #[test]
-    fn milliseconds_keep_three_digits() {
-        assert_eq!(ms(747.0), "0.747");
-        assert_eq!(ms(1478.0), "1.48");
-        assert_eq!(ms(45_000.0), "45.0");
-        assert_eq!(ms(1_000_000.0), "1000");
     }
 
     #[test]
