@@ -15,7 +15,6 @@ pub fn or_missing<T>(value: Option<T>, format: impl FnOnce(T) -> String) -> Stri
 }
 
 /// Microseconds as milliseconds with three significant digits: 0.747, 1.48, 45.0, 1000.
-/// Latencies, configured delays and round trips alike.
 pub fn ms(us: f64) -> String {
     let v = us / 1000.0;
     if v >= 100.0 {
@@ -114,7 +113,8 @@ pub fn line_rate(bps: f64) -> String {
     style::si(bps)
 }
 
-/// A configured amount in the short form of the charts' axes: 32, 2k, 1.5M.
+/// A configured amount in the short form of the charts' axes, as the scenario would say it:
+/// 32 clients, 2k users, a 50 ms delay (where a measured 50 ms would read 50.0).
 pub fn compact(v: f64) -> String {
     style::si(v)
 }

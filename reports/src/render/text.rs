@@ -6,8 +6,8 @@
 use std::io::Write;
 
 use super::format::{
-    bytes, count, cpu_us, errors_by_kind, line_rate, mean_count, ms, or_missing, percent, rate,
-    seconds, times, whole, window_s, MISSING,
+    bytes, compact, count, cpu_us, errors_by_kind, line_rate, mean_count, ms, or_missing, percent,
+    rate, seconds, times, whole, window_s, MISSING,
 };
 use crate::model::{HistogramData, KernelAccounting, LoadPoint, RunResult};
 use crate::prepare::{self, LittleRow, LowEnd, SlowLineRow};
@@ -97,7 +97,7 @@ fn print_slow_line(out: &mut impl Write, r: &SlowLineRow) {
          B/s payload; slowdown p50 {} p99 {}; pages {}/{} completed, {} lingering closes",
         "",
         line_rate(r.upstream_bps),
-        ms(r.rtt_ms * 1000.0),
+        compact(r.rtt_ms),
         r.rtt_mode,
         or_missing(r.achieved_p50_bytes_per_s, whole),
         whole(r.payload_bytes_per_s),
@@ -257,7 +257,7 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
             "delay path: slow-line clients from {} delayed {} ms each way by {by}, fast clients \
              from {}, server {}",
             path.delayed_sources,
-            ms(path.one_way_delay_ms * 1000.0),
+            compact(path.one_way_delay_ms),
             path.fast_sources,
             path.server_address
         );
