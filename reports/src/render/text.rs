@@ -230,6 +230,8 @@ fn print_point_table(result: &RunResult, out: &mut impl Write) {
     }
 }
 
+/// Writes the summary of `result` to `out` (the terminal, at the end of `loadgen run`). Write
+/// errors are ignored: a closed terminal must not fail the run whose result is already saved.
 pub fn print_summary(result: &RunResult, out: &mut impl Write) {
     let _ = writeln!(
         out,
