@@ -1,5 +1,11 @@
-//! `reports`: the result model of afterburner-bench runs (`model`), shared by `loadgen` (which
-//! writes results) and the report renderer (which reads them).
+//! `reports`: the result model of afterburner-bench runs (`model`, the `result.json` that
+//! `loadgen` writes), the figures computed from it (`prepare`), and what is made of them: the
+//! self-contained HTML report and the text summary printed after a run (`render`), with the
+//! charts drawn by `plot`.
+
+// The model is a stored format read by other crates and people: every public item says what it
+// is, in which unit.
+#![warn(missing_docs)]
 
 pub mod model;
 mod plot;

@@ -19,22 +19,33 @@ pub enum ResultFileError {
     /// The file could not be read.
     #[error("reading {}: {source}", path.display())]
     Read {
+        /// The file asked for.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
     /// The file is not JSON of a `RunResult`.
     #[error("{} is not a loadgen result.json: {source}", path.display())]
     Parse {
+        /// The file read.
         path: PathBuf,
+        /// Where and why the JSON does not fit the model.
         source: serde_json::Error,
     },
     /// The file was written by a loadgen with another result shape.
     #[error("{} has schema_version {found}; this build reads {SCHEMA_VERSION}", path.display())]
-    Schema { path: PathBuf, found: u32 },
+    Schema {
+        /// The file read.
+        path: PathBuf,
+        /// Its `schema_version`, not `SCHEMA_VERSION`.
+        found: u32,
+    },
     /// The file (or its temporary sibling) could not be written or renamed into place.
     #[error("writing {}: {source}", path.display())]
     Write {
+        /// The file (or its temporary sibling) that could not be written or renamed.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
 }
@@ -77,26 +88,41 @@ impl RunResult {
     }
 }
 
+/// One `loadgen run`: what ran, whether its numbers can be trusted, where it ran, and the
+/// measurements of each load point. The root of `result.json`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct RunResult {
+    /// The shape of this file; `SCHEMA_VERSION` for the results this build writes and reads.
     pub schema_version: u32,
+    /// The program that wrote the result (`loadgen`).
     pub tool: String,
+    /// Its version (the crate version).
     pub tool_version: String,
+    /// The scenario's `name`.
     pub scenario_name: String,
     /// The scenario file as it ran (after command-line overrides, as TOML).
     pub scenario_toml: String,
+    /// Seed of every random choice of the run (file picks, arrivals, think times), so a run can
+    /// be repeated.
     pub seed: u64,
     /// Start of the run, UTC, RFC 3339.
     pub started_utc: String,
     /// False when the measurement cannot be trusted; `invalid_reasons` says why.
     pub valid: bool,
+    /// Why the run is invalid, one sentence each; empty for a valid run.
     pub invalid_reasons: Vec<String>,
+    /// What a reader should know before trusting the numbers, short of making them invalid.
     pub warnings: Vec<String>,
     /// True when Ctrl-C ended the run early.
     pub interrupted: bool,
+    /// The server under test.
     pub server: ServerInfo,
+    /// The load generator's own set-up.
     pub generator: GeneratorInfo,
+    /// How the run's sockets were kept apart from the rest of the machine.
     pub isolation: Isolation,
+    /// The machine and the kernel settings the run ran with; absent in results from before it
+    /// was recorded.
     #[serde(default)]
     pub environment: Option<Environment>,
     /// The loadgen command line as typed.
@@ -106,16 +132,21 @@ pub struct RunResult {
     pub load_points: Vec<LoadPoint>,
 }
 
+/// The server under test and how it ended.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ServerInfo {
     /// `builtin`, `command` or `url`.
     pub kind: String,
+    /// The command line the loadgen started the server with (for `url`, the URL it was given).
     pub command_line: String,
+    /// Where the clients connected, `host:port`.
     pub address: String,
     /// The server's own counters (afterburner's `--stats` JSON), when it has them.
     pub stats: Option<serde_json::Value>,
     /// How the server ended, e.g. `exit status: 0`.
     pub exit: String,
+    /// What happened to the server that a reader should know (it had exited before it was
+    /// asked to stop, it needed a SIGKILL, ...).
     pub notes: Vec<String>,
 }
 
@@ -125,20 +156,22 @@ pub struct ServerInfo {
 pub enum IsolationMode {
     /// A private network namespace: the kernel's counters are this run's alone.
     PrivateNetns,
-    #[default]
     /// The host's namespace: kernel counters are shared with everything else on the machine.
+    #[default]
     HostNamespace,
 }
 
+/// Where the run's sockets lived, and why.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Isolation {
+    /// Private network namespace or the host's.
     pub mode: IsolationMode,
     /// Why the run is not in a private namespace, when it is not.
     pub reason: Option<String>,
     /// Sysctls written inside the private namespace, as `name=value`.
     pub sysctls_set: Vec<String>,
     /// Set when the server and the clients ran in two namespaces joined by a veth pair, with
-    /// netem delaying the slow-line clients' packets.
+    /// netem or a user-space delay line delaying the slow-line clients' packets.
     #[serde(default)]
     pub delay_path: Option<DelayPath>,
 }
@@ -146,12 +179,17 @@ pub struct Isolation {
 /// What a user-space delay line carried ("up": clients to server) and what it cost.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct DelayLineFigures {
+    /// Packets delivered from the clients to the server.
     pub packets_up: u64,
+    /// Packets delivered from the server to the clients.
     pub packets_down: u64,
+    /// Bytes delivered up, whole IP packets.
     pub bytes_up: u64,
+    /// Bytes delivered down, whole IP packets.
     pub bytes_down: u64,
     /// Packets lost on the line (queue bound, failed write, or the kernel's TUN queue).
     pub dropped: u64,
+    /// The most packets one direction's queue held at once.
     pub max_queue_packets: u64,
     /// CPU time of the relay thread, which includes the kernel's receive work for every packet
     /// it writes; it runs on the generator's CPUs and counts in the generator's CPU share.
@@ -161,6 +199,7 @@ pub struct DelayLineFigures {
 /// The veth path between the clients' and the server's namespaces.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct DelayPath {
+    /// The server's address on the server's side of the veth pair, `host:port`.
     pub server_address: String,
     /// Fast (undelayed) client source addresses, as a prefix.
     pub fast_sources: String,
@@ -177,24 +216,35 @@ pub struct DelayPath {
     pub commands: Vec<String>,
 }
 
+/// The load generator's own set-up.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct GeneratorInfo {
+    /// Worker threads, each with its own event loop and connections.
     pub workers: usize,
-    /// CPUs the generator's workers were pinned to.
+    /// CPUs the generator's workers were pinned to; empty when not pinned.
     pub cpus: Vec<usize>,
-    /// Source addresses the clients were spread over.
+    /// Source addresses the clients were spread over; empty when the system chose.
     pub source_addresses: Vec<String>,
 }
 
+/// One load point: a run without a sweep has one, a sweep one per step, a run of variants one
+/// per variant. Everything measured at it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LoadPoint {
+    /// Its name in the report: `100% load`, a sweep step, a variant's name.
     pub label: String,
     /// Fraction of the scenario's full load applied at this point (1.0 without a sweep).
     pub load_fraction: f64,
+    /// Warm-up before the measured window, in seconds: counted in the timeline, not in the
+    /// totals.
     pub warmup_s: f64,
+    /// Length of the measured window, in seconds: the divisor of every rate.
     pub measured_s: f64,
+    /// All populations together, over the measured window.
     pub totals: Totals,
+    /// Each population of clients, in scenario order.
     pub populations: Vec<PopulationResult>,
+    /// Per-interval series over the whole point, warm-up included.
     pub timeline: Timeline,
     /// What the kernel and the server spent, sampled on the load's time axis. Absent in results
     /// from before kernel accounting, or when the sampler could not run.
@@ -208,12 +258,15 @@ pub struct LoadPoint {
 /// The kernel's and the server's side of one load point.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct KernelAccounting {
+    /// Time between two samples, in milliseconds.
     pub sample_interval_ms: u64,
-    /// Size of one TIME_WAIT socket (`tw_sock_TCP` slab object).
+    /// Size of one TIME_WAIT socket (`tw_sock_TCP` slab object), in bytes.
     pub time_wait_object_bytes: u64,
     /// True when that size is the documented fallback, not read from /proc/slabinfo.
     pub time_wait_bytes_estimated: bool,
+    /// The samples, oldest first.
     pub samples: Vec<KernelSample>,
+    /// Peaks, integrals and per-op figures computed from the samples.
     pub summary: KernelSummary,
     /// Probe failures (each distinct message once).
     pub probe_errors: Vec<String>,
@@ -222,62 +275,90 @@ pub struct KernelAccounting {
 /// One sample; `elapsed_ms` is on the same axis as the timeline (0 = start of the warm-up).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct KernelSample {
+    /// When the sample was taken, in milliseconds since the start of the warm-up.
     pub elapsed_ms: u64,
-    /// /proc/net/sockstat TCP: sockets in use, orphans, TIME_WAIT (all sides), allocated.
+    /// /proc/net/sockstat TCP `inuse`: TCP sockets in use (listening ones included).
     pub tcp_in_use: u64,
+    /// /proc/net/sockstat TCP `orphan`: sockets no process holds any more, still closing.
     pub tcp_orphans: u64,
+    /// /proc/net/sockstat TCP `tw`: sockets in TIME_WAIT, all ports and sides.
     pub tcp_time_wait: u64,
+    /// /proc/net/sockstat TCP `alloc`: TCP sockets allocated.
     pub tcp_allocated: u64,
     /// Kernel TCP memory (sockstat `mem` pages as bytes).
     pub tcp_memory_bytes: u64,
-    /// TIME_WAITs of the server's port held by the server and by the clients (sock_diag).
+    /// TIME_WAITs of the server's port held by the server (its side closed first), from
+    /// sock_diag.
     pub time_wait_server_side: u64,
+    /// TIME_WAITs of the server's port held by the clients (their side closed first).
     pub time_wait_client_side: u64,
+    /// `time_wait_server_side` x the size of one TIME_WAIT socket, in bytes.
     pub time_wait_server_side_bytes: u64,
+    /// `time_wait_client_side` x the size of one TIME_WAIT socket, in bytes.
     pub time_wait_client_side_bytes: u64,
-    /// The server's process tree (children included).
+    /// Resident memory of the server's process tree (children included), in bytes; `None` when
+    /// the server is not a process the loadgen can read (a URL).
     pub server_rss_bytes: Option<u64>,
+    /// Proportional set size of the server's tree (shared pages split among sharers), bytes.
     pub server_pss_bytes: Option<u64>,
-    /// Cumulative user + system CPU of the server's tree.
+    /// Cumulative user + system CPU of the server's tree, in microseconds.
     pub server_cpu_us: Option<u64>,
+    /// Threads in the server's tree.
     pub server_threads: Option<u64>,
+    /// File descriptors open in the server's tree.
     pub server_open_fds: Option<u64>,
+    /// Processes in the server's tree.
     pub server_processes: Option<u64>,
-    /// Cumulative CPU of the generator process (all threads, the sampler's included).
+    /// Cumulative CPU of the generator process (all threads, the sampler's included), in
+    /// microseconds.
     pub loadgen_cpu_us: u64,
-    /// Cumulative TcpExt counters: accept-queue overflows and drops, TIME_WAIT overflow.
+    /// Cumulative TcpExt `ListenOverflows`: connections that found a full accept queue.
     pub listen_overflows: u64,
+    /// Cumulative TcpExt `ListenDrops`: connection attempts a listener dropped.
     pub listen_drops: u64,
+    /// Cumulative TcpExt `TCPTimeWaitOverflow`: closes that skipped TIME_WAIT because
+    /// `tcp_max_tw_buckets` was reached.
     pub time_wait_overflows: u64,
 }
 
 /// Figures derived from the samples (measured window only, where it matters).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct KernelSummary {
+    /// Most server-side TIME_WAIT sockets of the server's port at once.
     pub peak_time_wait_server_side: u64,
+    /// Most client-side TIME_WAIT sockets of the server's port at once.
     pub peak_time_wait_client_side: u64,
+    /// Memory of the server-side TIME_WAIT sockets at their peak, in bytes.
     pub peak_time_wait_server_side_bytes: u64,
+    /// Memory of the client-side TIME_WAIT sockets at their peak, in bytes.
     pub peak_time_wait_client_side_bytes: u64,
-    /// Integral of the TIME_WAIT count over the point (socket-seconds), per side.
+    /// Integral of the server-side TIME_WAIT count over the point, in socket-seconds.
     pub time_wait_seconds_server_side: f64,
+    /// Integral of the client-side TIME_WAIT count over the point, in socket-seconds.
     pub time_wait_seconds_client_side: f64,
+    /// Most kernel TCP memory at once (sockstat `mem`), in bytes.
     pub peak_tcp_memory_bytes: u64,
-    /// Server CPU (user + system) per completed operation in the measured window.
+    /// Server CPU (user + system) per completed operation in the measured window, in
+    /// microseconds.
     pub server_cpu_us_per_op: Option<f64>,
+    /// The server tree's highest resident memory, in bytes.
     pub server_peak_rss_bytes: Option<u64>,
-    /// (peak RSS - RSS before the load) / peak open connections.
+    /// (peak RSS - RSS before the load) / peak open connections, in bytes.
     pub server_memory_per_connection_bytes: Option<f64>,
-    /// Deltas over the point.
+    /// Accept-queue overflows during the point (TcpExt `ListenOverflows`).
     pub listen_overflows: u64,
+    /// Connection attempts listeners dropped during the point (TcpExt `ListenDrops`).
     pub listen_drops: u64,
+    /// Closes that skipped TIME_WAIT during the point (TcpExt `TCPTimeWaitOverflow`).
     pub time_wait_overflows: u64,
     /// Generator CPU as a share of its cores over the measured window (1.0 = all busy).
     pub loadgen_cpu_share: f64,
     /// The sampler's own CPU as a share of one core.
     pub sampler_cpu_share: f64,
-    /// The generator's resident memory before the load and at its peak.
+    /// The generator's resident memory before the load, in bytes.
     #[serde(default)]
     pub loadgen_rss_start_bytes: Option<u64>,
+    /// The generator's highest resident memory during the point, in bytes.
     #[serde(default)]
     pub loadgen_peak_rss_bytes: Option<u64>,
     /// (generator peak RSS - RSS before the load) / peak open client connections: the
@@ -300,6 +381,7 @@ pub struct Environment {
     pub cpu_count: u64,
     /// CPUs this process may run on, which pinning may make fewer.
     pub cpus_allowed: u64,
+    /// The memory page size, in bytes (sockstat counts TCP memory in pages).
     pub page_size_bytes: u64,
     /// `net.ipv4.ip_local_port_range`: first and last ephemeral port.
     pub ip_local_port_range: Option<(u16, u16)>,
@@ -315,7 +397,9 @@ pub struct Environment {
     pub tcp_wmem_bytes: Option<[u64; 3]>,
     /// `net.ipv4.tcp_fin_timeout` in seconds (FIN_WAIT2, not TIME_WAIT, which is fixed at 60 s).
     pub tcp_fin_timeout_s: Option<u64>,
+    /// The generator's soft limit of open files (`RLIMIT_NOFILE`): its cap on connections.
     pub nofile_soft_limit: Option<u64>,
+    /// The hard limit the soft one may be raised to.
     pub nofile_hard_limit: Option<u64>,
     /// `git rev-parse HEAD` in the working directory.
     pub git_revision: Option<String>,
@@ -323,26 +407,34 @@ pub struct Environment {
     pub git_dirty: Option<bool>,
 }
 
+/// What a population (or all of them) completed and failed in the measured window.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Totals {
     /// Completed requests with the expected status and body.
     pub ops: u64,
+    /// `ops` per second of the measured window.
     pub ops_per_s: f64,
+    /// Response body bytes of the completed requests.
     pub bytes: u64,
+    /// `bytes` as megabits (10^6 bits) per second of the measured window.
     pub mbit_per_s: f64,
+    /// Failed requests and connections, all kinds together.
     pub errors_total: u64,
     /// Errors by kind (`refused`, `connect_timeout`, `addr_not_available`, `emfile`, `reset`,
     /// `short_body`, `bad_status`, `verify_failed`, `timeout`, `other`).
     pub errors: BTreeMap<String, u64>,
 }
 
+/// One population of clients at one load point: what it offered, completed and waited.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct PopulationResult {
+    /// Its `name` in the scenario.
     pub name: String,
-    /// `closed` or `open`.
+    /// `closed`, `open` or `modem` (slow-line users, a closed loop on an emulated line).
     pub kind: String,
     /// Closed loop: clients; open loop: target requests per second; modem: users.
     pub offered: f64,
+    /// What it completed and failed in the measured window.
     pub totals: Totals,
     /// All classes together.
     pub latency: LatencySet,
@@ -354,9 +446,12 @@ pub struct PopulationResult {
     pub queued_arrivals: u64,
     /// Largest number of this population's connections open at once.
     pub peak_open_connections: u64,
-    /// Whole load point, warm-up included: comparable with the server's own counters.
+    /// Requests written completely to a socket over the whole load point, warm-up included:
+    /// comparable with the server's own counters.
     pub requests_sent: u64,
+    /// Replies read completely (any status) over the whole load point, warm-up included.
     pub responses_completed: u64,
+    /// Connections whose connect completed over the whole load point, warm-up included.
     pub connections_established: u64,
     /// Little's law over the measured window: concurrency measured against rate x time.
     #[serde(default)]
@@ -400,9 +495,11 @@ pub struct LineFigures {
     /// Why the round trip is not the kernel's, when it is not (no root, no sch_netem, asked).
     #[serde(default)]
     pub rtt_mode_reason: Option<String>,
+    /// The line's round-trip time as configured, in milliseconds.
     pub rtt_ms: f64,
     /// Downstream line rates in bit/s and the share of clients on each.
     pub downstream_bps: Vec<LineRateShare>,
+    /// Upstream line rate (clients to server), in bit/s.
     pub upstream_bps: f64,
     /// Payload bytes per second the downstream lines carry, averaged over the clients (line rate
     /// x the payload share left after TCP/IP and link framing).
@@ -417,10 +514,11 @@ pub struct LineFigures {
     /// needs for its bytes. 1000 means the line set the pace; more means the server (or the
     /// machine) held the reply back.
     pub slowdown_milli: HistogramData,
-    /// Page views begun and completed (a page and its inline images).
+    /// Page views (a page and its inline images) begun in the measured window.
     pub pages_started: u64,
+    /// Page views whose page and every inline image had arrived, in the measured window.
     pub pages_completed: u64,
-    /// Connections closed by the client after lingering idle.
+    /// Connections closed by the client after lingering idle, in the measured window.
     pub lingering_closes: u64,
     /// Requests sent again on a new connection because the reused one had been closed by the
     /// server before any of the reply came (as browsers do); not counted as errors.
@@ -428,44 +526,70 @@ pub struct LineFigures {
     pub retries_on_new_connection: u64,
 }
 
+/// One downstream line rate of a slow-line population.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LineRateShare {
+    /// The line rate, in bit/s.
     pub bps: f64,
+    /// The fraction of the population's users on it (the shares add up to 1).
     pub share: f64,
 }
 
+/// One class of requests of a population (a SPECweb96 file class, or one URL of a list).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ClassResult {
+    /// The class's name (`class0` .. `class3`, or the URL).
     pub class: String,
+    /// Completed requests of the class in the measured window.
     pub ops: u64,
+    /// Their response body bytes.
     pub bytes: u64,
+    /// Their latencies.
     pub latency: LatencySet,
 }
 
 /// Latencies of one group of requests. Open loop: measured from the time each request was due.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LatencySet {
+    /// TCP connect time, in microseconds: from `connect()` to the connection being up; 0 for a
+    /// request sent on a kept-alive connection.
     pub connect_us: HistogramData,
+    /// From when the request was issued (closed loop) or due (open loop) to the first byte of
+    /// the reply, in microseconds.
     pub first_byte_us: HistogramData,
+    /// From when the request was issued (closed loop) or due (open loop) to the last byte of
+    /// the reply, in microseconds: the response time.
     pub total_us: HistogramData,
 }
 
-/// A histogram's headline figures (microseconds) and the histogram itself.
+/// A histogram's headline figures and the histogram itself. Values are in the unit the field
+/// holding it names: microseconds for `*_us` latencies, bytes per second for
+/// `achieved_bytes_per_s`, thousandths for `slowdown_milli`. All zero when nothing was
+/// recorded.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct HistogramData {
+    /// Values recorded.
     pub count: u64,
+    /// The smallest value.
     pub min: u64,
+    /// The mean value.
     pub mean: f64,
+    /// The median.
     pub p50: u64,
+    /// The 90th percentile.
     pub p90: u64,
+    /// The 99th percentile.
     pub p99: u64,
+    /// The 99.9th percentile.
     pub p999: u64,
+    /// The largest value.
     pub max: u64,
     /// HdrHistogram V2 + deflate, base64 (what HdrHistogram's own tools read).
     pub hdr_v2_deflate_base64: String,
 }
 
 impl HistogramData {
+    /// The headline figures of `histogram` and its encoded form; all zero when it is empty.
     pub fn from_histogram(histogram: &Histogram<u64>) -> HistogramData {
         let mut encoded = Vec::new();
         let serialized = V2DeflateSerializer::new()
@@ -510,21 +634,32 @@ impl HistogramData {
 /// Per-interval series on one time axis; index 0 is the start of the warm-up.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Timeline {
+    /// Length of one interval, in seconds.
     pub interval_s: f64,
     /// Index of the first measured interval (the ones before are warm-up).
     pub measured_from_index: usize,
+    /// One series set per population, in scenario order.
     pub populations: Vec<PopulationTimeline>,
 }
 
+/// One population's series, one value per interval of its `Timeline`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct PopulationTimeline {
+    /// The population's name.
     pub name: String,
+    /// Requests completed in each interval.
     pub ops: Vec<u64>,
+    /// Response body bytes of those requests.
     pub bytes: Vec<u64>,
+    /// Errors in each interval, all kinds together.
     pub errors: Vec<u64>,
     /// Connections open at the end of each interval.
     pub open_connections: Vec<u64>,
+    /// Median response time of the interval's completed requests, in microseconds; 0 when
+    /// none completed.
     pub latency_p50_us: Vec<u64>,
+    /// 99th percentile response time of the interval's completed requests, in microseconds; 0
+    /// when none completed.
     pub latency_p99_us: Vec<u64>,
 }
 

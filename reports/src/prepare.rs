@@ -25,15 +25,20 @@ const SPECTRUM_POINTS_PER_DECADE: usize = 24;
 /// or run (the n-th colour of the palette). The slot is data, the colour is `plot::style`'s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hue {
+    /// The sum of all populations (or all classes): black.
     Total,
+    /// The n-th population, class or run, from 0.
     Index(usize),
 }
 
 /// One line of a chart.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
+    /// The legend's name for it.
     pub name: String,
+    /// `(x, y)` in the chart's data units, sorted by x.
     pub points: Vec<(f64, f64)>,
+    /// Its colour slot.
     pub hue: Hue,
     /// Drawn thicker: the p99 beside a thin p50, the total beside its parts.
     pub thick: bool,
@@ -42,6 +47,7 @@ pub struct Series {
 }
 
 impl Series {
+    /// A thin series of `points`, not down-sampled.
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>, hue: Hue) -> Series {
         Series {
             name: name.into(),
@@ -52,6 +58,7 @@ impl Series {
         }
     }
 
+    /// The same series drawn thick.
     pub fn thick(mut self) -> Series {
         self.thick = true;
         self
@@ -196,6 +203,7 @@ pub fn headline_index(result: &RunResult) -> Option<usize> {
 /// the start of the warm-up; every series already down-sampled.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TimelineView {
+    /// The end of the last interval: the time axis' length, in seconds.
     pub duration_s: f64,
     /// The warm-up region is `0 ..= warmup_end_s`.
     pub warmup_end_s: f64,
@@ -204,9 +212,12 @@ pub struct TimelineView {
     pub measured_end_s: f64,
     /// The total first (when there are several populations), then one per population.
     pub ops_per_s: Vec<Series>,
+    /// Response data in Mbit/s: the total first (when there are several populations), then one
+    /// per population.
     pub mbit_per_s: Vec<Series>,
+    /// Connections open at the end of each interval, one per population that recorded them.
     pub open_connections: Vec<Series>,
-    /// Per population, p50 then p99; intervals without a completed request are left out.
+    /// Response time (µs) per population, p50 then p99; intervals without a completed request are left out.
     pub latency_us: Vec<Series>,
 }
 
@@ -302,13 +313,18 @@ pub fn timeline_view(point: &LoadPoint) -> Option<TimelineView> {
 /// could not fill (no server process to read, say) is absent, not zero.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KernelView {
+    /// The time axis' length, in seconds: the last sample or the timeline's end, whichever is
+    /// later.
     pub duration_s: f64,
+    /// The warm-up region is `0 ..= warmup_end_s`.
     pub warmup_end_s: f64,
+    /// Where the measured window ends.
     pub measured_end_s: f64,
     /// Server side, then client side: sockets in TIME_WAIT on the server's port.
     pub time_wait: Vec<Series>,
-    /// Size of one TIME_WAIT socket, for the bytes axis; estimated when not read from slabinfo.
+    /// Size of one TIME_WAIT socket in bytes, for the bytes axis.
     pub time_wait_object_bytes: u64,
+    /// True when that size is the fallback, not read from /proc/slabinfo.
     pub time_wait_bytes_estimated: bool,
     /// The kernel's TCP memory (sockstat `mem`), bytes.
     pub tcp_memory_bytes: Vec<Series>,
@@ -401,10 +417,14 @@ pub fn kernel_view(point: &LoadPoint) -> Option<KernelView> {
 /// and each class.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PopulationSpectra {
+    /// The population's name.
     pub population: String,
+    /// Points `(1 / (1 - p), latency µs)`: all classes first, then each class that recorded
+    /// anything.
     pub series: Vec<Series>,
 }
 
+/// The spectra of every population of `point` that recorded a latency.
 pub fn population_spectra(point: &LoadPoint) -> Vec<PopulationSpectra> {
     point
         .populations
@@ -450,7 +470,10 @@ pub fn populations_overlay(point: &LoadPoint) -> Vec<Series> {
 pub struct SweepView {
     /// What the x axis of the throughput chart counts, with its unit.
     pub offered_axis: String,
+    /// Completed ops/s against the offered load: all populations (or runs), then each
+    /// population.
     pub throughput: Vec<Series>,
+    /// Response time (µs) against completed ops/s, p50 and p99 per population (p99 per run).
     pub latency: Vec<Series>,
 }
 
@@ -557,26 +580,38 @@ pub fn sweep_view(result: &RunResult) -> Option<SweepView> {
 /// The figures one run is compared by, all from its headline load point.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunSummary {
+    /// Completed operations per second, all populations.
     pub ops_per_s: f64,
+    /// Response data in Mbit/s, all populations.
     pub mbit_per_s: f64,
+    /// Errors of all kinds.
     pub errors_total: f64,
+    /// Errors per 1000 completed ops; `None` when nothing completed.
     pub errors_per_1k_ops: Option<f64>,
-    /// Latency of all populations together (µs); `None` when nothing was recorded.
+    /// Median latency of all populations together (µs); `None` when nothing was recorded.
     pub p50_us: Option<f64>,
+    /// 99th percentile latency of all populations together (µs).
     pub p99_us: Option<f64>,
+    /// 99.9th percentile latency of all populations together (µs).
     pub p999_us: Option<f64>,
+    /// Largest latency of all populations together (µs).
     pub max_us: Option<f64>,
-    /// From the kernel accounting, when the run has it.
+    /// Server CPU per completed op (µs), from the kernel accounting when the run has it.
     pub server_cpu_us_per_op: Option<f64>,
+    /// Server memory per connection (bytes), from the kernel accounting.
     pub server_memory_per_connection_bytes: Option<f64>,
+    /// Server peak RSS (bytes), from the kernel accounting.
     pub server_peak_rss_bytes: Option<f64>,
     /// The generator's own user-space memory per client connection.
     pub loadgen_memory_per_connection_bytes: Option<f64>,
-    /// Peak TIME_WAIT memory, server and client side together.
+    /// Peak TIME_WAIT memory, server and client side together (bytes).
     pub peak_time_wait_bytes: Option<f64>,
+    /// Peak kernel TCP memory (bytes).
     pub peak_tcp_memory_bytes: Option<f64>,
 }
 
+/// The comparison figures of `result`, at its headline point; all zero or `None` for a result
+/// without a load point.
 pub fn run_summary(result: &RunResult) -> RunSummary {
     let Some(point) = headline_point(result) else {
         return RunSummary::default();
@@ -611,30 +646,44 @@ pub fn run_summary(result: &RunResult) -> RunSummary {
 /// Which way is better, for marking ratios.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Better {
+    /// More is better (throughput).
     Higher,
+    /// Less is better (latency, errors, memory, CPU).
     Lower,
 }
 
 /// What a comparison metric is measured in; the display unit is chosen when drawing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quantity {
+    /// Operations per second.
     OpsPerS,
+    /// Megabits per second.
     MbitPerS,
+    /// A latency in microseconds.
     LatencyUs,
+    /// A plain count.
     Count,
+    /// Occurrences per 1000 operations.
     PerKiloOps,
+    /// CPU microseconds per operation.
     CpuUsPerOp,
+    /// Bytes.
     Bytes,
 }
 
 /// One figure compared across runs.
 pub struct Metric {
+    /// Stable name, for element ids (`metric-ops_per_s`).
     pub id: &'static str,
+    /// What a reader calls it.
     pub name: &'static str,
+    /// What it is measured in.
     pub quantity: Quantity,
+    /// Which way is better.
     pub better: Better,
     /// Drawn in the grouped bar chart (the table shows every metric).
     pub bar: bool,
+    /// Its value in a run; `None` where the run lacks it.
     pub value: fn(&RunSummary) -> Option<f64>,
 }
 
@@ -759,8 +808,11 @@ pub const METRICS: &[Metric] = &[
 /// One row of the comparison: a metric's value in each run and its ratio to the first run's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricRow {
+    /// The metric.
     pub metric: &'static Metric,
+    /// Its value in each run, in the metric's quantity; `None` where a run lacks it.
     pub values: Vec<Option<f64>>,
+    /// Each value over run #1's (`ratio`); `None` where either is missing.
     pub ratios: Vec<Option<f64>>,
 }
 
@@ -935,33 +987,50 @@ pub fn quantile_of(data: &HistogramData, quantile: f64) -> Option<u64> {
 /// histogram decodes, else the stored minimum (which the report then names as such).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LowEnd {
+    /// The 10th percentile, bytes per second.
     P10(f64),
+    /// The smallest value, bytes per second.
     Min(f64),
 }
 
 /// One slow-line population's figures, as the report shows them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SlowLineRow {
+    /// The population's name.
     pub population: String,
+    /// Its users (the population's `offered`).
     pub clients: f64,
     /// (bit/s, share of clients), as configured.
     pub downstream_bps: Vec<(f64, f64)>,
+    /// Upstream line rate, bit/s.
     pub upstream_bps: f64,
+    /// Payload bytes per second the downstream lines carry, averaged over the users.
     pub payload_bytes_per_s: f64,
+    /// Round-trip time as configured, milliseconds.
     pub rtt_ms: f64,
+    /// `netem` or `application`: who produced the round trip.
     pub rtt_mode: String,
+    /// Why the round trip is not the kernel's, when it is not.
     pub rtt_mode_reason: Option<String>,
+    /// Receive window each user advertises, bytes.
     pub receive_window_bytes: u32,
+    /// MSS the users announce, bytes.
     pub mss_bytes: u32,
-    /// `None` when no reply was measured.
+    /// Median payload bytes per second of a reply; `None` when no reply was measured.
     pub achieved_p50_bytes_per_s: Option<f64>,
+    /// The low end of the same; `None` when no reply was measured.
     pub achieved_low_bytes_per_s: Option<LowEnd>,
-    /// Reply time over line time (1.0 = the line set the pace).
+    /// Median reply time over line time (1.0 = the line set the pace).
     pub slowdown_p50: Option<f64>,
+    /// 99th percentile of the same.
     pub slowdown_p99: Option<f64>,
+    /// Page views begun in the measured window.
     pub pages_started: u64,
+    /// Page views completed in the measured window.
     pub pages_completed: u64,
+    /// Connections the users closed after lingering idle.
     pub lingering_closes: u64,
+    /// Requests sent again on a new connection because the server had closed the reused one.
     pub retries_on_new_connection: u64,
 }
 
@@ -1009,20 +1078,29 @@ pub fn slow_line_rows(point: &LoadPoint) -> Vec<SlowLineRow> {
 /// Little's law on one population: what was measured, what rate x time predicts, their ratio.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LittleRow {
+    /// The population's name.
     pub population: String,
+    /// Its kind (`closed`, `open`, `modem`).
     pub kind: String,
+    /// Time average of the connections open.
     pub mean_open_connections: f64,
+    /// Connections opened per second x their mean lifetime.
     pub predicted_open_connections: f64,
     /// measured / predicted; `None` when the prediction is zero and the measurement is not.
     pub connections_ratio: Option<f64>,
+    /// Connections opened per second.
     pub connections_per_s: f64,
+    /// Mean lifetime of the connections that closed in the window, seconds.
     pub mean_connection_lifetime_s: f64,
     /// Most connections outlived the window (fewer closed in it than were open on average):
     /// their lifetimes are unknown, so there is no prediction to check (`connections_ratio` is
     /// `None`).
     pub connections_outlive_window: bool,
+    /// Time average of the requests outstanding.
     pub mean_requests_in_flight: f64,
+    /// Completed requests per second x their mean latency.
     pub predicted_requests_in_flight: f64,
+    /// measured / predicted for the requests in flight.
     pub requests_ratio: Option<f64>,
 }
 
@@ -1060,20 +1138,28 @@ pub fn little_rows(point: &LoadPoint) -> Vec<LittleRow> {
 /// One population at one load point (or one run's headline point), for the side-by-side table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PopulationCell {
+    /// Completed operations per second.
     pub ops_per_s: f64,
+    /// Response data, Mbit/s.
     pub mbit_per_s: f64,
-    /// Total latency (µs); `None` when no request completed.
+    /// Median response time (µs); `None` when no request completed.
     pub p50_us: Option<f64>,
+    /// 99th percentile response time (µs); `None` when no request completed.
     pub p99_us: Option<f64>,
+    /// 99.9th percentile response time (µs); `None` when no request completed.
     pub p999_us: Option<f64>,
+    /// Errors of all kinds.
     pub errors_total: u64,
+    /// Most of its connections open at once.
     pub peak_open_connections: u64,
 }
 
 /// One population across the points: `None` where the point did not run it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PopulationAcross {
+    /// The population's name.
     pub population: String,
+    /// One per point, in the points' order.
     pub cells: Vec<Option<PopulationCell>>,
 }
 

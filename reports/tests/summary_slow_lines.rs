@@ -154,9 +154,9 @@ fn a_modem_population_has_one_line_of_line_figures() {
     assert_eq!(lines.len(), 1, "{text}");
     assert_eq!(
         lines[0].trim(),
-        "line 56k(75%)+28.8k(25%)/33.6k bit/s, RTT 300 ms (netem): achieved p50 5003 B/s \
-         (p10 1500) of 5900 B/s payload; slowdown p50 x1.02 p99 x1.80; pages 1200/1234 \
-         completed, 345 lingering closes"
+        "line 56k(75%)+28.8k(25%)/33.6k bit/s, RTT 300 ms (netem): achieved p50 5\u{2009}003 B/s \
+         (p10 1\u{2009}500) of 5\u{2009}900 B/s payload; slowdown p50 ×1.02 p99 ×1.80; pages \
+         1\u{2009}200/1\u{2009}234 completed, 345 lingering closes"
     );
     assert!(text.contains("delay path: slow-line clients from 10.77.2.0/24 delayed 150 ms"));
 }
@@ -167,12 +167,12 @@ fn every_population_has_its_littles_law_line() {
     // lan twice (one per variant), modem once
     assert_eq!(text.matches("Little's law:").count(), 3, "{text}");
     assert!(text.contains(
-        "Little's law: connections 31.8 open vs 32.0 predicted (x0.99); requests in flight \
-         30.2 vs 30.5 (x0.99)"
+        "Little's law: connections 31.8 open vs 32.0 predicted (×0.99); requests in flight \
+         30.2 vs 30.5 (×0.99)"
     ));
     assert!(text.contains(
-        "Little's law: connections 1900.0 open vs 2000.0 predicted (x0.95); requests in flight \
-         1500.0 vs 1600.0 (x0.94)"
+        "Little's law: connections 1\u{2009}900 open vs 2\u{2009}000 predicted (×0.95); requests \
+         in flight 1\u{2009}500 vs 1\u{2009}600 (×0.94)"
     ));
 }
 
@@ -180,7 +180,9 @@ fn every_population_has_its_littles_law_line() {
 fn the_generators_memory_per_connection_is_printed() {
     let text = summary(&variants());
     assert!(
-        text.contains("memory 2048 B/connection (RSS 8.00 MiB before the load, 12.00 MiB at peak)"),
+        text.contains(
+            "memory 2.00 KiB/connection (RSS 8.00 MiB before the load, 12.00 MiB at peak)"
+        ),
         "{text}"
     );
 }
@@ -191,19 +193,19 @@ fn each_population_is_set_side_by_side_across_the_variants() {
     assert!(text.contains("population   load point"));
     assert_eq!(
         words(&text, "lan ", "lan-alone"),
-        ["lan", "lan-alone", "12000.0", "1.50", "2.00"]
+        ["lan", "lan-alone", "12000", "1.50", "2.00"]
     );
     assert_eq!(
-        words(&text, "lan+modem", "9600.0"),
-        ["lan+modem", "9600.0", "1.80", "2.05"]
+        words(&text, "lan+modem", "9600"),
+        ["lan+modem", "9600", "1.80", "2.05"]
     );
     assert_eq!(
         words(&text, "modem ", "lan-alone"),
         ["modem", "lan-alone", "not", "run"]
     );
     assert_eq!(
-        words(&text, "lan+modem", "432.0"),
-        ["lan+modem", "432.0", "1.00", "2.00"]
+        words(&text, "lan+modem", "432"),
+        ["lan+modem", "432", "1.00", "2.00"]
     );
 }
 

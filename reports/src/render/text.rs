@@ -1,32 +1,29 @@
 //! The text summary printed at the end of a run: throughput, latency percentiles per population
 //! and class, slow-line figures and Little's law per population, errors, warnings, and for
-//! several load points each population side by side. The numbers come from `reports::prepare`,
-//! as the HTML report's do, so both say the same.
+//! several load points each population side by side. The numbers come from `reports::prepare`
+//! and are written by `render::format`, as the HTML report's are, so both say the same.
 
 use std::io::Write;
 
+use super::format::{
+    bytes, compact, count, cpu_us, errors_by_kind, line_rate, mean_count, ms, or_missing, percent,
+    rate, seconds, times, whole, window_s, MISSING,
+};
 use crate::model::{HistogramData, KernelAccounting, LoadPoint, RunResult};
 use crate::prepare::{self, LittleRow, LowEnd, SlowLineRow};
-
-fn ms(us: u64) -> String {
-    format!("{:.2}", us as f64 / 1000.0)
-}
 
 fn latency_row(out: &mut impl Write, population: &str, class: &str, ops: u64, h: &HistogramData) {
     let _ = writeln!(
         out,
-        "  {population:<12} {class:<8} {ops:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        ms(h.mean as u64),
-        ms(h.p50),
-        ms(h.p90),
-        ms(h.p99),
-        ms(h.p999),
-        ms(h.max)
+        "  {population:<12} {class:<8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        count(ops),
+        ms(h.mean),
+        ms(h.p50 as f64),
+        ms(h.p90 as f64),
+        ms(h.p99 as f64),
+        ms(h.p999 as f64),
+        ms(h.max as f64)
     );
-}
-
-fn mib(bytes: f64) -> String {
-    format!("{:.2} MiB", bytes / (1024.0 * 1024.0))
 }
 
 fn print_kernel(out: &mut impl Write, kernel: &KernelAccounting) {
@@ -38,32 +35,25 @@ fn print_kernel(out: &mut impl Write, kernel: &KernelAccounting) {
     };
     let _ = writeln!(
         out,
-        "  TIME_WAIT peak: server {} ({}), clients {} ({}) at {} B each{estimated}; {:.0} / {:.0} socket-seconds",
-        k.peak_time_wait_server_side,
-        mib(k.peak_time_wait_server_side_bytes as f64),
-        k.peak_time_wait_client_side,
-        mib(k.peak_time_wait_client_side_bytes as f64),
-        kernel.time_wait_object_bytes,
-        k.time_wait_seconds_server_side,
-        k.time_wait_seconds_client_side
+        "  TIME_WAIT peak: server {} ({}), clients {} ({}) at {} each{estimated}; {} / {} socket-seconds",
+        count(k.peak_time_wait_server_side),
+        bytes(k.peak_time_wait_server_side_bytes as f64),
+        count(k.peak_time_wait_client_side),
+        bytes(k.peak_time_wait_client_side_bytes as f64),
+        bytes(kernel.time_wait_object_bytes as f64),
+        whole(k.time_wait_seconds_server_side),
+        whole(k.time_wait_seconds_client_side)
     );
-    let per_op = k
-        .server_cpu_us_per_op
-        .map(|v| format!("{v:.1} us/op"))
-        .unwrap_or_else(|| "-".into());
-    let rss = k
-        .server_peak_rss_bytes
-        .map(|v| mib(v as f64))
-        .unwrap_or_else(|| "-".into());
-    let per_conn = k
-        .server_memory_per_connection_bytes
-        .map(|v| format!("{v:.0} B/connection"))
-        .unwrap_or_else(|| "-".into());
+    let per_op = or_missing(k.server_cpu_us_per_op, |v| format!("{} µs/op", cpu_us(v)));
+    let rss = or_missing(k.server_peak_rss_bytes, |v| bytes(v as f64));
+    let per_conn = or_missing(k.server_memory_per_connection_bytes, |v| {
+        format!("{}/connection", bytes(v))
+    });
     let _ = writeln!(
         out,
         "  server: CPU {per_op}, peak RSS {rss}, {per_conn}; kernel TCP memory peak {}; accept queue overflows {}",
-        mib(k.peak_tcp_memory_bytes as f64),
-        k.listen_overflows
+        bytes(k.peak_tcp_memory_bytes as f64),
+        count(k.listen_overflows)
     );
     let memory = match (
         k.loadgen_memory_per_connection_bytes,
@@ -72,31 +62,18 @@ fn print_kernel(out: &mut impl Write, kernel: &KernelAccounting) {
     ) {
         (None, None, None) => String::new(),
         (per_conn, start, peak) => format!(
-            "; memory {} B/connection (RSS {} before the load, {} at peak)",
-            per_conn.map_or("-".into(), |v| format!("{v:.0}")),
-            start.map_or("-".into(), |v| mib(v as f64)),
-            peak.map_or("-".into(), |v| mib(v as f64))
+            "; memory {}/connection (RSS {} before the load, {} at peak)",
+            or_missing(per_conn, bytes),
+            or_missing(start, |v| bytes(v as f64)),
+            or_missing(peak, |v| bytes(v as f64))
         ),
     };
     let _ = writeln!(
         out,
-        "  generator CPU {:.0} % of its cores; sampler {:.2} % of a core{memory}",
-        k.loadgen_cpu_share * 100.0,
-        k.sampler_cpu_share * 100.0
+        "  generator CPU {} of its cores; sampler {} of a core{memory}",
+        percent(k.loadgen_cpu_share),
+        percent(k.sampler_cpu_share)
     );
-}
-
-/// A line rate as lines are sold: 56k, 28.8k, 1.5M (bit/s).
-fn line_rate(bps: f64) -> String {
-    let (value, suffix) = if bps >= 1e6 {
-        (bps / 1e6, "M")
-    } else if bps >= 1e3 {
-        (bps / 1e3, "k")
-    } else {
-        (bps, "")
-    };
-    let text = format!("{value:.1}");
-    format!("{}{suffix}", text.strip_suffix(".0").unwrap_or(&text))
 }
 
 /// One line per slow-line population: its line, what the replies got out of it, the pages.
@@ -105,38 +82,37 @@ fn print_slow_line(out: &mut impl Write, r: &SlowLineRow) {
         [(bps, _)] => line_rate(*bps),
         rates => rates
             .iter()
-            .map(|(bps, share)| format!("{}({:.0}%)", line_rate(*bps), share * 100.0))
+            .map(|(bps, share)| format!("{}({})", line_rate(*bps), percent(*share)))
             .collect::<Vec<_>>()
             .join("+"),
     };
-    let bytes_per_s = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
     let low = match r.achieved_low_bytes_per_s {
-        Some(LowEnd::P10(v)) => format!("p10 {v:.0}"),
-        Some(LowEnd::Min(v)) => format!("min {v:.0}"),
-        None => "p10 -".into(),
+        Some(LowEnd::P10(v)) => format!("p10 {}", whole(v)),
+        Some(LowEnd::Min(v)) => format!("min {}", whole(v)),
+        None => MISSING.into(),
     };
-    let times = |v: Option<f64>| v.map_or("-".into(), |v| format!("x{v:.2}"));
     let _ = writeln!(
         out,
-        "  {:<12} line {down}/{} bit/s, RTT {:.0} ms ({}): achieved p50 {} B/s ({low}) of {:.0} \
+        "  {:<12} line {down}/{} bit/s, RTT {} ms ({}): achieved p50 {} B/s ({low}) of {} \
          B/s payload; slowdown p50 {} p99 {}; pages {}/{} completed, {} lingering closes",
         "",
         line_rate(r.upstream_bps),
-        r.rtt_ms,
+        compact(r.rtt_ms),
         r.rtt_mode,
-        bytes_per_s(r.achieved_p50_bytes_per_s),
-        r.payload_bytes_per_s,
-        times(r.slowdown_p50),
-        times(r.slowdown_p99),
-        r.pages_completed,
-        r.pages_started,
-        r.lingering_closes
+        or_missing(r.achieved_p50_bytes_per_s, whole),
+        whole(r.payload_bytes_per_s),
+        or_missing(r.slowdown_p50, times),
+        or_missing(r.slowdown_p99, times),
+        count(r.pages_completed),
+        count(r.pages_started),
+        count(r.lingering_closes)
     );
     if r.retries_on_new_connection > 0 {
         let _ = writeln!(
             out,
             "  {:<12} {} requests sent again on a new connection: the server had closed the reused one",
-            "", r.retries_on_new_connection
+            "",
+            count(r.retries_on_new_connection)
         );
     }
     if let Some(reason) = &r.rtt_mode_reason {
@@ -150,27 +126,26 @@ fn print_slow_line(out: &mut impl Write, r: &SlowLineRow) {
 
 /// Little's law on one population: measured concurrency against rate x time.
 fn print_little(out: &mut impl Write, r: &LittleRow) {
-    let ratio = |v: Option<f64>| v.map_or("x-".into(), |v| format!("x{v:.2}"));
     let connections = if r.connections_outlive_window {
         format!(
-            "connections {:.1} open, most outliving the window (no check)",
-            r.mean_open_connections
+            "connections {} open, most outliving the window (no check)",
+            mean_count(r.mean_open_connections)
         )
     } else {
         format!(
-            "connections {:.1} open vs {:.1} predicted ({})",
-            r.mean_open_connections,
-            r.predicted_open_connections,
-            ratio(r.connections_ratio)
+            "connections {} open vs {} predicted ({})",
+            mean_count(r.mean_open_connections),
+            mean_count(r.predicted_open_connections),
+            or_missing(r.connections_ratio, times)
         )
     };
     let _ = writeln!(
         out,
-        "  {:<12} Little's law: {connections}; requests in flight {:.1} vs {:.1} ({})",
+        "  {:<12} Little's law: {connections}; requests in flight {} vs {} ({})",
         "",
-        r.mean_requests_in_flight,
-        r.predicted_requests_in_flight,
-        ratio(r.requests_ratio)
+        mean_count(r.mean_requests_in_flight),
+        mean_count(r.predicted_requests_in_flight),
+        or_missing(r.requests_ratio, times)
     );
 }
 
@@ -192,14 +167,13 @@ fn print_populations_across(result: &RunResult, out: &mut impl Write) {
             let name = if n == 0 { row.population.as_str() } else { "" };
             match cell {
                 Some(c) => {
-                    let latency = |v: Option<f64>| v.map_or("-".into(), |us| ms(us as u64));
                     let _ = writeln!(
                         out,
-                        "  {name:<12} {:<24} {:>10.1} {:>9} {:>9}",
+                        "  {name:<12} {:<24} {:>10} {:>9} {:>9}",
                         point.label,
-                        c.ops_per_s,
-                        latency(c.p50_us),
-                        latency(c.p99_us)
+                        rate(c.ops_per_s),
+                        or_missing(c.p50_us, ms),
+                        or_missing(c.p99_us, ms)
                     );
                 }
                 None => {
@@ -216,7 +190,7 @@ fn print_point_table(result: &RunResult, out: &mut impl Write) {
     let _ = writeln!(
         out,
         "\n  {:<24} {:>10} {:>9} {:>12} {:>12} {:>12} {:>11}",
-        "load point", "ops/s", "p99 ms", "TW server", "TW clients", "TW memory", "server us/op"
+        "load point", "ops/s", "p99 ms", "TW server", "TW clients", "TW memory", "server µs/op"
     );
     for point in &result.load_points {
         let p99 = point
@@ -227,23 +201,27 @@ fn print_point_table(result: &RunResult, out: &mut impl Write) {
             .unwrap_or(0);
         let (tw_server, tw_client, tw_bytes, cpu) = match &point.kernel {
             Some(k) => (
-                k.summary.peak_time_wait_server_side.to_string(),
-                k.summary.peak_time_wait_client_side.to_string(),
-                mib((k.summary.peak_time_wait_server_side_bytes
-                    + k.summary.peak_time_wait_client_side_bytes) as f64),
-                k.summary
-                    .server_cpu_us_per_op
-                    .map(|v| format!("{v:.1}"))
-                    .unwrap_or_else(|| "-".into()),
+                count(k.summary.peak_time_wait_server_side),
+                count(k.summary.peak_time_wait_client_side),
+                bytes(
+                    (k.summary.peak_time_wait_server_side_bytes
+                        + k.summary.peak_time_wait_client_side_bytes) as f64,
+                ),
+                or_missing(k.summary.server_cpu_us_per_op, cpu_us),
             ),
-            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+            None => (
+                MISSING.into(),
+                MISSING.into(),
+                MISSING.into(),
+                MISSING.into(),
+            ),
         };
         let _ = writeln!(
             out,
-            "  {:<24} {:>10.1} {:>9} {:>12} {:>12} {:>12} {:>11}",
+            "  {:<24} {:>10} {:>9} {:>12} {:>12} {:>12} {:>11}",
             point.label,
-            point.totals.ops_per_s,
-            ms(p99),
+            rate(point.totals.ops_per_s),
+            ms(p99 as f64),
             tw_server,
             tw_client,
             tw_bytes,
@@ -252,6 +230,8 @@ fn print_point_table(result: &RunResult, out: &mut impl Write) {
     }
 }
 
+/// Writes the summary of `result` to `out` (the terminal, at the end of `loadgen run`). Write
+/// errors are ignored: a closed terminal must not fail the run whose result is already saved.
 pub fn print_summary(result: &RunResult, out: &mut impl Write) {
     let _ = writeln!(
         out,
@@ -278,20 +258,23 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
             out,
             "delay path: slow-line clients from {} delayed {} ms each way by {by}, fast clients \
              from {}, server {}",
-            path.delayed_sources, path.one_way_delay_ms, path.fast_sources, path.server_address
+            path.delayed_sources,
+            compact(path.one_way_delay_ms),
+            path.fast_sources,
+            path.server_address
         );
         if let Some(line) = &path.delay_line {
             let _ = writeln!(
                 out,
-                "delay line: {} packets up, {} down ({:.1} MB), {} dropped, deepest queue {} \
-                 packets, relay CPU {:.1} s ({:.1} us/packet)",
-                line.packets_up,
-                line.packets_down,
-                (line.bytes_up + line.bytes_down) as f64 / 1e6,
-                line.dropped,
-                line.max_queue_packets,
-                line.cpu_us as f64 / 1e6,
-                line.cpu_us as f64 / (line.packets_up + line.packets_down).max(1) as f64
+                "delay line: {} packets up, {} down ({}), {} dropped, deepest queue {} \
+                 packets, relay CPU {} ({} µs/packet)",
+                count(line.packets_up),
+                count(line.packets_down),
+                bytes((line.bytes_up + line.bytes_down) as f64),
+                count(line.dropped),
+                count(line.max_queue_packets),
+                seconds(line.cpu_us as f64 / 1e6),
+                cpu_us(line.cpu_us as f64 / (line.packets_up + line.packets_down).max(1) as f64)
             );
         }
     }
@@ -301,8 +284,14 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
         let t = &point.totals;
         let _ = writeln!(
             out,
-            "\n{}: {:.1} s measured after {:.1} s warm-up: {} ops, {:.1} ops/s, {:.1} Mbit/s, {} errors",
-            point.label, point.measured_s, point.warmup_s, t.ops, t.ops_per_s, t.mbit_per_s, t.errors_total
+            "\n{}: {} s measured after {} s warm-up: {} ops, {} ops/s, {} Mbit/s, {} errors",
+            point.label,
+            window_s(point.measured_s),
+            window_s(point.warmup_s),
+            count(t.ops),
+            rate(t.ops_per_s),
+            rate(t.mbit_per_s),
+            count(t.errors_total)
         );
         let _ = writeln!(
             out,
@@ -333,20 +322,15 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
                     out,
                     "  {:<12} schedule lag p50 {} ms, p99 {} ms, max {} ms; {} arrivals waited for a slot",
                     "",
-                    ms(lag.p50),
-                    ms(lag.p99),
-                    ms(lag.max),
-                    population.queued_arrivals
+                    ms(lag.p50 as f64),
+                    ms(lag.p99 as f64),
+                    ms(lag.max as f64),
+                    count(population.queued_arrivals)
                 );
             }
             if !population.totals.errors.is_empty() {
-                let errors: Vec<String> = population
-                    .totals
-                    .errors
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect();
-                let _ = writeln!(out, "  {:<12} errors: {}", "", errors.join(", "));
+                let errors = errors_by_kind(&population.totals.errors);
+                let _ = writeln!(out, "  {:<12} errors: {errors}", "");
             }
             if let Some(r) = slow_lines.iter().find(|r| r.population == population.name) {
                 print_slow_line(out, r);

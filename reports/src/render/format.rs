@@ -1,0 +1,203 @@
+//! Number formatters shared by the HTML report and the text summary, so a figure reads the same
+//! on the page and in the terminal: one precision, one unit and one "missing" mark per quantity.
+//! The HTML templates reach them through the filters of `render::html`.
+
+use std::collections::BTreeMap;
+
+use crate::plot::style;
+
+/// Shown for a value that does not exist: nothing measured, or no base to compare against.
+pub const MISSING: &str = "–";
+
+/// `value` through `format`, or `MISSING`.
+pub fn or_missing<T>(value: Option<T>, format: impl FnOnce(T) -> String) -> String {
+    value.map_or_else(|| MISSING.to_string(), format)
+}
+
+/// Microseconds as milliseconds with three significant digits: 0.747, 1.48, 45.0, 1000.
+pub fn ms(us: f64) -> String {
+    let v = us / 1000.0;
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A span of time with its unit: `2.35 s`, or milliseconds below one second (`4.00 ms`).
+pub fn seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{} ms", ms(s * 1e6))
+    }
+}
+
+/// A measured window or a warm-up in seconds, to a tenth: `10.0`.
+pub fn window_s(s: f64) -> String {
+    format!("{s:.1}")
+}
+
+/// A count with thin spaces between thousands: 1 234 567.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('\u{2009}');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A measured amount shown whole, like a count: bytes per second, socket-seconds.
+pub fn whole(v: f64) -> String {
+    count(v.round().max(0.0) as u64)
+}
+
+/// A time-averaged count: one decimal while small, whole (thousands grouped) when large.
+pub fn mean_count(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        whole(v)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// A rate per second (ops/s, Mbit/s, connections opened/s): whole from 100 up, else one
+/// decimal.
+pub fn rate(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// Bytes in the binary unit the charts would choose for them: 248 B, 2.00 KiB, 33.93 MiB.
+pub fn bytes(b: f64) -> String {
+    let (divisor, unit) = style::bytes_unit(b);
+    if divisor == 1.0 {
+        format!("{b:.0} B")
+    } else {
+        format!("{:.2} {unit}", b / divisor)
+    }
+}
+
+/// A fraction as a percentage with at least two significant digits: 100%, 45%, 7.5%, 0.30%.
+pub fn percent(fraction: f64) -> String {
+    let p = fraction * 100.0;
+    let decimals = if p == 0.0 || p.abs() >= 10.0 {
+        0
+    } else if p.abs() >= 1.0 {
+        1
+    } else {
+        2
+    };
+    format!("{p:.decimals$}%")
+}
+
+/// A ratio to a reference: `×1.02` (a reply against its line's time, measured against
+/// predicted, a run against the baseline).
+pub fn times(ratio: f64) -> String {
+    format!("×{ratio:.2}")
+}
+
+/// A line rate in bit/s as lines are sold: 56k, 28.8k, 33.6k, 1.5M.
+pub fn line_rate(bps: f64) -> String {
+    style::si(bps)
+}
+
+/// A configured amount in the short form of the charts' axes, as the scenario would say it:
+/// 32 clients, 2k users, a 50 ms delay (where a measured 50 ms would read 50.0).
+pub fn compact(v: f64) -> String {
+    style::si(v)
+}
+
+/// CPU time in microseconds (per op, per packet), to a tenth: 76.8.
+pub fn cpu_us(us: f64) -> String {
+    format!("{us:.1}")
+}
+
+/// A rate per thousand operations (errors), to a thousandth: 0.125.
+pub fn per_kilo_ops(v: f64) -> String {
+    format!("{v:.3}")
+}
+
+/// Errors by kind, `reset 1, timeout 3`; empty when there were none.
+pub fn errors_by_kind(errors: &BTreeMap<String, u64>) -> String {
+    errors
+        .iter()
+        .map(|(kind, n)| format!("{kind} {}", count(*n)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_group_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_234_567), "1\u{2009}234\u{2009}567");
+        assert_eq!(whole(1_499.6), "1\u{2009}500");
+    }
+
+    #[test]
+    fn milliseconds_keep_three_digits() {
+        assert_eq!(ms(747.0), "0.747");
+        assert_eq!(ms(1478.0), "1.48");
+        assert_eq!(ms(45_000.0), "45.0");
+        assert_eq!(ms(1_000_000.0), "1000");
+        assert_eq!(seconds(0.004), "4.00 ms");
+        assert_eq!(seconds(100.0), "100.00 s");
+    }
+
+    #[test]
+    fn line_rates_read_as_sold() {
+        assert_eq!(line_rate(56_000.0), "56k");
+        assert_eq!(line_rate(28_800.0), "28.8k");
+        assert_eq!(line_rate(53_333.0), "53.3k");
+        assert_eq!(line_rate(1_500_000.0), "1.5M");
+        assert_eq!(line_rate(300.0), "300");
+    }
+
+    #[test]
+    fn percentages_keep_two_significant_digits() {
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(0.75), "75%");
+        assert_eq!(percent(0.075), "7.5%");
+        assert_eq!(percent(0.003), "0.30%");
+        assert_eq!(percent(0.0), "0%");
+    }
+
+    #[test]
+    fn bytes_take_the_charts_unit() {
+        assert_eq!(bytes(248.0), "248 B");
+        assert_eq!(bytes(2048.0), "2.00 KiB");
+        assert_eq!(bytes((12u64 << 20) as f64), "12.00 MiB");
+    }
+
+    #[test]
+    fn missing_values_say_so() {
+        assert_eq!(or_missing(None::<f64>, times), MISSING);
+        assert_eq!(or_missing(Some(1.019), times), "×1.02");
+        assert_eq!(rate(12_000.4), "12000");
+        assert_eq!(rate(31.84), "31.8");
+        assert_eq!(mean_count(1_900.0), "1\u{2009}900");
+    }
+
+    #[test]
+    fn errors_are_listed_by_kind() {
+        let errors = BTreeMap::from([("timeout".to_string(), 3), ("reset".to_string(), 1_200)]);
+        assert_eq!(errors_by_kind(&errors), "reset 1\u{2009}200, timeout 3");
+        assert_eq!(errors_by_kind(&BTreeMap::new()), "");
+    }
+}
