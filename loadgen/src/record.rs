@@ -116,6 +116,27 @@ impl ClassRecorder {
         let _ = self.total_us.add(&other.total_us);
     }
 
+    /// One successful reply of `bytes` body bytes, with its latencies in µs (clamped into the
+    /// histograms' range); `connect_us` and `first_byte_us` when known.
+    pub fn record(
+        &mut self,
+        bytes: u64,
+        connect_us: Option<u64>,
+        first_byte_us: Option<u64>,
+        total_us: u64,
+    ) {
+        let clamp = |v: u64| v.clamp(1, MAX_LATENCY_US);
+        self.ops += 1;
+        self.bytes += bytes;
+        if let Some(connect_us) = connect_us {
+            let _ = self.connect_us.record(clamp(connect_us));
+        }
+        if let Some(first_byte_us) = first_byte_us {
+            let _ = self.first_byte_us.record(clamp(first_byte_us));
+        }
+        let _ = self.total_us.record(clamp(total_us));
+    }
+
     pub fn latency_set(&self) -> LatencySet {
         LatencySet {
             connect_us: HistogramData::from_histogram(&self.connect_us),
@@ -413,6 +434,13 @@ impl IntervalFigures {
             open_connections: 0,
             total_us: new_interval_histogram(),
         }
+    }
+
+    /// One successful reply of `bytes` body bytes that took `total_us`.
+    pub fn record(&mut self, bytes: u64, total_us: u64) {
+        self.ops += 1;
+        self.bytes += bytes;
+        let _ = self.total_us.record(total_us.clamp(1, MAX_LATENCY_US));
     }
 
     pub fn merge(&mut self, other: &IntervalFigures) {

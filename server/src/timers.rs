@@ -88,6 +88,7 @@ impl DeadlineLists {
 
     /// Arms (or re-arms) `slot` to fire `list`'s duration after `now`, replacing any deadline
     /// it had.
+    #[inline]
     pub fn arm(&mut self, slot: usize, list: usize, now: Instant) {
         self.disarm(slot);
         if slot >= self.links.len() {
@@ -117,6 +118,7 @@ impl DeadlineLists {
     }
 
     /// Removes `slot`'s deadline, if it has one.
+    #[inline]
     pub fn disarm(&mut self, slot: usize) {
         let Some(&link) = self.links.get(slot) else {
             return;
@@ -145,6 +147,7 @@ impl DeadlineLists {
     }
 
     /// The nearest deadline of all.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Instant> {
         self.lists
             .iter()
@@ -155,6 +158,7 @@ impl DeadlineLists {
 
     /// Takes one expired deadline off its list, lowest list first, and returns the slot and
     /// the list; call until it returns None.
+    #[inline]
     pub fn pop_expired(&mut self, now: Instant) -> Option<(usize, usize)> {
         for list in 0..self.lists.len() {
             let head = self.lists[list].head;

@@ -60,7 +60,10 @@ pub enum AtClose {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Head,
-    Body,
+    /// Body bytes still to come: `Some(n)` by `Content-Length`, `None` until the server closes.
+    Body {
+        remaining: Option<u64>,
+    },
     Done,
 }
 
@@ -109,49 +112,51 @@ impl ResponseReader {
     /// Takes the next piece of `input`, advancing it past what was used. Call until it returns
     /// `NeedMore` (read more) or `Complete`.
     pub fn next<'a>(&mut self, input: &mut &'a [u8]) -> Result<Framed<'a>, FramingError> {
-        loop {
-            match self.state {
-                State::Done => return Ok(Framed::Complete),
-                State::Head => {
-                    if input.is_empty() {
-                        return Ok(Framed::NeedMore);
-                    }
-                    let Some(consumed) = self.take_head(input)? else {
-                        *input = &[];
-                        return Ok(Framed::NeedMore);
-                    };
-                    *input = &input[consumed..];
-                    self.state = match self.head.and_then(|h| h.content_length) {
-                        Some(0) => State::Done,
-                        _ => State::Body,
-                    };
-                }
-                State::Body => {
-                    if input.is_empty() {
-                        return Ok(Framed::NeedMore);
-                    }
-                    let length = self.head.and_then(|h| h.content_length);
-                    let take = match length {
-                        Some(length) => ((length - self.body_bytes) as usize).min(input.len()),
-                        None => input.len(),
-                    };
-                    let (body, rest) = input.split_at(take);
-                    *input = rest;
-                    self.body_bytes += take as u64;
-                    if length == Some(self.body_bytes) {
-                        self.state = State::Done;
-                    }
-                    return Ok(Framed::Body(body));
-                }
+        if self.state == State::Head {
+            if input.is_empty() {
+                return Ok(Framed::NeedMore);
             }
+            let Some(consumed) = self.take_head(input)? else {
+                *input = &[];
+                return Ok(Framed::NeedMore);
+            };
+            *input = &input[consumed..];
+            self.state = match self.head.and_then(|h| h.content_length) {
+                Some(0) => State::Done,
+                remaining => State::Body { remaining },
+            };
         }
+        let State::Body { remaining } = self.state else {
+            return Ok(Framed::Complete);
+        };
+        if input.is_empty() {
+            return Ok(Framed::NeedMore);
+        }
+        let take = match remaining {
+            Some(left) => input.len().min(usize::try_from(left).unwrap_or(usize::MAX)),
+            None => input.len(),
+        };
+        let (body, rest) = input.split_at(take);
+        *input = rest;
+        self.body_bytes += take as u64;
+        if let Some(left) = remaining {
+            let left = left - take as u64;
+            self.state = if left == 0 {
+                State::Done
+            } else {
+                State::Body {
+                    remaining: Some(left),
+                }
+            };
+        }
+        Ok(Framed::Body(body))
     }
 
     /// The server closed the connection (a read returned 0).
     pub fn at_close(&mut self) -> AtClose {
-        match (self.state, self.head) {
-            (State::Done, _) => AtClose::Complete,
-            (State::Body, Some(head)) if head.content_length.is_none() => {
+        match self.state {
+            State::Done => AtClose::Complete,
+            State::Body { remaining: None } => {
                 self.state = State::Done;
                 AtClose::Complete
             }
@@ -211,9 +216,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(usize, ResponseHead)>, FramingErro
     let mut closes = response.version == Some(0);
     for header in response.headers.iter() {
         if header.name.eq_ignore_ascii_case("content-length") {
-            content_length = std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok());
+            content_length = parse_decimal(header.value);
         } else if header.name.eq_ignore_ascii_case("connection") {
             if contains_token(header.value, b"close") {
                 closes = true;
@@ -230,6 +233,22 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(usize, ResponseHead)>, FramingErro
             closes,
         },
     )))
+}
+
+/// `Content-Length = 1*DIGIT` (RFC 9110 section 8.6), surrounding whitespace allowed; `None` for
+/// anything else or a value beyond `u64`. Read straight from the bytes: it runs for every reply.
+fn parse_decimal(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
 }
 
 fn contains_token(value: &[u8], token: &[u8]) -> bool {
@@ -352,6 +371,16 @@ mod tests {
         assert!(!closes(
             b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"
         ));
+    }
+
+    #[test]
+    fn content_lengths_are_decimal_digits() {
+        assert_eq!(parse_decimal(b"1024"), Some(1024));
+        assert_eq!(parse_decimal(b" 0 "), Some(0));
+        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [&b""[..], b"18446744073709551616", b"-1", b"1e3", b"12 34", b"+5"] {
+            assert_eq!(parse_decimal(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

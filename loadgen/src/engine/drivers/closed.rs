@@ -82,13 +82,22 @@ impl ClosedDriver {
         }
     }
 
-    fn settle(&mut self, shared: &mut Shared<'_>, key: usize, outcome: Outcome<'_>, now: Instant) {
+    fn settle<'w>(
+        &mut self,
+        shared: &mut Shared<'w>,
+        key: usize,
+        outcome: Outcome<'w>,
+        now: Instant,
+    ) {
         let Some(client) = shared.conns.get(key).map(|slot| slot.client) else {
             return;
         };
         match outcome {
             Outcome::Pending | Outcome::Sent | Outcome::Paced(_) => {}
-            Outcome::Replied { reusable, .. } => {
+            Outcome::Replied {
+                request, reusable, ..
+            } => {
+                shared.recycle(request);
                 if !reusable {
                     self.close(shared, key, now);
                 }
@@ -96,7 +105,10 @@ impl ClosedDriver {
                     self.think(shared, client, now, false);
                 }
             }
-            Outcome::Failed { kind, .. } => {
+            Outcome::Failed { kind, request } => {
+                if let Some(request) = request {
+                    shared.recycle(request);
+                }
                 shared.count_error(self.pop, kind, now);
                 self.close(shared, key, now);
                 if shared.running(now) {

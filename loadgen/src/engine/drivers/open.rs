@@ -130,10 +130,19 @@ impl OpenDriver {
         }
     }
 
-    fn settle(&mut self, shared: &mut Shared<'_>, key: usize, outcome: Outcome<'_>, now: Instant) {
+    fn settle<'w>(
+        &mut self,
+        shared: &mut Shared<'w>,
+        key: usize,
+        outcome: Outcome<'w>,
+        now: Instant,
+    ) {
         match outcome {
             Outcome::Pending | Outcome::Sent | Outcome::Paced(_) => {}
-            Outcome::Replied { reusable, .. } => {
+            Outcome::Replied {
+                request, reusable, ..
+            } => {
+                shared.recycle(request);
                 if !reusable {
                     shared.close(key, now);
                 }
@@ -144,7 +153,10 @@ impl OpenDriver {
                     self.slot_freed(shared, now);
                 }
             }
-            Outcome::Failed { kind, .. } => {
+            Outcome::Failed { kind, request } => {
+                if let Some(request) = request {
+                    shared.recycle(request);
+                }
                 shared.count_error(self.pop, kind, now);
                 shared.close(key, now);
                 if shared.running(now) {

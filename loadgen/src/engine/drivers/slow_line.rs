@@ -242,7 +242,13 @@ impl SlowLineDriver {
         self.settle(shared, key, outcome, now);
     }
 
-    fn settle(&mut self, shared: &mut Shared<'_>, key: usize, outcome: Outcome<'_>, now: Instant) {
+    fn settle<'w>(
+        &mut self,
+        shared: &mut Shared<'w>,
+        key: usize,
+        outcome: Outcome<'w>,
+        now: Instant,
+    ) {
         let Some(user) = shared.conns.get(key).map(|slot| slot.client) else {
             return;
         };
@@ -258,13 +264,19 @@ impl SlowLineDriver {
                 if ok {
                     self.record_line(shared, user, &request, now);
                 }
+                shared.recycle(request);
                 if !reusable {
                     self.close(shared, key, now);
                 }
                 self.after_request(shared, user, now);
             }
             Outcome::Failed { kind, request } => {
-                if self.retry_on_new_connection(shared, key, kind, request.as_deref(), now) {
+                let retried =
+                    self.retry_on_new_connection(shared, key, kind, request.as_deref(), now);
+                if let Some(request) = request {
+                    shared.recycle(request);
+                }
+                if retried {
                     return;
                 }
                 shared.count_error(self.pop, kind, now);
