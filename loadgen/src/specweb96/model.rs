@@ -1,13 +1,13 @@
 //! The SPECweb96 workload model: file classes, sizes, request mix and directory scaling.
 //!
 //! Everything here is pure: no I/O, no clocks. The file set on disk and its content pattern live in
-//! `fileset.rs`; scenario parsing lives in `scenario.rs` and only embeds the parameter types
-//! defined here ([`MixParams`], [`DirScaling`]).
+//! `fileset.rs`; scenario parsing lives in `scenario/` and only embeds the parameter types defined
+//! here ([`MixParams`], [`DirScaling`]).
 //!
-//! The facts come from WORKLOADS.md, section SPECweb96: each directory holds 4 classes x 9 files,
-//! file `k` (1..=9) of class `c` is `floor(k * 102.4 * 10^c)` bytes, one directory is 5,119,484
-//! bytes, and requests pick a class by share (35/50/14/1 %), a file inside the class, and a
-//! directory.
+//! The facts, with their sources, are in `docs/workloads.md` (section SPECweb96): each directory
+//! holds 4 classes x 9 files, file `k` (1..=9) of class `c` is `floor(k * 102.4 * 10^c)` bytes,
+//! one directory is 5,119,484 bytes, and requests pick a class by share (35/50/14/1 %), a file
+//! inside the class, and a directory.
 
 use std::fmt;
 
@@ -20,7 +20,7 @@ pub const CLASSES: usize = 4;
 pub const FILES_PER_CLASS: usize = 9;
 /// Number of files in each directory.
 pub const FILES_PER_DIR: usize = CLASSES * FILES_PER_CLASS;
-/// Bytes in one directory: the sum of all 36 file sizes (WORKLOADS.md).
+/// Bytes in one directory: the sum of all 36 file sizes (docs/workloads.md).
 pub const DIR_BYTES: u64 = 5_119_484;
 /// Largest directory count accepted anywhere (a 512 GB site). Keeping directory numbers below
 /// 100,000 keeps every name exactly five digits wide, so every path is [`PATH_LEN`] bytes.
@@ -28,11 +28,11 @@ pub const MAX_DIRS: u32 = 100_000;
 /// Length in bytes of every file path `dirNNNNN/classC_K` (without a leading slash).
 pub const PATH_LEN: usize = 17;
 
-/// SPECweb96's request shares of classes 0..=3 (WORKLOADS.md).
+/// SPECweb96's request shares of classes 0..=3 (docs/workloads.md).
 pub const SPECWEB96_CLASS_SHARES: [f64; CLASSES] = [0.35, 0.50, 0.14, 0.01];
 
 /// SPECweb99's in-class file weights in percent for files 0..=8, the documented stand-in for
-/// SPECweb96's unknown rule (WORKLOADS.md). They sum to 99.9, not 100; the sampler normalizes.
+/// SPECweb96's unknown rule (docs/workloads.md). They sum to 99.9, not 100; the sampler normalizes.
 pub const SPECWEB99_FILE_WEIGHTS: [f64; FILES_PER_CLASS] =
     [3.9, 5.9, 8.8, 17.7, 35.3, 11.8, 7.1, 5.0, 4.4];
 
@@ -212,7 +212,7 @@ pub enum DirChoice {
     Uniform,
 }
 
-/// Parameters of the SPECweb96 request mix; `Default` gives the WORKLOADS.md values.
+/// Parameters of the SPECweb96 request mix; `Default` gives the docs/workloads.md values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MixParams {
@@ -266,7 +266,7 @@ impl MixParams {
     /// directory choice does not matter: every directory holds the same sizes).
     ///
     /// With the default shares this is 15,027.04 B for uniform in-class choice and 14,726.24 B
-    /// for the SPECweb99 table. WORKLOADS.md quotes 14,712 B for the latter because it uses the
+    /// for the SPECweb99 table. docs/workloads.md quotes 14,712 B for the latter because it uses the
     /// table's percentages as probabilities although they sum to 99.9 %: 14,726.24 x 0.999 =
     /// 14,711.51 B.
     pub fn mean_reply_bytes(&self) -> Result<f64, ParamError> {
@@ -317,7 +317,7 @@ fn normalized<const N: usize>(
 /// The rule that sizes the file set from the target load:
 /// `dirs = ceil(coefficient * (ops_per_s / divisor_ops_per_s) ^ exponent)`, at least 1.
 ///
-/// SPECweb96's exact formula is unknown; the default (10, 5, 0.5) is WORKLOADS.md's best
+/// SPECweb96's exact formula is unknown; the default (10, 5, 0.5) is docs/workloads.md's best
 /// evidence, `10 * sqrt(ops/5)`: 317 directories, about 1.6 GB, at 5000 ops/s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -722,7 +722,7 @@ mod tests {
         assert!((mean - 15_027.0).abs() < 1.0, "{mean}");
     }
 
-    /// WORKLOADS.md's 14,712 B treats the SPECweb99 percentages as probabilities although they
+    /// docs/workloads.md's 14,712 B treats the SPECweb99 percentages as probabilities although they
     /// add up to 99.9 %; the sampler normalizes them, so its true mean is 1/0.999 larger.
     #[test]
     fn mean_reply_specweb99_table_is_14_712_bytes_before_normalizing() {
@@ -910,7 +910,7 @@ mod tests {
         assert_eq!(s.dirs_for(5.0), Ok(10));
         assert_eq!(s.dirs_for(20.0), Ok(20));
         assert_eq!(s.dirs_for(500.0), Ok(100));
-        // 10 * sqrt(1000) = 316.2: 317 directories, 1.62 GB (WORKLOADS.md: "1.6 GB").
+        // 10 * sqrt(1000) = 316.2: 317 directories, 1.62 GB (docs/workloads.md: "1.6 GB").
         assert_eq!(s.dirs_for(5000.0), Ok(317));
         assert_eq!(317 * DIR_BYTES, 1_622_876_428);
         assert_eq!(s.dirs_for(0.001), Ok(1));

@@ -378,8 +378,20 @@ mod tests {
         assert_eq!(parse_decimal(b"1024"), Some(1024));
         assert_eq!(parse_decimal(b" 0 "), Some(0));
         assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
-        for bad in [&b""[..], b"18446744073709551616", b"-1", b"1e3", b"12 34", b"+5"] {
-            assert_eq!(parse_decimal(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b""[..],
+            b"18446744073709551616",
+            b"-1",
+            b"1e3",
+            b"12 34",
+            b"+5",
+        ] {
+            assert_eq!(
+                parse_decimal(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
