@@ -28,7 +28,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a scenario: writes runs/<scenario>/<UTC time>/result.json and report.html; exits 3
+    /// Run a scenario: writes `runs/<scenario>/<UTC time>/result.json` and `report.html`; exits 3
     /// when the measurement is invalid (server died, Ctrl-C, generator saturated).
     Run(RunArgs),
     /// Write the SPECweb96 file set (36 files per directory, four classes).
