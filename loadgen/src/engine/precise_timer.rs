@@ -2,30 +2,28 @@
 //! open-loop arrivals 100 µs apart must leave on time without the worker spinning.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use rustix::time::{
+    timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
+    Timespec,
+};
 
+/// A one-shot monotonic timer the worker's poll watches.
 pub struct PreciseTimer {
     fd: OwnedFd,
 }
 
 impl PreciseTimer {
+    /// A timer registered with `registry` under `token`.
     pub fn new(registry: &Registry, token: Token) -> io::Result<PreciseTimer> {
-        // SAFETY: plain syscall; the descriptor is owned from here on.
-        let fd = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )?;
         registry.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)?;
         Ok(PreciseTimer { fd })
     }
@@ -33,35 +31,24 @@ impl PreciseTimer {
     /// Fires once, `after` from now (at least 1 ns: zero would disarm it).
     pub fn arm(&self, after: Duration) -> io::Result<()> {
         let after = after.max(Duration::from_nanos(1));
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
+        let spec = Itimerspec {
+            it_interval: Timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             },
-            it_value: libc::timespec {
-                tv_sec: after.as_secs() as libc::time_t,
-                tv_nsec: after.subsec_nanos() as libc::c_long,
+            it_value: Timespec {
+                tv_sec: after.as_secs() as _,
+                tv_nsec: after.subsec_nanos() as _,
             },
         };
-        // SAFETY: valid descriptor and a live itimerspec.
-        let rc =
-            unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        timerfd_settime(&self.fd, TimerfdTimerFlags::empty(), &spec)?;
         Ok(())
     }
 
     /// Clears the expiry so the next one raises a new edge.
     pub fn acknowledge(&self) {
         let mut expirations = [0u8; 8];
-        // SAFETY: reading 8 bytes into a live buffer; EAGAIN is fine.
-        unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                expirations.as_mut_ptr().cast(),
-                expirations.len(),
-            );
-        }
+        // EAGAIN (nothing expired since) is as good as a read.
+        let _ = rustix::io::read(&self.fd, &mut expirations);
     }
 }

@@ -53,6 +53,8 @@ pub struct SlowLineSocket {
     pub mss: u32,
 }
 
+/// `setsockopt` of one int, for the options no safe wrapper (socket2, rustix) covers:
+/// `TCP_WINDOW_CLAMP` and `IP_BIND_ADDRESS_NO_PORT`.
 fn set_int_option(
     socket: &Socket,
     level: libc::c_int,
@@ -86,7 +88,7 @@ fn shape_slow_line(socket: &Socket, shape: SlowLineSocket) -> io::Result<()> {
         libc::TCP_WINDOW_CLAMP,
         shape.receive_window,
     )?;
-    set_int_option(socket, libc::IPPROTO_TCP, libc::TCP_MAXSEG, shape.mss)?;
+    socket.set_mss(shape.mss)?;
     socket.set_nodelay(true)
 }
 
