@@ -14,18 +14,21 @@ pub mod progress;
 pub mod site;
 pub mod validity;
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use reports::model::{GeneratorInfo, ResultFileError, RunResult, ServerInfo, SCHEMA_VERSION};
+use reports::model::{
+    GeneratorInfo, LoadPoint, ResultFileError, RunResult, ServerInfo, SCHEMA_VERSION,
+};
 
 use crate::engine::modem::RttMode;
 use crate::engine::source::{sources_for, DEFAULT_LOOPBACK_SOURCES};
 use crate::engine::workload::Workload;
 use crate::engine::{run_load_point, PointPlan};
-use crate::netns::policy::{place_variant, NetworkWish, PlacementError};
+use crate::netns::policy::{place_variant, NetworkWish, Placement, PlacementError};
 use crate::netns::DelayMechanism;
 use crate::os::{AffinityError, CpuPlan};
 use crate::probe::sampler::{Sampler, SamplerConfig};
@@ -210,165 +213,14 @@ fn run_variant(
     workdir: &Path,
     result: &mut RunResult,
 ) -> Result<Continue, RunError> {
-    let plan = context.plan;
-    let scenario = &plan.scenario;
-    let populations: Vec<Population> = scenario
-        .clients
-        .iter()
-        .filter(|p| variant.clients.is_empty() || variant.clients.iter().any(|n| n == p.name()))
-        .cloned()
-        .collect();
-    // Before the server and the workers start, so they are all inside it. Each variant gets a
-    // fresh namespace: the TIME_WAITs of the one before cannot leak into its counts.
-    let mut placement = place_variant(&NetworkWish {
-        private_namespace: plan.private_netns,
-        server_outside: matches!(scenario.server, ServerSpec::Url { .. }),
-        rtt: scenario.rtt.unwrap_or(RttChoice::Auto),
-        round_trips: populations
-            .iter()
-            .filter_map(|p| match p {
-                Population::Modem(spec) => Some(spec.rtt),
-                _ => None,
-            })
-            .collect(),
-        relay_cpus: context.cpus.generator.clone(),
-    })?;
-    let rtt = RttOutcome {
-        mode: match placement.kernel_delay {
-            Some(DelayMechanism::Netem) => RttMode::Netem,
-            Some(DelayMechanism::TunRelay) => RttMode::TunRelay,
-            None => RttMode::Application,
-        },
-        reason: placement.rtt_reason.clone(),
-    };
-    let split = &mut placement.split;
-    let server_spec = scenario.server.with_extra_args(&variant.args);
-    let target_options = TargetOptions {
-        builtin_exe: &plan.builtin_exe,
-        site_root: context.site_root,
-        workdir,
-        server_cpu: context.cpus.server,
-        ready_timeout: Duration::from_secs(15),
-        listen_ip: match split {
-            Some(net) => net.server_address.into(),
-            None => std::net::Ipv4Addr::LOCALHOST.into(),
-        },
-    };
-    let mut server = match split {
-        // The server's process is born in the server's namespace; the clients stay here.
-        Some(net) => net
-            .in_server_namespace(|| ServerHandle::start(&server_spec, &target_options))
-            .map_err(|source| {
-                RunError::Placement(PlacementError::Namespace {
-                    what: "entering the server's network namespace",
-                    source,
-                })
-            })?,
-        None => ServerHandle::start(&server_spec, &target_options),
-    }
-    .map_err(RunError::Server)?;
-    let target = server.addr();
-    // The main thread and the sampler it starts stay off the server's CPU too.
-    crate::os::pin_current_thread(&context.cpus.generator)?;
-    let (sources, population_sources) = match split {
-        Some(net) => (
-            net.fast_sources.clone(),
-            populations
-                .iter()
-                .map(|p| match p {
-                    Population::Modem(_) => net.delayed_sources.clone(),
-                    _ => Vec::new(),
-                })
-                .collect(),
-        ),
-        None => (sources_for(target, DEFAULT_LOOPBACK_SOURCES), Vec::new()),
-    };
-    if result.isolation.delay_path.is_none() && placement.isolation.delay_path.is_some() {
-        result.isolation.delay_path = placement.isolation.delay_path.clone();
-    }
-    if result.load_points.is_empty() {
-        result.isolation = placement.isolation.clone();
-        result.server = ServerInfo {
-            kind: server.kind().into(),
-            command_line: server.command_line(),
-            address: target.to_string(),
-            ..ServerInfo::default()
-        };
-        result.generator.source_addresses = sources.iter().map(|s| s.to_string()).collect();
-    }
-
-    let fractions = load_fractions(scenario.sweep.as_ref().map(|s| s.points));
-    let class_names = context.workload.class_names();
-    let mut next = Continue::Next;
+    let mut setup = VariantSetup::start(context, variant, workdir)?;
+    setup.describe_in(result);
+    let fractions = load_fractions(context.plan.scenario.sweep.as_ref().map(|s| s.points));
     let first_point = result.load_points.len();
-    for (point_index, &fraction) in fractions.iter().enumerate() {
-        let label = point_label(
-            variant.label.as_deref(),
-            point_index,
-            fractions.len(),
-            fraction,
-        );
-        let start = Instant::now() + Duration::from_millis(50);
-        let point_plan = PointPlan {
-            start,
-            target,
-            host_header: target.to_string(),
-            populations: &populations,
-            load_fraction: fraction,
-            workers: scenario.workers,
-            cpus: context.cpus.generator.clone(),
-            warmup: scenario.warmup,
-            duration: scenario.duration,
-            interval: Duration::from_secs(1),
-            request_timeout: scenario.request_timeout,
-            seed: scenario.seed.wrapping_add(point_index as u64),
-            workload: context.workload,
-            sources: sources.clone(),
-            population_sources: population_sources.clone(),
-            rtt_mode: rtt.mode,
-        };
-        let progress_line = ProgressLine::new(
-            plan.progress,
-            &label,
-            (scenario.warmup + scenario.duration).as_secs_f64(),
-        );
-        let mut sampler_config = SamplerConfig::new(start);
-        sampler_config.interval = plan.sample_interval;
-        sampler_config.server_port = Some(target.port());
-        sampler_config.server_pid = server.pid();
-        if let Some(net) = split.as_ref() {
-            sampler_config.server_netns = Some(Arc::new(
-                net.server_ns.try_clone().map_err(RunError::Sampler)?,
-            ));
-        }
-        let slab = sampler_config.slab;
-        let sampler = Sampler::start(sampler_config);
-        let mut monitor = |progress: &crate::engine::Progress| -> Option<String> {
-            progress_line.show(progress);
-            if plan.stop.load(Ordering::Relaxed) {
-                return Some("interrupted by Ctrl-C".into());
-            }
-            server.check_alive().err()
-        };
-        let outcome = run_load_point(&point_plan, &mut monitor);
-        let samples = sampler.stop_report();
-        let outcome = outcome.map_err(RunError::Load)?;
-        progress_line.finish();
-        let point = build_point(
-            &PointContext {
-                label,
-                load_fraction: fraction,
-                warmup: scenario.warmup,
-                populations: &populations,
-                class_names: &class_names,
-                rtt: &rtt,
-                generator_cpus: context.cpus.generator.len(),
-                sample_interval: plan.sample_interval,
-            },
-            &outcome,
-            &samples,
-            &slab,
-        );
+    let mut next = Continue::Next;
+    for (index, &fraction) in fractions.iter().enumerate() {
+        let label = point_label(variant.label.as_deref(), index, fractions.len(), fraction);
+        let (point, stopped_early) = setup.run_point(context, label, index, fraction)?;
         let verdict = validity::check_point(&point);
         result.load_points.push(point);
         result.warnings.extend(verdict.warnings);
@@ -376,7 +228,7 @@ fn run_variant(
             result.valid = false;
             result.invalid_reasons.extend(verdict.invalid);
         }
-        if let Some(reason) = &outcome.stopped_early {
+        if let Some(reason) = stopped_early {
             result.valid = false;
             result.interrupted = reason.contains("Ctrl-C");
             result
@@ -389,37 +241,248 @@ fn run_variant(
             break;
         }
     }
-
-    let stop = server.stop(Duration::from_secs(10));
-    if let Some(line) = split.as_mut().and_then(|net| net.delay_line.take()) {
-        let stats = line.stop();
-        if stats.dropped > 0 {
-            result.warnings.push(format!(
-                "{}: the user-space delay line dropped {} packets ({} by the kernel's TUN queue)",
-                variant.label.as_deref().unwrap_or("run"),
-                stats.dropped,
-                stats.dropped_by_kernel
-            ));
-        }
-        if let Some(path) = result.isolation.delay_path.as_mut() {
-            let figures = path.delay_line.get_or_insert_with(Default::default);
-            figures.packets_up += stats.packets_up;
-            figures.packets_down += stats.packets_down;
-            figures.bytes_up += stats.bytes_up;
-            figures.bytes_down += stats.bytes_down;
-            figures.dropped += stats.dropped;
-            figures.max_queue_packets = figures.max_queue_packets.max(stats.max_queue_packets);
-            figures.cpu_us += stats.cpu_us;
-        }
-    }
-    for point in &mut result.load_points[first_point..] {
-        point.server_stats = stop.stats.clone();
-    }
-    if variant.label.is_none() || result.server.stats.is_none() {
-        result.server.stats = stop.stats;
-    }
-    result.server.exit = stop.exit;
-    result.server.notes.extend(stop.notes);
+    setup.stop(variant, first_point, result);
     result.write_atomically(context.result_path)?;
     Ok(next)
+}
+
+/// A variant while its points run: where it was placed, its server, its clients' addresses.
+struct VariantSetup {
+    populations: Vec<Population>,
+    placement: Placement,
+    rtt: RttOutcome,
+    server: ServerHandle,
+    /// Source addresses of the clients, and per population its own (slow lines on the delayed
+    /// path; empty: the common ones).
+    sources: Vec<IpAddr>,
+    population_sources: Vec<Vec<IpAddr>>,
+}
+
+impl VariantSetup {
+    /// Places the variant in its network namespaces and starts its server there. Before the
+    /// server and the workers start, so they are all inside; each variant gets fresh
+    /// namespaces, so the TIME_WAITs of the one before cannot leak into its counts.
+    fn start(
+        context: &RunContext<'_>,
+        variant: &Variant,
+        workdir: &Path,
+    ) -> Result<VariantSetup, RunError> {
+        let plan = context.plan;
+        let scenario = &plan.scenario;
+        let populations: Vec<Population> = scenario
+            .clients
+            .iter()
+            .filter(|p| variant.clients.is_empty() || variant.clients.iter().any(|n| n == p.name()))
+            .cloned()
+            .collect();
+        let placement = place_variant(&NetworkWish {
+            private_namespace: plan.private_netns,
+            server_outside: matches!(scenario.server, ServerSpec::Url { .. }),
+            rtt: scenario.rtt.unwrap_or(RttChoice::Auto),
+            round_trips: populations
+                .iter()
+                .filter_map(|p| match p {
+                    Population::Modem(spec) => Some(spec.rtt),
+                    _ => None,
+                })
+                .collect(),
+            relay_cpus: context.cpus.generator.clone(),
+        })?;
+        let rtt = RttOutcome {
+            mode: match placement.kernel_delay {
+                Some(DelayMechanism::Netem) => RttMode::Netem,
+                Some(DelayMechanism::TunRelay) => RttMode::TunRelay,
+                None => RttMode::Application,
+            },
+            reason: placement.rtt_reason.clone(),
+        };
+        let server_spec = scenario.server.with_extra_args(&variant.args);
+        let split = placement.split.as_ref();
+        let target_options = TargetOptions {
+            builtin_exe: &plan.builtin_exe,
+            site_root: context.site_root,
+            workdir,
+            server_cpu: context.cpus.server,
+            ready_timeout: Duration::from_secs(15),
+            listen_ip: match split {
+                Some(net) => net.server_address.into(),
+                None => std::net::Ipv4Addr::LOCALHOST.into(),
+            },
+        };
+        let server = match split {
+            // The server's process is born in the server's namespace; the clients stay here.
+            Some(net) => net
+                .in_server_namespace(|| ServerHandle::start(&server_spec, &target_options))
+                .map_err(|source| {
+                    RunError::Placement(PlacementError::Namespace {
+                        what: "entering the server's network namespace",
+                        source,
+                    })
+                })?,
+            None => ServerHandle::start(&server_spec, &target_options),
+        }
+        .map_err(RunError::Server)?;
+        // The main thread and the sampler it starts stay off the server's CPU too.
+        crate::os::pin_current_thread(&context.cpus.generator)?;
+        let (sources, population_sources) = match split {
+            Some(net) => (
+                net.fast_sources.clone(),
+                populations
+                    .iter()
+                    .map(|p| match p {
+                        Population::Modem(_) => net.delayed_sources.clone(),
+                        _ => Vec::new(),
+                    })
+                    .collect(),
+            ),
+            None => (
+                sources_for(server.addr(), DEFAULT_LOOPBACK_SOURCES),
+                Vec::new(),
+            ),
+        };
+        Ok(VariantSetup {
+            populations,
+            placement,
+            rtt,
+            server,
+            sources,
+            population_sources,
+        })
+    }
+
+    /// What the result says about the server, the generator and the isolation: the first
+    /// variant's, and the delay path of the first that built one.
+    fn describe_in(&self, result: &mut RunResult) {
+        if result.isolation.delay_path.is_none() && self.placement.isolation.delay_path.is_some() {
+            result.isolation.delay_path = self.placement.isolation.delay_path.clone();
+        }
+        if result.load_points.is_empty() {
+            result.isolation = self.placement.isolation.clone();
+            result.server = ServerInfo {
+                kind: self.server.kind().into(),
+                command_line: self.server.command_line(),
+                address: self.server.addr().to_string(),
+                ..ServerInfo::default()
+            };
+            result.generator.source_addresses =
+                self.sources.iter().map(|s| s.to_string()).collect();
+        }
+    }
+
+    /// Runs load point `index` at `fraction` of the load with the sampler beside it; returns
+    /// its result and, if it ended early, why.
+    fn run_point(
+        &mut self,
+        context: &RunContext<'_>,
+        label: String,
+        index: usize,
+        fraction: f64,
+    ) -> Result<(LoadPoint, Option<String>), RunError> {
+        let plan = context.plan;
+        let scenario = &plan.scenario;
+        let target = self.server.addr();
+        let start = Instant::now() + Duration::from_millis(50);
+        let point_plan = PointPlan {
+            start,
+            target,
+            host_header: target.to_string(),
+            populations: &self.populations,
+            load_fraction: fraction,
+            workers: scenario.workers,
+            cpus: context.cpus.generator.clone(),
+            warmup: scenario.warmup,
+            duration: scenario.duration,
+            interval: Duration::from_secs(1),
+            request_timeout: scenario.request_timeout,
+            seed: scenario.seed.wrapping_add(index as u64),
+            workload: context.workload,
+            sources: self.sources.clone(),
+            population_sources: self.population_sources.clone(),
+            rtt_mode: self.rtt.mode,
+        };
+        let mut sampler_config = SamplerConfig::new(start);
+        sampler_config.interval = plan.sample_interval;
+        sampler_config.server_port = Some(target.port());
+        sampler_config.server_pid = self.server.pid();
+        if let Some(net) = &self.placement.split {
+            let server_ns = net.server_ns.try_clone().map_err(RunError::Sampler)?;
+            sampler_config.server_netns = Some(Arc::new(server_ns));
+        }
+        let slab = sampler_config.slab;
+        let progress_line = ProgressLine::new(
+            plan.progress,
+            &label,
+            (scenario.warmup + scenario.duration).as_secs_f64(),
+        );
+        let server = &mut self.server;
+        let mut monitor = |progress: &crate::engine::Progress| -> Option<String> {
+            progress_line.show(progress);
+            if plan.stop.load(Ordering::Relaxed) {
+                return Some("interrupted by Ctrl-C".into());
+            }
+            server.check_alive().err()
+        };
+        let sampler = Sampler::start(sampler_config);
+        let outcome = run_load_point(&point_plan, &mut monitor);
+        let samples = sampler.stop_report();
+        let outcome = outcome.map_err(RunError::Load)?;
+        progress_line.finish();
+        let class_names = context.workload.class_names();
+        let point = build_point(
+            &PointContext {
+                label,
+                load_fraction: fraction,
+                warmup: scenario.warmup,
+                populations: &self.populations,
+                class_names: &class_names,
+                rtt: &self.rtt,
+                generator_cpus: context.cpus.generator.len(),
+                sample_interval: plan.sample_interval,
+            },
+            &outcome,
+            &samples,
+            &slab,
+        );
+        Ok((point, outcome.stopped_early))
+    }
+
+    /// Stops the server (its stats go to the variant's points) and the delay line (its counts
+    /// and drops to the result).
+    fn stop(mut self, variant: &Variant, first_point: usize, result: &mut RunResult) {
+        let stop = self.server.stop(Duration::from_secs(10));
+        if let Some(line) = self
+            .placement
+            .split
+            .as_mut()
+            .and_then(|net| net.delay_line.take())
+        {
+            let stats = line.stop();
+            if stats.dropped > 0 {
+                result.warnings.push(format!(
+                    "{}: the user-space delay line dropped {} packets ({} by the kernel's TUN queue)",
+                    variant.label.as_deref().unwrap_or("run"),
+                    stats.dropped,
+                    stats.dropped_by_kernel
+                ));
+            }
+            if let Some(path) = result.isolation.delay_path.as_mut() {
+                let figures = path.delay_line.get_or_insert_with(Default::default);
+                figures.packets_up += stats.packets_up;
+                figures.packets_down += stats.packets_down;
+                figures.bytes_up += stats.bytes_up;
+                figures.bytes_down += stats.bytes_down;
+                figures.dropped += stats.dropped;
+                figures.max_queue_packets = figures.max_queue_packets.max(stats.max_queue_packets);
+                figures.cpu_us += stats.cpu_us;
+            }
+        }
+        for point in &mut result.load_points[first_point..] {
+            point.server_stats = stop.stats.clone();
+        }
+        if variant.label.is_none() || result.server.stats.is_none() {
+            result.server.stats = stop.stats;
+        }
+        result.server.exit = stop.exit;
+        result.server.notes.extend(stop.notes);
+    }
 }
