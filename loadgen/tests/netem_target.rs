@@ -10,13 +10,13 @@ mod target_support;
 use target_support::{dirs, options_on, python3_missing, PAGE};
 
 mod split_support;
-use split_support::is_root;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use loadgen::netns::{current_namespace, enter_split_netns, SplitNetwork};
+use loadgen::os::is_root;
 use loadgen::scenario::ServerSpec;
 use loadgen::target::{ServerHandle, TargetOptions};
 use socket2::{Domain, Socket, Type};
