@@ -626,7 +626,8 @@ fn build_split(
                 "{prefix}own TCP hash table of {PRIVATE_EHASH_ENTRIES} entries"
             ));
         }
-        new_namespace(&prefix, &mut sysctls_set).map_err(namespace("bringing loopback up"))?;
+        new_namespace(&prefix, &mut sysctls_set)
+            .map_err(namespace("setting up the new namespace"))?;
         current_namespace().map_err(namespace("opening the new namespace"))
     };
     let server_ns = make_namespace("server")?;
