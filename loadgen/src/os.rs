@@ -17,10 +17,10 @@ pub enum AffinityError {
     #[error("cpu {cpu} is not one this machine lets the loadgen use (allowed: {allowed:?})")]
     NotAllowed { cpu: usize, allowed: Vec<usize> },
     /// `sched_setaffinity(2)` or `sched_getaffinity(2)` failed.
-    #[error("pinning to CPUs {cpus:?}: {source}")]
+    #[error("pinning to CPUs {cpus:?}: {error}")]
     Kernel {
         cpus: Vec<usize>,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -95,7 +95,7 @@ pub fn pin_current_thread(cpus: &[usize]) -> Result<(), AffinityError> {
     }
     rustix::thread::sched_setaffinity(None, &set).map_err(|e| AffinityError::Kernel {
         cpus: cpus.to_vec(),
-        source: e.into(),
+        error: e.into(),
     })
 }
 

@@ -2,31 +2,25 @@
 //! devices): packets cross both ways whole and in order, never before their delay; full queues
 //! drop and count; the handle stops the thread and closes the ends.
 
-use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use loadgen::netns::delay_line::{
     DelayLine, DelayLineConfig, DelayLineEnd, DelayLineHandle, CHUNK_BYTES, MAX_PACKET,
 };
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use socket2::Socket;
 
 /// A connected pair of seqpacket sockets: (the test's end, the relay's end).
 fn pair() -> (Socket, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: fills two descriptors, owned right below.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
-    // SAFETY: just created, owned by nobody else.
-    let (ours, relays) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (ours, relays) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
     let ours = Socket::from(ours);
     ours.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -47,13 +41,11 @@ fn line(config: &DelayLineConfig) -> (Socket, Socket, DelayLineHandle) {
 }
 
 fn receive(socket: &Socket) -> io::Result<Vec<u8>> {
-    let mut buf = vec![MaybeUninit::new(0u8); MAX_PACKET];
-    let n = socket.recv(&mut buf)?;
-    // SAFETY: recv initialised the first n bytes (and they were initialised anyway).
-    Ok(buf[..n]
-        .iter()
-        .map(|b| unsafe { b.assume_init() })
-        .collect())
+    let mut buf = vec![0u8; MAX_PACKET];
+    // A seqpacket read is one whole packet.
+    let n = (&*socket).read(&mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
 }
 
 /// Packet `i` of a stream: its number, then a size and contents that vary with it.

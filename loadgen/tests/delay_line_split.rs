@@ -5,7 +5,7 @@
 //! Needs root; without it each test says `SKIPPED: needs root` and checks nothing.
 
 mod split_support;
-use split_support::{connect_from, echo_server, is_root, round_trip};
+use split_support::{connect_from, echo_server, round_trip};
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener};
@@ -15,6 +15,7 @@ use loadgen::netns::delay_line::DelayLineStats;
 use loadgen::netns::{
     enter_split_netns_with, DelayMechanism, DelayPreference, SplitNetwork, CLIENT_TUN, SERVER_TUN,
 };
+use loadgen::os::is_root;
 
 /// Runs `test` on a thread of its own in the clients' namespace of a split network delayed by
 /// the user-space delay line, unless not root or iproute2 is missing.

@@ -5,7 +5,6 @@
 //! of its own: it looks at every thread and descriptor of the process.
 
 mod split_support;
-use split_support::is_root;
 
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
@@ -15,6 +14,7 @@ use loadgen::netns::delay_line::THREAD_NAME;
 use loadgen::netns::{
     enter_split_netns_with, with_namespace, DelayMechanism, DelayPreference, CLIENT_TUN, SERVER_TUN,
 };
+use loadgen::os::is_root;
 
 /// Threads of this process named like the relay.
 fn relay_threads() -> usize {

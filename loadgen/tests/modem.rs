@@ -113,7 +113,7 @@ fn serve_one_download(listener: TcpListener) -> DownloadSeen {
     let request_took = accepted.elapsed();
     let head = format!("HTTP/1.0 200 OK\r\nContent-Length: {BODY}\r\n\r\n");
     let mut reply = head.into_bytes();
-    reply.extend(std::iter::repeat(b'x').take(BODY));
+    reply.extend(std::iter::repeat_n(b'x', BODY));
     stream.set_nonblocking(true).unwrap();
     let mut written = 0;
     let mut send_queue_samples = Vec::new();

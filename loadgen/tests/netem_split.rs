@@ -7,7 +7,7 @@
 //! failure is reported and leaves the thread where it was, and measures the undelayed path.
 
 mod split_support;
-use split_support::{echo_server, is_root, round_trip};
+use split_support::{echo_server, round_trip};
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use loadgen::netns::{
     current_namespace, enter_split_netns, SplitNetwork, CLIENT_VETH, NETEM_LIMIT_PACKETS,
 };
+use loadgen::os::is_root;
 use reports::model::IsolationMode;
 
 /// The inode of a namespace handle: equal inodes, same namespace.

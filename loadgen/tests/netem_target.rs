@@ -10,15 +10,15 @@ mod target_support;
 use target_support::{dirs, options_on, python3_missing, PAGE};
 
 mod split_support;
-use split_support::is_root;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use loadgen::netns::{current_namespace, enter_split_netns, SplitNetwork};
+use loadgen::os::is_root;
 use loadgen::scenario::ServerSpec;
-use loadgen::target::{ServerHandle, TargetOptions};
+use loadgen::target::{ServerHandle, TargetError, TargetOptions};
 use socket2::{Domain, Socket, Type};
 
 /// One HTTP/1.0 GET from `source`, the whole reply as text.
@@ -58,7 +58,7 @@ fn start_in_server_namespace(
     split: &SplitNetwork,
     spec: &ServerSpec,
     options: &TargetOptions,
-) -> anyhow::Result<ServerHandle> {
+) -> Result<ServerHandle, TargetError> {
     let before = current_namespace().unwrap().metadata().unwrap();
     let started = split
         .in_server_namespace(|| ServerHandle::start(spec, options))
@@ -146,7 +146,7 @@ fn command_server_on_loopback_only_is_reported() {
             &options_on(&dirs, split.server_address.into()),
         )
         .expect_err("the clients cannot reach a server on 127.0.0.1");
-        let message = format!("{error:#}");
+        let message = error.to_string();
         assert!(message.contains("198.18.0.1:"), "{message}");
         assert!(message.contains("{host}"), "{message}");
     });
@@ -164,7 +164,7 @@ fn starting_from_the_clients_namespace_is_a_clear_error() {
         // Not inside the server's namespace: 198.18.0.1 is not an address here.
         let error = ServerHandle::start(&spec, &options_on(&dirs, split.server_address.into()))
             .unwrap_err();
-        let message = format!("{error:#}");
+        let message = error.to_string();
         assert!(message.contains("198.18.0.1"), "{message}");
         assert!(message.contains("namespace"), "{message}");
     });

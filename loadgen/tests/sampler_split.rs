@@ -5,15 +5,14 @@
 //! Needs root for the namespaces; without it the test says `SKIPPED: needs root`.
 
 mod split_support;
-use split_support::is_root;
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loadgen::netns::{enter_split_netns, with_namespace};
+use loadgen::os::is_root;
 use loadgen::probe::netstat::read_tcp_ext;
 use loadgen::probe::sockstat::read_sockstat;
 use loadgen::probe::{Sample, Sampler, SamplerConfig, SlabSizes};
@@ -143,8 +142,8 @@ fn counts_each_side_in_its_own_namespace() {
         let small = split
             .in_server_namespace(|| TcpListener::bind((split.server_address, 0)).unwrap())
             .unwrap();
-        // SAFETY: listen() again on a listening socket only changes its backlog.
-        assert_eq!(unsafe { libc::listen(small.as_raw_fd(), 0) }, 0);
+        // listen() again on a listening socket only changes its backlog.
+        socket2::SockRef::from(&small).listen(0).unwrap();
         let queued = TcpStream::connect(small.local_addr().unwrap()).unwrap();
         let dropped = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
         dropped.set_nonblocking(true).unwrap();

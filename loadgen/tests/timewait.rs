@@ -10,14 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use loadgen::os::is_root;
 use loadgen::run::{run, RunOutput, RunPlan};
 use loadgen::scenario::Overrides;
 use reports::model::{IsolationMode, LoadPoint};
-
-fn is_root() -> bool {
-    // SAFETY: plain syscall without arguments.
-    unsafe { libc::geteuid() == 0 }
-}
 
 const SCENARIO: &str = r#"
 warmup = "500ms"

@@ -17,20 +17,20 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum ResultFileError {
     /// The file could not be read.
-    #[error("reading {}: {source}", path.display())]
+    #[error("reading {}: {error}", path.display())]
     Read {
         /// The file asked for.
         path: PathBuf,
         /// What the system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not JSON of a `RunResult`.
-    #[error("{} is not a loadgen result.json: {source}", path.display())]
+    #[error("{} is not a loadgen result.json: {error}", path.display())]
     Parse {
         /// The file read.
         path: PathBuf,
         /// Where and why the JSON does not fit the model.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// The file was written by a loadgen with another result shape.
     #[error("{} has schema_version {found}; this build reads {SCHEMA_VERSION}", path.display())]
@@ -41,26 +41,26 @@ pub enum ResultFileError {
         found: u32,
     },
     /// The file (or its temporary sibling) could not be written or renamed into place.
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}: {error}", path.display())]
     Write {
         /// The file (or its temporary sibling) that could not be written or renamed.
         path: PathBuf,
         /// What the system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 impl RunResult {
     /// Reads a stored result and checks its `schema_version`.
     pub fn read(path: &Path) -> Result<RunResult, ResultFileError> {
-        let text = std::fs::read(path).map_err(|source| ResultFileError::Read {
+        let text = std::fs::read(path).map_err(|error| ResultFileError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let result: RunResult =
-            serde_json::from_slice(&text).map_err(|source| ResultFileError::Parse {
+            serde_json::from_slice(&text).map_err(|error| ResultFileError::Parse {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         if result.schema_version != SCHEMA_VERSION {
             return Err(ResultFileError::Schema {
@@ -77,11 +77,11 @@ impl RunResult {
         let tmp = path.with_extension("json.tmp");
         let write_error = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| ResultFileError::Write { path, source }
+            move |error| ResultFileError::Write { path, error }
         };
         let json = serde_json::to_vec_pretty(self).map_err(|e| ResultFileError::Write {
             path: path.to_path_buf(),
-            source: e.into(),
+            error: e.into(),
         })?;
         std::fs::write(&tmp, json).map_err(write_error(&tmp))?;
         std::fs::rename(&tmp, path).map_err(write_error(path))

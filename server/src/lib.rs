@@ -1,5 +1,10 @@
 //! `afterburner`: the reference web server of afterburner-bench, as a library so that tests and
 //! benches reach its parts. `main.rs` only parses the command line and calls `run`.
+//!
+//! Here: [`run`] (start-up, serving, shutdown), the process settings it makes (descriptor
+//! limit, CPU), and [`ServerError`], every way start-up or serving can fail. Each error names
+//! the flag, file or call at fault with the kernel's answer in its message (no separate
+//! `source()`), so `afterburner: error: {error}` is the whole story.
 
 pub mod cli;
 pub mod conn;
@@ -11,12 +16,13 @@ pub mod stats;
 pub mod timers;
 pub mod units;
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+use rustix::thread::CpuSet;
 
 use conn::{CloseMode, ConnSettings};
 use site::Site;
@@ -25,29 +31,161 @@ use site::Site;
 /// and the stats file.
 const RESERVED_FDS: u64 = 32;
 
+/// Why the server could not start, or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The `--reftab` file could not be read.
+    #[error("reading --reftab {}: {error}", path.display())]
+    ReftabFile {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        error: io::Error,
+    },
+    /// A line of the `--reftab` file is wrong (file and line in the message).
+    #[error(transparent)]
+    Reftab(#[from] reftab::ReftabError),
+    /// The site root is missing or not a directory, or a file of the site could not be read.
+    #[error("{action} {}: {error}", path.display())]
+    SiteFile {
+        /// What was being done: `site root`, `reading directory`, `opening`, ...
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why not.
+        error: io::Error,
+    },
+    /// `--root` names something other than a directory.
+    #[error("site root {} is not a directory", path.display())]
+    RootNotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A file changed size while it was read into RAM.
+    #[error("{} changed size while the site was loading", path.display())]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The site does not fit `--max-site-bytes`.
+    #[error(
+        "site {} holds {bytes} bytes in {files} files, more than --max-site-bytes {limit}",
+        root.display()
+    )]
+    SiteTooLarge {
+        /// The site root.
+        root: PathBuf,
+        /// What the files add up to.
+        bytes: u64,
+        /// How many files.
+        files: usize,
+        /// `--max-site-bytes`.
+        limit: u64,
+    },
+    /// The reftab has more rules than a route can index.
+    #[error("the reftab has {rules} rules; at most {max} are supported")]
+    TooManyRules {
+        /// Rules in the file.
+        rules: usize,
+        /// The most supported.
+        max: usize,
+    },
+    /// A reftab rule's alternate is not a file of the site.
+    #[error(
+        "reftab rule {number} (pattern {pattern}): alternate {alternate} is not a file of the site"
+    )]
+    UnknownAlternate {
+        /// The rule's number.
+        number: usize,
+        /// Its pattern.
+        pattern: String,
+        /// The missing alternate.
+        alternate: String,
+    },
+    /// `--cpu` could not be honoured.
+    #[error("pinning to --cpu {cpu}: {error}")]
+    Pin {
+        /// The CPU.
+        cpu: usize,
+        /// The kernel's answer.
+        error: io::Error,
+    },
+    /// The listening socket could not be made.
+    #[error("{action} --listen {address}: {error}")]
+    Listen {
+        /// What was being done: `binding`, `listening on`, ...
+        action: &'static str,
+        /// `--listen`.
+        address: SocketAddr,
+        /// The kernel's answer.
+        error: io::Error,
+    },
+    /// SIGINT and SIGTERM could not be routed to the loop.
+    #[error("setting up the SIGINT/SIGTERM pipe: {error}")]
+    Signals {
+        /// Why not.
+        error: io::Error,
+    },
+    /// The `afterburner listening on ADDR` line could not be written.
+    #[error("announcing the address on stdout: {error}")]
+    Announce {
+        /// Why not.
+        error: io::Error,
+    },
+    /// The readiness loop failed: epoll could not be created or waited on.
+    #[error("{action}: {error}")]
+    EventLoop {
+        /// What was being done, e.g. `epoll_wait`.
+        action: &'static str,
+        /// The kernel's answer.
+        error: io::Error,
+    },
+    /// `--stats` could not be written (the message names the file).
+    #[error("{detail}")]
+    Stats {
+        /// What went wrong, as the stats writer put it.
+        detail: String,
+    },
+}
+
 /// A validated server configuration.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
+    /// `--root`: the directory loaded into RAM and served.
     pub root: PathBuf,
+    /// `--listen`: the address to bind (port 0: any free one, announced on stdout).
     pub listen: SocketAddr,
+    /// `--max-site-bytes`: the most the site's files may add up to.
     pub max_site_bytes: u64,
+    /// `--max-header-bytes`: the longest request head accepted.
     pub max_header_bytes: usize,
+    /// `--reftab`: the Referer table, if any.
     pub reftab: Option<PathBuf>,
+    /// `--close`: who closes a connection first, and how.
     pub close_mode: CloseMode,
     /// wait-client: how long after the send queue drained to wait for the client's FIN; also
     /// the interval at which lingering connections check their send queue.
     pub linger: Duration,
+    /// `--header-timeout`: how long a request head may take to arrive.
     pub header_timeout: Duration,
+    /// `--keepalive-timeout`: how long an idle kept-alive connection stays open.
     pub keepalive_timeout: Duration,
+    /// `--send-timeout`: how long a reply may stall before the connection is dropped.
     pub send_timeout: Duration,
+    /// `--max-conns`: open connections at most; `None`: what the descriptor limit allows.
     pub max_conns: Option<usize>,
+    /// `--grace`: how long open connections may finish after SIGINT or SIGTERM.
     pub grace: Duration,
+    /// `--stats`: where the counters are written at exit, if anywhere.
     pub stats: Option<PathBuf>,
+    /// `--backlog`: the listen queue's length.
     pub backlog: i32,
+    /// `--cpu`: the CPU the server pins itself to, if any.
     pub cpu: Option<usize>,
 }
 
 impl ServerConfig {
+    /// What each connection needs to know of the configuration.
     pub fn conn_settings(&self) -> ConnSettings {
         let linger_ms = self.linger.as_millis().max(1);
         let checks = (self.send_timeout.as_millis() / linger_ms).clamp(1, u16::MAX as u128);
@@ -62,15 +200,17 @@ impl ServerConfig {
 
 /// Loads the site, binds, announces the address on stdout, serves until SIGINT/SIGTERM, and
 /// writes the stats.
-pub fn run(config: &ServerConfig) -> Result<()> {
+pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
     let nofile = raise_nofile_limit();
     if let Some(cpu) = config.cpu {
         pin_to_cpu(cpu)?;
     }
     let rules = match &config.reftab {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading --reftab {}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|error| ServerError::ReftabFile {
+                path: path.clone(),
+                error,
+            })?;
             reftab::parse(&text, path)?
         }
         None => Vec::new(),
@@ -81,19 +221,13 @@ pub fn run(config: &ServerConfig) -> Result<()> {
         .max_conns
         .unwrap_or(nofile.saturating_sub(RESERVED_FDS).max(1) as usize);
 
-    // Signals become bytes on a socket the loop polls, so shutdown is just another event.
-    let (stop_reader, stop_writer) = std::os::unix::net::UnixStream::pair()?;
-    stop_reader.set_nonblocking(true)?;
-    stop_writer.set_nonblocking(true)?;
-    let stop_writer2 = stop_writer.try_clone()?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, stop_writer)?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, stop_writer2)?;
-
-    let address = listener.local_addr()?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "afterburner listening on {address}")?;
-    stdout.flush()?;
-    drop(stdout);
+    let stop_reader = stop_on_signals().map_err(|error| ServerError::Signals { error })?;
+    let address = listener.local_addr().map_err(|error| ServerError::Listen {
+        action: "reading the address bound for",
+        address: config.listen,
+        error,
+    })?;
+    announce(address).map_err(|error| ServerError::Announce { error })?;
     eprintln!(
         "afterburner: {} files, {} bytes in RAM from {}; close mode {:?}; at most {max_conns} connections",
         site.file_count(),
@@ -110,57 +244,89 @@ pub fn run(config: &ServerConfig) -> Result<()> {
         max_conns,
     )?;
     if let Some(path) = &config.stats {
-        counters.report(site.rules()).write_to(path)?;
+        counters
+            .report(site.rules())
+            .write_to(path)
+            .map_err(|e| ServerError::Stats {
+                detail: format!("{e:#}"),
+            })?;
     }
     Ok(())
 }
 
-fn bind(address: SocketAddr, backlog: i32) -> Result<std::net::TcpListener> {
+/// Signals become bytes on a socket the loop polls, so shutdown is just another event: the
+/// socket to poll.
+fn stop_on_signals() -> io::Result<std::os::unix::net::UnixStream> {
+    let (stop_reader, stop_writer) = std::os::unix::net::UnixStream::pair()?;
+    stop_reader.set_nonblocking(true)?;
+    stop_writer.set_nonblocking(true)?;
+    let stop_writer2 = stop_writer.try_clone()?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, stop_writer)?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, stop_writer2)?;
+    Ok(stop_reader)
+}
+
+/// Prints the line the loadgen (and the tests) wait for, and flushes it at once.
+fn announce(address: SocketAddr) -> io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "afterburner listening on {address}")?;
+    stdout.flush()
+}
+
+fn bind(address: SocketAddr, backlog: i32) -> Result<std::net::TcpListener, ServerError> {
     use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
+    let failed = |action| {
+        move |error| ServerError::Listen {
+            action,
+            address,
+            error,
+        }
+    };
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)
+        .map_err(failed("opening a socket for"))?;
     socket
-        .bind(&address.into())
-        .with_context(|| format!("binding --listen {address}"))?;
-    socket.listen(backlog)?;
-    socket.set_nonblocking(true)?;
+        .set_reuse_address(true)
+        .map_err(failed("setting SO_REUSEADDR for"))?;
+    socket.bind(&address.into()).map_err(failed("binding"))?;
+    socket.listen(backlog).map_err(failed("listening on"))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(failed("making non-blocking the socket of"))?;
     Ok(socket.into())
 }
 
-/// Raises the soft RLIMIT_NOFILE to the hard limit and returns the limit now in force.
+/// Raises the soft RLIMIT_NOFILE to the hard limit and returns the limit now in force
+/// (`u64::MAX`, RLIM_INFINITY, for none). A refused raise leaves the soft limit in force.
 pub fn raise_nofile_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain libc calls on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is RLIM_INFINITY: above every number.
+    let soft = limit.current.unwrap_or(u64::MAX);
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    if soft < hard {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return hard;
         }
     }
-    limit.rlim_cur
+    soft
 }
 
 /// Pins the calling thread (the whole server, which is one thread) to one CPU.
-pub fn pin_to_cpu(cpu: usize) -> Result<()> {
-    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks against its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("pinning to --cpu {cpu}"));
-        }
+pub fn pin_to_cpu(cpu: usize) -> Result<(), ServerError> {
+    let mut set = CpuSet::new();
+    if cpu >= CpuSet::MAX_CPU {
+        // A CPU number the kernel's mask cannot hold: what sched_setaffinity says to an empty one.
+        return Err(ServerError::Pin {
+            cpu,
+            error: io::Error::from_raw_os_error(libc::EINVAL),
+        });
     }
-    Ok(())
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set).map_err(|e| ServerError::Pin {
+        cpu,
+        error: e.into(),
+    })
 }

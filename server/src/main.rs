@@ -5,7 +5,8 @@ use clap::Parser;
 fn main() {
     let args = afterburner::cli::Args::parse();
     if let Err(error) = afterburner::run(&args.into_config()) {
-        eprintln!("afterburner: error: {error:#}");
+        // A `ServerError` carries its cause in its own message.
+        eprintln!("afterburner: error: {error}");
         std::process::exit(2);
     }
 }

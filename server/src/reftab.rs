@@ -20,7 +20,6 @@
 //! Patterns are matched once at start-up against the in-RAM site, so a request pays only the
 //! Referer check, and only for paths a rule covers.
 
-use std::fmt;
 use std::path::Path;
 
 /// One rule of the table.
@@ -28,40 +27,45 @@ use std::path::Path;
 pub struct Rule {
     /// 1-based position in the file among rules, as reported in the stats.
     pub number: usize,
+    /// The site paths it covers, `*` matching any run of characters.
     pub pattern: String,
+    /// Whose pages get the original; empty for `-`.
     pub allowed_hosts: Vec<AllowedHost>,
+    /// The site path served instead to everybody else.
     pub alternate: String,
+    /// What a request without a Referer gets.
     pub empty_referer: EmptyReferer,
 }
 
+/// A host whose pages may show the files of a rule, lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedHost {
+    /// `example.com`: that host only.
     Exact(String),
     /// `.example.org`: the domain itself and any subdomain.
     Domain(String),
 }
 
+/// What a request without a Referer (or with an empty one) gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmptyReferer {
+    /// `empty=allow`, the default: the original.
     Allow,
+    /// `empty=alternate`: the alternate.
     Alternate,
 }
 
 /// A reftab line that could not be read, with its file and line number.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
 pub struct ReftabError {
+    /// The table's file, as given.
     pub file: String,
+    /// The line, from 1.
     pub line: usize,
+    /// What is wrong with it.
     pub message: String,
 }
-
-impl fmt::Display for ReftabError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.message)
-    }
-}
-
-impl std::error::Error for ReftabError {}
 
 /// Parses a whole table; `file` names it in errors.
 pub fn parse(text: &str, file: &Path) -> Result<Vec<Rule>, ReftabError> {

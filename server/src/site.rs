@@ -13,10 +13,19 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-
 use crate::http::{normalize_target, Method, Request, Status, Version};
 use crate::reftab::{pattern_matches, Rule};
+use crate::ServerError;
+
+/// The error of a failed `action` on `path`.
+fn file_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ServerError {
+    let path = path.to_path_buf();
+    move |error| ServerError::SiteFile {
+        action,
+        path,
+        error,
+    }
+}
 
 /// Which `Connection` header a response carries; picks one of a resource's precomputed heads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,15 +91,18 @@ impl Resource {
         Self::finish(status, bytes, heads)
     }
 
+    /// The response's status.
     pub fn status(&self) -> Status {
         self.status
     }
 
+    /// The response head carrying `connection`'s header.
     pub fn head(&self, connection: ConnectionHeader) -> &[u8] {
         let (start, end) = self.heads[connection as usize];
         &self.bytes[start as usize..end as usize]
     }
 
+    /// The response body.
     pub fn body(&self) -> &[u8] {
         &self.bytes[self.body_start..]
     }
@@ -123,8 +135,11 @@ pub struct Site {
 /// The answer chosen for one request.
 #[derive(Clone, Copy)]
 pub struct Selection<'site> {
+    /// The response.
     pub resource: &'site Resource,
+    /// False for HEAD: the head only.
     pub send_body: bool,
+    /// Which head: keep-alive as the request asked, or close.
     pub connection: ConnectionHeader,
     /// The reftab rule (0-based) whose alternate was served, if any.
     pub hotlink_rule: Option<usize>,
@@ -139,20 +154,23 @@ impl Selection<'_> {
 
 impl Site {
     /// Loads every regular file under `root` into RAM, refusing sites over `max_bytes`.
-    pub fn load(root: &Path, max_bytes: u64, rules: Vec<Rule>) -> Result<Site> {
-        let meta = fs::metadata(root).with_context(|| format!("site root {}", root.display()))?;
+    pub fn load(root: &Path, max_bytes: u64, rules: Vec<Rule>) -> Result<Site, ServerError> {
+        let meta = fs::metadata(root).map_err(file_error("site root", root))?;
         if !meta.is_dir() {
-            bail!("site root {} is not a directory", root.display());
+            return Err(ServerError::RootNotADirectory {
+                path: root.to_path_buf(),
+            });
         }
         let mut files = Vec::new();
         collect_files(root, &mut Vec::new(), &mut files)?;
         let total: u64 = files.iter().map(|f| f.size).sum();
         if total > max_bytes {
-            bail!(
-                "site {} holds {total} bytes in {} files, more than --max-site-bytes {max_bytes}",
-                root.display(),
-                files.len()
-            );
+            return Err(ServerError::SiteTooLarge {
+                root: root.to_path_buf(),
+                bytes: total,
+                files: files.len(),
+                limit: max_bytes,
+            });
         }
 
         let mut site = Site {
@@ -248,22 +266,20 @@ impl Site {
     }
 
     /// Matches each rule's pattern against every path once, so requests never run a glob.
-    fn attach_rules(&mut self, rules: Vec<Rule>) -> Result<()> {
+    fn attach_rules(&mut self, rules: Vec<Rule>) -> Result<(), ServerError> {
         if rules.len() > u16::MAX as usize {
-            bail!(
-                "the reftab has {} rules; at most {} are supported",
-                rules.len(),
-                u16::MAX
-            );
+            return Err(ServerError::TooManyRules {
+                rules: rules.len(),
+                max: u16::MAX as usize,
+            });
         }
         for rule in rules {
             let Some(alternate) = self.routes.get(rule.alternate.as_bytes()) else {
-                bail!(
-                    "reftab rule {} (pattern {}): alternate {} is not a file of the site",
-                    rule.number,
-                    rule.pattern,
-                    rule.alternate
-                );
+                return Err(ServerError::UnknownAlternate {
+                    number: rule.number,
+                    pattern: rule.pattern,
+                    alternate: rule.alternate,
+                });
             };
             let alternate = alternate.resource;
             let rule_index = self.hotlink_rules.len() as u16;
@@ -282,14 +298,17 @@ impl Site {
         Ok(())
     }
 
+    /// Files loaded from the site root.
     pub fn file_count(&self) -> usize {
         self.file_count
     }
 
+    /// Bytes of those files, held in RAM.
     pub fn body_bytes(&self) -> u64 {
         self.body_bytes
     }
 
+    /// The reftab rules, in the table's order.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.hotlink_rules.iter().map(|h| &h.rule)
     }
@@ -359,16 +378,20 @@ struct SiteFile {
 
 /// Walks `dir` depth-first in name order. Symlinks to files are followed; symlinks to
 /// directories are not, so a link cycle cannot loop the loader.
-fn collect_files(dir: &Path, url_prefix: &mut Vec<u8>, out: &mut Vec<SiteFile>) -> Result<()> {
+fn collect_files(
+    dir: &Path,
+    url_prefix: &mut Vec<u8>,
+    out: &mut Vec<SiteFile>,
+) -> Result<(), ServerError> {
     let mut entries: Vec<_> = fs::read_dir(dir)
-        .with_context(|| format!("reading directory {}", dir.display()))?
+        .map_err(file_error("reading directory", dir))?
         .collect::<Result<_, _>>()
-        .with_context(|| format!("reading directory {}", dir.display()))?;
+        .map_err(file_error("reading directory", dir))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        let link_meta = fs::symlink_metadata(&path)
-            .with_context(|| format!("reading metadata of {}", path.display()))?;
+        let link_meta =
+            fs::symlink_metadata(&path).map_err(file_error("reading metadata of", &path))?;
         let name = entry.file_name();
         let prefix_len = url_prefix.len();
         url_prefix.push(b'/');
@@ -390,15 +413,17 @@ fn collect_files(dir: &Path, url_prefix: &mut Vec<u8>, out: &mut Vec<SiteFile>) 
     Ok(())
 }
 
-fn load_file(path: &Path, size: u64) -> Result<Resource> {
+fn load_file(path: &Path, size: u64) -> Result<Resource, ServerError> {
     let content_type = content_type_for(path);
     let (mut encoded, heads) = Resource::heads(Status::Ok, content_type, "", size as usize);
     let head_len = encoded.len();
-    let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut file = fs::File::open(path).map_err(file_error("opening", path))?;
     file.read_to_end(&mut encoded)
-        .with_context(|| format!("reading {}", path.display()))?;
+        .map_err(file_error("reading", path))?;
     if (encoded.len() - head_len) as u64 != size {
-        bail!("{} changed size while the site was loading", path.display());
+        return Err(ServerError::FileChanged {
+            path: path.to_path_buf(),
+        });
     }
     Ok(Resource::finish(Status::Ok, encoded, heads))
 }

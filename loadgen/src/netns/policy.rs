@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{
     enter_private_netns, enter_split_netns_with, host, DelayMechanism, DelayPreference, Isolation,
-    SplitNetwork,
+    NetnsError, SplitNetwork,
 };
 use crate::scenario::RttChoice;
 
@@ -48,10 +48,10 @@ pub enum PlacementError {
     RttUnavailable { choice: RttChoice, reason: String },
     /// Entering or building a namespace failed in a way that leaves the thread unsure where it
     /// is: the run must stop.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Namespace {
         what: &'static str,
-        source: std::io::Error,
+        error: NetnsError,
     },
 }
 
@@ -85,9 +85,9 @@ pub fn place_variant(wish: &NetworkWish) -> Result<Placement, PlacementError> {
     }
     let private = || -> Result<Placement, PlacementError> {
         Ok(Placement {
-            isolation: enter_private_netns().map_err(|source| PlacementError::Namespace {
+            isolation: enter_private_netns().map_err(|error| PlacementError::Namespace {
                 what: "entering a private network namespace",
-                source,
+                error,
             })?,
             split: None,
             kernel_delay: None,
@@ -107,12 +107,12 @@ pub fn place_variant(wish: &NetworkWish) -> Result<Placement, PlacementError> {
             RttChoice::TunRelay => DelayPreference::TunRelay,
             RttChoice::Auto | RttChoice::Application => DelayPreference::Auto,
         };
-        match enter_split_netns_with(round_trip / 2, prefer, &wish.relay_cpus).map_err(
-            |source| PlacementError::Namespace {
+        match enter_split_netns_with(round_trip / 2, prefer, &wish.relay_cpus).map_err(|error| {
+            PlacementError::Namespace {
                 what: "building the delayed path between the namespaces",
-                source,
-            },
-        )? {
+                error,
+            }
+        })? {
             Ok(split) => {
                 return Ok(Placement {
                     isolation: split.isolation.clone(),

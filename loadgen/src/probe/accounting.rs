@@ -13,8 +13,9 @@ use crate::probe::slab::SlabSizes;
 
 /// What the accounting needs to know about the load point the samples cover.
 pub struct PointWindow {
-    /// Measured window on the samples' axis (ms since the start of the warm-up).
+    /// Start of the measured window on the samples' axis (ms since the start of the warm-up).
     pub measure_from_ms: u64,
+    /// Its end, on the same axis.
     pub measure_to_ms: u64,
     /// Operations completed in the measured window.
     pub ops: u64,
@@ -22,9 +23,12 @@ pub struct PointWindow {
     pub peak_open_connections: u64,
     /// CPUs the generator may use.
     pub generator_cpus: usize,
+    /// Time between samples, as the sampler was configured.
     pub sample_interval_ms: u64,
 }
 
+/// The kernel accounting of one load point: each sample on the load's time axis, and the
+/// summary over the measured window, with the probes' errors.
 pub fn kernel_accounting(
     report: &SamplerReport,
     slab: &SlabSizes,

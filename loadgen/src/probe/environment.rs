@@ -2,21 +2,23 @@
 //! kernel, CPU, the TCP sysctls that decide where TIME_WAITs go and how many fit, the descriptor
 //! limit, and the git revision of the working directory. What the scenario and server command
 //! were is recorded by `run`, not here.
+//!
+//! `/proc/cpuinfo` is read with the `procfs` crate; the TCP sysctls are read here, since
+//! procfs reads only the `kernel`, `vm` and `fs` ones.
 
 use std::process::{Command, Stdio};
+
+use procfs::{CpuInfo, Current as _};
+use rustix::process::{getrlimit, Resource};
 
 use super::read_text;
 
 /// What the run ran on: the result model's type, filled in here.
 pub use reports::model::Environment;
 
-/// The first `model name` of `/proc/cpuinfo` text (pure).
-pub fn parse_cpu_model(cpuinfo: &str) -> Option<String> {
-    cpuinfo
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim() == "model name")
-        .map(|(_, v)| v.trim().to_string())
+/// The first CPU's `model name`.
+pub fn cpu_model(cpuinfo: &CpuInfo) -> Option<String> {
+    cpuinfo.model_name(0).map(|name| name.trim().to_string())
 }
 
 /// Whitespace-separated integers of a sysctl's text (pure).
@@ -38,33 +40,20 @@ fn sysctl_three(name: &str) -> Option<[u64; 3]> {
     sysctl(name).and_then(|v| v.try_into().ok())
 }
 
+/// The kernel's release and the machine's architecture.
 fn uname() -> (String, String) {
-    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return (String::new(), String::new());
-    }
-    let s = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f
-            .iter()
-            .take_while(|c| **c != 0)
-            .map(|c| *c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    (s(&u.release), s(&u.machine))
+    let names = rustix::system::uname();
+    let text = |name: &std::ffi::CStr| name.to_string_lossy().into_owned();
+    (text(names.release()), text(names.machine()))
 }
 
+/// The soft and hard limits of open descriptors; `RLIM_INFINITY` (`u64::MAX`) for none.
 fn nofile_limits() -> (Option<u64>, Option<u64>) {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
-        return (None, None);
-    }
-    (Some(r.rlim_cur), Some(r.rlim_max))
+    let limit = getrlimit(Resource::Nofile);
+    (
+        Some(limit.current.unwrap_or(u64::MAX)),
+        Some(limit.maximum.unwrap_or(u64::MAX)),
+    )
 }
 
 fn cpus_allowed() -> u64 {
@@ -87,8 +76,8 @@ fn git(args: &[&str]) -> Option<String> {
 pub fn read_environment() -> Environment {
     let (kernel_release, machine) = uname();
     let (nofile_soft_limit, nofile_hard_limit) = nofile_limits();
-    // SAFETY: sysconf has no preconditions.
-    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    // /proc/cpuinfo lists the online CPUs, as `sysconf(_SC_NPROCESSORS_ONLN)` counts them.
+    let cpuinfo = CpuInfo::current().ok();
     let git_revision = git(&["rev-parse", "HEAD"]).filter(|r| !r.is_empty());
     let git_dirty = git_revision
         .as_ref()
@@ -97,10 +86,8 @@ pub fn read_environment() -> Environment {
     Environment {
         kernel_release,
         machine,
-        cpu_model: read_text("/proc/cpuinfo")
-            .ok()
-            .and_then(|t| parse_cpu_model(&t)),
-        cpu_count: online.max(0) as u64,
+        cpu_model: cpuinfo.as_ref().and_then(cpu_model),
+        cpu_count: cpuinfo.as_ref().map_or(0, |c| c.num_cores() as u64),
         cpus_allowed: cpus_allowed(),
         page_size_bytes: super::page_size_bytes(),
         ip_local_port_range: sysctl("net.ipv4.ip_local_port_range").and_then(|v| match v[..] {
@@ -122,6 +109,8 @@ pub fn read_environment() -> Environment {
 
 #[cfg(test)]
 mod tests {
+    use procfs::FromRead as _;
+
     use super::*;
 
     const CPUINFO: &str = include_str!("../../tests/fixtures/probe/cpuinfo.txt");
@@ -129,8 +118,11 @@ mod tests {
     #[test]
     fn parses_cpu_model_and_sysctls() {
         // Copied from this machine: "model name\t: AMD EPYC".
-        assert_eq!(parse_cpu_model(CPUINFO).as_deref(), Some("AMD EPYC"));
-        assert_eq!(parse_cpu_model("processor\t: 0\n"), None);
+        let cpuinfo = CpuInfo::from_read(CPUINFO.as_bytes()).unwrap();
+        assert_eq!(cpu_model(&cpuinfo).as_deref(), Some("AMD EPYC"));
+        assert_eq!(cpuinfo.num_cores(), 2);
+        let nameless = CpuInfo::from_read("processor\t: 0\n".as_bytes()).unwrap();
+        assert_eq!(cpu_model(&nameless), None);
         assert_eq!(
             parse_sysctl_numbers("32768\t60999\n"),
             Some(vec![32768, 60999])
@@ -148,7 +140,10 @@ mod tests {
     fn reads_this_machine() {
         let e = read_environment();
         assert!(!e.kernel_release.is_empty());
+        assert_eq!(e.machine, std::env::consts::ARCH);
         assert!(e.cpu_count >= 1 && e.cpus_allowed >= 1);
+        assert!(e.cpus_allowed <= e.cpu_count, "{e:?}");
+        assert!(e.page_size_bytes.is_power_of_two() && e.page_size_bytes >= 4096);
         let (lo, hi) = e.ip_local_port_range.unwrap();
         assert!(lo < hi);
         assert!(e.tcp_max_tw_buckets.is_some() && e.somaxconn.is_some());

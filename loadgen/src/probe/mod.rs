@@ -12,6 +12,13 @@
 //! | `process` | `/proc/PID/*`, `getrusage` | a process tree's RSS, PSS, CPU, threads, fds |
 //! | `environment` | uname, `/proc/cpuinfo`, `/proc/sys`, rlimits, git | what a run ran on |
 //! | `sampler` | all of the above | one thread sampling every 250 ms |
+//!
+//! The `procfs` crate reads the per-process files, the process list, `/proc/cpuinfo` and
+//! `/proc/net/dev` (the delay line's drop counter). It has no reader for `sockstat`, TcpExt
+//! in `netstat`, `slabinfo` or the sysctls under `/proc/sys/net`: those keep the parsers here.
+//!
+//! Errors are [`ProbeError`]s; each names the file, the field or the request that failed, with
+//! the cause in its message (not a separate `source()`), so a sampler can keep it as one line.
 
 pub mod accounting;
 pub mod environment;
@@ -22,9 +29,8 @@ pub mod slab;
 pub mod sock_diag;
 pub mod sockstat;
 
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use std::io;
+use std::path::{Path, PathBuf};
 
 pub use environment::Environment;
 pub use netstat::{TcpExt, TcpExtCounters};
@@ -34,32 +40,94 @@ pub use slab::SlabSizes;
 pub use sock_diag::{PortFilter, SockDiag, TimeWaitBySide, TimeWaitSocket};
 pub use sockstat::SockStat;
 
+/// Why a probe could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// A file could not be read.
+    #[error("reading {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The kernel's answer.
+        error: io::Error,
+    },
+    /// A file's text is not what its parser expects.
+    #[error("{file}: {problem}")]
+    Parse {
+        /// The file, as named in the probes' docs: `sockstat`, `netstat`, `slabinfo`.
+        file: &'static str,
+        /// What is missing or malformed, quoting it.
+        problem: String,
+    },
+    /// `procfs` could not read or parse a file of a process.
+    #[error("{path}: {error}")]
+    Proc {
+        /// The file, e.g. `/proc/42/status`.
+        path: String,
+        /// procfs's answer (it names the path or the field itself).
+        error: procfs::ProcError,
+    },
+    /// The process is gone (or never was).
+    #[error("process {pid} does not exist")]
+    NoSuchProcess {
+        /// Its PID.
+        pid: u32,
+    },
+    /// A NETLINK_SOCK_DIAG socket or dump failed.
+    #[error(transparent)]
+    SockDiag(#[from] sock_diag::SockDiagError),
+    /// The server's namespace could not be entered to read its side.
+    #[error("entering the server's namespace: {error}")]
+    ServerNamespace {
+        /// Why not.
+        error: crate::netns::NetnsError,
+    },
+    /// A probe failed in one namespace of the split mode.
+    #[error("{namespace}: {error}")]
+    InNamespace {
+        /// `the server's namespace` or `the clients' namespace`.
+        namespace: &'static str,
+        /// What failed there.
+        error: Box<ProbeError>,
+    },
+}
+
+impl ProbeError {
+    /// A parse error of `file`.
+    pub(crate) fn parse(file: &'static str, problem: impl Into<String>) -> ProbeError {
+        ProbeError::Parse {
+            file,
+            problem: problem.into(),
+        }
+    }
+
+    /// This error, said to have happened in `namespace`.
+    pub(crate) fn in_namespace(self, namespace: &'static str) -> ProbeError {
+        ProbeError::InNamespace {
+            namespace,
+            error: Box::new(self),
+        }
+    }
+}
+
 /// Reads a whole `/proc` (or any) text file; the error names the path.
-pub(crate) fn read_text(path: impl AsRef<Path>) -> Result<String> {
+pub(crate) fn read_text(path: impl AsRef<Path>) -> Result<String, ProbeError> {
     let path = path.as_ref();
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    std::fs::read_to_string(path).map_err(|error| ProbeError::Read {
+        path: path.to_path_buf(),
+        error,
+    })
 }
 
-/// The kernel's page size in bytes (`sysconf(_SC_PAGESIZE)`); 4096 if sysconf fails.
+/// The kernel's page size in bytes (from the auxiliary vector, as `sysconf(_SC_PAGESIZE)`).
 pub fn page_size_bytes() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if v > 0 {
-        v as u64
-    } else {
-        4096
-    }
+    rustix::param::page_size() as u64
 }
 
-/// Clock ticks per second of `/proc/PID/stat` times (`sysconf(_SC_CLK_TCK)`); 100 if it fails.
+/// Clock ticks per second of `/proc/PID/stat` times (from the auxiliary vector, as
+/// `sysconf(_SC_CLK_TCK)`).
 pub fn clock_ticks_per_s() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if v > 0 {
-        v as u64
-    } else {
-        100
-    }
+    rustix::param::clock_ticks_per_second()
 }
 
 /// Helpers shared by the probes' tests.
@@ -68,6 +136,9 @@ pub(crate) mod test_support {
     use std::io::Read;
     use std::net::{TcpListener, TcpStream};
 
+    use crate::netns::interface::bring_loopback_up;
+    use crate::netns::unshare_network_namespace;
+
     /// Runs `f` on a new thread inside a private network namespace with loopback up, so that the
     /// machine's other TIME_WAITs (tens of thousands on a shared host, near
     /// `tcp_max_tw_buckets`) neither mix in nor make the kernel skip ours. Without root it runs in
@@ -75,41 +146,14 @@ pub(crate) mod test_support {
     /// namespace was private.
     pub fn in_private_netns<T: Send + 'static>(f: impl FnOnce(bool) -> T + Send + 'static) -> T {
         std::thread::spawn(move || {
-            // SAFETY: unshare(CLONE_NEWNET) affects only this thread's network namespace.
-            let private = unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0;
+            let private = unshare_network_namespace().is_ok();
             if private {
-                loopback_up().expect("bringing lo up in the private namespace");
+                bring_loopback_up().expect("bringing lo up in the private namespace");
             }
             f(private)
         })
         .join()
         .unwrap()
-    }
-
-    pub fn loopback_up() -> std::io::Result<()> {
-        // SAFETY: plain socket and ioctl calls on a zeroed ifreq naming "lo"; the fd is closed.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let mut ifr: libc::ifreq = std::mem::zeroed();
-            for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-                *d = *s as libc::c_char;
-            }
-            let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr);
-            if rc == 0 {
-                ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-                rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
-            }
-            let err = std::io::Error::last_os_error();
-            libc::close(fd);
-            if rc == 0 {
-                Ok(())
-            } else {
-                Err(err)
-            }
-        }
     }
 
     /// For benches: with `PROBE_CHILD_EHASH=N` set (and root), moves this thread into a further
@@ -121,9 +165,8 @@ pub(crate) mod test_support {
             return;
         };
         std::fs::write("/proc/sys/net/ipv4/tcp_child_ehash_entries", &n).unwrap();
-        // SAFETY: affects only this thread's network namespace.
-        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
-        loopback_up().unwrap();
+        unshare_network_namespace().unwrap();
+        bring_loopback_up().unwrap();
         let own = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_ehash_entries").unwrap();
         println!("own TCP hash table: {} buckets", own.trim());
     }

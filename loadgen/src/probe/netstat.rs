@@ -4,14 +4,16 @@
 //!
 //! The file holds pairs of lines, `TcpExt: Name Name ...` then `TcpExt: value value ...`; other
 //! prefixes (IpExt, MPTcpExt) are ignored here.
+//!
+//! The parser is ours: the `procfs` crate reads `/proc/net/snmp` but not the TcpExt lines of
+//! `/proc/net/netstat`.
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::read_text;
 use super::sockstat::proc_net_path;
+use super::{read_text, ProbeError};
 
 /// Every TcpExt field of one reading, by its kernel name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,32 +144,38 @@ impl TcpExtCounters {
 }
 
 /// Parses the text of `/proc/net/netstat` into its TcpExt fields.
-pub fn parse_netstat(text: &str) -> Result<TcpExt> {
+pub fn parse_netstat(text: &str) -> Result<TcpExt, ProbeError> {
     let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
     let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
-        bail!("netstat: no TcpExt header and value lines");
+        return Err(ProbeError::parse(
+            "netstat",
+            "no TcpExt header and value lines",
+        ));
     };
     let names: Vec<&str> = names["TcpExt:".len()..].split_whitespace().collect();
     let values: Vec<&str> = values["TcpExt:".len()..].split_whitespace().collect();
     if names.len() != values.len() {
-        bail!(
-            "netstat: TcpExt has {} names but {} values",
-            names.len(),
-            values.len()
-        );
+        return Err(ProbeError::parse(
+            "netstat",
+            format!(
+                "TcpExt has {} names but {} values",
+                names.len(),
+                values.len()
+            ),
+        ));
     }
     let mut fields = BTreeMap::new();
     for (name, value) in names.into_iter().zip(values) {
         let v: u64 = value
             .parse()
-            .with_context(|| format!("netstat: TcpExt {name} = `{value}`"))?;
+            .map_err(|e| ProbeError::parse("netstat", format!("TcpExt {name} = `{value}`: {e}")))?;
         fields.insert(name.to_string(), v);
     }
     Ok(TcpExt { fields })
 }
 
 /// Reads and parses `/proc/net/netstat` for the calling thread's network namespace.
-pub fn read_tcp_ext() -> Result<TcpExt> {
+pub fn read_tcp_ext() -> Result<TcpExt, ProbeError> {
     parse_netstat(&read_text(proc_net_path("netstat"))?)
 }
 
@@ -223,7 +231,13 @@ mod tests {
     fn mismatched_lines_are_an_error() {
         assert!(parse_netstat("TcpExt: TW TWKilled\nTcpExt: 1\n").is_err());
         assert!(parse_netstat("IpExt: A\nIpExt: 1\n").is_err());
-        assert!(parse_netstat("TcpExt: TW\nTcpExt: x\n").is_err());
+        let error = parse_netstat("TcpExt: TW\nTcpExt: x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("netstat: TcpExt TW = `x`: invalid digit"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! The thread inherits the network namespace of the thread that starts it, and counts what that
 //! namespace holds: start it from inside the run's namespace.
 //!
-//! Split namespaces (`isolation::enter_split_netns`: server and clients in two namespaces joined
+//! Split namespaces (`netns::enter_split_netns`: server and clients in two namespaces joined
 //! by a veth pair): start the sampler in the clients' namespace and give it the server's in
 //! `SamplerConfig::server_netns`. It then opens a second sock_diag socket inside the server's
 //! namespace (entering it for the moment of the `socket()` call; a netlink socket stays in the
@@ -35,7 +35,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use procfs::process::StatM;
+use procfs::FromRead as _;
 use serde::{Deserialize, Serialize};
 
 use super::netstat::{read_tcp_ext, TcpExtCounters};
@@ -45,8 +46,13 @@ use super::process::{
 use super::slab::{read_slab_sizes, SlabSizes};
 use super::sock_diag::{PortFilter, SockDiag, TimeWaitBySide};
 use super::sockstat::{read_sockstat, SockStat};
-use super::{page_size_bytes, read_text};
+use super::{page_size_bytes, ProbeError};
 use crate::netns::with_namespace;
+
+/// How the errors of the server's side of the split mode are labelled.
+const SERVER_SIDE: &str = "the server's namespace";
+/// How the errors of the clients' side of the split mode are labelled.
+const CLIENTS_SIDE: &str = "the clients' namespace";
 
 /// Default time between samples.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
@@ -83,7 +89,7 @@ pub struct SamplerConfig {
     /// started; past it a sample repeats the last counts (`TimeWaitSample::age_ms` > 0).
     pub time_wait_max_core_share: f64,
     /// The server's network namespace (an open `/proc/.../ns/net`) when it is not the
-    /// sampler's: the split mode of `isolation`. `None`: server and clients share the
+    /// sampler's: the split mode of `netns`. `None`: server and clients share the
     /// sampler's namespace.
     pub server_netns: Option<Arc<File>>,
 }
@@ -192,21 +198,21 @@ impl Sampler {
     /// in the server's namespace if that is another).
     pub fn new(config: SamplerConfig) -> Sampler {
         let mut errors = Vec::new();
-        let mut open = |r: anyhow::Result<SockDiag>| match r {
+        let mut open = |r: Result<SockDiag, ProbeError>| match r {
             Ok(s) => Some(s),
             Err(e) => {
-                errors.push(format!("{e:#}"));
+                errors.push(e.to_string());
                 None
             }
         };
-        let sock_diag = config.server_port.and_then(|_| open(SockDiag::new()));
+        let sock_diag = config
+            .server_port
+            .and_then(|_| open(SockDiag::new().map_err(ProbeError::from)));
         let server_sock_diag = match (config.server_port, &config.server_netns) {
-            (Some(_), Some(ns)) => open(
-                with_namespace(ns, SockDiag::new)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|r| r)
-                    .context("opening sock_diag in the server's namespace"),
-            ),
+            (Some(_), Some(ns)) => open(match with_namespace(ns, SockDiag::new) {
+                Ok(opened) => opened.map_err(|e| ProbeError::from(e).in_namespace(SERVER_SIDE)),
+                Err(error) => Err(ProbeError::ServerNamespace { error }),
+            }),
             _ => None,
         };
         Sampler {
@@ -221,11 +227,11 @@ impl Sampler {
         }
     }
 
-    fn note<T>(&mut self, r: anyhow::Result<T>) -> Option<T> {
+    fn note<T>(&mut self, r: Result<T, ProbeError>) -> Option<T> {
         match r {
             Ok(v) => Some(v),
             Err(e) => {
-                let msg = format!("{e:#}");
+                let msg = e.to_string();
                 if self.errors.len() < MAX_ERRORS && !self.errors.contains(&msg) {
                     self.errors.push(msg);
                 }
@@ -254,14 +260,15 @@ impl Sampler {
             // Both namespaces' counts, or none: half of them would pass for a drop.
             let (server_sockstat, server_tcp_ext) =
                 match with_namespace(&ns, read_namespace_counters) {
-                    Ok(read) => read,
-                    Err(e) => {
-                        let e = || anyhow::anyhow!("entering the server's namespace: {e}");
-                        (Err(e()), Err(e()))
+                    Ok((sockstat, tcp_ext)) => (
+                        self.note(sockstat.map_err(|e| e.in_namespace(SERVER_SIDE))),
+                        self.note(tcp_ext.map_err(|e| e.in_namespace(SERVER_SIDE))),
+                    ),
+                    Err(error) => {
+                        self.note::<()>(Err(ProbeError::ServerNamespace { error }));
+                        (None, None)
                     }
                 };
-            let server_sockstat = self.note(server_sockstat.context("the server's namespace"));
-            let server_tcp_ext = self.note(server_tcp_ext.context("the server's namespace"));
             sockstat = sockstat
                 .zip(server_sockstat)
                 .map(|(clients, server)| clients.with_other_namespace(&server));
@@ -302,7 +309,7 @@ impl Sampler {
         let cpu0 = thread_cpu_us();
         let r = match (&mut self.sock_diag, &mut self.server_sock_diag) {
             (Some(diag), None) if self.config.server_netns.is_none() => {
-                diag.time_wait_by_side(port)
+                diag.time_wait_by_side(port).map_err(ProbeError::from)
             }
             (Some(clients), Some(server)) => split_time_wait_by_side(clients, server, port),
             // A socket failed to open; its error is in the report already.
@@ -373,7 +380,10 @@ impl Sampler {
 }
 
 /// `sockstat` and the TcpExt counters of the calling thread's namespace.
-fn read_namespace_counters() -> (anyhow::Result<SockStat>, anyhow::Result<TcpExtCounters>) {
+fn read_namespace_counters() -> (
+    Result<SockStat, ProbeError>,
+    Result<TcpExtCounters, ProbeError>,
+) {
     (read_sockstat(), read_tcp_ext().map(|t| t.counters()))
 }
 
@@ -385,7 +395,7 @@ fn split_time_wait_by_side(
     clients: &mut SockDiag,
     server: &mut SockDiag,
     port: u16,
-) -> anyhow::Result<TimeWaitBySide> {
+) -> Result<TimeWaitBySide, ProbeError> {
     let mut out = TimeWaitBySide::default();
     server
         .for_each_time_wait(PortFilter::Port(port), |local, _| {
@@ -395,7 +405,7 @@ fn split_time_wait_by_side(
                 out.other += 1;
             }
         })
-        .context("the server's namespace")?;
+        .map_err(|e| ProbeError::from(e).in_namespace(SERVER_SIDE))?;
     clients
         .for_each_time_wait(PortFilter::Port(port), |_, remote| {
             if remote.port() == port {
@@ -404,25 +414,17 @@ fn split_time_wait_by_side(
                 out.other += 1;
             }
         })
-        .context("the clients' namespace")?;
+        .map_err(|e| ProbeError::from(e).in_namespace(CLIENTS_SIDE))?;
     Ok(out)
 }
 
-/// The calling process's resident memory: `/proc/self/statm`'s second field, in pages.
-pub fn read_self_rss() -> anyhow::Result<u64> {
-    let text = read_text("/proc/self/statm")?;
-    parse_statm_rss(&text, page_size_bytes())
-}
-
-/// Resident bytes from the text of `/proc/PID/statm` (`size resident shared text lib data dt`,
-/// in pages).
-pub fn parse_statm_rss(text: &str, page_size_bytes: u64) -> anyhow::Result<u64> {
-    let pages: u64 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|w| w.parse().ok())
-        .with_context(|| format!("statm: no resident page count in `{}`", text.trim()))?;
-    Ok(pages * page_size_bytes)
+/// The calling process's resident memory in bytes: `/proc/self/statm`'s resident pages.
+pub fn read_self_rss() -> Result<u64, ProbeError> {
+    let statm = StatM::from_file("/proc/self/statm").map_err(|error| ProbeError::Proc {
+        path: "/proc/self/statm".into(),
+        error,
+    })?;
+    Ok(statm.resident * page_size_bytes())
 }
 
 /// A running sampler thread.
@@ -586,12 +588,14 @@ mod tests {
     #[test]
     fn statm_gives_resident_bytes() {
         // /proc/self/statm of a loadgen: size resident shared text lib data dt, in pages.
-        let text = "5874 1234 845 402 0 1123 0\n";
-        assert_eq!(parse_statm_rss(text, 4096).unwrap(), 1234 * 4096);
-        assert!(parse_statm_rss("5874\n", 4096).is_err());
-        assert!(parse_statm_rss("", 4096).is_err());
+        let statm = StatM::from_read("5874 1234 845 402 0 1123 0\n".as_bytes()).unwrap();
+        assert_eq!(statm.resident, 1234);
+        assert!(StatM::from_read("5874\n".as_bytes()).is_err());
         let rss = read_self_rss().unwrap();
-        assert!(rss > 1 << 20 && rss % page_size_bytes() == 0, "{rss}");
+        assert!(
+            rss > 1 << 20 && rss.is_multiple_of(page_size_bytes()),
+            "{rss}"
+        );
         let mut config = SamplerConfig::new(Instant::now());
         config.server_pid = None;
         assert!(Sampler::new(config).sample().loadgen_rss_bytes.is_some());

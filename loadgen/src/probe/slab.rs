@@ -4,11 +4,12 @@
 //! The file is readable by root only. When it cannot be read (or lacks the cache), a TIME_WAIT is
 //! costed at [`TW_SOCK_FALLBACK_BYTES`] and the result says `estimated: true`: 256 B is what
 //! `tw_sock_TCP` measures on x86-64 kernels of the 5.x/6.x series (some builds show 264 B).
+//!
+//! The parser is ours: the `procfs` crate has no reader for `/proc/slabinfo`.
 
-use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use super::read_text;
+use super::{read_text, ProbeError};
 
 /// Bytes assumed for one TIME_WAIT socket when `/proc/slabinfo` gives no figure.
 pub const TW_SOCK_FALLBACK_BYTES: u64 = 256;
@@ -77,11 +78,16 @@ impl SlabSizes {
 }
 
 /// Parses the text of `/proc/slabinfo` (version 2.x) into its entries.
-pub fn parse_slabinfo(text: &str) -> Result<Vec<SlabEntry>> {
+pub fn parse_slabinfo(text: &str) -> Result<Vec<SlabEntry>, ProbeError> {
     let mut lines = text.lines();
     match lines.next() {
         Some(first) if first.starts_with("slabinfo - version: 2") => {}
-        other => bail!("slabinfo: unknown header {:?}", other.unwrap_or("")),
+        other => {
+            return Err(ProbeError::parse(
+                "slabinfo",
+                format!("unknown header {:?}", other.unwrap_or("")),
+            ))
+        }
     }
     let mut out = Vec::new();
     for line in lines {
@@ -93,7 +99,10 @@ pub fn parse_slabinfo(text: &str) -> Result<Vec<SlabEntry>> {
         let Some(name) = w.next() else { continue };
         let nums: Vec<u64> = w.take(5).map_while(|x| x.parse().ok()).collect();
         if nums.len() != 5 {
-            bail!("slabinfo: cannot read line `{line}`");
+            return Err(ProbeError::parse(
+                "slabinfo",
+                format!("cannot read line `{line}`"),
+            ));
         }
         out.push(SlabEntry {
             name: name.to_string(),
@@ -160,7 +169,12 @@ mod tests {
 
     #[test]
     fn unknown_format_is_an_error() {
-        assert!(parse_slabinfo("slabinfo - version: 1.1\n").is_err());
+        assert_eq!(
+            parse_slabinfo("slabinfo - version: 1.1\n")
+                .unwrap_err()
+                .to_string(),
+            "slabinfo: unknown header \"slabinfo - version: 1.1\""
+        );
         assert!(parse_slabinfo("slabinfo - version: 2.1\nTCP x y\n").is_err());
     }
 

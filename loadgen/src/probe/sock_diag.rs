@@ -15,10 +15,10 @@
 //! `netlink-packet-sock-diag` builds the per-family request and parses every socket record; it has
 //! no type for the older request nor for the bytecode attribute, whose few bytes are written here.
 //! A dump sees the network namespace of the calling thread.
+//!
+//! Not here: counting sockets by state for the whole namespace (`sockstat`), and entering the
+//! server's namespace for its side of the split mode (`sampler`).
 
-use std::net::{IpAddr, SocketAddr};
-
-use anyhow::{anyhow, bail, Context, Result};
 use netlink_packet_core::{
     ErrorBuffer, NetlinkBuffer, NetlinkHeader, NetlinkMessage, Parseable, NLMSG_DONE, NLMSG_ERROR,
     NLM_F_DUMP, NLM_F_REQUEST,
@@ -30,6 +30,70 @@ use netlink_packet_sock_diag::{
 };
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket};
 use serde::{Deserialize, Serialize};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+/// Why a sock_diag socket or dump failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SockDiagError {
+    /// The socket could not be opened, bound or connected, or a request sent or a reply
+    /// received.
+    #[error("{action}: {error}")]
+    Socket {
+        /// What was being done, e.g. `opening a NETLINK_SOCK_DIAG socket`.
+        action: &'static str,
+        /// The kernel's answer.
+        error: io::Error,
+    },
+    /// The kernel refused the dump before sending any socket.
+    #[error("sock_diag dump refused by the kernel: {}", io::Error::from_raw_os_error(*.errno))]
+    Refused {
+        /// The kernel's errno.
+        errno: i32,
+    },
+    /// The kernel stopped a dump it had started.
+    #[error(
+        "sock_diag dump failed after {sockets} sockets: {}",
+        io::Error::from_raw_os_error(*.errno)
+    )]
+    Interrupted {
+        /// Sockets received before the failure.
+        sockets: u64,
+        /// The kernel's errno.
+        errno: i32,
+    },
+    /// A reply did not fit the receive buffer.
+    #[error("sock_diag: a {length}-byte dump part exceeds the {capacity}-byte buffer")]
+    Truncated {
+        /// The reply's length.
+        length: usize,
+        /// The buffer's.
+        capacity: usize,
+    },
+    /// A reply is not a well-formed netlink or inet_diag message.
+    #[error("sock_diag: bad {message}: {problem}")]
+    Malformed {
+        /// Which message: `netlink message`, `error message`, `inet_diag_msg`.
+        message: &'static str,
+        /// What the decoder said.
+        problem: String,
+    },
+}
+
+impl SockDiagError {
+    fn socket(action: &'static str) -> impl FnOnce(io::Error) -> SockDiagError {
+        move |error| SockDiagError::Socket { action, error }
+    }
+
+    fn malformed(
+        message: &'static str,
+    ) -> impl FnOnce(netlink_packet_core::DecodeError) -> SockDiagError {
+        move |e| SockDiagError::Malformed {
+            message,
+            problem: e.to_string(),
+        }
+    }
+}
 
 /// One TIME_WAIT socket, as the side holding it sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,15 +179,17 @@ pub struct SockDiag {
 
 impl SockDiag {
     /// Opens a NETLINK_SOCK_DIAG socket in the calling thread's network namespace.
-    pub fn new() -> Result<SockDiag> {
-        let mut socket =
-            Socket::new(NETLINK_SOCK_DIAG).context("opening a NETLINK_SOCK_DIAG socket")?;
-        socket
-            .bind_auto()
-            .context("binding the NETLINK_SOCK_DIAG socket")?;
+    pub fn new() -> Result<SockDiag, SockDiagError> {
+        let mut socket = Socket::new(NETLINK_SOCK_DIAG)
+            .map_err(SockDiagError::socket("opening a NETLINK_SOCK_DIAG socket"))?;
+        socket.bind_auto().map_err(SockDiagError::socket(
+            "binding the NETLINK_SOCK_DIAG socket",
+        ))?;
         socket
             .connect(&netlink_sys::SocketAddr::new(0, 0))
-            .context("connecting the NETLINK_SOCK_DIAG socket to the kernel")?;
+            .map_err(SockDiagError::socket(
+                "connecting the NETLINK_SOCK_DIAG socket to the kernel",
+            ))?;
         Ok(SockDiag {
             socket,
             buf: vec![0; RECV_BUF_BYTES],
@@ -138,7 +204,7 @@ impl SockDiag {
         &mut self,
         filter: PortFilter,
         mut visit: impl FnMut(SocketAddr, SocketAddr),
-    ) -> Result<u64> {
+    ) -> Result<u64, SockDiagError> {
         if self.walk == Walk::BothFamilies {
             self.seq = self.seq.wrapping_add(1);
             let request = both_families_request(filter, self.seq);
@@ -156,7 +222,10 @@ impl SockDiag {
     }
 
     /// Every TIME_WAIT socket that passes `filter`.
-    pub fn time_wait_sockets(&mut self, filter: PortFilter) -> Result<Vec<TimeWaitSocket>> {
+    pub fn time_wait_sockets(
+        &mut self,
+        filter: PortFilter,
+    ) -> Result<Vec<TimeWaitSocket>, SockDiagError> {
         let mut out = Vec::new();
         self.for_each_time_wait(filter, |local, remote| {
             out.push(TimeWaitSocket { local, remote })
@@ -165,7 +234,7 @@ impl SockDiag {
     }
 
     /// TIME_WAIT counts by side for `server_port`, filtered in the kernel, without a list.
-    pub fn time_wait_by_side(&mut self, server_port: u16) -> Result<TimeWaitBySide> {
+    pub fn time_wait_by_side(&mut self, server_port: u16) -> Result<TimeWaitBySide, SockDiagError> {
         let mut out = TimeWaitBySide::default();
         self.for_each_time_wait(PortFilter::Port(server_port), |l, r| {
             out.add(l.port(), r.port(), server_port)
@@ -179,15 +248,11 @@ impl SockDiag {
         family: u8,
         filter: PortFilter,
         visit: &mut impl FnMut(SocketAddr, SocketAddr),
-    ) -> Result<u64> {
+    ) -> Result<u64, SockDiagError> {
         self.seq = self.seq.wrapping_add(1);
         let request = per_family_request(family, filter, self.seq);
-        self.dump(&request, visit)?.map_err(|errno| {
-            anyhow!(
-                "sock_diag dump refused by the kernel: {}",
-                std::io::Error::from_raw_os_error(errno)
-            )
-        })
+        self.dump(&request, visit)?
+            .map_err(|errno| SockDiagError::Refused { errno })
     }
 
     /// Sends `request` (of sequence `self.seq`) and reads the dump to its end. The inner result
@@ -196,43 +261,45 @@ impl SockDiag {
         &mut self,
         request: &[u8],
         visit: &mut impl FnMut(SocketAddr, SocketAddr),
-    ) -> Result<std::result::Result<u64, i32>> {
+    ) -> Result<Result<u64, i32>, SockDiagError> {
         self.socket
             .send(request, 0)
-            .context("sending a sock_diag dump request")?;
+            .map_err(SockDiagError::socket("sending a sock_diag dump request"))?;
         let mut count = 0;
         loop {
             // MSG_TRUNC makes recv return the real length, so a cut message is seen, not misread.
             let n = self
                 .socket
                 .recv(&mut &mut self.buf[..], libc::MSG_TRUNC)
-                .context("receiving a sock_diag dump")?;
+                .map_err(SockDiagError::socket("receiving a sock_diag dump"))?;
             if n > self.buf.len() {
-                bail!(
-                    "sock_diag: a {n}-byte dump part exceeds the {}-byte buffer",
-                    self.buf.len()
-                );
+                return Err(SockDiagError::Truncated {
+                    length: n,
+                    capacity: self.buf.len(),
+                });
             }
             match parse_dump_part(&self.buf[..n], self.seq, visit)? {
                 DumpPart::More(k) => count += k,
                 DumpPart::Done(k) => return Ok(Ok(count + k)),
                 DumpPart::Refused(errno) if count == 0 => return Ok(Err(errno)),
-                DumpPart::Refused(errno) => bail!(
-                    "sock_diag dump failed after {count} sockets: {}",
-                    std::io::Error::from_raw_os_error(errno)
-                ),
+                DumpPart::Refused(errno) => {
+                    return Err(SockDiagError::Interrupted {
+                        sockets: count,
+                        errno,
+                    })
+                }
             }
         }
     }
 }
 
 /// Every TIME_WAIT socket of the calling thread's namespace, IPv4 and IPv6.
-pub fn dump_time_wait() -> Result<Vec<TimeWaitSocket>> {
+pub fn dump_time_wait() -> Result<Vec<TimeWaitSocket>, SockDiagError> {
     SockDiag::new()?.time_wait_sockets(PortFilter::All)
 }
 
 /// TIME_WAIT counts by side for `server_port` (one-shot; a sampler keeps a [`SockDiag`]).
-pub fn time_wait_by_side(server_port: u16) -> Result<TimeWaitBySide> {
+pub fn time_wait_by_side(server_port: u16) -> Result<TimeWaitBySide, SockDiagError> {
     SockDiag::new()?.time_wait_by_side(server_port)
 }
 
@@ -253,11 +320,11 @@ fn parse_dump_part(
     mut bytes: &[u8],
     seq: u32,
     visit: &mut impl FnMut(SocketAddr, SocketAddr),
-) -> Result<DumpPart> {
+) -> Result<DumpPart, SockDiagError> {
     let mut count = 0;
     while !bytes.is_empty() {
         let msg = NetlinkBuffer::new_checked(bytes)
-            .map_err(|e| anyhow!("sock_diag: bad netlink message: {e}"))?;
+            .map_err(SockDiagError::malformed("netlink message"))?;
         let len = msg.length() as usize;
         let payload = msg.payload();
         if msg.sequence_number() == seq {
@@ -265,13 +332,13 @@ fn parse_dump_part(
                 NLMSG_DONE => return Ok(DumpPart::Done(count)),
                 NLMSG_ERROR => {
                     let err = ErrorBuffer::new_checked(payload)
-                        .map_err(|e| anyhow!("sock_diag: bad error message: {e}"))?;
+                        .map_err(SockDiagError::malformed("error message"))?;
                     return Ok(DumpPart::Refused(err.code().map_or(0, |c| -c.get())));
                 }
                 // The older request is answered with its own type; the records are the same.
                 SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
                     let h = InetResponseHeader::parse(payload)
-                        .map_err(|e| anyhow!("sock_diag: bad inet_diag_msg: {e}"))?;
+                        .map_err(SockDiagError::malformed("inet_diag_msg"))?;
                     // The state filter already asked for TIME_WAIT; FIN_WAIT2 minisockets carry
                     // their own state and are not counted even if a kernel sent them.
                     if h.state == TCP_TIME_WAIT {
@@ -641,6 +708,30 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_request_and_the_errno() {
+        let refused = SockDiagError::Refused {
+            errno: libc::EINVAL,
+        };
+        assert!(
+            refused
+                .to_string()
+                .starts_with("sock_diag dump refused by the kernel: Invalid"),
+            "{refused}"
+        );
+        let midway = SockDiagError::Interrupted {
+            sockets: 12,
+            errno: libc::ENOBUFS,
+        };
+        assert!(midway.to_string().contains("after 12 sockets"), "{midway}");
+        let bad = parse_dump_part(&[1, 2, 3], 1, &mut |_, _| {}).unwrap_err();
+        assert!(
+            bad.to_string()
+                .starts_with("sock_diag: bad netlink message: "),
+            "{bad}"
+        );
+    }
+
+    #[test]
     fn kernel_error_carries_its_errno() {
         let mut msg = Vec::new();
         msg.extend_from_slice(&36u32.to_ne_bytes());
@@ -749,9 +840,8 @@ mod tests {
     }
 
     fn thread_system_us() -> u64 {
-        // SAFETY: getrusage writes into the zeroed struct we pass.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-        ru.ru_stime.tv_sec as u64 * 1_000_000 + ru.ru_stime.tv_usec as u64
+        use nix::sys::resource::{getrusage, UsageWho};
+        let system = getrusage(UsageWho::RUSAGE_THREAD).unwrap().system_time();
+        system.tv_sec() as u64 * 1_000_000 + system.tv_usec() as u64
     }
 }

@@ -35,7 +35,7 @@ use crate::probe::sampler::{Sampler, SamplerConfig};
 use crate::scenario::{
     Overrides, Population, RttChoice, Scenario, ScenarioError, ServerSpec, Variant,
 };
-use crate::target::{ServerHandle, TargetOptions};
+use crate::target::{ServerHandle, TargetError, TargetOptions};
 use point::{build_point, load_fractions, point_label, PointContext, RttOutcome};
 use progress::ProgressLine;
 use site::{prepare_site, SiteError};
@@ -97,10 +97,10 @@ pub enum RunError {
     #[error(transparent)]
     Site(#[from] SiteError),
     /// The run's directory could not be created.
-    #[error("creating {}: {source}", path.display())]
+    #[error("creating {}: {error}", path.display())]
     Output {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(transparent)]
     ResultFile(#[from] ResultFileError),
@@ -108,9 +108,8 @@ pub enum RunError {
     Placement(#[from] PlacementError),
     #[error(transparent)]
     Affinity(#[from] AffinityError),
-    /// The server under test could not be started.
-    #[error("{0:#}")]
-    Server(anyhow::Error),
+    #[error(transparent)]
+    Server(#[from] TargetError),
     /// The sampler could not be given the server's namespace.
     #[error("keeping the server's namespace for the sampler: {0}")]
     Sampler(std::io::Error),
@@ -183,9 +182,9 @@ pub fn run(plan: &RunPlan) -> Result<RunOutput, RunError> {
 }
 
 fn create_dir(path: &Path) -> Result<(), RunError> {
-    std::fs::create_dir_all(path).map_err(|source| RunError::Output {
+    std::fs::create_dir_all(path).map_err(|error| RunError::Output {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -313,15 +312,14 @@ impl VariantSetup {
             // The server's process is born in the server's namespace; the clients stay here.
             Some(net) => net
                 .in_server_namespace(|| ServerHandle::start(&server_spec, &target_options))
-                .map_err(|source| {
+                .map_err(|error| {
                     RunError::Placement(PlacementError::Namespace {
                         what: "entering the server's network namespace",
-                        source,
+                        error,
                     })
                 })?,
             None => ServerHandle::start(&server_spec, &target_options),
-        }
-        .map_err(RunError::Server)?;
+        }?;
         // The main thread and the sampler it starts stay off the server's CPU too.
         crate::os::pin_current_thread(&context.cpus.generator)?;
         let (sources, population_sources) = match split {

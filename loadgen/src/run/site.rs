@@ -16,16 +16,16 @@ pub enum SiteError {
     #[error("site.{0}")]
     Key(String),
     /// The SPECweb96 file set could not be written.
-    #[error("writing the SPECweb96 file set to {}: {source}", root.display())]
+    #[error("writing the SPECweb96 file set to {}: {error}", root.display())]
     Fileset {
         root: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The URL list could not be read.
-    #[error("reading site.urls {}: {source}", path.display())]
+    #[error("reading site.urls {}: {error}", path.display())]
     ReadUrls {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A line of the URL list is not `WEIGHT PATH`.
     #[error("{}:{line}: {message}", path.display())]
@@ -57,9 +57,9 @@ pub fn prepare_site(
             let root = out
                 .join("filesets")
                 .join(format!("specweb96-{dirs}dirs-seed{}", scenario.seed));
-            write_fileset(&root, dirs, scenario.seed).map_err(|source| SiteError::Fileset {
+            write_fileset(&root, dirs, scenario.seed).map_err(|error| SiteError::Fileset {
                 root: root.clone(),
-                source,
+                error,
             })?;
             let mix = RequestMix::new(mix, dirs).map_err(|e| SiteError::Key(format!("mix.{e}")))?;
             let pattern = scenario
@@ -70,9 +70,9 @@ pub fn prepare_site(
         SiteSpec::Directory { root, urls } => {
             let root = scenario_dir.join(root);
             let urls = scenario_dir.join(urls);
-            let text = std::fs::read_to_string(&urls).map_err(|source| SiteError::ReadUrls {
+            let text = std::fs::read_to_string(&urls).map_err(|error| SiteError::ReadUrls {
                 path: urls.clone(),
-                source,
+                error,
             })?;
             let entries = parse_url_list(&text, &urls)?
                 .into_iter()

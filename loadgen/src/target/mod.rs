@@ -1,6 +1,8 @@
 //! The server under test: start it (the built-in `afterburner` as a child of the loadgen, any
 //! command line, or a server already running at a URL), wait until it answers, watch it during
-//! the run, stop it and read back what it reports.
+//! the run, stop it and read back what it reports. [`ServerHandle`] is the whole public face;
+//! the plumbing lives beside it: `process` (process groups, spawning, signals, reaping, the
+//! server's stdout and stderr) and `ready` (the `http://` URL parser and the readiness probe).
 //!
 //! This is process plumbing only; nothing here measures traffic. The probe that decides "it
 //! answers" is one blocking HTTP/1.0 GET over a std `TcpStream`, never the engine.
@@ -13,45 +15,48 @@
 //! running, so `main` must catch SIGINT. A panic is covered: dropping a handle kills what it
 //! started.
 //!
-//! A group ID stays reserved while any member lives, so signalling our groups is safe; a
-//! child's PID only until it is reaped, so a reaped child is never signalled by PID.
-//!
 //! Network namespaces: a child starts in the namespace of the thread that spawns it. In the
-//! split mode of `isolation` (server and clients in two namespaces joined by a veth pair) call
+//! split mode of `netns` (server and clients in two namespaces joined by a veth pair) call
 //! [`ServerHandle::start`] from inside the server's namespace
 //! (`SplitNetwork::in_server_namespace`) with `TargetOptions::listen_ip` set to the server's
 //! address there (198.18.0.1); the handle works from any namespace afterwards. A command server
 //! must then listen where the clients can reach it: `{host}` in its command line is
 //! `listen_ip`, and a command that answers its `ready_url` but not `listen_ip:PORT` is reported.
+//!
+//! Errors are [`TargetError`]s: each names the command line or URL, and quotes the exit status
+//! and the tail of the server's stderr ([`ServerContext`]) when the server exited or did not
+//! get ready; the message stands on its own (no separate `source()`).
+
+mod process;
+mod ready;
 
 use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-
+use crate::os::AffinityError;
 use crate::scenario::ServerSpec;
 
-/// Lines of the server's stderr quoted in errors and in the stop outcome.
-const STDERR_TAIL_LINES: usize = 20;
-/// How much of the end of the stderr file is read to find those lines: a server that logged
-/// gigabytes must not make an error message expensive.
-const STDERR_TAIL_BYTES: u64 = 64 * 1024;
+use process::{as_group_leader, group_has_live_members, indent, watch_stdout, Process};
+use ready::{parse_http_url, probe, HttpUrl};
+
+pub use process::ServerContext;
+pub use ready::{NoAnswer, UrlError};
+
 /// Readiness polling period.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// Period of the exit checks while stopping: short, because a stop's latency ends the run.
-const STOP_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// One readiness probe may take this long before the next one starts.
 const PROBE_TIMEOUT_MAX: Duration = Duration::from_secs(1);
 /// What `afterburner` prints on stdout, once, when it listens.
 const LISTENING_PREFIX: &str = "afterburner listening on ";
+/// What a server command that exits at once with success probably did.
+const DAEMON_HINT: &str = " (a server command must stay in the foreground: no daemon mode, e.g. \
+                           nginx -g 'daemon off;')";
 
 /// What `ServerHandle::start` needs besides the scenario's `[server]` table.
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +74,163 @@ pub struct TargetOptions<'a> {
     /// Where a started server listens and the clients connect: 127.0.0.1 normally, the
     /// server's veth address in the split namespaces. `{host}` of a command. Not used for a URL.
     pub listen_ip: IpAddr,
+}
+
+/// Why a server could not be started or found answering. Whatever was started is killed and
+/// reaped before the error is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The work directory, or a file in it, could not be created or cleared.
+    #[error("{action} {}: {error}", path.display())]
+    Workdir {
+        /// What was being done: `creating the work directory`, `creating`, `removing the old`.
+        action: &'static str,
+        /// The directory or file.
+        path: PathBuf,
+        /// The kernel's answer.
+        error: io::Error,
+    },
+    /// The CPU for the server is not one the loadgen may use.
+    #[error("[server] {error}")]
+    Cpu {
+        /// The CPU and the ones allowed.
+        error: AffinityError,
+    },
+    /// No port could be reserved on the address the server is to listen on.
+    #[error(
+        "finding a free port on {ip}{}: {error}",
+        if .ip.is_loopback() { "" }
+        else { " (start the server from inside the namespace that has that address)" }
+    )]
+    NoFreePort {
+        /// The listen address.
+        ip: IpAddr,
+        /// Why binding it failed.
+        error: io::Error,
+    },
+    /// The server's process could not be started at all.
+    #[error("starting {what}: {command_line}: {error}")]
+    Spawn {
+        /// `the built-in server` or `the server command`.
+        what: &'static str,
+        /// What was run.
+        command_line: String,
+        /// Why not.
+        error: io::Error,
+    },
+    /// A URL of the `[server]` table cannot be used.
+    #[error("{key} `{url}`: {error}")]
+    BadUrl {
+        /// `server.url` or `server.ready_url`.
+        key: &'static str,
+        /// The URL, its placeholders filled in.
+        url: String,
+        /// What is wrong with it.
+        error: UrlError,
+    },
+    /// Nothing answers at the scenario's `server.url`.
+    #[error("the server at {url} does not answer: {error}")]
+    UrlNotAnswering {
+        /// The URL.
+        url: String,
+        /// The probe's failure.
+        error: NoAnswer,
+    },
+    /// The built-in server announced an address that does not parse.
+    #[error("the built-in server announced an address that is not one: `{line}`{server}")]
+    BadAnnouncement {
+        /// The line it printed.
+        line: String,
+        /// Its command line and stderr.
+        server: Box<ServerContext>,
+    },
+    /// The built-in server exited before it listened.
+    #[error(
+        "the built-in server exited with {exit} before it was listening{}{server}",
+        stdout_block(.stdout)
+    )]
+    BuiltinExited {
+        /// How it ended, e.g. `exit status: 2`.
+        exit: String,
+        /// What it printed on stdout meanwhile.
+        stdout: Vec<String>,
+        /// Its command line and stderr.
+        server: Box<ServerContext>,
+    },
+    /// The built-in server did not announce its address in time.
+    #[error(
+        "the built-in server did not print `{LISTENING_PREFIX}ADDR` within {}{}{}{server}",
+        humantime::format_duration(*.timeout),
+        if *.stdout_closed { " (it closed its stdout)" } else { "" },
+        stdout_block(.stdout)
+    )]
+    BuiltinNotListening {
+        /// The ready timeout.
+        timeout: Duration,
+        /// Whether it closed its stdout.
+        stdout_closed: bool,
+        /// What it printed on stdout meanwhile.
+        stdout: Vec<String>,
+        /// Its command line and stderr.
+        server: Box<ServerContext>,
+    },
+    /// The server command exited before its `ready_url` answered.
+    #[error(
+        "the server command exited with {exit} before {ready_url} answered{}{server}",
+        if *.success { DAEMON_HINT } else { "" }
+    )]
+    CommandExited {
+        /// How it ended, e.g. `exit status: 3`.
+        exit: String,
+        /// Whether it ended with success: then it probably went into the background.
+        success: bool,
+        /// The URL it was to answer.
+        ready_url: String,
+        /// Its command line and stderr.
+        server: Box<ServerContext>,
+    },
+    /// The server command's `ready_url` did not answer in time.
+    #[error(
+        "the server command did not answer at {ready_url} (port {port}) within {}; last try: \
+         {last_try}{server}",
+        humantime::format_duration(*.timeout)
+    )]
+    CommandNotReady {
+        /// The URL.
+        ready_url: String,
+        /// The port it was given.
+        port: u16,
+        /// The ready timeout.
+        timeout: Duration,
+        /// Why the last probe failed.
+        last_try: NoAnswer,
+        /// Its command line and stderr.
+        server: Box<ServerContext>,
+    },
+    /// The server command answers its `ready_url` but not where the clients connect.
+    #[error(
+        "the server command answers at {ready_url} but not at {addr}, where the clients \
+         connect: make it listen on {{host}} (or on all addresses); {error}{server}"
+    )]
+    CommandWrongAddress {
+        /// The URL that answered.
+        ready_url: String,
+        /// `listen_ip:PORT`, which did not.
+        addr: SocketAddr,
+        /// The probe's failure there.
+        error: NoAnswer,
+        /// Its command line and stderr.
+        server: Box<ServerContext>,
+    },
+}
+
+/// The lines a server printed on stdout before an error, as a block of an error message.
+fn stdout_block(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("\nstdout:\n{}", indent(&lines.join("\n")))
+    }
 }
 
 /// A server under test, started (or found) and answering.
@@ -116,10 +278,8 @@ impl ServerHandle {
     ///   `LISTEN_IP:PORT`, which must answer too when it is not the `ready_url`'s address.
     /// - Url: checks once that the URL answers; nothing is started.
     ///
-    /// Errors name the command line or URL, and quote the exit status and the stderr tail when
-    /// the server exited or did not get ready in `options.ready_timeout`; a server that did not
-    /// get ready is killed.
-    pub fn start(spec: &ServerSpec, options: &TargetOptions) -> Result<ServerHandle> {
+    /// A server that did not get ready is killed.
+    pub fn start(spec: &ServerSpec, options: &TargetOptions) -> Result<ServerHandle, TargetError> {
         match spec {
             ServerSpec::Builtin { args, cpu } => {
                 start_builtin(args, cpu.or(options.server_cpu), options)
@@ -141,7 +301,7 @@ impl ServerHandle {
     /// The server process: the built-in child, or the command's `sh` (its process group's
     /// leader). `None` for a URL.
     pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(|p| p.child.id())
+        self.process.as_ref().map(Process::pid)
     }
 
     /// What was run (or the URL), for the result file.
@@ -168,17 +328,17 @@ impl ServerHandle {
             None => Ok(()),
             Some(exited) => Err(format!(
                 "the server (pid {}) exited with {}{}",
-                process.child.id(),
+                process.pid(),
                 exited.text,
-                context_block(&self.command_line, &process.stderr_path)
+                process.context(&self.command_line)
             )),
         }
     }
 
     /// Sends SIGTERM (to the whole group for a command, to the process for the built-in server,
     /// which stops its own workers), waits up to `grace` for the server and everything in its
-    /// process group to exit, then SIGKILLs the group and says so in `notes`. For the built-in server, reads back its
-    /// `--stats` JSON. A URL is left alone.
+    /// process group to exit, then SIGKILLs the group and says so in `notes`. For the built-in
+    /// server, reads back its `--stats` JSON. A URL is left alone.
     pub fn stop(mut self, grace: Duration) -> StopOutcome {
         let Some(mut process) = self.process.take() else {
             return StopOutcome {
@@ -206,9 +366,9 @@ impl ServerHandle {
             }
         }
         // `sh` may have ended while what it started is still finishing its replies.
-        let pgid = process.child.id();
+        let pgid = process.pid();
         while group_has_live_members(pgid) && Instant::now() < deadline {
-            std::thread::sleep(STOP_POLL_INTERVAL);
+            std::thread::sleep(process::STOP_POLL_INTERVAL);
         }
         if group_has_live_members(pgid) {
             process.kill_all();
@@ -231,165 +391,32 @@ impl ServerHandle {
         StopOutcome {
             stats,
             exit: process.poll_exit().map(|e| e.text).unwrap_or_default(),
-            stderr_tail: stderr_tail(&process.stderr_path),
+            stderr_tail: process.stderr_tail(),
             notes,
         }
     }
-}
-
-/// How a server process ended.
-#[derive(Clone, Debug)]
-struct Exited {
-    /// `exit status: 3`, `signal: 9 (SIGKILL)`.
-    text: String,
-    success: bool,
-}
-
-/// A process the loadgen started, leader of its own process group. Dropping it kills the group
-/// and reaps the leader, so an error or a panic anywhere never leaves a server behind.
-#[derive(Debug)]
-struct Process {
-    child: Child,
-    /// SIGTERM goes to the whole group (a command: `sh` may not pass it on), not only the leader.
-    terminate_group: bool,
-    stderr_path: PathBuf,
-    /// The built-in server's `--stats` file.
-    stats_path: Option<PathBuf>,
-    /// Set once the child has been reaped; after that its PID may belong to someone else and
-    /// is never signalled again.
-    exited: Option<Exited>,
-}
-
-impl Process {
-    /// Reaps the child if it has exited, without blocking.
-    fn poll_exit(&mut self) -> Option<Exited> {
-        if self.exited.is_none() {
-            self.exited = match self.child.try_wait() {
-                Ok(None) => None,
-                Ok(Some(status)) => Some(exited(status)),
-                // Only possible if someone else reaped it (SIGCHLD ignored): it is gone.
-                Err(e) => Some(Exited {
-                    text: format!(
-                        "an unknown status (waiting for pid {} failed: {e})",
-                        self.child.id()
-                    ),
-                    success: false,
-                }),
-            };
-        }
-        self.exited.clone()
-    }
-
-    /// Polls until the child exited (true) or `deadline` passed (false).
-    fn wait_until(&mut self, deadline: Instant) -> bool {
-        loop {
-            if self.poll_exit().is_some() {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(STOP_POLL_INTERVAL);
-        }
-    }
-
-    fn wait_blocking(&mut self) {
-        if self.exited.is_none() {
-            self.exited = Some(match self.child.wait() {
-                Ok(status) => exited(status),
-                Err(e) => Exited {
-                    text: format!(
-                        "an unknown status (waiting for pid {} failed: {e})",
-                        self.child.id()
-                    ),
-                    success: false,
-                },
-            });
-        }
-    }
-
-    /// Asks the server to stop: SIGTERM to the group or to the leader while it is not reaped.
-    fn terminate(&self) {
-        let pid = self.child.id();
-        if self.terminate_group {
-            signal_group(pid, libc::SIGTERM);
-        } else if self.exited.is_none() {
-            // SAFETY: plain syscall; the PID is our child, not yet reaped, so not reused.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-        }
-    }
-
-    /// SIGKILL to the whole group.
-    fn kill_all(&self) {
-        signal_group(self.child.id(), libc::SIGKILL);
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if self.exited.is_none() || group_has_live_members(self.child.id()) {
-            // Kill before reaping: the zombie keeps the group ID ours meanwhile.
-            self.kill_all();
-        }
-        self.wait_blocking();
-    }
-}
-
-fn exited(status: ExitStatus) -> Exited {
-    Exited {
-        text: status.to_string(),
-        success: status.success(),
-    }
-}
-
-fn signal_group(pgid: u32, signal: libc::c_int) {
-    // SAFETY: plain syscall. The group was created by `process_group(0)` for our child; its ID
-    // stays reserved while any member lives (or the leader is unreaped).
-    unsafe { libc::kill(-(pgid as libc::pid_t), signal) };
-}
-
-/// Whether a process group still has members that are not zombies. `kill(-pgid, 0)` would count
-/// zombies too, and an orphaned member's zombie may linger when PID 1 does not reap (containers).
-fn group_has_live_members(pgid: u32) -> bool {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        let name = entry.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            return false;
-        };
-        // `pid (comm) state ppid pgrp ...`; comm may contain anything, so parse after the last ')'.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut fields = rest.split_ascii_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1);
-        pgrp == Some(pgid.to_string().as_str()) && !matches!(state, Some("Z" | "X"))
-    })
 }
 
 fn start_builtin(
     args: &[String],
     cpu: Option<usize>,
     options: &TargetOptions,
-) -> Result<ServerHandle> {
+) -> Result<ServerHandle, TargetError> {
     create_workdir(options.workdir)?;
     let stats_path = options.workdir.join("server-stats.json");
     // A stats file left from an earlier run must never pass for this run's.
     match fs::remove_file(&stats_path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("removing the old {}", stats_path.display()))
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            return Err(TargetError::Workdir {
+                action: "removing the old",
+                path: stats_path,
+                error,
+            })
         }
         _ => {}
     }
     let stderr_path = options.workdir.join("server.stderr");
-    let stderr = File::create(&stderr_path)
-        .with_context(|| format!("creating {}", stderr_path.display()))?;
+    let stderr = create_file(&stderr_path)?;
 
     let mut argv: Vec<OsString> = vec![
         "serve-builtin".into(),
@@ -411,23 +438,20 @@ fn start_builtin(
         .collect::<Vec<_>>()
         .join(" ");
 
-    let mut child = Command::new(options.builtin_exe)
+    // The server pins itself (`--cpu`): it knows its one thread.
+    let mut child = as_group_leader(&mut Command::new(options.builtin_exe), None)
         .args(&argv)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
-        // Its own group: see the top of this file.
-        .process_group(0)
         .spawn()
-        .with_context(|| format!("starting the built-in server: {command_line}"))?;
+        .map_err(|error| TargetError::Spawn {
+            what: "the built-in server",
+            command_line: command_line.clone(),
+            error,
+        })?;
     let lines = watch_stdout(child.stdout.take().expect("stdout is piped"));
-    let mut process = Process {
-        child,
-        terminate_group: false,
-        stderr_path,
-        stats_path: Some(stats_path),
-        exited: None,
-    };
+    let mut process = Process::new(child, false, stderr_path, Some(stats_path));
 
     let deadline = Instant::now() + options.ready_timeout;
     let mut stdout_open = true;
@@ -438,10 +462,12 @@ fn start_builtin(
                 Ok(line) => match line.strip_prefix(LISTENING_PREFIX) {
                     Some(addr) => match addr.trim().parse::<SocketAddr>() {
                         Ok(addr) => break addr,
-                        Err(_) => bail!(
-                            "the built-in server announced an address that is not one: `{line}`{}",
-                            context_block(&command_line, &process.stderr_path)
-                        ),
+                        Err(_) => {
+                            return Err(TargetError::BadAnnouncement {
+                                server: Box::new(process.context(&command_line)),
+                                line,
+                            })
+                        }
                     },
                     None => other_lines.push(line),
                 },
@@ -451,26 +477,21 @@ fn start_builtin(
         } else {
             std::thread::sleep(POLL_INTERVAL);
         }
-        let stdout_text = if other_lines.is_empty() {
-            String::new()
-        } else {
-            format!("\nstdout:\n{}", indent(&other_lines.join("\n")))
-        };
         if let Some(exited) = process.poll_exit() {
-            bail!(
-                "the built-in server exited with {} before it was listening{stdout_text}{}",
-                exited.text,
-                context_block(&command_line, &process.stderr_path)
-            );
+            return Err(TargetError::BuiltinExited {
+                exit: exited.text,
+                stdout: other_lines,
+                server: Box::new(process.context(&command_line)),
+            });
         }
         if Instant::now() >= deadline {
             // `process` is dropped on return: killed and reaped.
-            bail!(
-                "the built-in server did not print `{LISTENING_PREFIX}ADDR` within {}{}{stdout_text}{}",
-                humantime::format_duration(options.ready_timeout),
-                if stdout_open { "" } else { " (it closed its stdout)" },
-                context_block(&command_line, &process.stderr_path)
-            );
+            return Err(TargetError::BuiltinNotListening {
+                timeout: options.ready_timeout,
+                stdout_closed: !stdout_open,
+                stdout: other_lines,
+                server: Box::new(process.context(&command_line)),
+            });
         }
     };
     Ok(ServerHandle {
@@ -481,45 +502,15 @@ fn start_builtin(
     })
 }
 
-/// Reads the server's stdout on a thread of its own and passes each line on. After the
-/// listening line nobody listens any more, but the thread keeps draining the pipe so that a
-/// chatty server never blocks on a full one.
-fn watch_stdout(stdout: ChildStdout) -> Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("server-stdout".into())
-        .spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                        if sender.send(text).is_err() {
-                            let _ = io::copy(&mut reader, &mut io::sink());
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-    // Without the thread the receiver reports a disconnect at once and the start times out on
-    // the server's exit or the deadline, which is the best we can do anyway.
-    drop(spawned);
-    receiver
-}
-
 fn start_command(
     command: &str,
     ready_url: &str,
     cpu: Option<usize>,
     options: &TargetOptions,
-) -> Result<ServerHandle> {
+) -> Result<ServerHandle, TargetError> {
     create_workdir(options.workdir)?;
     if let Some(cpu) = cpu {
-        crate::os::check_cpu(cpu).context("server cpu")?;
+        crate::os::check_cpu(cpu).map_err(|error| TargetError::Cpu { error })?;
     }
     let port = free_port(options.listen_ip)?;
     let port_text = port.to_string();
@@ -538,73 +529,54 @@ fn start_command(
         .replace("{host}", &host_text)
         .replace("{root}", &root)
         .replace("{workdir}", &workdir);
-    let target =
-        parse_http_url(&ready_url).map_err(|e| anyhow!("server.ready_url `{ready_url}`: {e}"))?;
+    let target = parse_http_url(&ready_url).map_err(|error| TargetError::BadUrl {
+        key: "server.ready_url",
+        url: ready_url.clone(),
+        error,
+    })?;
 
-    let stdout_path = options.workdir.join("server.stdout");
+    let stdout = create_file(&options.workdir.join("server.stdout"))?;
     let stderr_path = options.workdir.join("server.stderr");
-    let stdout = File::create(&stdout_path)
-        .with_context(|| format!("creating {}", stdout_path.display()))?;
-    let stderr = File::create(&stderr_path)
-        .with_context(|| format!("creating {}", stderr_path.display()))?;
-    let mut shell = Command::new("sh");
-    shell
+    let stderr = create_file(&stderr_path)?;
+    let child = as_group_leader(&mut Command::new("sh"), cpu)
         .arg("-c")
         .arg(&command_line)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
-        .process_group(0);
-    if let Some(cpu) = cpu {
-        // Pinned between fork and exec rather than by PID afterwards: `sh` may start the server
-        // before the parent gets to it, and only what is pinned before the fork inherits it.
-        // SAFETY: the closure only makes one syscall on a stack value (async-signal-safe);
-        // `check_cpu` made sure the index is inside `cpu_set_t`.
-        unsafe {
-            shell.pre_exec(move || crate::os::pin_this_process_raw(cpu));
-        }
-    }
-    let child = shell.spawn().with_context(|| {
-        format!(
-            "starting the server command: sh -c {}",
-            shell_quote(&command_line)
-        )
-    })?;
-    let mut process = Process {
-        child,
-        terminate_group: true,
-        stderr_path,
-        stats_path: None,
-        exited: None,
-    };
+        .spawn()
+        .map_err(|error| TargetError::Spawn {
+            what: "the server command",
+            command_line: format!("sh -c {}", shell_quote(&command_line)),
+            error,
+        })?;
+    let mut process = Process::new(child, true, stderr_path, None);
 
     let started = Instant::now();
     let deadline = started + options.ready_timeout;
     loop {
         if let Some(exited) = process.poll_exit() {
-            let hint = if exited.success {
-                " (a server command must stay in the foreground: no daemon mode, e.g. nginx -g 'daemon off;')"
-            } else {
-                ""
-            };
-            bail!(
-                "the server command exited with {} before {ready_url} answered{hint}{}",
-                exited.text,
-                context_block(&command_line, &process.stderr_path)
-            );
+            return Err(TargetError::CommandExited {
+                exit: exited.text,
+                success: exited.success,
+                ready_url,
+                server: Box::new(process.context(&command_line)),
+            });
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let last_error = match probe(&target, remaining.min(PROBE_TIMEOUT_MAX)) {
+        let last_try = match probe(&target, remaining.min(PROBE_TIMEOUT_MAX)) {
             Ok(_) => break,
             Err(e) => e,
         };
         if Instant::now() >= deadline {
             // `process` is dropped on return: its group is killed and it is reaped.
-            bail!(
-                "the server command did not answer at {ready_url} (port {port}) within {}; last try: {last_error}{}",
-                humantime::format_duration(options.ready_timeout),
-                context_block(&command_line, &process.stderr_path)
-            );
+            return Err(TargetError::CommandNotReady {
+                ready_url,
+                port,
+                timeout: options.ready_timeout,
+                last_try,
+                server: Box::new(process.context(&command_line)),
+            });
         }
         std::thread::sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())));
     }
@@ -618,15 +590,16 @@ fn start_command(
             path: target.path.clone(),
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if let Err(e) = probe(
+        if let Err(error) = probe(
             &clients_target,
             remaining.clamp(POLL_INTERVAL, PROBE_TIMEOUT_MAX),
         ) {
-            bail!(
-                "the server command answers at {ready_url} but not at {addr}, where the clients \
-                 connect: make it listen on {{host}} (or on all addresses); {e}{}",
-                context_block(&command_line, &process.stderr_path)
-            );
+            return Err(TargetError::CommandWrongAddress {
+                ready_url,
+                addr,
+                error,
+                server: Box::new(process.context(&command_line)),
+            });
         }
     }
     Ok(ServerHandle {
@@ -637,10 +610,16 @@ fn start_command(
     })
 }
 
-fn start_url(url: &str, options: &TargetOptions) -> Result<ServerHandle> {
-    let target = parse_http_url(url).map_err(|e| anyhow!("server.url `{url}`: {e}"))?;
-    probe(&target, options.ready_timeout)
-        .map_err(|e| anyhow!("the server at {url} does not answer: {e}"))?;
+fn start_url(url: &str, options: &TargetOptions) -> Result<ServerHandle, TargetError> {
+    let target = parse_http_url(url).map_err(|error| TargetError::BadUrl {
+        key: "server.url",
+        url: url.to_string(),
+        error,
+    })?;
+    probe(&target, options.ready_timeout).map_err(|error| TargetError::UrlNotAnswering {
+        url: url.to_string(),
+        error,
+    })?;
     Ok(ServerHandle {
         kind: Kind::Url,
         addr: target.addr,
@@ -649,167 +628,33 @@ fn start_url(url: &str, options: &TargetOptions) -> Result<ServerHandle> {
     })
 }
 
-fn create_workdir(workdir: &Path) -> Result<()> {
-    fs::create_dir_all(workdir)
-        .with_context(|| format!("creating the work directory {}", workdir.display()))
+fn create_workdir(workdir: &Path) -> Result<(), TargetError> {
+    fs::create_dir_all(workdir).map_err(|error| TargetError::Workdir {
+        action: "creating the work directory",
+        path: workdir.to_path_buf(),
+        error,
+    })
+}
+
+fn create_file(path: &Path) -> Result<File, TargetError> {
+    File::create(path).map_err(|error| TargetError::Workdir {
+        action: "creating",
+        path: path.to_path_buf(),
+        error,
+    })
 }
 
 /// A port free on `ip` right now (in the calling thread's namespace). Another process could
 /// take it before the server binds it; the readiness probe then fails or the server reports
 /// the bind error.
-fn free_port(ip: IpAddr) -> Result<u16> {
-    let context = || {
-        format!(
-            "finding a free port on {ip}{}",
-            if ip.is_loopback() {
-                ""
-            } else {
-                " (start the server from inside the namespace that has that address)"
-            }
-        )
-    };
-    let listener = TcpListener::bind((ip, 0)).with_context(context)?;
-    Ok(listener.local_addr().with_context(context)?.port())
+fn free_port(ip: IpAddr) -> Result<u16, TargetError> {
+    TcpListener::bind((ip, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|error| TargetError::NoFreePort { ip, error })
 }
 
-/// An `http://` URL reduced to what the probe needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct HttpUrl {
-    addr: SocketAddr,
-    /// `host[:port]` as written, for the `Host` header.
-    authority: String,
-    /// The path and query, `/` when empty.
-    path: String,
-}
-
-/// Parses `http://HOST[:PORT][/PATH]`, HOST being an IPv4 literal, a bracketed IPv6 literal or
-/// `localhost` (taken as 127.0.0.1). Names are not resolved: the clients need one address, and
-/// a benchmark should not depend on DNS.
-fn parse_http_url(text: &str) -> std::result::Result<HttpUrl, String> {
-    let Some(rest) = text.strip_prefix("http://") else {
-        return Err(if text.starts_with("https://") {
-            "https is not supported; give an http:// URL".into()
-        } else {
-            "not an http:// URL".into()
-        });
-    };
-    let rest = rest.split('#').next().unwrap_or_default();
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
-        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-        None => (rest, "/".to_string()),
-    };
-    if authority.contains('@') {
-        return Err("user names in URLs are not supported".into());
-    }
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (host, after) = bracketed
-            .split_once(']')
-            .ok_or("an IPv6 address must end with `]`")?;
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or("expected `:PORT` after `]`")?,
-            ),
-        };
-        let ip: IpAddr = host
-            .parse::<std::net::Ipv6Addr>()
-            .map_err(|_| format!("`{host}` is not an IPv6 address"))?
-            .into();
-        (ip, port)
-    } else {
-        let (host, port) = match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        };
-        let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
-            Ipv4Addr::LOCALHOST.into()
-        } else if let Ok(ip) = host.parse::<Ipv4Addr>() {
-            ip.into()
-        } else if port.is_some_and(|p| p.contains(':')) {
-            return Err("IPv6 addresses go in brackets: http://[::1]:8080/".into());
-        } else if host.is_empty() {
-            return Err("the host is missing".into());
-        } else {
-            return Err(format!(
-                "host `{host}` must be an IP address or localhost (names are not resolved)"
-            ));
-        };
-        (ip, port)
-    };
-    let port = match port {
-        None => 80,
-        Some(port) => match port.parse::<u16>() {
-            Ok(0) | Err(_) => return Err(format!("`{port}` is not a port (1-65535)")),
-            Ok(port) => port,
-        },
-    };
-    Ok(HttpUrl {
-        addr: SocketAddr::new(host, port),
-        authority: authority.to_string(),
-        path,
-    })
-}
-
-/// One HTTP/1.0 GET; `Ok(status line)` if anything that looks like an HTTP status line comes
-/// back (any status: a 404 still proves the server is up), otherwise what went wrong.
-fn probe(target: &HttpUrl, timeout: Duration) -> std::result::Result<String, String> {
-    // `connect_timeout` refuses a zero duration.
-    let timeout = timeout.max(Duration::from_millis(1));
-    let mut stream = TcpStream::connect_timeout(&target.addr, timeout)
-        .map_err(|e| format!("connecting to {}: {e}", target.addr))?;
-    let io_error = |e: io::Error| format!("talking to {}: {e}", target.addr);
-    stream.set_read_timeout(Some(timeout)).map_err(io_error)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io_error)?;
-    let request = format!(
-        "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: loadgen\r\n\r\n",
-        target.path, target.authority
-    );
-    stream.write_all(request.as_bytes()).map_err(io_error)?;
-    let mut head = Vec::new();
-    let mut buffer = [0u8; 512];
-    while !head.contains(&b'\n') && head.len() < 1024 {
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => head.extend_from_slice(&buffer[..n]),
-            Err(e) => return Err(io_error(e)),
-        }
-    }
-    let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(first_line).trim_end().to_string();
-    if is_status_line(&line) {
-        Ok(line)
-    } else if head.is_empty() {
-        Err(format!(
-            "{} closed the connection without answering",
-            target.addr
-        ))
-    } else {
-        Err(format!(
-            "{} answered `{}`, not an HTTP status line",
-            target.addr,
-            line.escape_debug()
-        ))
-    }
-}
-
-/// `HTTP/1.1 200 OK`, `HTTP/1.0 404`: a version, a space, three digits.
-fn is_status_line(line: &str) -> bool {
-    let Some(rest) = line.strip_prefix("HTTP/") else {
-        return false;
-    };
-    let Some((_, after_version)) = rest.split_once(' ') else {
-        return false;
-    };
-    let code = after_version.as_bytes();
-    code.len() >= 3
-        && code[..3].iter().all(u8::is_ascii_digit)
-        && (code.len() == 3 || code[3] == b' ')
-}
-
-fn read_stats(path: &Path) -> std::result::Result<serde_json::Value, String> {
+fn read_stats(path: &Path) -> Result<serde_json::Value, String> {
     let text = fs::read_to_string(path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             format!(
@@ -822,50 +667,6 @@ fn read_stats(path: &Path) -> std::result::Result<serde_json::Value, String> {
     })?;
     serde_json::from_str(&text)
         .map_err(|e| format!("no server stats: {} is not JSON: {e}", path.display()))
-}
-
-/// The last lines of the server's stderr (read from the end of the file only).
-fn stderr_tail(path: &Path) -> String {
-    let read = || -> io::Result<String> {
-        let mut file = File::open(path)?;
-        let len = file.metadata()?.len();
-        let start = len.saturating_sub(STDERR_TAIL_BYTES);
-        file.seek(SeekFrom::Start(start))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let text = String::from_utf8_lossy(&bytes);
-        let mut lines: Vec<&str> = text.lines().collect();
-        if start > 0 && !lines.is_empty() {
-            lines.remove(0); // probably cut in the middle
-        }
-        let first = lines.len().saturating_sub(STDERR_TAIL_LINES);
-        Ok(lines[first..].join("\n"))
-    };
-    read().unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()))
-}
-
-/// The lines appended to an error about a started server: its command line and stderr tail.
-fn context_block(command_line: &str, stderr_path: &Path) -> String {
-    let tail = stderr_tail(stderr_path);
-    let mut text = format!("\ncommand: {command_line}\n");
-    if tail.trim().is_empty() {
-        let _ = write!(text, "stderr ({}): empty", stderr_path.display());
-    } else {
-        let _ = write!(
-            text,
-            "stderr ({}, last {STDERR_TAIL_LINES} lines at most):\n{}",
-            stderr_path.display(),
-            indent(&tail)
-        );
-    }
-    text
-}
-
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|line| format!("  {line}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// `word` as one shell word: unchanged when it is plainly safe, single-quoted otherwise.
@@ -886,55 +687,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_parse_with_default_port_and_path() {
-        let url = parse_http_url("http://127.0.0.1:8080/index.html?x=1").unwrap();
-        assert_eq!(url.addr, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(url.path, "/index.html?x=1");
-        assert_eq!(url.authority, "127.0.0.1:8080");
-
-        let url = parse_http_url("http://localhost").unwrap();
-        assert_eq!(url.addr, "127.0.0.1:80".parse().unwrap());
-        assert_eq!(url.path, "/");
-
-        let url = parse_http_url("http://[::1]:81/a").unwrap();
-        assert_eq!(url.addr, "[::1]:81".parse().unwrap());
-        assert_eq!(url.path, "/a");
-        assert_eq!(parse_http_url("http://[::1]").unwrap().addr.port(), 80);
-        assert_eq!(parse_http_url("http://10.0.0.1?q").unwrap().path, "/?q");
-    }
-
-    #[test]
-    fn bad_urls_say_what_is_wrong() {
-        assert!(parse_http_url("https://127.0.0.1/")
-            .unwrap_err()
-            .contains("https"));
-        assert!(parse_http_url("ftp://x/").unwrap_err().contains("http://"));
-        assert!(parse_http_url("http://example.com/")
-            .unwrap_err()
-            .contains("example.com"));
-        assert!(parse_http_url("http://127.0.0.1:0/")
-            .unwrap_err()
-            .contains("`0`"));
-        assert!(parse_http_url("http://127.0.0.1:99999/")
-            .unwrap_err()
-            .contains("99999"));
-        assert!(parse_http_url("http://::1/")
-            .unwrap_err()
-            .contains("brackets"));
-        assert!(parse_http_url("http:///x").unwrap_err().contains("missing"));
-        assert!(parse_http_url("http://[::1/").unwrap_err().contains("]"));
-    }
-
-    #[test]
-    fn status_lines_are_recognised() {
-        assert!(is_status_line("HTTP/1.1 200 OK"));
-        assert!(is_status_line("HTTP/1.0 404"));
-        assert!(!is_status_line("SSH-2.0-OpenSSH_9.6"));
-        assert!(!is_status_line("HTTP/1.1 20"));
-        assert!(!is_status_line("HTTP/1.1 2000 OK"));
-    }
-
-    #[test]
     fn shell_quoting_leaves_plain_paths_alone() {
         assert_eq!(shell_quote("/tmp/site-1/x.y"), "/tmp/site-1/x.y");
         assert_eq!(shell_quote("/tmp/my site"), "'/tmp/my site'");
@@ -943,17 +695,59 @@ mod tests {
     }
 
     #[test]
-    fn stderr_tail_keeps_the_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("err");
-        let text: String = (1..=50).map(|i| format!("line {i}\n")).collect();
-        fs::write(&path, text).unwrap();
-        let tail = stderr_tail(&path);
-        assert_eq!(tail.lines().count(), STDERR_TAIL_LINES);
-        assert!(
-            tail.starts_with("line 31\n") && tail.ends_with("line 50"),
-            "{tail}"
+    fn errors_read_as_one_message_with_the_server_context() {
+        let server = ServerContext {
+            command_line: "true 8080".into(),
+            stderr_path: "/w/server.stderr".into(),
+            stderr_tail: String::new(),
+        };
+        let exited = TargetError::CommandExited {
+            exit: "exit status: 0".into(),
+            success: true,
+            ready_url: "http://127.0.0.1:8080/".into(),
+            server: Box::new(server.clone()),
+        };
+        assert_eq!(
+            exited.to_string(),
+            format!(
+                "the server command exited with exit status: 0 before http://127.0.0.1:8080/ \
+                 answered{DAEMON_HINT}\ncommand: true 8080\nstderr (/w/server.stderr): empty"
+            )
         );
-        assert!(stderr_tail(&dir.path().join("missing")).contains("cannot read"));
+        let wrong = TargetError::CommandWrongAddress {
+            ready_url: "http://127.0.0.1:8080/".into(),
+            addr: "198.18.0.1:8080".parse().unwrap(),
+            error: NoAnswer::Closed {
+                addr: "198.18.0.1:8080".parse().unwrap(),
+            },
+            server: Box::new(server.clone()),
+        };
+        assert!(
+            wrong
+                .to_string()
+                .contains("make it listen on {host} (or on all addresses); "),
+            "{wrong}"
+        );
+        let silent = TargetError::BuiltinNotListening {
+            timeout: Duration::from_secs(15),
+            stdout_closed: true,
+            stdout: vec!["hello".into()],
+            server: Box::new(server),
+        };
+        assert!(
+            silent.to_string().starts_with(
+                "the built-in server did not print `afterburner listening on ADDR` within 15s \
+                 (it closed its stdout)\nstdout:\n  hello\ncommand: "
+            ),
+            "{silent}"
+        );
+        let port = TargetError::NoFreePort {
+            ip: "198.18.0.1".parse().unwrap(),
+            error: io::Error::from(io::ErrorKind::AddrNotAvailable),
+        };
+        assert!(
+            port.to_string().contains("(start the server from inside"),
+            "{port}"
+        );
     }
 }

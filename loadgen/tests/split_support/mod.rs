@@ -1,5 +1,5 @@
-//! Shared by the split-namespace tests: the root check, an echo server in the server's
-//! namespace, and connections from a chosen client source with their connect and echo times.
+//! Shared by the split-namespace tests: an echo server in the server's namespace, and
+//! connections from a chosen client source with their connect and echo times.
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::io::{Read, Write};
@@ -8,11 +8,6 @@ use std::time::{Duration, Instant};
 
 use loadgen::netns::SplitNetwork;
 use socket2::{Domain, Socket, Type};
-
-pub fn is_root() -> bool {
-    // SAFETY: plain syscall without arguments.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// An echo server on 198.18.0.1 in the server's namespace: every connection gets its bytes
 /// back until it closes.

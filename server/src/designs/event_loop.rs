@@ -5,19 +5,18 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token};
+use rustix::ioctl::{Getter, Opcode};
 use slab::Slab;
 
 use crate::conn::{Connection, LoopShared, Step, Transport};
 use crate::site::Site;
 use crate::stats::{CloseSide, Counters};
 use crate::timers::{Deadlines, TimerKind};
-use crate::ServerConfig;
+use crate::{ServerConfig, ServerError};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const STOP: Token = Token(usize::MAX - 2);
@@ -26,18 +25,23 @@ const STOP: Token = Token(usize::MAX - 2);
 /// the server recovers by itself as soon as descriptors free up.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// `SIOCOUTQ`, which is `TIOCOUTQ` for a TCP socket: bytes sent but not yet acknowledged.
+const SIOCOUTQ: Opcode = libc::TIOCOUTQ as Opcode;
+
+/// The failure of `action` in the loop.
+fn loop_error(action: &'static str) -> impl FnOnce(io::Error) -> ServerError {
+    move |error| ServerError::EventLoop { action, error }
+}
+
 impl Transport for TcpStream {
     fn shutdown_write(&self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
     }
 
     fn unacked_bytes(&self) -> io::Result<usize> {
-        let mut queued: libc::c_int = 0;
-        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int for a TCP socket we own.
-        let rc = unsafe { libc::ioctl(self.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // SAFETY: SIOCOUTQ on a TCP socket writes one `int`, the type the getter reads back;
+        // no safe wrapper (std, socket2, rustix) covers it.
+        let queued = unsafe { rustix::ioctl::ioctl(self, Getter::<SIOCOUTQ, libc::c_int>::new()) }?;
         Ok(queued.max(0) as usize)
     }
 
@@ -81,13 +85,15 @@ pub fn serve(
     site: &Site,
     config: &ServerConfig,
     max_conns: usize,
-) -> Result<Counters> {
-    let poll = Poll::new().context("creating the epoll instance")?;
+) -> Result<Counters, ServerError> {
+    let poll = Poll::new().map_err(loop_error("creating the epoll instance"))?;
     let mut listener = TcpListener::from_std(listener);
     poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .map_err(loop_error("registering the listener with epoll"))?;
     poll.registry()
-        .register(&mut stop, STOP, Interest::READABLE)?;
+        .register(&mut stop, STOP, Interest::READABLE)
+        .map_err(loop_error("registering the signal pipe with epoll"))?;
     let mut event_loop = EventLoop {
         poll,
         listener: Some(listener),
@@ -115,7 +121,7 @@ pub fn serve(
 }
 
 impl<'site> EventLoop<'_, 'site> {
-    fn run(&mut self) -> Result<()> {
+    fn run(&mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout(Instant::now());
@@ -123,7 +129,7 @@ impl<'site> EventLoop<'_, 'site> {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                return Err(e).context("epoll_wait");
+                return Err(loop_error("epoll_wait")(e));
             }
             let now = Instant::now();
             let mut accept_ready = false;

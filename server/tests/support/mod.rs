@@ -249,10 +249,12 @@ impl Server {
 
     /// Sends `sig` to the server process.
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's PID; the child has not been reaped yet because
-        // `self.child` is still Some, so the PID cannot have been recycled.
-        let rc = unsafe { libc::kill(self.pid(), sig) };
-        assert_eq!(rc, 0, "kill({}, {sig}) failed", self.pid());
+        // Our own child's PID: the child has not been reaped yet because `self.child` is still
+        // Some, so the PID cannot have been recycled.
+        let pid = rustix::process::Pid::from_raw(self.pid()).expect("a child's PID is not 0");
+        let signal = rustix::process::Signal::from_named_raw(sig).expect("a named signal");
+        rustix::process::kill_process(pid, signal)
+            .unwrap_or_else(|e| panic!("kill({}, {sig}) failed: {e}", self.pid()));
     }
 
     /// True while the process has not exited.

@@ -137,7 +137,7 @@ impl<'w> Request<'w> {
             return Err(ErrorKind::BadStatus);
         }
         let expected = workload.expected_bytes(self.pick);
-        let verified = self.verifier.as_ref().map_or(true, |v| v.finish().is_ok());
+        let verified = self.verifier.as_ref().is_none_or(|v| v.finish().is_ok());
         if expected.is_some_and(|e| e != self.received()) || !verified {
             return Err(ErrorKind::VerifyFailed);
         }

@@ -481,7 +481,7 @@ impl SlowLineDriver {
             self.users[user as usize].line.spend(read);
             match outcome {
                 Outcome::Pending => {
-                    let drained = shared.conns.get(key).map_or(true, |s| s.conn.drained);
+                    let drained = shared.conns.get(key).is_none_or(|s| s.conn.drained);
                     if drained || allowed <= read {
                         return;
                     }
