@@ -140,11 +140,13 @@ pub enum ServerError {
         /// The kernel's answer.
         error: io::Error,
     },
-    /// `--stats` could not be written (the message names the file).
-    #[error("{detail}")]
+    /// `--stats` could not be written.
+    #[error("writing --stats {}: {error}", path.display())]
     Stats {
-        /// What went wrong, as the stats writer put it.
-        detail: String,
+        /// The file (or its temporary sibling) that could not be written.
+        path: PathBuf,
+        /// The kernel's answer.
+        error: io::Error,
     },
 }
 
@@ -244,12 +246,7 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
         max_conns,
     )?;
     if let Some(path) = &config.stats {
-        counters
-            .report(site.rules())
-            .write_to(path)
-            .map_err(|e| ServerError::Stats {
-                detail: format!("{e:#}"),
-            })?;
+        counters.report(site.rules()).write_to(path)?;
     }
     Ok(())
 }

@@ -5,11 +5,11 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::http::Status;
 use crate::reftab::Rule;
+use crate::ServerError;
 
 /// Why a connection ended; each end is counted once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,16 +147,19 @@ pub struct Timeouts {
 }
 
 impl StatsReport {
-    /// Writes the report atomically: a reader never sees half a file.
-    pub fn write_to(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self)?;
+    /// Writes the report atomically (to `PATH.tmp`, then renamed): a reader never sees half a
+    /// file.
+    pub fn write_to(&self, path: &Path) -> Result<(), ServerError> {
         let tmp = path.with_extension("json.tmp");
-        let mut file = fs::File::create(&tmp)
-            .with_context(|| format!("writing stats to {}", tmp.display()))?;
-        file.write_all(&json)?;
-        file.write_all(b"\n")?;
+        let failed = |path: &Path| {
+            let path = path.to_path_buf();
+            move |error| ServerError::Stats { path, error }
+        };
+        let mut json = serde_json::to_vec_pretty(self).map_err(|e| failed(path)(e.into()))?;
+        json.push(b'\n');
+        let mut file = fs::File::create(&tmp).map_err(failed(&tmp))?;
+        file.write_all(&json).map_err(failed(&tmp))?;
         file.sync_all().ok();
-        fs::rename(&tmp, path).with_context(|| format!("renaming stats to {}", path.display()))?;
-        Ok(())
+        fs::rename(&tmp, path).map_err(failed(path))
     }
 }
