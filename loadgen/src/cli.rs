@@ -19,13 +19,16 @@ Examples:
   loadgen fileset --dirs 10 --out /tmp/specweb96
   loadgen report runs/quick/*/result.json --out compare.html";
 
+/// The whole command line: one subcommand.
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", version, about = "Load generator of afterburner-bench: SPECweb96 and real-world client loads, measured honestly.", after_help = AFTER_HELP)]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands; `main.rs` dispatches on them.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a scenario: writes `runs/<scenario>/<UTC time>/result.json` and `report.html`; exits 3
@@ -38,11 +41,13 @@ pub enum Command {
     /// Run the built-in afterburner server (used by `run`; takes afterburner's own flags).
     #[command(hide = true)]
     ServeBuiltin {
+        /// afterburner's own flags, passed on untouched.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
 }
 
+/// `loadgen run`: the scenario, where results go, and the values that replace the scenario's.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// The scenario file (TOML); see scenarios/README.md.
@@ -92,6 +97,7 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The flags that replace scenario values; those not given are `None` and keep the scenario's.
     pub fn overrides(&self) -> Overrides {
         Overrides {
             duration: self.duration,
@@ -106,6 +112,7 @@ impl RunArgs {
     }
 }
 
+/// `loadgen report`: stored results and where the page goes.
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
     /// One or more result.json files; the first is the baseline of the ratios.
@@ -117,6 +124,7 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
 }
 
+/// `loadgen fileset`: how many SPECweb96 directories, where, and their seed.
 #[derive(clap::Args, Debug)]
 pub struct FilesetArgs {
     /// Number of directories (5,119,484 bytes each).

@@ -15,11 +15,18 @@ use rustix::thread::CpuSet;
 pub enum AffinityError {
     /// The CPU is outside the set this process may run on (its affinity mask, cgroup cpuset).
     #[error("cpu {cpu} is not one this machine lets the loadgen use (allowed: {allowed:?})")]
-    NotAllowed { cpu: usize, allowed: Vec<usize> },
+    NotAllowed {
+        /// The CPU asked for.
+        cpu: usize,
+        /// The CPUs this process may use, ascending ([`allowed_cpus`]).
+        allowed: Vec<usize>,
+    },
     /// `sched_setaffinity(2)` or `sched_getaffinity(2)` failed.
     #[error("pinning to CPUs {cpus:?}: {error}")]
     Kernel {
+        /// The CPUs asked for.
         cpus: Vec<usize>,
+        /// The kernel's answer.
         error: std::io::Error,
     },
 }

@@ -17,6 +17,8 @@ pub const MAX_LATENCY_US: u64 = 600_000_000;
 pub enum ErrorKind {
     /// ECONNREFUSED: nothing listening, or the accept queue overflowed.
     Refused,
+    /// The connect did not complete: ETIMEDOUT while connecting, or still connecting when the
+    /// request timeout ran out.
     ConnectTimeout,
     /// EADDRNOTAVAIL: the client ran out of ephemeral ports.
     AddrNotAvailable,
@@ -32,10 +34,14 @@ pub enum ErrorKind {
     VerifyFailed,
     /// No complete reply within the request timeout.
     Timeout,
+    /// Anything else: another socket error, a reply that cannot be framed, or bytes beyond the
+    /// reply's end.
     Other,
 }
 
 impl ErrorKind {
+    /// Every kind in declaration order, so `ALL[k as usize] == k`: the order of the error
+    /// counters.
     pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Refused,
         ErrorKind::ConnectTimeout,
@@ -49,6 +55,8 @@ impl ErrorKind {
         ErrorKind::Other,
     ];
 
+    /// The kind's key in `result.json`'s `errors` and in the summary: `refused`,
+    /// `connect_timeout`, ...
     pub fn name(self) -> &'static str {
         match self {
             ErrorKind::Refused => "refused",
@@ -77,6 +85,8 @@ impl ErrorKind {
     }
 }
 
+/// A latency histogram in µs: 1 µs to [`MAX_LATENCY_US`], 3 significant digits (0.1 %
+/// resolution).
 pub fn new_latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
 }
@@ -89,14 +99,22 @@ pub fn new_interval_histogram() -> Histogram<u64> {
 /// Latencies of one class of one population.
 #[derive(Clone)]
 pub struct ClassRecorder {
+    /// Successful replies (status 200, the body asked for) in the measured window.
     pub ops: u64,
+    /// Their body bytes.
     pub bytes: u64,
+    /// Connect time per successful reply, µs; 1 µs (the histogram's floor) on a kept-alive
+    /// connection.
     pub connect_us: Histogram<u64>,
+    /// From when the request was wanted (closed loop) or due (open loop) to its reply's first
+    /// byte, µs.
     pub first_byte_us: Histogram<u64>,
+    /// From the same origin to the reply's last byte, µs: the response time.
     pub total_us: Histogram<u64>,
 }
 
 impl ClassRecorder {
+    /// Nothing recorded yet.
     pub fn new() -> Self {
         ClassRecorder {
             ops: 0,
@@ -107,6 +125,7 @@ impl ClassRecorder {
         }
     }
 
+    /// Adds another worker's figures for the same class.
     pub fn merge(&mut self, other: &ClassRecorder) {
         self.ops += other.ops;
         self.bytes += other.bytes;
@@ -137,6 +156,7 @@ impl ClassRecorder {
         let _ = self.total_us.record(clamp(total_us));
     }
 
+    /// The three histograms as `result.json` stores them.
     pub fn latency_set(&self) -> LatencySet {
         LatencySet {
             connect_us: HistogramData::from_histogram(&self.connect_us),
@@ -155,10 +175,17 @@ impl Default for ClassRecorder {
 /// Everything measured for one population in the measured window.
 #[derive(Clone)]
 pub struct PopulationRecorder {
+    /// Per class, in the order of
+    /// [`Workload::class_names`](crate::engine::workload::Workload::class_names).
     pub classes: Vec<ClassRecorder>,
+    /// Failed requests in the measured window, indexed by `ErrorKind as usize`.
     pub errors: [u64; ErrorKind::ALL.len()],
+    /// Open loop: how late each request went out against its due time, µs; empty otherwise.
     pub schedule_lag_us: Histogram<u64>,
+    /// Open loop: arrivals that waited for a slot under `max_in_flight`, in the measured window.
     pub queued_arrivals: u64,
+    /// Most connections open at once in the measured window; summed over workers by `merge`,
+    /// an upper bound of the true peak.
     pub peak_open_connections: u64,
     /// Whole point, warm-up included: what the server's own counters can be checked against.
     pub lifetime: Lifetime,
@@ -208,11 +235,13 @@ impl LevelIntegral {
         }
     }
 
+    /// The level rises by one at `now` (a connection opened, a request started).
     pub fn up(&mut self, now: Instant, window: (Instant, Instant)) {
         self.advance(now, window);
         self.level += 1;
     }
 
+    /// The level falls by one at `now`, never below zero.
     pub fn down(&mut self, now: Instant, window: (Instant, Instant)) {
         self.advance(now, window);
         self.level = self.level.saturating_sub(1);
@@ -223,16 +252,22 @@ impl LevelIntegral {
 /// predict them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConcurrencyRecorder {
+    /// Connections open, from the connect's start to the close.
     pub open_connections: LevelIntegral,
+    /// Requests handed to a connection and not finished; open-loop arrivals count from their due
+    /// time.
     pub requests_in_flight: LevelIntegral,
     /// Connections opened inside the window.
     pub connections_opened: u64,
-    /// Connections closed inside the window and the sum of their lifetimes.
+    /// Connections closed inside the window.
     pub connections_closed: u64,
+    /// Sum of those connections' lifetimes, from the connect's start to the close, in seconds.
     pub connection_lifetime_s: f64,
 }
 
 impl ConcurrencyRecorder {
+    /// Adds another worker's areas and counts; the levels, which only matter while a worker runs,
+    /// are left as they are.
     pub fn merge(&mut self, other: &ConcurrencyRecorder) {
         self.open_connections.area_s += other.open_connections.area_s;
         self.requests_in_flight.area_s += other.requests_in_flight.area_s;
@@ -277,15 +312,26 @@ impl ConcurrencyRecorder {
 /// Per-reply figures of a slow-line population, and its page views.
 #[derive(Clone)]
 pub struct LineRecorder {
+    /// Per successful reply: its body bytes over its time from the end of the upload to the last
+    /// byte less one round trip, in bytes per second.
     pub achieved_bytes_per_s: Histogram<u64>,
+    /// Per successful reply, in thousandths: its time from the end of the upload to the last byte
+    /// over the time the line needed (one round trip plus the line time its user spent meanwhile);
+    /// 1000: the line set the pace.
     pub slowdown_milli: Histogram<u64>,
+    /// Page views begun in the measured window.
     pub pages_started: u64,
+    /// Page views over in the measured window: the page and its images each answered or failed.
     pub pages_completed: u64,
+    /// Idle connections the client closed after lingering, in the measured window.
     pub lingering_closes: u64,
+    /// Requests sent again on a new connection because the server had closed the reused one
+    /// before any reply came (RFC 9112 section 9.3.1); not errors.
     pub retries_on_new_connection: u64,
 }
 
 impl LineRecorder {
+    /// Nothing recorded yet; histograms from 1 to 10^9 at 3 significant digits.
     pub fn new() -> Self {
         let histogram =
             || Histogram::new_with_bounds(1, 1_000_000_000, 3).expect("valid histogram bounds");
@@ -299,6 +345,7 @@ impl LineRecorder {
         }
     }
 
+    /// Adds another worker's figures for the same population.
     pub fn merge(&mut self, other: &LineRecorder) {
         let _ = self.achieved_bytes_per_s.add(&other.achieved_bytes_per_s);
         let _ = self.slowdown_milli.add(&other.slowdown_milli);
@@ -327,6 +374,7 @@ pub struct Lifetime {
 }
 
 impl PopulationRecorder {
+    /// Nothing recorded yet, for `class_count` classes; `line` is for the caller to set.
     pub fn new(class_count: usize) -> Self {
         PopulationRecorder {
             classes: (0..class_count).map(|_| ClassRecorder::new()).collect(),
@@ -340,6 +388,7 @@ impl PopulationRecorder {
         }
     }
 
+    /// Adds another worker's figures for the same population.
     pub fn merge(&mut self, other: &PopulationRecorder) {
         for (mine, theirs) in self.classes.iter_mut().zip(&other.classes) {
             mine.merge(theirs);
@@ -371,12 +420,15 @@ impl PopulationRecorder {
         all
     }
 
+    /// Ops, bytes and errors of the measured window, with rates over its `measured_s` seconds.
     pub fn totals(&self, measured_s: f64) -> Totals {
         let all_ops: u64 = self.classes.iter().map(|c| c.ops).sum();
         let all_bytes: u64 = self.classes.iter().map(|c| c.bytes).sum();
         totals_from(all_ops, all_bytes, &self.errors, measured_s)
     }
 
+    /// The per-class results for `result.json`, named in order by `names` (the workload's
+    /// classes).
     pub fn class_results(&self, names: &[String]) -> Vec<ClassResult> {
         self.classes
             .iter()
@@ -391,6 +443,9 @@ impl PopulationRecorder {
     }
 }
 
+/// `ops` replies of `bytes` body bytes and the error counts `errors` (indexed like
+/// [`ErrorKind::ALL`]) as `Totals` of a `measured_s`-second window: rates are 0 for an empty
+/// window, Mbit/s are 10^6 bits per second.
 pub fn totals_from(ops: u64, bytes: u64, errors: &[u64], measured_s: f64) -> Totals {
     let per_s = |x: u64| {
         if measured_s > 0.0 {
@@ -418,14 +473,20 @@ pub fn totals_from(ops: u64, bytes: u64, errors: &[u64], measured_s: f64) -> Tot
 /// One population's figures for one timeline interval, from one worker.
 #[derive(Clone)]
 pub struct IntervalFigures {
+    /// Successful replies in the interval, warm-up included.
     pub ops: u64,
+    /// Their body bytes.
     pub bytes: u64,
+    /// Failed requests in the interval.
     pub errors: u64,
+    /// Connections open when the interval closed; summed over workers by `merge`.
     pub open_connections: u64,
+    /// Response times of the interval's successful replies, µs, at 2 significant digits.
     pub total_us: Histogram<u64>,
 }
 
 impl IntervalFigures {
+    /// Nothing recorded yet.
     pub fn new() -> Self {
         IntervalFigures {
             ops: 0,
@@ -443,6 +504,7 @@ impl IntervalFigures {
         let _ = self.total_us.record(total_us.clamp(1, MAX_LATENCY_US));
     }
 
+    /// Adds another worker's figures for the same population and interval.
     pub fn merge(&mut self, other: &IntervalFigures) {
         self.ops += other.ops;
         self.bytes += other.bytes;
@@ -460,8 +522,12 @@ impl Default for IntervalFigures {
 
 /// What a worker sends when an interval closes.
 pub struct IntervalReport {
+    /// The sending worker's index.
     pub worker: usize,
+    /// The interval's number from 0: it spans `index * interval` to `(index + 1) * interval`
+    /// after the point's start.
     pub index: usize,
+    /// Per population, in the scenario's order.
     pub populations: Vec<IntervalFigures>,
 }
 

@@ -33,6 +33,7 @@ Referer table (--reftab), one rule a line, first match wins:
 Sizes take K/KiB, M/MiB, G/GiB (all powers of 1024); durations take ms, s, m.
 SIGINT/SIGTERM: stop accepting, finish replies in flight within --grace, write --stats, exit 0.";
 
+/// The flags as clap parses them; [`Args::into_config`] turns them into a [`ServerConfig`].
 #[derive(Parser, Debug)]
 #[command(name = "afterburner", version, about = ABOUT, after_help = AFTER_HELP)]
 pub struct Args {
@@ -95,6 +96,7 @@ pub struct Args {
 }
 
 impl Args {
+    /// The configuration the flags ask for: `--close` split into the mode and its linger duration.
     pub fn into_config(self) -> ServerConfig {
         let (close_mode, linger) = self.close;
         ServerConfig {

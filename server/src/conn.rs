@@ -30,6 +30,8 @@ pub enum CloseMode {
 
 /// The socket operations a connection needs beyond reading and writing.
 pub trait Transport: Read + Write {
+    /// Sends our FIN but keeps the read side open (`shutdown(SHUT_WR)`): server mode's lingering
+    /// close after an error reply.
     fn shutdown_write(&self) -> io::Result<()>;
     /// Bytes handed to the kernel that the peer has not acknowledged yet (SIOCOUTQ).
     fn unacked_bytes(&self) -> io::Result<usize>;
@@ -42,7 +44,10 @@ pub trait Transport: Read + Write {
 /// Settings every connection of a loop shares.
 #[derive(Clone, Debug)]
 pub struct ConnSettings {
+    /// `--close`: how a connection ends after its last reply.
     pub close_mode: CloseMode,
+    /// `--max-header-bytes`: the most a request line plus headers may take, in bytes; more is a
+    /// 414 or 431.
     pub max_header_bytes: usize,
     /// Linger checks without send-queue progress before a lingering connection is given up on
     /// (the send timeout divided by the linger duration).
@@ -53,11 +58,16 @@ pub struct ConnSettings {
 
 /// What a connection lends from its loop for one step.
 pub struct LoopShared<'a, 'site> {
+    /// The preloaded site: its routes and the responses built at start-up.
     pub site: &'site Site,
+    /// The close mode and limits every connection of the loop shares.
     pub settings: &'a ConnSettings,
+    /// The loop's counters: statuses, hotlink alternates, bytes sent, timeouts.
     pub counters: &'a mut Counters,
     /// Reused for decoded request paths, so routing allocates nothing.
     pub path_scratch: &'a mut Vec<u8>,
+    /// The server is stopping (within `--grace`): a connection closes after its current reply
+    /// instead of staying open.
     pub shutting_down: bool,
 }
 
@@ -66,7 +76,12 @@ pub struct LoopShared<'a, 'site> {
 pub enum Step {
     /// Wait for readiness under `timer`; `restart` says progress was made, so the timer starts
     /// over even if it was already armed.
-    Wait { timer: TimerKind, restart: bool },
+    Wait {
+        /// The timeout to wait under.
+        timer: TimerKind,
+        /// Restart `timer` from now even if it is already armed.
+        restart: bool,
+    },
     /// More work is ready but the connection used its turn: run it again soon.
     Yield,
     /// Drop the socket now; `side` says who closed first.
@@ -114,6 +129,8 @@ impl Outgoing<'_> {
     }
 }
 
+/// One connection: its state (see the module docs), the unanswered request bytes and the
+/// response in progress, which borrows from the `'site` and is never copied.
 pub struct Connection<'site> {
     state: State,
     /// Bytes of requests not yet answered; empty (unallocated) whenever the client is idle.
@@ -138,6 +155,7 @@ impl Default for Connection<'_> {
 }
 
 impl<'site> Connection<'site> {
+    /// A connection waiting for its first request head; allocates nothing.
     pub fn new() -> Self {
         Connection {
             state: State::Reading {

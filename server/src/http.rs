@@ -7,17 +7,31 @@
 /// The status codes the server can answer with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
+    /// 200 (RFC 9110 section 15.3.1): a file of the site, or a reftab rule's alternate.
     Ok,
+    /// 301 (RFC 9110 section 15.4.2): `/dir` sent on to `/dir/` when `/dir/index.html` exists.
     MovedPermanently,
+    /// 400 (RFC 9110 section 15.5.1): a malformed head, HTTP/1.1 without `Host`, a request
+    /// body, or a target that is malformed or climbs out of the site.
     BadRequest,
+    /// 404 (RFC 9110 section 15.5.5): no file at the normalised path; the connection may stay
+    /// open.
     NotFound,
+    /// 405 (RFC 9110 section 15.5.6): a method other than GET and HEAD; sent with
+    /// `Allow: GET, HEAD`.
     MethodNotAllowed,
+    /// 414 (RFC 9110 section 15.5.15): the request line alone is over `--max-header-bytes`.
     UriTooLong,
+    /// 431 (RFC 6585 section 5): the head is longer than `--max-header-bytes`, or has more than
+    /// [`MAX_HEADERS`] headers.
     HeadersTooLarge,
+    /// 505 (RFC 9110 section 15.6.6): a well-formed `HTTP/x.y` other than 1.0 and 1.1.
     VersionNotSupported,
 }
 
 impl Status {
+    /// Every status in declaration order, so `ALL[s.index()] == s`: the order of the per-status
+    /// counters.
     pub const ALL: [Status; 8] = [
         Status::Ok,
         Status::MovedPermanently,
@@ -29,6 +43,7 @@ impl Status {
         Status::VersionNotSupported,
     ];
 
+    /// The three-digit code of the status line.
     pub fn code(self) -> u16 {
         match self {
             Status::Ok => 200,
@@ -42,6 +57,8 @@ impl Status {
         }
     }
 
+    /// The reason phrase of the status line, as RFC 9110 section 15 spells it (RFC 6585
+    /// section 5 for 431); also the heading of the error page.
     pub fn reason(self) -> &'static str {
         match self {
             Status::Ok => "OK",
@@ -61,27 +78,38 @@ impl Status {
     }
 }
 
+/// The request methods served; any other is answered 405.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`: head and body.
     Get,
+    /// `HEAD`: the same head as `GET`, no body (RFC 9110 section 9.3.2).
     Head,
 }
 
+/// The protocol versions served; another well-formed `HTTP/x.y` is answered 505, anything else
+/// 400.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
+    /// HTTP/1.0: the connection closes after the reply unless `Connection: keep-alive` asks.
     Http10,
+    /// HTTP/1.1: the connection stays open unless `Connection: close`; `Host` is required.
     Http11,
 }
 
 /// A parsed request head, borrowing from the input buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request<'a> {
+    /// GET or HEAD; any other method is a [`Parsed::Reject`] with 405, never a `Request`.
     pub method: Method,
+    /// Decides the keep-alive default and the reply's `Connection` header.
     pub version: Version,
     /// The raw request-target as sent (not decoded, query included).
     pub target: &'a [u8],
     /// Whether the connection stays open after the response, from the version and `Connection`.
     pub keep_alive: bool,
+    /// The `Referer` header's value, whitespace trimmed; `None` without the header (an empty value
+    /// is `Some` of an empty slice).
     pub referer: Option<&'a [u8]>,
 }
 
@@ -92,7 +120,10 @@ pub enum Parsed<'a> {
     Partial,
     /// A complete head of `consumed` bytes.
     Complete {
+        /// The head, borrowing from the buffer.
         request: Request<'a>,
+        /// Bytes of the buffer the head took, blank line included; whatever follows is the next
+        /// (pipelined) request.
         consumed: usize,
     },
     /// A request that must be answered with this error status, after which the connection closes.

@@ -6,6 +6,9 @@
 //! the flag, file or call at fault with the kernel's answer in its message (no separate
 //! `source()`), so `afterburner: error: {error}` is the whole story.
 
+// Every public item says what it is for, in which unit; clippy's `-D warnings` keeps it so.
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod conn;
 pub mod designs;

@@ -22,28 +22,44 @@ pub enum CloseSide {
     Reset,
 }
 
+/// Which timer closed a connection; the index into [`Counters::timeouts`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timeout {
+    /// `--header-timeout`: the request head was not complete in time (slowloris).
     Header,
+    /// `--keepalive-timeout`: no new request, and the client no longer taking in the last reply.
     KeepAlive,
+    /// `--send-timeout`: a reply made no progress, while sending or in the kernel's send queue
+    /// while lingering.
     Send,
+    /// wait-client: the send queue drained and no FIN came within the linger duration.
     WaitClient,
 }
 
 /// Plain counters: one loop owns them, no atomics needed.
 #[derive(Default, Debug, Clone)]
 pub struct Counters {
+    /// Requests answered (the response started), by status; indexed by [`Status::index`].
     pub requests_by_status: [u64; Status::ALL.len()],
+    /// Header and body bytes handed to the kernel.
     pub response_bytes: u64,
+    /// Connections taken from the listener.
     pub connections_accepted: u64,
+    /// Most connections open at once (for several loops, `merge` adds their peaks).
     pub connections_peak: u64,
+    /// Connections ended, indexed by `CloseSide as usize`: client first, server first, reset.
     pub closes: [u64; 3],
+    /// Per reftab rule, in table order: requests given the rule's alternate.
     pub hotlink_alternates: Vec<u64>,
+    /// Connections closed by a timer, indexed by `Timeout as usize`.
     pub timeouts: [u64; 4],
+    /// Times accepting paused (`ACCEPT_PAUSE` of the loop, 100 ms) because `accept` failed for
+    /// want of a resource: EMFILE, ENFILE, ENOBUFS, ENOMEM.
     pub accept_pauses: u64,
 }
 
 impl Counters {
+    /// Zeroed counters with one hotlink counter per reftab rule.
     pub fn new(rule_count: usize) -> Counters {
         Counters {
             hotlink_alternates: vec![0; rule_count],
@@ -51,10 +67,13 @@ impl Counters {
         }
     }
 
+    /// Counts one connection ended.
     pub fn count_close(&mut self, side: CloseSide) {
         self.closes[side as usize] += 1;
     }
 
+    /// Counts one timer that fired and closed its connection (the close itself is counted by
+    /// [`Counters::count_close`]).
     pub fn count_timeout(&mut self, timeout: Timeout) {
         self.timeouts[timeout as usize] += 1;
     }
@@ -72,6 +91,8 @@ impl Counters {
         self.accept_pauses += other.accept_pauses;
     }
 
+    /// The `--stats` document; `rules` are the reftab rules in table order, one per
+    /// `hotlink_alternates` entry.
     pub fn report<'a>(&self, rules: impl Iterator<Item = &'a Rule>) -> StatsReport {
         let requests_by_status: BTreeMap<String, u64> = Status::ALL
             .iter()
@@ -112,37 +133,62 @@ impl Counters {
 /// The `--stats` JSON document.
 #[derive(Serialize, Debug)]
 pub struct StatsReport {
+    /// Requests answered, every status together.
     pub requests_total: u64,
+    /// Requests answered per status code (`"200"`, `"404"`, ...); codes never sent are left out.
     pub requests_by_status: BTreeMap<String, u64>,
     /// Header and body bytes handed to the kernel.
     pub response_bytes: u64,
+    /// Connections taken from the listener.
     pub connections_accepted: u64,
+    /// Most connections open at once.
     pub connections_peak: u64,
+    /// How the connections ended.
     pub closes: Closes,
+    /// Per reftab rule, in table order: how often its alternate was served; empty without
+    /// `--reftab`.
     pub reftab_alternates: Vec<RuleCount>,
+    /// Connections closed by each timer.
     pub timeouts: Timeouts,
+    /// Times accepting paused for 100 ms because `accept` ran out of descriptors or memory
+    /// (EMFILE, ENFILE, ENOBUFS, ENOMEM).
     pub accept_pauses: u64,
 }
 
+/// Connections ended, by who closed first (see [`CloseSide`]); each connection counts once.
 #[derive(Serialize, Debug)]
 pub struct Closes {
+    /// The client's FIN or RST came first: the client holds the TIME_WAIT.
     pub client_first: u64,
+    /// The server sent its FIN first (timeouts and connections cut off at the end of `--grace`
+    /// included): the server holds the TIME_WAIT.
     pub server_first: u64,
+    /// Closed with SO_LINGER 0 (`--close reset`): an RST, no TIME_WAIT on either side.
     pub reset: u64,
 }
 
+/// How often one reftab rule served its alternate.
 #[derive(Serialize, Debug)]
 pub struct RuleCount {
+    /// The rule's 1-based number among the table's rules ([`Rule::number`]).
     pub rule: usize,
+    /// Its pattern, as written in the table.
     pub pattern: String,
+    /// Requests given the alternate instead of the original.
     pub served: u64,
 }
 
+/// Connections closed by each timer (see [`Timeout`]).
 #[derive(Serialize, Debug)]
 pub struct Timeouts {
+    /// The request head was not complete within `--header-timeout`.
     pub header: u64,
+    /// Idle for `--keepalive-timeout` between requests.
     pub keepalive: u64,
+    /// A reply made no progress for `--send-timeout` (while sending, or lingering after it).
     pub send: u64,
+    /// wait-client: no FIN from the client within the linger duration after the send queue
+    /// drained.
     pub wait_client: u64,
 }
 

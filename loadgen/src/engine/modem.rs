@@ -24,6 +24,8 @@ pub enum RttMode {
 }
 
 impl RttMode {
+    /// The mode as `--rtt` spells it and `result.json` records it: `netem`, `tun-relay` or
+    /// `application`.
     pub fn name(self) -> &'static str {
         match self {
             RttMode::Netem => "netem",
@@ -72,15 +74,19 @@ impl UploadPace {
 /// A modem population as a worker runs it.
 #[derive(Clone, Debug)]
 pub struct LineProfile {
+    /// The population as the scenario gives it.
     pub spec: ModemSpec,
     /// Downstream payload bytes per second per line rate, with cumulative shares for a draw.
     pub payload_rates: Vec<(f64, f64)>,
     /// The upstream, at its payload rate.
     pub upload: UploadPace,
+    /// How the round trip is produced; decides [`LineProfile::application_rtt`].
     pub rtt_mode: RttMode,
 }
 
 impl LineProfile {
+    /// The profile of `spec`: line rates (bit/s) turned into payload bytes per second, the
+    /// framing's share (`mss / (mss + link_overhead_bytes)`) taken off.
     pub fn new(spec: &ModemSpec, rtt_mode: RttMode) -> LineProfile {
         let share = spec.payload_share();
         let mut running = 0.0;
@@ -159,6 +165,7 @@ pub struct LineBucket {
 }
 
 impl LineBucket {
+    /// An empty bucket for a line of `rate` payload bytes per second, last refilled at `now`.
     pub fn new(rate: f64, now: Instant) -> LineBucket {
         LineBucket {
             rate: rate as f32,
@@ -189,6 +196,8 @@ impl LineBucket {
         self.tokens.max(0.0) as usize
     }
 
+    /// Takes `bytes` just read off the line: the tokens go (below zero if more was read than
+    /// available) and `used_s` grows by `bytes / rate`.
     pub fn spend(&mut self, bytes: usize) {
         self.tokens -= bytes as f32;
         self.used_s += bytes as f64 / f64::from(self.rate);

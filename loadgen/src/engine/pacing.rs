@@ -20,6 +20,8 @@ pub struct ArrivalSchedule {
 }
 
 impl ArrivalSchedule {
+    /// `rate_per_s` arrivals per second from `origin`, gaps drawn as `arrival` says; the first
+    /// arrival is one gap after `origin`, not at it.
     pub fn new<R: Rng + ?Sized>(
         origin: Instant,
         rate_per_s: f64,
@@ -38,6 +40,7 @@ impl ArrivalSchedule {
         schedule
     }
 
+    /// When the next arrival is due; it stays due until [`ArrivalSchedule::advance`].
     pub fn next_due(&self) -> Instant {
         self.next_due
     }

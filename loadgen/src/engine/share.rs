@@ -11,6 +11,7 @@ use crate::scenario::{Arrival, Population, Think};
 /// A worker's share of one population.
 #[derive(Clone, Debug)]
 pub struct PopulationShare {
+    /// How many clients, or what rate, this worker runs.
     pub load: ShareLoad,
     /// Requests a connection carries at most (1: a new connection per request).
     pub requests_per_connection: u32,
@@ -23,19 +24,29 @@ pub struct PopulationShare {
 /// How much of the population's load the worker carries, by kind.
 #[derive(Clone, Debug)]
 pub enum ShareLoad {
+    /// `kind = "closed"`: clients that request, wait for the reply, think, repeat.
     Closed {
+        /// This worker's part of `ceil(clients x load_fraction)` (at least 1 overall); the parts
+        /// differ by one at most.
         clients: u32,
+        /// Pause between a reply and a client's next request.
         think: Think,
     },
+    /// `kind = "open"`: arrivals on a schedule fixed in advance.
     Open {
         /// Requests per second from this worker.
         rate: f64,
+        /// How the gaps between arrivals are drawn.
         arrival: Arrival,
+        /// This worker's cap on requests outstanding: the population's divided by the workers,
+        /// rounded up.
         max_in_flight: u32,
     },
     /// Users on slow lines: page views, a token-bucket reader per user, lingering.
     Modem {
+        /// This worker's users, dealt out like closed-loop clients.
         clients: u32,
+        /// The population's line profile (rate mix, upstream, round trip), shared by the workers.
         profile: Arc<LineProfile>,
     },
 }

@@ -29,10 +29,12 @@ pub struct SourceAddresses {
 }
 
 impl SourceAddresses {
+    /// A rotation over `addresses`; an empty list lets the kernel choose every time.
     pub fn new(addresses: Vec<IpAddr>) -> Self {
         SourceAddresses { addresses, next: 0 }
     }
 
+    /// The source for the next connection; `None`: no list, the kernel chooses.
     pub fn next_source(&mut self) -> Option<IpAddr> {
         if self.addresses.is_empty() {
             return None;

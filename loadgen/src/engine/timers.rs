@@ -26,7 +26,12 @@ pub enum Wake {
     /// The timeline's current interval ends.
     Interval,
     /// Population `pop`'s driver asked for it.
-    Driver { pop: u16, what: DriverWake },
+    Driver {
+        /// The population's index, in the scenario's order.
+        pop: u16,
+        /// What the driver asked to be woken for.
+        what: DriverWake,
+    },
 }
 
 /// The wake-ups a population driver asks for; the driver knows what each index means.
@@ -49,10 +54,18 @@ pub enum DriverWake {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Due {
     /// A heap entry, with the instant it was set for (owners compare it to skip stale ones).
-    Wake { at: Instant, wake: Wake },
+    Wake {
+        /// The instant the entry was set for (not when it popped).
+        at: Instant,
+        /// What it wakes.
+        wake: Wake,
+    },
     /// The request on connection `slot` has had no complete reply for its population's
     /// request timeout.
-    RequestTimeout { slot: usize },
+    RequestTimeout {
+        /// The connection's slab key.
+        slot: usize,
+    },
 }
 
 /// The worker's timers.

@@ -37,9 +37,14 @@ const SPARE_REQUESTS: usize = 1024;
 
 /// Everything a worker needs; built by the engine before the thread starts.
 pub struct WorkerPlan<'a> {
+    /// The worker's number from 0: names its thread, tags its interval reports and, with `seed`,
+    /// seeds its random stream.
     pub index: usize,
+    /// The CPU the worker's thread is pinned to; `None`: not pinned.
     pub cpu: Option<usize>,
+    /// The server's address.
     pub target: SocketAddr,
+    /// The `Host` header's value.
     pub host_header: String,
     /// This worker's share of each population, in the scenario's order.
     pub populations: Vec<PopulationShare>,
@@ -47,13 +52,19 @@ pub struct WorkerPlan<'a> {
     pub sources: Vec<IpAddr>,
     /// The zero of the timeline: the warm-up begins.
     pub start: Instant,
+    /// End of the warm-up: the measured window opens.
     pub measure_from: Instant,
+    /// End of the load point: the measured window closes and nothing new starts.
     pub end: Instant,
     /// Length of a timeline interval.
     pub interval: Duration,
+    /// The run's seed, mixed with `index` so every worker draws its own stream.
     pub seed: u64,
+    /// What the clients request and how replies are checked.
     pub workload: &'a Workload,
+    /// Where each closed timeline interval goes: the engine's thread.
     pub reports: Sender<IntervalReport>,
+    /// Set by the engine to end the point early (server died, Ctrl-C).
     pub abort: &'a AtomicBool,
 }
 
@@ -73,6 +84,7 @@ impl Transport for TcpStream {
 /// One connection in the slab: its socket, its state machine, and whose it is.
 pub struct Slot<'w> {
     stream: TcpStream,
+    /// The connection's state machine and its request in flight.
     pub conn: ClientConn<'w>,
     /// Index of the population (and its driver).
     pub pop: u16,
@@ -92,7 +104,9 @@ pub enum Outcome<'w> {
     /// The reply is complete and recorded: a success, or counted as a bad status or a failed
     /// check. `reusable`: the connection may carry another request (else close it).
     Replied {
+        /// The finished request, for [`Shared::recycle`].
         request: Box<Request<'w>>,
+        /// The connection may carry another request; else close it.
         reusable: bool,
         /// A 200 with the body asked for (else it was counted as an error).
         ok: bool,
@@ -100,7 +114,9 @@ pub enum Outcome<'w> {
     /// The request failed and is not counted yet (a slow line may send it again instead):
     /// count it and close the connection.
     Failed {
+        /// What went wrong.
         kind: ErrorKind,
+        /// The request, for [`Shared::recycle`]; `None` when the connection carried none.
         request: Option<Box<Request<'w>>>,
     },
     /// An idle connection was closed by the server: close it here too.
@@ -109,11 +125,16 @@ pub enum Outcome<'w> {
 
 /// What the drivers borrow from their worker's loop.
 pub struct Shared<'w> {
+    /// The worker's plan: target, populations, the point's instants.
     pub plan: &'w WorkerPlan<'w>,
     registry: Registry,
+    /// The open connections; a connection's key is its mio token.
     pub conns: Slab<Slot<'w>>,
+    /// Every wake-up and request timeout of the worker.
     pub timers: Timers,
+    /// The worker's random stream: picks, think times, arrivals, line rates.
     pub rng: Pcg64Mcg,
+    /// What is measured, per population, in the scenario's order.
     pub recorders: Vec<PopulationRecorder>,
     /// The current timeline interval's figures, per population.
     interval: Vec<IntervalFigures>,

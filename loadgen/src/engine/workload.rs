@@ -9,6 +9,7 @@ use crate::specweb96::{FileId, RequestMix, CLASSES, PATH_LEN};
 /// One request's target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pick {
+    /// A file of the SPECweb96 file set.
     Specweb(FileId),
     /// Index into a URL list.
     Url(u32),
@@ -17,18 +18,28 @@ pub enum Pick {
 /// A URL list entry: path, relative weight, expected body length when known.
 #[derive(Clone, Debug)]
 pub struct UrlEntry {
+    /// The request target, origin form (starts with `/`).
     pub path: String,
+    /// Relative share of the draws: positive; only its ratio to the others' matters.
     pub weight: f64,
+    /// The file's length on disk when the list was read; `None` (no such file) leaves the body
+    /// length unchecked.
     pub expected_bytes: Option<u64>,
 }
 
+/// What a run's clients request and how their replies are checked: the SPECweb96 mix over
+/// its file set, or a weighted URL list.
 pub enum Workload {
+    /// The SPECweb96 file set, drawn by its request mix.
     Specweb96 {
+        /// The draw of directory, class and file.
         mix: RequestMix,
         /// Present when bodies are verified byte by byte.
         pattern: Option<ContentPattern>,
     },
+    /// A directory site's `WEIGHT PATH` list.
     Urls {
+        /// The list, in file order; [`Pick::Url`] indexes it.
         entries: Vec<UrlEntry>,
         /// Cumulative normalised weights, for a binary-search draw.
         cumulative: Vec<f64>,
@@ -36,6 +47,8 @@ pub enum Workload {
 }
 
 impl Workload {
+    /// A URL-list workload, its weights normalised for the draw. `entries` must not be empty:
+    /// [`Workload::sample`] would panic.
     pub fn urls(entries: Vec<UrlEntry>) -> Workload {
         let total: f64 = entries.iter().map(|e| e.weight).sum();
         let mut running = 0.0;
@@ -52,6 +65,7 @@ impl Workload {
         }
     }
 
+    /// Draws the next request's target.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Pick {
         match self {
             Workload::Specweb96 { mix, .. } => Pick::Specweb(mix.sample(rng)),
@@ -63,6 +77,8 @@ impl Workload {
         }
     }
 
+    /// The classes latencies are recorded by: `class0`..`class3` for SPECweb96, a single `urls`
+    /// for a list.
     pub fn class_names(&self) -> Vec<String> {
         match self {
             Workload::Specweb96 { .. } => (0..CLASSES).map(|c| format!("class{c}")).collect(),
@@ -70,6 +86,7 @@ impl Workload {
         }
     }
 
+    /// The class `pick` is recorded under: an index into [`Workload::class_names`].
     pub fn class_index(&self, pick: Pick) -> usize {
         match pick {
             Pick::Specweb(id) => id.class() as usize,
@@ -77,6 +94,8 @@ impl Workload {
         }
     }
 
+    /// The body length a reply to `pick` must have; `None`: unknown (a listed path with no file
+    /// on disk), not checked.
     pub fn expected_bytes(&self, pick: Pick) -> Option<u64> {
         match (self, pick) {
             (_, Pick::Specweb(id)) => Some(id.size_bytes()),
@@ -85,6 +104,8 @@ impl Workload {
         }
     }
 
+    /// A byte-by-byte check of the reply's body for `pick`; `None` unless the workload is
+    /// SPECweb96 with `verify_content` on.
     pub fn verifier(&self, pick: Pick) -> Option<ContentVerifier<'_>> {
         match (self, pick) {
             (
@@ -115,7 +136,9 @@ impl Workload {
 
 /// A request target, without an allocation: a SPECweb96 path built on the stack, or a listed one.
 pub enum RequestPath<'a> {
+    /// `/dir00042/class1_3`, built on the stack.
     Specweb([u8; PATH_LEN + 1]),
+    /// A URL list's path, borrowed from the workload.
     Listed(&'a str),
 }
 

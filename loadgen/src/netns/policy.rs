@@ -45,12 +45,20 @@ pub struct Placement {
 pub enum PlacementError {
     /// `rtt = "netem"` or `"tun-relay"` (or `--rtt`) where it cannot be built.
     #[error("--rtt {}: {reason}", choice.name())]
-    RttUnavailable { choice: RttChoice, reason: String },
+    RttUnavailable {
+        /// `netem` or `tun-relay`, as asked.
+        choice: RttChoice,
+        /// Why it cannot be had: no namespaces of the run's own, differing round trips, or
+        /// what building the delayed path ran into.
+        reason: String,
+    },
     /// Entering or building a namespace failed in a way that leaves the thread unsure where it
     /// is: the run must stop.
     #[error("{what}: {error}")]
     Namespace {
+        /// What was being done, e.g. `entering a private network namespace`.
         what: &'static str,
+        /// Why it failed.
         error: NetnsError,
     },
 }

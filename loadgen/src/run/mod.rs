@@ -88,26 +88,35 @@ impl RunPlan {
 pub struct RunOutput {
     /// `OUT/<scenario>/<UTC time>/result.json`; `report.html` is beside it.
     pub result_path: PathBuf,
+    /// The result as written there; `valid` says whether its numbers can be trusted.
     pub result: RunResult,
 }
 
 /// A run that could not produce a result (an invalid measurement is a result, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The site could not be prepared (file set, URL list).
     #[error(transparent)]
     Site(#[from] SiteError),
     /// The run's directory could not be created.
     #[error("creating {}: {error}", path.display())]
     Output {
+        /// The directory.
         path: PathBuf,
+        /// What the system said.
         error: std::io::Error,
     },
+    /// `result.json` could not be written.
     #[error(transparent)]
     ResultFile(#[from] ResultFileError),
+    /// A network placement asked for explicitly (`rtt = "netem"` or `"tun-relay"`) cannot be had,
+    /// or a namespace could not be entered.
     #[error(transparent)]
     Placement(#[from] PlacementError),
+    /// The generator could not be pinned to its CPUs.
     #[error(transparent)]
     Affinity(#[from] AffinityError),
+    /// The server under test could not be started or found answering.
     #[error(transparent)]
     Server(#[from] TargetError),
     /// The sampler could not be given the server's namespace.

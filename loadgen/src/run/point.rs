@@ -17,7 +17,9 @@ use crate::scenario::{ModemSpec, Population};
 /// How a variant's slow lines got their round trip, and why not from the kernel if not.
 #[derive(Clone, Debug)]
 pub struct RttOutcome {
+    /// Who adds the round trip: netem, the delay line, or the client.
     pub mode: RttMode,
+    /// Why the round trip is not the kernel's, or not netem's; `None`: netem, or no slow lines.
     pub reason: Option<String>,
 }
 
@@ -27,12 +29,17 @@ pub struct PointContext<'a> {
     pub label: String,
     /// Share of the full load this point ran at.
     pub load_fraction: f64,
+    /// The point's warm-up: where the measured window begins on the sampler's time axis.
     pub warmup: Duration,
+    /// The populations that ran, in the order of the engine's recorders.
     pub populations: &'a [Population],
+    /// The workload's class names, in the order of each recorder's classes.
     pub class_names: &'a [String],
+    /// How the variant's slow lines got their round trip, for their line figures.
     pub rtt: &'a RttOutcome,
     /// CPUs the generator had, to turn its CPU time into a share.
     pub generator_cpus: usize,
+    /// Time between the sampler's readings, as configured; recorded with the kernel figures.
     pub sample_interval: Duration,
 }
 

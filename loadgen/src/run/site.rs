@@ -18,25 +18,35 @@ pub enum SiteError {
     /// The SPECweb96 file set could not be written.
     #[error("writing the SPECweb96 file set to {}: {error}", root.display())]
     Fileset {
+        /// The file set's directory.
         root: PathBuf,
+        /// What the system said.
         error: std::io::Error,
     },
     /// The URL list could not be read.
     #[error("reading site.urls {}: {error}", path.display())]
     ReadUrls {
+        /// The list's file.
         path: PathBuf,
+        /// What the system said.
         error: std::io::Error,
     },
     /// A line of the URL list is not `WEIGHT PATH`.
     #[error("{}:{line}: {message}", path.display())]
     UrlLine {
+        /// The list's file.
         path: PathBuf,
+        /// The line, from 1.
         line: usize,
+        /// What is wrong with it.
         message: String,
     },
     /// The URL list has no entry.
     #[error("{}: no URLs listed", path.display())]
-    NoUrls { path: PathBuf },
+    NoUrls {
+        /// The list's file.
+        path: PathBuf,
+    },
 }
 
 /// Prepares the scenario's site: returns the directory to serve and what to request.

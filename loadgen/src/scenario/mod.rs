@@ -39,6 +39,7 @@ pub struct Scenario {
     /// Name used for the output directory; defaults to the file's stem.
     #[serde(default)]
     pub name: String,
+    /// Free text, kept in `result.json` with the scenario's text.
     #[serde(default)]
     pub description: String,
     /// Seed of every random draw (request mix, think times, arrivals, file contents).
@@ -62,8 +63,10 @@ pub struct Scenario {
     /// Run several evenly spaced load points instead of one.
     #[serde(default)]
     pub sweep: Option<Sweep>,
+    /// The server under test; by default the built-in one.
     #[serde(default)]
     pub server: ServerSpec,
+    /// What the clients request; by default a one-directory SPECweb96 file set.
     #[serde(default)]
     pub site: SiteSpec,
     /// Where slow-line (modem) round trips come from; `--rtt` replaces it. None: `auto`.
@@ -141,6 +144,7 @@ pub struct Variant {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
+    /// Load points, at `k/points` of the full load for k = 1..=points; 10 by default, at least 1.
     #[serde(default = "default_sweep_points", deserialize_with = "positive_u32")]
     pub points: u32,
 }
@@ -160,14 +164,21 @@ pub enum ServerSpec {
     },
     /// Any server started from a command line with `{port}`, `{root}` and `{workdir}` filled in.
     Command {
+        /// Run with `sh -c` in a process group of its own; must hold `{port}`.
         command: String,
         /// Polled until it answers (any HTTP status) before the run starts.
         ready_url: String,
+        /// CPU the server's shell (and what it starts) is pinned to; `None`: the last CPU,
+        /// unless there is only one.
         #[serde(default)]
         cpu: Option<usize>,
     },
     /// A server already running; nothing is started or stopped.
-    Url { url: String },
+    Url {
+        /// `http://HOST[:PORT][/PATH]`, HOST an IP literal or `localhost` (names are not
+        /// resolved).
+        url: String,
+    },
 }
 
 impl ServerSpec {

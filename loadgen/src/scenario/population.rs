@@ -22,8 +22,11 @@ use super::units::{
 pub enum Population {
     /// N clients, each: request, wait for the reply, think, repeat.
     Closed {
+        /// Labels the population's results; not empty, unique in the scenario.
         name: String,
+        /// Concurrent clients, at least 1; each holds one connection at a time.
         clients: u32,
+        /// Pause between a reply and the client's next request.
         think: Think,
         /// Requests per TCP connection: 1 is SPECweb96 (a new connection per request).
         requests_per_connection: u32,
@@ -31,13 +34,17 @@ pub enum Population {
     /// Requests arrive on a schedule whatever the server does; latency counts from the time
     /// each request was due, so a stalled server cannot hide its stall (no coordinated omission).
     Open {
+        /// Labels the population's results; not empty, unique in the scenario.
         name: String,
         /// Requests per second.
         rate: f64,
+        /// How the gaps between arrivals are drawn.
         arrival: Arrival,
         /// Requests outstanding at most; arrivals beyond it wait for a slot, and the wait counts
         /// in their latency (it is measured from when they were due).
         max_in_flight: u32,
+        /// Requests per TCP connection, as for closed populations; an idle kept-alive connection
+        /// is reused by the next arrival.
         requests_per_connection: u32,
     },
     /// Users behind slow lines (56k modems by default): browser-like page views over
@@ -53,6 +60,7 @@ pub enum Population {
 /// back as the same scenario.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ModemSpec {
+    /// Labels the population's results; not empty, unique in the scenario.
     pub name: String,
     /// Users at once; each runs page views one after the other.
     pub clients: u32,
@@ -62,6 +70,8 @@ pub struct ModemSpec {
     /// Upstream line rate in bit/s: requests are uploaded at its pace.
     #[serde(rename = "upstream")]
     pub upstream_bps: f64,
+    /// Round-trip time of each user's line (150 ms by default, 10 s at most); the scenario's
+    /// `rtt` decides whether the kernel or the client adds it.
     #[serde(with = "duration_text")]
     pub rtt: Duration,
     /// Receive window each connection advertises (`SO_RCVBUF` + `TCP_WINDOW_CLAMP`).
@@ -98,6 +108,7 @@ pub struct RateShare {
     /// Bits per second: a number or text like `"28.8k"`.
     #[serde(deserialize_with = "bit_rate")]
     pub rate: f64,
+    /// Relative share of the users on this rate: positive, 1 by default; normalised over the mix.
     #[serde(default = "default_weight", deserialize_with = "positive_f64")]
     pub weight: f64,
 }
@@ -106,16 +117,21 @@ pub struct RateShare {
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "distribution", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Count {
+    /// The same count for every page.
     Constant {
+        /// Images per page.
         count: u32,
     },
     /// Every count from `min` to `max` inclusive, equally likely.
     Uniform {
+        /// Fewest, inclusive.
         min: u32,
+        /// Most, inclusive; at least `min`.
         max: u32,
     },
     /// 0, 1, 2, ... with P(k) = (1-p)^k p and mean (1-p)/p: many small pages, a few big ones.
     Geometric {
+        /// Mean count, 0 or more: p = 1/(1+mean).
         mean: f64,
     },
 }
@@ -392,6 +408,7 @@ impl TryFrom<PopulationTable> for Population {
 }
 
 impl Population {
+    /// The population's `name`, which labels its results.
     pub fn name(&self) -> &str {
         match self {
             Population::Closed { name, .. } | Population::Open { name, .. } => name,
@@ -446,19 +463,27 @@ pub enum Arrival {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "distribution", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Think {
+    /// No pause: the next request goes at once.
     #[default]
     None,
+    /// The same pause every time.
     Constant {
+        /// The pause.
         #[serde(with = "duration_text")]
         time: Duration,
     },
+    /// Exponentially distributed pauses: memoryless, like independent users.
     Exponential {
+        /// Their mean.
         #[serde(with = "duration_text")]
         mean: Duration,
     },
+    /// Every pause from `min` to `max` equally likely.
     Uniform {
+        /// The shortest pause.
         #[serde(with = "duration_text")]
         min: Duration,
+        /// The longest; not below `min`.
         #[serde(with = "duration_text")]
         max: Duration,
     },

@@ -17,11 +17,18 @@ pub enum SiteSpec {
         dirs: Option<u32>,
         /// Derive the directory count from this load with `scaling`.
         target_ops_per_s: Option<f64>,
+        /// The rule that turns `target_ops_per_s` into a directory count.
         scaling: DirScaling,
+        /// How each request picks its class, file and directory.
         mix: MixParams,
     },
     /// An existing directory served as is, and a list of `WEIGHT PATH` lines to request.
-    Directory { root: PathBuf, urls: PathBuf },
+    Directory {
+        /// The directory served, relative to the scenario file.
+        root: PathBuf,
+        /// The URL list, relative to the scenario file.
+        urls: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]

@@ -34,6 +34,7 @@ pub trait Transport: Read + Write {
 
 /// What a connection borrows from its worker for one step.
 pub struct ConnEnv<'a, 'w> {
+    /// What is requested: a pick's target, expected length and content check.
     pub workload: &'w Workload,
     /// The `Host` header's value.
     pub host: &'a str,
@@ -55,7 +56,11 @@ pub enum Step {
     /// The request is out; the reply is awaited.
     Sent,
     /// The reply is complete; `reusable`: the connection may carry another request.
-    Replied { reusable: bool },
+    Replied {
+        /// Below its request cap, not closed or told `close` by the server, a keep-alive
+        /// style, and a reply framed by `Content-Length`.
+        reusable: bool,
+    },
     /// The request failed; the connection must be closed.
     Failed(ErrorKind),
     /// An idle connection was closed by the server (or it sent something unasked).
@@ -74,6 +79,7 @@ enum Phase {
 
 /// One request on a connection, from the moment it was wanted to its reply's last byte.
 pub struct Request<'w> {
+    /// What is requested.
     pub pick: Pick,
     /// Latency origin: when the request was due (open loop) or wanted (closed loop, users).
     pub origin: Instant,
@@ -81,16 +87,23 @@ pub struct Request<'w> {
     pub issued: Instant,
     /// The connect's time when this request opened the connection; 0 on a reused one.
     pub connect_us: Option<u64>,
+    /// When the reply's first byte arrived; `None` until then.
     pub first_byte: Option<Instant>,
+    /// The request's framing on its connection: HTTP version and `Connection` header.
     pub style: RequestStyle,
     /// Request bytes written so far.
     sent: usize,
+    /// Frames the reply as it arrives: head, then body.
     pub reader: ResponseReader,
     verifier: Option<ContentVerifier<'w>>,
-    /// Slow lines: when the upload began and ended, and the line time its user had used when
-    /// it ended (for the slowdown figure).
+    /// Slow lines: when the request's upload began; `None` before it, and for fast clients.
     pub upload_began: Option<Instant>,
+    /// Slow lines: when the request's last byte was written, from which the reply's time on the
+    /// line counts; `None` before it, and for fast clients.
     pub sent_at: Option<Instant>,
+    /// Slow lines: the line time its user had used when the upload ended, in seconds
+    /// ([`LineBucket::used_s`](crate::engine::modem::LineBucket::used_s)); the slowdown figure
+    /// counts only what the line spent after it.
     pub line_used_at_sent_s: f64,
 }
 

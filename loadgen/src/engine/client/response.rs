@@ -85,6 +85,7 @@ impl Default for ResponseReader {
 }
 
 impl ResponseReader {
+    /// A reader waiting for a response's first byte; allocates nothing.
     pub fn new() -> ResponseReader {
         ResponseReader {
             state: State::Head,

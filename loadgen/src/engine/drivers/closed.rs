@@ -21,6 +21,8 @@ pub struct ClosedDriver {
 }
 
 impl ClosedDriver {
+    /// `clients` clients of population `pop` (its index in the scenario), pausing per `think`
+    /// between a reply and their next request.
     pub fn new(pop: u16, clients: u32, think: Think) -> ClosedDriver {
         ClosedDriver {
             pop,
@@ -29,6 +31,7 @@ impl ClosedDriver {
         }
     }
 
+    /// The clients of this worker's share; each holds one connection at most.
     pub fn clients(&self) -> usize {
         self.connections.len()
     }
@@ -40,17 +43,22 @@ impl ClosedDriver {
         }
     }
 
+    /// Connection `key` is ready (`trust`: no FIN yet, so a short read emptied the socket);
+    /// once its request is over, the client thinks and sends its next.
     pub fn on_ready(&mut self, shared: &mut Shared<'_>, key: usize, now: Instant, trust: bool) {
         let outcome = shared.advance(key, now, trust);
         self.settle(shared, key, outcome, now);
     }
 
+    /// A client's think time is over: it sends its next request.
     pub fn on_wake(&mut self, shared: &mut Shared<'_>, what: DriverWake, now: Instant) {
         if let DriverWake::Think(client) = what {
             self.issue(shared, client, now);
         }
     }
 
+    /// The request on connection `key` timed out: counted as an error, the connection closed,
+    /// and the client thinks before its next.
     pub fn on_timeout(&mut self, shared: &mut Shared<'_>, key: usize, now: Instant) {
         let outcome = shared.time_out(key, now);
         self.settle(shared, key, outcome, now);

@@ -25,8 +25,11 @@ use crate::engine::worker::{Shared, WorkerPlan};
 
 /// A population's driver, by kind.
 pub enum Driver {
+    /// `kind = "closed"`: clients that request, wait for the reply, think, repeat.
     Closed(ClosedDriver),
+    /// `kind = "open"`: arrivals on a schedule fixed in advance.
     Open(OpenDriver),
+    /// `kind = "modem"`: users on slow lines browsing pages.
     SlowLine(SlowLineDriver),
 }
 

@@ -27,6 +27,8 @@ pub struct OpenDriver {
 }
 
 impl OpenDriver {
+    /// Population `pop`'s arrivals in this worker: `rate` per second from `start`, gaps drawn as
+    /// `arrival` says, at most `max_in_flight` outstanding (later arrivals queue).
     pub fn new(
         pop: u16,
         start: Instant,
@@ -45,10 +47,13 @@ impl OpenDriver {
         }
     }
 
+    /// Sets the timer for the first arrival.
     pub fn start(&mut self, shared: &mut Shared<'_>, _now: Instant) {
         self.wake_at_next_arrival(shared);
     }
 
+    /// Connection `key` is ready (`trust`: no FIN yet, so a short read emptied the socket); a
+    /// finished request frees its slot for the oldest queued arrival.
     pub fn on_ready(&mut self, shared: &mut Shared<'_>, key: usize, now: Instant, trust: bool) {
         let outcome = shared.advance(key, now, trust);
         self.settle(shared, key, outcome, now);
@@ -77,6 +82,8 @@ impl OpenDriver {
         self.wake_at_next_arrival(shared);
     }
 
+    /// The request on connection `key` timed out: counted as an error, the connection closed,
+    /// its slot freed.
     pub fn on_timeout(&mut self, shared: &mut Shared<'_>, key: usize, now: Instant) {
         let outcome = shared.time_out(key, now);
         self.settle(shared, key, outcome, now);

@@ -22,6 +22,7 @@ const NO_CONN: u32 = u32::MAX;
 
 /// One slow-line user.
 pub struct ModemUser {
+    /// The user's downstream line: every reply to the user is read through it.
     pub line: LineBucket,
     /// The instant the user's timer is set for: its next page view (while thinking) or its
     /// line's next read (while a page loads); other timer entries for it are stale.
@@ -120,10 +121,12 @@ impl SlowLineDriver {
         }
     }
 
+    /// The users of this worker's share.
     pub fn users(&self) -> usize {
         self.users.len()
     }
 
+    /// Sets each user's timer for its first page view, spread over the ramp-up.
     pub fn start(&mut self, shared: &mut Shared<'_>, _now: Instant) {
         for user in 0..self.users.len() as u32 {
             if let Some(at) = self.users[user as usize].wake_at {
@@ -237,6 +240,8 @@ impl SlowLineDriver {
         self.settle(shared, key, outcome, now);
     }
 
+    /// The request on connection `key` timed out: counted as an error, the connection closed,
+    /// and the user's page view goes on without it.
     pub fn on_timeout(&mut self, shared: &mut Shared<'_>, key: usize, now: Instant) {
         let outcome = shared.time_out(key, now);
         self.settle(shared, key, outcome, now);
