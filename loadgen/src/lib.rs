@@ -1,5 +1,7 @@
 //! `loadgen`: the load generator of afterburner-bench, as a library so tests can call it in-process.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod engine;
 pub mod netns;

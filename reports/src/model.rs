@@ -508,15 +508,18 @@ pub struct LineFigures {
     pub receive_window_bytes: u32,
     /// MSS the clients announce (`TCP_MAXSEG`).
     pub mss_bytes: u32,
-    /// Per reply: payload bytes per second from its first byte to its last.
+    /// Per reply: its payload bytes per second, over its time from the end of the request's
+    /// upload to its last byte less one round trip.
     pub achieved_bytes_per_s: HistogramData,
-    /// Per reply, in thousandths: its time from first byte to last over the time its own line
-    /// needs for its bytes. 1000 means the line set the pace; more means the server (or the
-    /// machine) held the reply back.
+    /// Per reply, in thousandths: its time from the end of the request's upload to its last
+    /// byte, over one round trip plus the line time its user spent meanwhile (on this reply or
+    /// its siblings). 1000 means the line set the pace; more means the server (or the machine)
+    /// held the reply back.
     pub slowdown_milli: HistogramData,
     /// Page views (a page and its inline images) begun in the measured window.
     pub pages_started: u64,
-    /// Page views whose page and every inline image had arrived, in the measured window.
+    /// Page views finished in the measured window: the page and every inline image answered,
+    /// or failed (a failed page is counted too, without its images).
     pub pages_completed: u64,
     /// Connections closed by the client after lingering idle, in the measured window.
     pub lingering_closes: u64,
@@ -551,8 +554,8 @@ pub struct ClassResult {
 /// Latencies of one group of requests. Open loop: measured from the time each request was due.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LatencySet {
-    /// TCP connect time, in microseconds: from `connect()` to the connection being up; 0 for a
-    /// request sent on a kept-alive connection.
+    /// TCP connect time, in microseconds: from `connect()` to the connection being up. A
+    /// request sent on a kept-alive connection records the histogram's lowest value, 1 µs.
     pub connect_us: HistogramData,
     /// From when the request was issued (closed loop) or due (open loop) to the first byte of
     /// the reply, in microseconds.

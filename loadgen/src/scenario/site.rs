@@ -11,7 +11,7 @@ use crate::specweb96::{DirScaling, MixParams};
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", try_from = "SiteTable")]
 pub enum SiteSpec {
-    /// The SPECweb96 file set, written (once per seed and size) under `runs/filesets/`.
+    /// The SPECweb96 file set, written (once per seed and size) under `OUT/filesets/` (`--out`, `runs` by default).
     Specweb96 {
         /// Directory count; or leave it out and give `target_ops_per_s`.
         dirs: Option<u32>,
