@@ -12,12 +12,25 @@ use crate::scenario::{Overrides, RttChoice};
 const AFTER_HELP: &str = "\
 Examples:
   loadgen run scenarios/quick.toml
-  loadgen run scenarios/quick.toml --duration 30s --clients 64
+  loadgen run scenarios/quick.toml --duration 30s --rate 2k
+  loadgen run scenarios/bench-1k-keepalive.toml --clients 64
   loadgen run scenarios/specweb96.toml --out /tmp/runs --quiet
   loadgen run scenarios/modem10k.toml --modem-clients 2k --duration 30s
   loadgen run scenarios/mixed.toml --rtt application
   loadgen fileset --dirs 10 --out /tmp/specweb96
   loadgen report runs/quick/*/result.json --out compare.html";
+
+/// `loadgen run --help`'s examples.
+const RUN_EXAMPLES: &str = "\
+Examples:
+  loadgen run scenarios/quick.toml
+  loadgen run scenarios/quick.toml --duration 30s --warmup 5s --rate 2k
+  loadgen run scenarios/bench-1k-keepalive.toml --clients 64 --workers 2
+  loadgen run scenarios/specweb96.toml --out /tmp/runs --quiet
+  loadgen run scenarios/modem10k.toml --modem-clients 2k --rtt application
+
+Exit status: 0 a valid measurement, 1 an error (the message names the file, key or flag),
+3 a measurement that cannot be trusted (the summary and result.json say why).";
 
 /// The whole command line: one subcommand.
 #[derive(Parser, Debug)]
@@ -49,6 +62,7 @@ pub enum Command {
 
 /// `loadgen run`: the scenario, where results go, and the values that replace the scenario's.
 #[derive(clap::Args, Debug)]
+#[command(after_help = RUN_EXAMPLES)]
 pub struct RunArgs {
     /// The scenario file (TOML); see scenarios/README.md.
     pub scenario: PathBuf,
@@ -78,10 +92,10 @@ pub struct RunArgs {
     /// [default: the scenario's `rtt`, else auto]
     #[arg(long, value_name = "MODE", value_parser = rtt_parser())]
     pub rtt: Option<RttChoice>,
-    /// Seed of every random draw.
+    /// Seed of every random draw [default: the scenario's `seed`, else 1996].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Generator worker threads.
+    /// Generator worker threads [default: the scenario's `workers`, else 1].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub workers: Option<u64>,
     /// No live progress line.

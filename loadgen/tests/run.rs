@@ -470,6 +470,11 @@ fn an_unreachable_server_is_named_by_its_url() {
     assert!(message.to_lowercase().contains("refused"), "{message}");
     // Refused at once: no waiting out the readiness timeout.
     assert!(started.elapsed() < Duration::from_secs(10));
+    // Nothing was measured, so nothing is left under the output directory.
+    assert!(
+        !setup.out().join("unreachable").exists(),
+        "a run that measured nothing left its directory behind"
+    );
 }
 
 // ---- sweeps ---------------------------------------------------------------------------------

@@ -93,7 +93,10 @@ const BAD: &[(&str, &[&str])] = &[
     ),
     (
         "duration_as_number.toml",
-        &["line 3", "invalid type: integer `10`, expected a string"],
+        &[
+            "line 3",
+            "`10` is not a duration: write it as text with its unit, like \"10s\"",
+        ],
     ),
     ("zero_duration.toml", &["duration: must be more than 0"]),
     ("zero_workers.toml", &["line 3", "must be at least 1"]),

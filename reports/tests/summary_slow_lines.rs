@@ -154,9 +154,9 @@ fn a_modem_population_has_one_line_of_line_figures() {
     assert_eq!(lines.len(), 1, "{text}");
     assert_eq!(
         lines[0].trim(),
-        "line 56k(75%)+28.8k(25%)/33.6k bit/s, RTT 300 ms (netem): achieved p50 5\u{2009}003 B/s \
-         (p10 1\u{2009}500) of 5\u{2009}900 B/s payload; slowdown p50 ×1.02 p99 ×1.80; pages \
-         1\u{2009}200/1\u{2009}234 completed, 345 lingering closes"
+        "line 56k(75%)+28.8k(25%)/33.6k bit/s, RTT 300 ms (netem): achieved p50 5003 B/s \
+         (p10 1500) of 5900 B/s payload; slowdown p50 ×1.02 p99 ×1.80; pages \
+         1200/1234 completed, 345 lingering closes"
     );
     assert!(text.contains("delay path: slow-line clients from 10.77.2.0/24 delayed 150 ms"));
 }
@@ -171,8 +171,8 @@ fn every_population_has_its_littles_law_line() {
          30.2 vs 30.5 (×0.99)"
     ));
     assert!(text.contains(
-        "Little's law: connections 1\u{2009}900 open vs 2\u{2009}000 predicted (×0.95); requests \
-         in flight 1\u{2009}500 vs 1\u{2009}600 (×0.94)"
+        "Little's law: connections 1900 open vs 2000 predicted (×0.95); requests \
+         in flight 1500 vs 1600 (×0.94)"
     ));
 }
 

@@ -139,6 +139,27 @@ pub fn run(plan: &RunPlan) -> Result<RunOutput, RunError> {
         .join(&scenario.name)
         .join(started_utc.replace(':', "-"));
     create_dir(&run_dir)?;
+    let outcome = run_into(plan, &run_dir, started_utc, &site_root, &workload);
+    if outcome.is_err() && !run_dir.join("result.json").exists() {
+        // Nothing was measured: leave no directory a later `loadgen report runs/X/*/...`
+        // would trip over (the error already shows what the server said).
+        let _ = std::fs::remove_dir_all(&run_dir);
+        if let Some(scenario_dir) = run_dir.parent() {
+            let _ = std::fs::remove_dir(scenario_dir);
+        }
+    }
+    outcome
+}
+
+/// [`run`] once its directory exists.
+fn run_into(
+    plan: &RunPlan,
+    run_dir: &Path,
+    started_utc: String,
+    site_root: &Path,
+    workload: &Workload,
+) -> Result<RunOutput, RunError> {
+    let scenario = &plan.scenario;
     let cpus = crate::os::cpu_plan();
     let mut result = RunResult {
         schema_version: SCHEMA_VERSION,
@@ -161,15 +182,15 @@ pub fn run(plan: &RunPlan) -> Result<RunOutput, RunError> {
     let result_path = run_dir.join("result.json");
     let context = RunContext {
         plan,
-        workload: &workload,
-        site_root: &site_root,
+        workload,
+        site_root,
         cpus: &cpus,
         result_path: &result_path,
     };
     for variant in scenario.variants_or_default() {
         let workdir = match &variant.label {
             Some(label) => run_dir.join(label),
-            None => run_dir.clone(),
+            None => run_dir.to_path_buf(),
         };
         create_dir(&workdir)?;
         if run_variant(&context, &variant, &workdir, &mut result)? == Continue::Stop {

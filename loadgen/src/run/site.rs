@@ -23,6 +23,12 @@ pub enum SiteError {
         /// What the system said.
         error: std::io::Error,
     },
+    /// A directory site's `root` is not a directory.
+    #[error("site.root {}: not a directory the server could serve", path.display())]
+    Root {
+        /// The path, relative paths resolved against the scenario's directory.
+        path: PathBuf,
+    },
     /// The URL list could not be read.
     #[error("reading site.urls {}: {error}", path.display())]
     ReadUrls {
@@ -79,6 +85,9 @@ pub fn prepare_site(
         }
         SiteSpec::Directory { root, urls } => {
             let root = scenario_dir.join(root);
+            if !root.is_dir() {
+                return Err(SiteError::Root { path: root });
+            }
             let urls = scenario_dir.join(urls);
             let text = std::fs::read_to_string(&urls).map_err(|error| SiteError::ReadUrls {
                 path: urls.clone(),
@@ -181,5 +190,22 @@ mod tests {
                 .to_string();
             assert_eq!(error, expected, "for {text:?}");
         }
+    }
+
+    #[test]
+    fn a_directory_site_without_its_root_names_the_key() {
+        let scenario = Scenario::parse(
+            "[site]\nkind = \"directory\"\nroot = \"no/such/dir\"\nurls = \"u\"\n\n\
+             [[clients]]\nname = \"c\"\nkind = \"closed\"\nclients = 1\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        let dir = std::env::temp_dir();
+        let error = prepare_site(&scenario, &dir, &dir)
+            .err()
+            .expect("must fail")
+            .to_string();
+        assert!(error.starts_with("site.root "), "{error}");
+        assert!(error.contains("no/such/dir"), "{error}");
     }
 }

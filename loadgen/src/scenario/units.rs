@@ -26,10 +26,16 @@ pub mod duration_text {
         s.serialize_str(&format_duration(*d))
     }
 
-    /// Reads `"500ms"`, `"10s"`, `"2m"`.
+    /// Reads `"500ms"`, `"10s"`, `"2m"`; a bare number is refused with the text to write.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse_duration(&text).map_err(D::Error::custom)
+        let number = match NumberOrText::deserialize(d)? {
+            NumberOrText::Text(text) => return parse_duration(&text).map_err(D::Error::custom),
+            NumberOrText::Integer(n) => n.to_string(),
+            NumberOrText::Float(n) => n.to_string(),
+        };
+        Err(D::Error::custom(format!(
+            "`{number}` is not a duration: write it as text with its unit, like \"{number}s\" or \"{number}ms\""
+        )))
     }
 }
 

@@ -42,17 +42,10 @@ pub fn window_s(s: f64) -> String {
     format!("{s:.1}")
 }
 
-/// A count with thin spaces between thousands: 1 234 567.
+/// A count as plain digits, 1234567: the terminal's summary is grepped and pasted, and a
+/// separator would be one more thing to strip.
 pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('\u{2009}');
-        }
-        out.push(c);
-    }
-    out
+    n.to_string()
 }
 
 /// A measured amount shown whole, like a count: bytes per second, socket-seconds.
@@ -60,7 +53,7 @@ pub fn whole(v: f64) -> String {
     count(v.round().max(0.0) as u64)
 }
 
-/// A time-averaged count: one decimal while small, whole (thousands grouped) when large.
+/// A time-averaged count: one decimal while small, whole when large.
 pub fn mean_count(v: f64) -> String {
     if v.abs() >= 1000.0 {
         whole(v)
@@ -79,13 +72,16 @@ pub fn rate(v: f64) -> String {
     }
 }
 
-/// Bytes in the binary unit the charts would choose for them: 248 B, 2.00 KiB, 33.93 MiB.
+/// Bytes in the largest binary unit they fill: 248 B, 1.50 KiB, 1.90 MiB, 2.00 GiB.
 pub fn bytes(b: f64) -> String {
-    let (divisor, unit) = style::bytes_unit(b);
-    if divisor == 1.0 {
-        format!("{b:.0} B")
-    } else {
-        format!("{:.2} {unit}", b / divisor)
+    const UNITS: [(f64, &str); 3] = [
+        ((1u64 << 30) as f64, "GiB"),
+        ((1u64 << 20) as f64, "MiB"),
+        (1024.0, "KiB"),
+    ];
+    match UNITS.iter().find(|(divisor, _)| b.abs() >= *divisor) {
+        Some((divisor, unit)) => format!("{:.2} {unit}", b / divisor),
+        None => format!("{b:.0} B"),
     }
 }
 
@@ -143,11 +139,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_group_thousands() {
+    fn counts_are_plain_digits() {
         assert_eq!(count(0), "0");
-        assert_eq!(count(999), "999");
-        assert_eq!(count(1_234_567), "1\u{2009}234\u{2009}567");
-        assert_eq!(whole(1_499.6), "1\u{2009}500");
+        assert_eq!(count(1_234_567), "1234567");
+        assert_eq!(whole(1_499.6), "1500");
     }
 
     #[test]
@@ -179,9 +174,10 @@ mod tests {
     }
 
     #[test]
-    fn bytes_take_the_charts_unit() {
+    fn bytes_take_the_largest_unit_they_fill() {
         assert_eq!(bytes(248.0), "248 B");
-        assert_eq!(bytes(2048.0), "2.00 KiB");
+        assert_eq!(bytes(1536.0), "1.50 KiB");
+        assert_eq!(bytes(1_996_288.0), "1.90 MiB");
         assert_eq!(bytes((12u64 << 20) as f64), "12.00 MiB");
     }
 
@@ -191,13 +187,13 @@ mod tests {
         assert_eq!(or_missing(Some(1.019), times), "×1.02");
         assert_eq!(rate(12_000.4), "12000");
         assert_eq!(rate(31.84), "31.8");
-        assert_eq!(mean_count(1_900.0), "1\u{2009}900");
+        assert_eq!(mean_count(1_900.0), "1900");
     }
 
     #[test]
     fn errors_are_listed_by_kind() {
         let errors = BTreeMap::from([("timeout".to_string(), 3), ("reset".to_string(), 1_200)]);
-        assert_eq!(errors_by_kind(&errors), "reset 1\u{2009}200, timeout 3");
+        assert_eq!(errors_by_kind(&errors), "reset 1200, timeout 3");
         assert_eq!(errors_by_kind(&BTreeMap::new()), "");
     }
 }

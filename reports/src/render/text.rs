@@ -13,16 +13,24 @@ use crate::model::{HistogramData, KernelAccounting, LoadPoint, RunResult};
 use crate::prepare::{self, LittleRow, LowEnd, SlowLineRow};
 
 fn latency_row(out: &mut impl Write, population: &str, class: &str, ops: u64, h: &HistogramData) {
+    // A class with no completed request has no latency, not a latency of zero.
+    let latency = |us: f64| {
+        if h.count == 0 {
+            MISSING.to_string()
+        } else {
+            ms(us)
+        }
+    };
     let _ = writeln!(
         out,
         "  {population:<12} {class:<8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         count(ops),
-        ms(h.mean),
-        ms(h.p50 as f64),
-        ms(h.p90 as f64),
-        ms(h.p99 as f64),
-        ms(h.p999 as f64),
-        ms(h.max as f64)
+        latency(h.mean),
+        latency(h.p50 as f64),
+        latency(h.p90 as f64),
+        latency(h.p99 as f64),
+        latency(h.p999 as f64),
+        latency(h.max as f64)
     );
 }
 
