@@ -446,7 +446,7 @@ impl<'w> ClientConn<'w> {
         let reusable = self.requests_done < self.max_requests
             && !self.peer_closed
             && request.style.keeps_alive()
-            && head.is_some_and(|h| !h.closes && h.content_length.is_some());
+            && head.is_some_and(|h| !h.closes);
         self.phase = Phase::Idle;
         Step::Replied { reusable }
     }

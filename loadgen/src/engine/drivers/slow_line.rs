@@ -461,10 +461,7 @@ impl SlowLineDriver {
             if conn.is_receiving() && !conn.drained && conn.wake_at.is_none() {
                 let remaining = conn
                     .request()
-                    .and_then(|r| {
-                        let length = r.reader.head()?.content_length?;
-                        Some(length.saturating_sub(r.received()))
-                    })
+                    .and_then(|r| r.reader.body_remaining())
                     .map_or(quantum, |r| (r as usize).max(1));
                 need += remaining;
             }
