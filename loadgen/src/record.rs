@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Emfile,
     /// ECONNRESET/EPIPE from the server.
     Reset,
+    /// The server closed the connection (a FIN, not a reset) before any byte of the reply.
+    Closed,
     /// The connection closed before the body's Content-Length was reached.
     ShortBody,
     /// A status other than 200.
@@ -42,12 +44,13 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Every kind in declaration order, so `ALL[k as usize] == k`: the order of the error
     /// counters.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Refused,
         ErrorKind::ConnectTimeout,
         ErrorKind::AddrNotAvailable,
         ErrorKind::Emfile,
         ErrorKind::Reset,
+        ErrorKind::Closed,
         ErrorKind::ShortBody,
         ErrorKind::BadStatus,
         ErrorKind::VerifyFailed,
@@ -64,6 +67,7 @@ impl ErrorKind {
             ErrorKind::AddrNotAvailable => "addr_not_available",
             ErrorKind::Emfile => "emfile",
             ErrorKind::Reset => "reset",
+            ErrorKind::Closed => "closed",
             ErrorKind::ShortBody => "short_body",
             ErrorKind::BadStatus => "bad_status",
             ErrorKind::VerifyFailed => "verify_failed",
@@ -156,6 +160,12 @@ impl ClassRecorder {
         let _ = self.total_us.record(clamp(total_us));
     }
 
+    /// A request the end of the point caught unanswered after `waited_us`: its latency is at
+    /// least that, and goes into the total latency (not the ops, bytes or other histograms).
+    pub fn record_unanswered(&mut self, waited_us: u64) {
+        let _ = self.total_us.record(waited_us.clamp(1, MAX_LATENCY_US));
+    }
+
     /// The three histograms as `result.json` stores them.
     pub fn latency_set(&self) -> LatencySet {
         LatencySet {
@@ -184,6 +194,13 @@ pub struct PopulationRecorder {
     pub schedule_lag_us: Histogram<u64>,
     /// Open loop: arrivals that waited for a slot under `max_in_flight`, in the measured window.
     pub queued_arrivals: u64,
+    /// Requests still unanswered when the load point ended: in flight, or (open loop) queued
+    /// for a slot. Open loop: each one's lower bound, from its due time to the end, is in the
+    /// total latency histogram of its class, as wrk2 counts them.
+    pub unanswered: u64,
+    /// Requests sent again on a new connection after the server closed a reused one under
+    /// them (RFC 9112 section 9.3.1), in the measured window; not errors.
+    pub retries: u64,
     /// Most connections open at once in the measured window; summed over workers by `merge`,
     /// an upper bound of the true peak.
     pub peak_open_connections: u64,
@@ -381,6 +398,8 @@ impl PopulationRecorder {
             errors: [0; ErrorKind::ALL.len()],
             schedule_lag_us: new_latency_histogram(),
             queued_arrivals: 0,
+            unanswered: 0,
+            retries: 0,
             peak_open_connections: 0,
             lifetime: Lifetime::default(),
             concurrency: ConcurrencyRecorder::default(),
@@ -398,6 +417,8 @@ impl PopulationRecorder {
         }
         let _ = self.schedule_lag_us.add(&other.schedule_lag_us);
         self.queued_arrivals += other.queued_arrivals;
+        self.unanswered += other.unanswered;
+        self.retries += other.retries;
         // Workers peak at different moments; the sum bounds the true peak from above.
         self.peak_open_connections += other.peak_open_connections;
         self.lifetime.requests_sent += other.lifetime.requests_sent;

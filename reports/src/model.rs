@@ -444,6 +444,15 @@ pub struct PopulationResult {
     pub schedule_lag_us: Option<HistogramData>,
     /// Open loop only: arrivals that found `max_in_flight` requests outstanding and waited.
     pub queued_arrivals: u64,
+    /// Requests still unanswered when the load point ended: in flight, or (open loop) queued
+    /// for a slot. Open loop: each one's wait so far (a lower bound of its latency) is in the
+    /// latency figures, as wrk2 counts them.
+    #[serde(default)]
+    pub unanswered: u64,
+    /// Requests sent again on a new connection because the server had closed the reused one
+    /// before any of the reply came (RFC 9112 section 9.3.1); not counted as errors.
+    #[serde(default)]
+    pub retries_on_new_connection: u64,
     /// Largest number of this population's connections open at once.
     pub peak_open_connections: u64,
     /// Requests written completely to a socket over the whole load point, warm-up included:

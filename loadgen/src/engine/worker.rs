@@ -349,6 +349,42 @@ impl<'w> Shared<'w> {
         Some(request)
     }
 
+    /// Whether a failed request may go again on a new connection, as RFC 9112 section 9.3.1
+    /// lets a client do with an idempotent request: it went out on a reused connection that the
+    /// server had closed (a FIN or a reset before any byte of the reply), and it has not been
+    /// sent again already.
+    pub fn may_resend(&self, key: usize, kind: ErrorKind, request: Option<&Request<'_>>) -> bool {
+        let Some(slot) = self.conns.get(key) else {
+            return false;
+        };
+        matches!(kind, ErrorKind::Closed | ErrorKind::Reset)
+            && slot.conn.requests_done > 0
+            && request.is_some_and(|r| r.nothing_received() && !r.resent)
+    }
+
+    /// Sends `request` again on a new connection for `client` of population `pop`, shaped and
+    /// paced as `shape` and `upload` say; its latency still counts from its origin. Counts the
+    /// retry. The old connection is the caller's to close.
+    pub fn resend(
+        &mut self,
+        pop: u16,
+        client: u32,
+        (shape, upload): (Option<SlowLineSocket>, Option<UploadPace>),
+        request: Box<Request<'w>>,
+        now: Instant,
+    ) -> Result<usize, ErrorKind> {
+        let key = self.connect(pop, client, shape, upload, now)?;
+        let mut again = self.new_request(key, request.pick, request.origin, now);
+        again.resent = true;
+        self.recycle(request);
+        self.conns[key].conn.attach(again);
+        self.request_started(key, now);
+        if self.measuring(now) {
+            self.recorders[pop as usize].retries += 1;
+        }
+        Ok(key)
+    }
+
     /// The request on `key` timed out: a connect that never completed, or a reply that did not.
     pub fn time_out(&mut self, key: usize, now: Instant) -> Outcome<'w> {
         let Some(slot) = self.conns.get(key) else {
@@ -587,6 +623,27 @@ impl Worker<'_> {
     /// What the end of the point leaves to count.
     fn wind_up(&mut self) {
         let plan = self.shared.plan;
+        // Requests the end caught unanswered are reported, not dropped: counted, and where
+        // latency counts from the due time, their latency so far (a lower bound) recorded.
+        let shared = &mut self.shared;
+        for (_, slot) in shared.conns.iter() {
+            let Some(request) = slot.conn.request() else {
+                continue;
+            };
+            let pop = slot.pop as usize;
+            shared.recorders[pop].unanswered += 1;
+            if self.drivers[pop].latency_from_due_time() {
+                let class = plan.workload.class_index(request.pick);
+                let waited_us = plan
+                    .end
+                    .saturating_duration_since(request.origin)
+                    .as_micros();
+                shared.recorders[pop].classes[class].record_unanswered(waited_us as u64);
+            }
+        }
+        for driver in &mut self.drivers {
+            driver.wind_up(shared, plan.end);
+        }
         // Connections whose connect completed in the last turn were never looked at; the server
         // accepted them all the same, so count them to keep both sides' figures comparable.
         for (_, slot) in self.shared.conns.iter() {

@@ -250,7 +250,7 @@ fn run_variant(
     for (index, &fraction) in fractions.iter().enumerate() {
         let label = point_label(variant.label.as_deref(), index, fractions.len(), fraction);
         let (point, stopped_early) = setup.run_point(context, label, index, fraction)?;
-        let verdict = validity::check_point(&point);
+        let verdict = validity::check_point(&point, &validity::Rules::of(&context.plan.scenario));
         result.load_points.push(point);
         result.warnings.extend(verdict.warnings);
         if !verdict.invalid.is_empty() {

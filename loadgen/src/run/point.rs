@@ -94,6 +94,8 @@ pub fn build_point(
                 schedule_lag_us: matches!(population, Population::Open { .. })
                     .then(|| HistogramData::from_histogram(&recorder.schedule_lag_us)),
                 queued_arrivals: recorder.queued_arrivals,
+                unanswered: recorder.unanswered,
+                retries_on_new_connection: recorder.retries,
                 peak_open_connections: recorder.peak_open_connections,
                 requests_sent: recorder.lifetime.requests_sent,
                 responses_completed: recorder.lifetime.responses_completed,

@@ -1,17 +1,70 @@
 //! Whether a load point can be trusted: pure checks over its figures that give warnings (worth
-//! reading) and reasons that make the measurement invalid (it measured the generator, not the
-//! server). The run marks the result and exits 3 on an invalid point.
+//! reading) and reasons that make the measurement invalid (the generator, not the server, set
+//! the pace; nothing or too little was answered). The run marks the result and exits 3 on an
+//! invalid point. What the scenario expects comes in [`Rules`], from its `[validity]` table.
 
-use reports::model::LoadPoint;
+use std::time::Duration;
+
+use reports::model::{KernelAccounting, LoadPoint, PopulationResult};
 
 use crate::record::ErrorKind;
+use crate::scenario::{Measures, Population, Scenario};
 
-/// A generator busier than this share of its cores may have been the bottleneck.
-pub const GENERATOR_CPU_LIMIT: f64 = 0.90;
+/// A side busier than this share of its cores may have set the pace.
+pub const CPU_LIMIT: f64 = 0.90;
 /// Open-loop schedule lag p99 above this is reported: requests left later than planned.
 pub const SCHEDULE_LAG_P99_LIMIT_US: u64 = 1_000;
-/// A sampler above this share of one core is reported: it may have perturbed the run.
-pub const SAMPLER_CPU_LIMIT: f64 = 0.02;
+/// A sampler above this share of one core is reported: it may have perturbed the run. Its
+/// budget keeps it near 2 % on a loaded two-core machine; 5 % means something went wrong.
+pub const SAMPLER_CPU_LIMIT: f64 = 0.05;
+/// Little's law (L = λW) measured against predicted outside these bounds: the window was not a
+/// steady state (a ramp-up inside it, or a point too short for its latencies).
+pub const LITTLE_RATIO_BOUNDS: (f64, f64) = (0.8, 1.25);
+/// Levels below this are too small for a ratio to mean anything.
+const LITTLE_MIN_LEVEL: f64 = 1.0;
+
+/// What the scenario expects of its points.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rules {
+    /// More failed requests than this share of all makes a point invalid.
+    pub max_error_share: f64,
+    /// Which side is meant to be the limit.
+    pub measures: Measures,
+    /// The warm-up before each point's measured window.
+    pub warmup: Duration,
+    /// Per population by name, the time its users take to arrive (slow lines' `ramp_up`).
+    pub ramp_ups: Vec<(String, Duration)>,
+}
+
+impl Rules {
+    /// The rules of `scenario`.
+    pub fn of(scenario: &Scenario) -> Rules {
+        Rules {
+            max_error_share: scenario.validity.max_error_share,
+            measures: scenario.validity.measures,
+            warmup: scenario.warmup,
+            ramp_ups: scenario
+                .clients
+                .iter()
+                .filter_map(|p| match p {
+                    Population::Modem(spec) => Some((spec.name.clone(), spec.ramp_up)),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            max_error_share: 0.02,
+            measures: Measures::Server,
+            warmup: Duration::ZERO,
+            ramp_ups: Vec::new(),
+        }
+    }
+}
 
 /// What the checks found about one load point.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22,92 +75,217 @@ pub struct Verdict {
     pub invalid: Vec<String>,
 }
 
-/// Checks a finished load point.
-pub fn check_point(point: &LoadPoint) -> Verdict {
+/// Checks a finished load point against `rules`.
+pub fn check_point(point: &LoadPoint, rules: &Rules) -> Verdict {
     let mut verdict = Verdict::default();
-    let label = &point.label;
     if let Some(kernel) = &point.kernel {
-        let k = &kernel.summary;
-        if k.loadgen_cpu_share > GENERATOR_CPU_LIMIT {
-            verdict.invalid.push(format!(
-                "{label}: the generator used {:.0} % of its CPUs: it, not the server, may have set the pace",
-                k.loadgen_cpu_share * 100.0
-            ));
-        }
-        if k.time_wait_overflows > 0 {
-            verdict.warnings.push(format!(
-                "{label}: {} closes skipped TIME_WAIT (TCPTimeWaitOverflow): tcp_max_tw_buckets is too low",
-                k.time_wait_overflows
-            ));
-        }
-        if k.listen_drops > 0 || k.listen_overflows > 0 {
-            verdict.warnings.push(format!(
-                "{label}: the accept queue overflowed {} times and dropped {} connections",
-                k.listen_overflows, k.listen_drops
-            ));
-        }
-        if k.sampler_cpu_share > SAMPLER_CPU_LIMIT {
-            verdict.warnings.push(format!(
-                "{label}: the sampler used {:.1} % of a core",
-                k.sampler_cpu_share * 100.0
-            ));
-        }
+        check_kernel(point, kernel, rules, &mut verdict);
     }
+    check_answers(point, rules, &mut verdict);
     for population in &point.populations {
-        if let Some(lag) = &population.schedule_lag_us {
-            if lag.p99 > SCHEDULE_LAG_P99_LIMIT_US {
-                verdict.warnings.push(format!(
-                    "{label}: population {}: schedule lag p99 {:.2} ms: requests left later than planned",
-                    population.name,
-                    lag.p99 as f64 / 1000.0
-                ));
-            }
-        }
-        if population.kind == "closed" {
-            let asked = population.offered as u64;
-            if population.peak_open_connections < asked {
-                verdict.warnings.push(format!(
-                    "{label}: population {}: at most {} connections open at once, {} asked",
-                    population.name, population.peak_open_connections, asked
-                ));
-            }
-        }
-        if let Some(n) = population
-            .totals
-            .errors
-            .get(ErrorKind::AddrNotAvailable.name())
-        {
+        check_population(&point.label, population, &mut verdict);
+    }
+    for (name, ramp_up) in &rules.ramp_ups {
+        let ran = point.populations.iter().any(|p| &p.name == name);
+        if ran && rules.warmup < *ramp_up {
             verdict.warnings.push(format!(
-                "{label}: population {}: {n} connects failed with EADDRNOTAVAIL: the client ran out of ports",
-                population.name
+                "{}: the measured window begins {} into population {name}'s {} ramp-up: its \
+                 users were still arriving (give --warmup {} or more)",
+                point.label,
+                afterburner::units::format_duration(rules.warmup),
+                afterburner::units::format_duration(*ramp_up),
+                afterburner::units::format_duration(*ramp_up),
             ));
         }
-    }
-    if point.totals.errors_total > 0 {
-        let kinds: Vec<String> = point
-            .totals
-            .errors
-            .iter()
-            .map(|(kind, n)| format!("{kind} {n}"))
-            .collect();
-        verdict.warnings.push(format!(
-            "{label}: {} request errors ({})",
-            point.totals.errors_total,
-            kinds.join(", ")
-        ));
     }
     verdict
+}
+
+/// Who set the pace, and what the kernel dropped or the sampler cost.
+fn check_kernel(point: &LoadPoint, kernel: &KernelAccounting, rules: &Rules, v: &mut Verdict) {
+    let label = &point.label;
+    let k = &kernel.summary;
+    match rules.measures {
+        Measures::Server if k.loadgen_cpu_share > CPU_LIMIT => v.invalid.push(format!(
+            "{label}: the generator used {:.0} % of its CPUs: it, not the server, may have set \
+             the pace (a comparison of generators says so with [validity] measures = \"generator\")",
+            k.loadgen_cpu_share * 100.0
+        )),
+        Measures::Generator => {
+            let window_ms = (point.warmup_s * 1000.0, (point.warmup_s + point.measured_s) * 1000.0);
+            if let Some(share) = server_cpu_share(kernel, window_ms) {
+                if share > CPU_LIMIT {
+                    v.invalid.push(format!(
+                        "{label}: the server used {:.0} % of its CPU: it, not the generator this \
+                         scenario measures, may have set the pace",
+                        share * 100.0
+                    ));
+                }
+            }
+        }
+        Measures::Server => {}
+    }
+    if k.time_wait_overflows > 0 {
+        v.warnings.push(format!(
+            "{label}: {} closes skipped TIME_WAIT (TCPTimeWaitOverflow): tcp_max_tw_buckets is too low",
+            k.time_wait_overflows
+        ));
+    }
+    if k.listen_drops > 0 || k.listen_overflows > 0 {
+        v.warnings.push(format!(
+            "{label}: the accept queue overflowed {} times and dropped {} connections",
+            k.listen_overflows, k.listen_drops
+        ));
+    }
+    if k.sampler_cpu_share > SAMPLER_CPU_LIMIT {
+        v.warnings.push(format!(
+            "{label}: the sampler used {:.1} % of a core",
+            k.sampler_cpu_share * 100.0
+        ));
+    }
+}
+
+/// The server's share of one CPU between the samples bracketing the window (`ms` on the
+/// samples' axis); `None` without its CPU times.
+fn server_cpu_share(kernel: &KernelAccounting, (from_ms, to_ms): (f64, f64)) -> Option<f64> {
+    let inside = |s: &&reports::model::KernelSample| {
+        (s.elapsed_ms as f64) >= from_ms && (s.elapsed_ms as f64) <= to_ms
+    };
+    let first = kernel.samples.iter().find(inside)?;
+    let last = kernel.samples.iter().rev().find(inside)?;
+    let used_us = last.server_cpu_us?.checked_sub(first.server_cpu_us?)?;
+    let span_ms = last
+        .elapsed_ms
+        .checked_sub(first.elapsed_ms)
+        .filter(|&ms| ms > 0)?;
+    Some(used_us as f64 / (span_ms as f64 * 1000.0))
+}
+
+/// Whether enough was answered: something, and few enough failures.
+fn check_answers(point: &LoadPoint, rules: &Rules, v: &mut Verdict) {
+    let label = &point.label;
+    let totals = &point.totals;
+    let unanswered: u64 = point.populations.iter().map(|p| p.unanswered).sum();
+    let offered = point.populations.iter().any(|p| p.offered > 0.0);
+    if offered && point.measured_s > 0.0 && totals.ops == 0 {
+        let failed = if totals.errors_total > 0 {
+            format!("{} failed: {}", totals.errors_total, errors_text(totals))
+        } else {
+            "none failed".to_string()
+        };
+        v.invalid.push(format!(
+            "{label}: no request was answered successfully ({failed}; {unanswered} unanswered \
+             at the end): the server is down, wrong, or not serving what the scenario asks for"
+        ));
+    } else if totals.errors_total > 0 {
+        let share = totals.errors_total as f64 / (totals.ops + totals.errors_total) as f64;
+        if share > rules.max_error_share {
+            v.invalid.push(format!(
+                "{label}: {:.1} % of the requests failed ({}), more than validity.max_error_share \
+                 ({:.1} %)",
+                share * 100.0,
+                errors_text(totals),
+                rules.max_error_share * 100.0
+            ));
+        }
+    }
+    if totals.errors_total > 0 {
+        v.warnings.push(format!(
+            "{label}: {} request errors ({})",
+            totals.errors_total,
+            errors_text(totals)
+        ));
+    }
+}
+
+fn errors_text(totals: &reports::model::Totals) -> String {
+    totals
+        .errors
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One population's lags, shortfalls, leftovers and Little's law.
+fn check_population(label: &str, population: &PopulationResult, v: &mut Verdict) {
+    let name = &population.name;
+    if let Some(lag) = &population.schedule_lag_us {
+        if lag.p99 > SCHEDULE_LAG_P99_LIMIT_US {
+            v.warnings.push(format!(
+                "{label}: population {name}: schedule lag p99 {:.2} ms: requests left later than planned",
+                lag.p99 as f64 / 1000.0
+            ));
+        }
+    }
+    if population.kind == "closed" {
+        let asked = population.offered as u64;
+        if population.peak_open_connections < asked {
+            v.warnings.push(format!(
+                "{label}: population {name}: at most {} connections open at once, {asked} asked",
+                population.peak_open_connections
+            ));
+        }
+    }
+    if let Some(n) = population
+        .totals
+        .errors
+        .get(ErrorKind::AddrNotAvailable.name())
+    {
+        v.warnings.push(format!(
+            "{label}: population {name}: {n} connects failed with EADDRNOTAVAIL: the client ran out of ports"
+        ));
+    }
+    if population.unanswered > 0 {
+        let counted = if population.kind == "open" {
+            " (each one's wait so far is in its latency figures)"
+        } else {
+            ""
+        };
+        v.warnings.push(format!(
+            "{label}: population {name}: {} requests were still unanswered when the point ended{counted}",
+            population.unanswered
+        ));
+    }
+    if let Some(c) = &population.concurrency {
+        let checks = [
+            (
+                "requests in flight",
+                c.mean_requests_in_flight,
+                c.predicted_requests_in_flight,
+            ),
+            (
+                "open connections",
+                c.mean_open_connections,
+                c.predicted_open_connections,
+            ),
+        ];
+        for (what, measured, predicted) in checks {
+            if measured < LITTLE_MIN_LEVEL || predicted < LITTLE_MIN_LEVEL {
+                continue;
+            }
+            let ratio = measured / predicted;
+            if ratio < LITTLE_RATIO_BOUNDS.0 || ratio > LITTLE_RATIO_BOUNDS.1 {
+                v.warnings.push(format!(
+                    "{label}: population {name}: Little's law does not hold for {what} \
+                     ({measured:.1} measured, {predicted:.1} predicted, x{ratio:.2}): the window \
+                     was not a steady state"
+                ));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reports::model::{HistogramData, KernelAccounting, PopulationResult};
+    use reports::model::{Concurrency, HistogramData, KernelSample};
 
     fn point() -> LoadPoint {
-        LoadPoint {
+        let mut point = LoadPoint {
             label: "full load".into(),
             kernel: Some(KernelAccounting::default()),
+            measured_s: 10.0,
             populations: vec![PopulationResult {
                 name: "lan".into(),
                 kind: "closed".into(),
@@ -116,23 +294,95 @@ mod tests {
                 ..PopulationResult::default()
             }],
             ..LoadPoint::default()
-        }
+        };
+        point.totals.ops = 10_000;
+        point
+    }
+
+    fn check(point: &LoadPoint) -> Verdict {
+        check_point(point, &Rules::default())
     }
 
     #[test]
     fn a_quiet_point_is_valid_without_warnings() {
-        assert_eq!(check_point(&point()), Verdict::default());
+        assert_eq!(check(&point()), Verdict::default());
     }
 
     #[test]
     fn a_saturated_generator_makes_the_point_invalid() {
         let mut p = point();
         p.kernel.as_mut().unwrap().summary.loadgen_cpu_share = 0.95;
-        let verdict = check_point(&p);
+        let verdict = check(&p);
         assert_eq!(verdict.invalid.len(), 1, "{verdict:?}");
         assert!(verdict.invalid[0].contains("95 %"), "{verdict:?}");
-        p.kernel.as_mut().unwrap().summary.loadgen_cpu_share = GENERATOR_CPU_LIMIT;
-        assert!(check_point(&p).invalid.is_empty());
+        p.kernel.as_mut().unwrap().summary.loadgen_cpu_share = CPU_LIMIT;
+        assert!(check(&p).invalid.is_empty());
+    }
+
+    #[test]
+    fn a_generator_comparison_is_invalid_when_the_server_set_the_pace_instead() {
+        let rules = Rules {
+            measures: Measures::Generator,
+            ..Rules::default()
+        };
+        let mut p = point();
+        p.warmup_s = 1.0;
+        let kernel = p.kernel.as_mut().unwrap();
+        kernel.summary.loadgen_cpu_share = 0.99;
+        let sample = |elapsed_ms, server_cpu_us| KernelSample {
+            elapsed_ms,
+            server_cpu_us: Some(server_cpu_us),
+            ..KernelSample::default()
+        };
+        // The server used 40 % of its CPU over the window: the generator was the limit.
+        kernel.samples = vec![sample(1_000, 0), sample(11_000, 4_000_000)];
+        assert_eq!(check_point(&p, &rules), Verdict::default());
+        // 95 %: the server was.
+        kernel_samples(&mut p)[1].server_cpu_us = Some(9_500_000);
+        let verdict = check_point(&p, &rules);
+        assert_eq!(verdict.invalid.len(), 1, "{verdict:?}");
+        assert!(
+            verdict.invalid[0].contains("the server used 95 %"),
+            "{verdict:?}"
+        );
+    }
+
+    fn kernel_samples(point: &mut LoadPoint) -> &mut Vec<KernelSample> {
+        &mut point.kernel.as_mut().unwrap().samples
+    }
+
+    #[test]
+    fn a_point_where_nothing_was_answered_is_invalid() {
+        let mut p = point();
+        p.totals.ops = 0;
+        p.populations[0].unanswered = 60;
+        let verdict = check(&p);
+        assert_eq!(verdict.invalid.len(), 1, "{verdict:?}");
+        assert!(
+            verdict.invalid[0].contains("no request was answered"),
+            "{verdict:?}"
+        );
+        assert!(verdict.invalid[0].contains("60 unanswered"), "{verdict:?}");
+        assert!(verdict
+            .warnings
+            .iter()
+            .any(|w| w.contains("60 requests were still unanswered")));
+    }
+
+    #[test]
+    fn an_error_share_above_the_scenarios_limit_is_invalid() {
+        let mut p = point();
+        p.totals.errors_total = 300;
+        p.totals.errors.insert("bad_status".into(), 300);
+        // 300 of 10,300 is 2.9 %: over the 2 % default, under a scenario's 5 %.
+        let verdict = check(&p);
+        assert_eq!(verdict.invalid.len(), 1, "{verdict:?}");
+        assert!(verdict.invalid[0].contains("2.9 % of the requests failed (bad_status 300)"));
+        let lenient = Rules {
+            max_error_share: 0.05,
+            ..Rules::default()
+        };
+        assert!(check_point(&p, &lenient).invalid.is_empty());
     }
 
     #[test]
@@ -141,13 +391,13 @@ mod tests {
         let summary = &mut p.kernel.as_mut().unwrap().summary;
         summary.time_wait_overflows = 7;
         summary.listen_overflows = 2;
-        summary.sampler_cpu_share = 0.05;
-        let verdict = check_point(&p);
+        summary.sampler_cpu_share = 0.08;
+        let verdict = check(&p);
         assert!(verdict.invalid.is_empty());
         let text = verdict.warnings.join("\n");
         assert!(text.contains("7 closes skipped TIME_WAIT"), "{text}");
         assert!(text.contains("overflowed 2 times"), "{text}");
-        assert!(text.contains("sampler used 5.0 %"), "{text}");
+        assert!(text.contains("sampler used 8.0 %"), "{text}");
     }
 
     #[test]
@@ -169,7 +419,7 @@ mod tests {
         });
         p.totals.errors_total = 12;
         p.totals.errors.insert("addr_not_available".into(), 12);
-        let text = check_point(&p).warnings.join("\n");
+        let text = check(&p).warnings.join("\n");
         assert!(
             text.contains("at most 40 connections open at once, 50 asked"),
             "{text}"
@@ -182,6 +432,40 @@ mod tests {
         assert!(
             text.contains("12 request errors (addr_not_available 12)"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_window_inside_a_ramp_up_and_littles_law_off_are_flagged() {
+        let mut p = point();
+        p.populations[0].name = "dialup".into();
+        p.populations[0].kind = "modem".into();
+        p.populations[0].concurrency = Some(Concurrency {
+            mean_requests_in_flight: 3_000.0,
+            predicted_requests_in_flight: 1_800.0,
+            mean_open_connections: 5_000.0,
+            predicted_open_connections: 4_900.0,
+            ..Concurrency::default()
+        });
+        let rules = Rules {
+            warmup: Duration::from_secs(3),
+            ramp_ups: vec![("dialup".into(), Duration::from_secs(10))],
+            ..Rules::default()
+        };
+        let text = check_point(&p, &rules).warnings.join("\n");
+        assert!(
+            text.contains("begins 3s into population dialup's 10s ramp-up"),
+            "{text}"
+        );
+        assert!(text.contains("give --warmup 10s or more"), "{text}");
+        assert!(
+            text.contains("Little's law does not hold for requests in flight"),
+            "{text}"
+        );
+        assert!(text.contains("x1.67"), "{text}");
+        assert!(
+            !text.contains("open connections ("),
+            "x1.02 is fine: {text}"
         );
     }
 }

@@ -78,6 +78,9 @@ pub struct Scenario {
     /// fresh server (and a fresh network namespace); e.g. the three close modes.
     #[serde(default)]
     pub variants: Vec<Variant>,
+    /// What makes a load point's measurement untrustworthy.
+    #[serde(default)]
+    pub validity: Validity,
 }
 
 /// Where slow-line round-trip times come from (`rtt` in a scenario, `--rtt` on the command line).
@@ -138,6 +141,46 @@ pub struct Variant {
     /// compare, say, LAN clients alone with the same LAN clients plus slow-line users.
     #[serde(default)]
     pub clients: Vec<String>,
+}
+
+/// The `[validity]` table: when a load point's figures cannot be trusted.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Validity {
+    /// A point whose failed requests exceed this share of its requests (errors over ops plus
+    /// errors, in the measured window) is invalid; 0.02 by default, 0 to 1.
+    #[serde(default = "default_max_error_share")]
+    pub max_error_share: f64,
+    /// What the scenario measures: `"server"` (the default: a generator that saturated its
+    /// CPUs makes the point invalid) or `"generator"` (a comparison of load generators, like
+    /// the wrk ones: the generator is expected to be the limit, and the point is invalid if
+    /// the server was instead).
+    #[serde(default)]
+    pub measures: Measures,
+}
+
+impl Default for Validity {
+    fn default() -> Self {
+        Validity {
+            max_error_share: default_max_error_share(),
+            measures: Measures::default(),
+        }
+    }
+}
+
+/// Which side of the run is meant to be the limit (`[validity] measures`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Measures {
+    /// The server under test: the generator must have headroom.
+    #[default]
+    Server,
+    /// The load generator itself: the server must have headroom.
+    Generator,
+}
+
+fn default_max_error_share() -> f64 {
+    0.02
 }
 
 /// SPECweb96's reporting rule: ten load points evenly spaced up to the full load.
@@ -268,6 +311,12 @@ impl Scenario {
         }
         if self.duration.is_zero() {
             return Err("duration: must be more than 0".into());
+        }
+        let share = self.validity.max_error_share;
+        if !(0.0..=1.0).contains(&share) {
+            return Err(format!(
+                "validity.max_error_share: {share} is not a share from 0 to 1"
+            ));
         }
         if self.clients.is_empty() {
             return Err("clients: at least one `[[clients]]` population is needed".into());

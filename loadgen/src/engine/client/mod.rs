@@ -105,6 +105,9 @@ pub struct Request<'w> {
     /// ([`LineBucket::used_s`](crate::engine::modem::LineBucket::used_s)); the slowdown figure
     /// counts only what the line spent after it.
     pub line_used_at_sent_s: f64,
+    /// Already sent again once on a new connection (RFC 9112 section 9.3.1): a second failure
+    /// is an error.
+    pub resent: bool,
 }
 
 impl<'w> Request<'w> {
@@ -129,6 +132,7 @@ impl<'w> Request<'w> {
             upload_began: None,
             sent_at: None,
             line_used_at_sent_s: 0.0,
+            resent: false,
         }
     }
 
@@ -434,7 +438,7 @@ impl<'w> ClientConn<'w> {
         let request = self.request.as_mut().expect("a request is being received");
         match request.reader.at_close() {
             AtClose::Complete => self.replied(),
-            AtClose::NothingReceived => Step::Failed(ErrorKind::Reset),
+            AtClose::NothingReceived => Step::Failed(ErrorKind::Closed),
             AtClose::Truncated => Step::Failed(ErrorKind::ShortBody),
         }
     }
@@ -653,7 +657,7 @@ mod tests {
         let t0 = Instant::now();
         let workload = workload(Some(5));
         for (server_sends, expected) in [
-            (vec![Vec::new()], ErrorKind::Reset),
+            (vec![Vec::new()], ErrorKind::Closed),
             (
                 vec![OK_5[..OK_5.len() - 2].to_vec(), Vec::new()],
                 ErrorKind::ShortBody,

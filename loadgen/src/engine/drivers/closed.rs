@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::engine::client::Request;
 use crate::engine::pacing::think_time;
 use crate::engine::timers::{DriverWake, Wake};
 use crate::engine::worker::{Outcome, Shared};
@@ -114,6 +115,11 @@ impl ClosedDriver {
                 }
             }
             Outcome::Failed { kind, request } => {
+                if shared.may_resend(key, kind, request.as_deref()) {
+                    let request = request.expect("a request to send again");
+                    self.close(shared, key, now);
+                    return self.resend(shared, client, request, now);
+                }
                 if let Some(request) = request {
                     shared.recycle(request);
                 }
@@ -124,6 +130,24 @@ impl ClosedDriver {
                 }
             }
             Outcome::IdleClosed => self.close(shared, key, now),
+        }
+    }
+
+    /// The server closed a reused connection under the client's request: it goes again on a
+    /// new one, as a browser's would.
+    fn resend<'w>(
+        &mut self,
+        shared: &mut Shared<'w>,
+        client: u32,
+        request: Box<Request<'w>>,
+        now: Instant,
+    ) {
+        match shared.resend(self.pop, client, (None, None), request, now) {
+            Ok(key) => self.connections[client as usize] = Some(key),
+            Err(kind) => {
+                shared.count_error(self.pop, kind, now);
+                self.think(shared, client, now, true);
+            }
         }
     }
 

@@ -109,6 +109,20 @@ impl Driver {
         }
     }
 
+    /// Whether the population's latency counts from each request's due time (open loop): then
+    /// a request the end caught unanswered has a lower bound worth recording.
+    pub fn latency_from_due_time(&self) -> bool {
+        matches!(self, Driver::Open(_))
+    }
+
+    /// The load point is over: what the driver still holds is counted (open loop: arrivals
+    /// queued for a slot).
+    pub fn wind_up(&mut self, shared: &mut Shared<'_>, end: Instant) {
+        if let Driver::Open(d) = self {
+            d.wind_up(shared, end);
+        }
+    }
+
     /// The request on connection `key` of this population timed out.
     pub fn on_timeout(&mut self, shared: &mut Shared<'_>, key: usize, now: Instant) {
         match self {

@@ -89,6 +89,18 @@ impl OpenDriver {
         self.settle(shared, key, outcome, now);
     }
 
+    /// Arrivals still queued for a slot at the end: unanswered, each with its wait so far as a
+    /// lower bound of its latency.
+    pub fn wind_up(&mut self, shared: &mut Shared<'_>, end: Instant) {
+        let recorder = &mut shared.recorders[self.pop as usize];
+        for due in self.queued.drain(..) {
+            recorder.unanswered += 1;
+            // Nothing was picked for it yet; the lower bound goes to the first class.
+            let waited_us = end.saturating_duration_since(due).as_micros() as u64;
+            recorder.classes[0].record_unanswered(waited_us);
+        }
+    }
+
     fn wake_at_next_arrival(&self, shared: &mut Shared<'_>) {
         let due = self.schedule.next_due();
         if due < shared.plan.end {
@@ -161,6 +173,19 @@ impl OpenDriver {
                 }
             }
             Outcome::Failed { kind, request } => {
+                if shared.may_resend(key, kind, request.as_deref()) {
+                    // The server closed a reused connection under it: it goes again on a new
+                    // one, keeping its slot and its due time.
+                    let request = request.expect("a request to send again");
+                    shared.close(key, now);
+                    if let Err(kind) = shared.resend(self.pop, 0, (None, None), request, now) {
+                        shared.count_error(self.pop, kind, now);
+                        if shared.running(now) {
+                            self.slot_freed(shared, now);
+                        }
+                    }
+                    return;
+                }
                 if let Some(request) = request {
                     shared.recycle(request);
                 }

@@ -520,17 +520,14 @@ impl SlowLineDriver {
         request: Option<&Request<'_>>,
         now: Instant,
     ) -> bool {
-        let Some(slot) = shared.conns.get(key) else {
-            return false;
-        };
-        let nothing_came = request.is_some_and(|r| r.nothing_received());
-        let closed_under_it = matches!(kind, ErrorKind::Reset | ErrorKind::ShortBody);
-        if slot.conn.requests_done == 0 || !nothing_came || !closed_under_it {
+        if !shared.may_resend(key, kind, request) {
             return false;
         }
-        let user = slot.client;
+        let user = shared.conns[key].client;
         if shared.measuring(now) {
-            if let Some(line) = shared.recorders[self.pop as usize].line.as_mut() {
+            let recorder = &mut shared.recorders[self.pop as usize];
+            recorder.retries += 1;
+            if let Some(line) = recorder.line.as_mut() {
                 line.retries_on_new_connection += 1;
             }
         }
