@@ -19,6 +19,8 @@ use reports::model::{PopulationResult, RunResult};
 /// How a test server answers each request on a connection.
 #[derive(Clone, Copy)]
 enum Behaviour {
+    /// `200` with a 2-byte body and `Content-Length`, kept alive; the target is recorded.
+    Ok,
     /// `200`, chunked, a 60-byte and a 40-byte chunk, kept alive.
     Chunked60And40,
     /// `204 No Content` without `Content-Length`, kept alive.
@@ -36,6 +38,7 @@ struct TestServer {
     port: u16,
     requests: Arc<AtomicU64>,
     hosts: Arc<Mutex<Vec<String>>>,
+    targets: Arc<Mutex<Vec<String>>>,
 }
 
 impl TestServer {
@@ -44,33 +47,43 @@ impl TestServer {
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(AtomicU64::new(0));
         let hosts = Arc::new(Mutex::new(Vec::new()));
-        let (counted, seen) = (Arc::clone(&requests), Arc::clone(&hosts));
+        let targets = Arc::new(Mutex::new(Vec::new()));
+        let seen = Seen {
+            requests: Arc::clone(&requests),
+            hosts: Arc::clone(&hosts),
+            targets: Arc::clone(&targets),
+        };
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (counted, seen) = (Arc::clone(&counted), Arc::clone(&seen));
-                thread::spawn(move || serve(stream, behaviour, &counted, &seen));
+                let seen = seen.clone();
+                thread::spawn(move || serve(stream, behaviour, &seen));
             }
         });
         TestServer {
             port,
             requests,
             hosts,
+            targets,
         }
     }
 }
 
+/// What a test server saw, shared by its connections' threads.
+#[derive(Clone)]
+struct Seen {
+    requests: Arc<AtomicU64>,
+    hosts: Arc<Mutex<Vec<String>>>,
+    targets: Arc<Mutex<Vec<String>>>,
+}
+
 /// Answers the requests of one connection until the client goes or the behaviour closes it.
-fn serve(
-    stream: TcpStream,
-    behaviour: Behaviour,
-    requests: &AtomicU64,
-    hosts: &Mutex<Vec<String>>,
-) {
+fn serve(stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     let mut answered = 0u64;
     loop {
         let mut host = None;
+        let mut target = None;
         let mut line = String::new();
         // The request head: lines until the blank one.
         loop {
@@ -79,6 +92,9 @@ fn serve(
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
+            if target.is_none() {
+                target = line.split(' ').nth(1).map(str::to_string);
+            }
             if let Some(value) = line.strip_prefix("Host: ") {
                 host = Some(value.trim().to_string());
             }
@@ -86,11 +102,15 @@ fn serve(
                 break;
             }
         }
-        let seen_before = requests.fetch_add(1, Ordering::Relaxed);
+        let seen_before = seen.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(host) = host {
-            hosts.lock().unwrap().push(host);
+            seen.hosts.lock().unwrap().push(host);
+        }
+        if let Some(target) = target {
+            seen.targets.lock().unwrap().push(target);
         }
         let reply: Vec<u8> = match behaviour {
+            Behaviour::Ok => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
             Behaviour::Chunked60And40 => {
                 let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3c\r\n".to_vec();
                 r.extend([b'a'; 60]);
@@ -128,15 +148,27 @@ fn serve(
 /// Runs `clients` as the scenario's `[[clients]]` tables against `http://HOST:PORT/` for one
 /// URL path, for `duration` after a short warm-up; results under a tempdir.
 fn run_against(host: &str, port: u16, path: &str, clients: &str, duration: &str) -> RunResult {
+    run_urls(host, port, &format!("1 {path}\n"), clients, (duration, 1))
+}
+
+/// [`run_against`] with a whole URL list (`WEIGHT PATH` lines) and `workers` worker threads.
+fn run_urls(
+    host: &str,
+    port: u16,
+    urls: &str,
+    clients: &str,
+    (duration, workers): (&str, usize),
+) -> RunResult {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("site");
     std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(dir.path().join("urls"), format!("1 {path}\n")).unwrap();
+    std::fs::write(dir.path().join("urls"), urls).unwrap();
     let scenario = dir.path().join("replies.toml");
     std::fs::write(
         &scenario,
         format!(
             "warmup = \"300ms\"\nduration = \"{duration}\"\nrequest_timeout = \"10s\"\n\
+             workers = {workers}\n\
              [server]\nkind = \"url\"\nurl = \"http://{host}:{port}/\"\n\
              [site]\nkind = \"directory\"\nroot = \"site\"\nurls = \"urls\"\n\
              # The test server runs in this process: its CPU counts as the generator's.\n\
@@ -321,4 +353,28 @@ fn a_server_answering_404_to_everything_makes_the_run_invalid() {
     assert!(reasons.contains("no request was answered"), "{reasons}");
     assert!(reasons.contains("bad_status"), "{reasons}");
     let _ = Path::new(&scenario);
+}
+
+/// The same scenario run by one worker and by three asks for the same URLs: every arrival draws
+/// its URL from its own stream, and the workers take turns over one schedule.
+#[test]
+fn a_load_split_over_workers_makes_the_same_draws() {
+    let urls: String = (0..20).map(|n| format!("1 /file{n}\n")).collect();
+    let arrivals = "[[clients]]\nname = \"arrivals\"\nkind = \"open\"\nrate = 300\n\
+                    arrival = \"uniform\"\nrequests_per_connection = 1000\n";
+    let mut asked = Vec::new();
+    for workers in [1, 3] {
+        let server = TestServer::start(Behaviour::Ok);
+        let result = run_urls("127.0.0.1", server.port, &urls, arrivals, ("1s", workers));
+        assert!(
+            result.load_points[0].totals.ops > 100,
+            "workers = {workers}"
+        );
+        // The first request is the readiness probe's, not the load's.
+        let mut targets: Vec<String> = server.targets.lock().unwrap()[1..].to_vec();
+        targets.sort();
+        asked.push(targets);
+    }
+    assert_eq!(asked[0].len(), asked[1].len(), "the same arrivals");
+    assert_eq!(asked[0], asked[1], "the same URLs");
 }

@@ -19,6 +19,7 @@ pub mod pacing;
 pub mod precise_timer;
 pub mod share;
 pub mod source;
+pub mod streams;
 pub mod timeline;
 pub mod timers;
 pub mod worker;

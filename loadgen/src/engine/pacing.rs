@@ -17,6 +17,8 @@ pub struct ArrivalSchedule {
     /// Accumulated gaps in seconds from `origin`, so rounding never drifts the rate.
     elapsed_s: f64,
     origin: Instant,
+    /// The number of the arrival `next_due` is for: 0 for the first.
+    index: u64,
 }
 
 impl ArrivalSchedule {
@@ -34,10 +36,25 @@ impl ArrivalSchedule {
             arrival,
             elapsed_s: 0.0,
             origin,
+            index: 0,
         };
-        // The first arrival is one gap in, like every other, so W workers do not all fire at t=0.
-        schedule.advance(rng);
+        // The first arrival is one gap in, like every other.
+        schedule.step(rng);
         schedule
+    }
+
+    /// The number of the arrival [`ArrivalSchedule::next_due`] is for, counting from 0.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Moves to the next arrival whose number is `offset` modulo `stride`: the share of one
+    /// of `stride` workers taking turns over one schedule (every arrival when `stride` is 1).
+    /// Call it once after `new` to reach the worker's first.
+    pub fn advance_to_own<R: Rng + ?Sized>(&mut self, stride: u32, offset: u32, rng: &mut R) {
+        while self.index % u64::from(stride.max(1)) != u64::from(offset) {
+            self.advance(rng);
+        }
     }
 
     /// When the next arrival is due; it stays due until [`ArrivalSchedule::advance`].
@@ -47,6 +64,11 @@ impl ArrivalSchedule {
 
     /// Moves to the following arrival.
     pub fn advance<R: Rng + ?Sized>(&mut self, rng: &mut R) {
+        self.index += 1;
+        self.step(rng);
+    }
+
+    fn step<R: Rng + ?Sized>(&mut self, rng: &mut R) {
         let gap_s = match self.arrival {
             Arrival::Uniform => self.mean_gap_s,
             // Inverse transform of an exponential; 1-u is in (0, 1], so ln is finite.
@@ -118,6 +140,45 @@ mod tests {
             (above - (-1f64).exp()).abs() < 0.01,
             "share above mean {above}"
         );
+    }
+
+    /// The arrivals each of `workers` takes from one schedule, as (number, seconds from t0).
+    fn dealt(seconds: f64, rate: f64, arrival: Arrival, workers: u32) -> Vec<(u64, f64)> {
+        let t0 = Instant::now();
+        let mut all = Vec::new();
+        for offset in 0..workers {
+            let mut rng = Pcg64Mcg::seed_from_u64(42);
+            let mut schedule = ArrivalSchedule::new(t0, rate, arrival, &mut rng);
+            schedule.advance_to_own(workers, offset, &mut rng);
+            while schedule.next_due().duration_since(t0).as_secs_f64() < seconds {
+                let at = schedule.next_due().duration_since(t0).as_secs_f64();
+                all.push((schedule.index(), at));
+                schedule.advance(&mut rng);
+                schedule.advance_to_own(workers, offset, &mut rng);
+            }
+        }
+        all.sort_by_key(|a| a.0);
+        all
+    }
+
+    #[test]
+    fn workers_taking_turns_make_exactly_the_one_schedule() {
+        for arrival in [Arrival::Uniform, Arrival::Poisson] {
+            let one = dealt(2.0, 1000.0, arrival, 1);
+            assert_eq!(dealt(2.0, 1000.0, arrival, 3), one, "{arrival:?}");
+        }
+    }
+
+    #[test]
+    fn uniform_arrivals_of_several_workers_interleave_evenly() {
+        // Two workers at 1000/s together: one arrival every millisecond, never two at once.
+        let times: Vec<f64> = dealt(1.0, 1000.0, Arrival::Uniform, 2)
+            .into_iter()
+            .map(|(_, at)| at)
+            .collect();
+        for pair in times.windows(2) {
+            assert!((pair[1] - pair[0] - 0.001).abs() < 1e-6, "{pair:?}");
+        }
     }
 
     #[test]

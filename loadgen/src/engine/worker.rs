@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
-use rand::SeedableRng;
-use rand_pcg::Pcg64Mcg;
 use slab::Slab;
 
 use crate::engine::client::{ClientConn, ConnEnv, Request, Step, Transport};
@@ -132,8 +130,6 @@ pub struct Shared<'w> {
     pub conns: Slab<Slot<'w>>,
     /// Every wake-up and request timeout of the worker.
     pub timers: Timers,
-    /// The worker's random stream: picks, think times, arrivals, line rates.
-    pub rng: Pcg64Mcg,
     /// What is measured, per population, in the scenario's order.
     pub recorders: Vec<PopulationRecorder>,
     /// The current timeline interval's figures, per population.
@@ -478,14 +474,11 @@ pub fn run_worker(plan: &WorkerPlan<'_>) -> io::Result<Vec<PopulationRecorder>> 
         crate::os::pin_current_thread(&[cpu]).map_err(io::Error::other)?;
     }
     let class_count = plan.workload.class_names().len();
-    let mut rng = Pcg64Mcg::seed_from_u64(
-        plan.seed ^ (plan.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
     let drivers: Vec<Driver> = plan
         .populations
         .iter()
         .enumerate()
-        .map(|(pop, share)| Driver::new(pop as u16, share, plan, &mut rng))
+        .map(|(pop, share)| Driver::new(pop as u16, share, plan))
         .collect();
     let poll = Poll::new()?;
     let timer = PreciseTimer::new(poll.registry(), TIMER)?;
@@ -500,7 +493,6 @@ pub fn run_worker(plan: &WorkerPlan<'_>) -> io::Result<Vec<PopulationRecorder>> 
                 .map(|share| share.request_timeout)
                 .collect(),
         ),
-        rng,
         recorders: plan
             .populations
             .iter()

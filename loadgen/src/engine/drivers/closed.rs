@@ -3,8 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use rand_pcg::Pcg64Mcg;
+
 use crate::engine::client::Request;
 use crate::engine::pacing::think_time;
+use crate::engine::streams::stream;
 use crate::engine::timers::{DriverWake, Wake};
 use crate::engine::worker::{Outcome, Shared};
 use crate::scenario::Think;
@@ -19,16 +22,22 @@ pub struct ClosedDriver {
     think: Think,
     /// Per client: the connection it holds, if any.
     connections: Vec<Option<usize>>,
+    /// Per client: its random stream (its URLs and think times), named by its global number.
+    streams: Vec<Pcg64Mcg>,
 }
 
 impl ClosedDriver {
-    /// `clients` clients of population `pop` (its index in the scenario), pausing per `think`
-    /// between a reply and their next request.
-    pub fn new(pop: u16, clients: u32, think: Think) -> ClosedDriver {
+    /// The clients numbered `clients` (global numbers) of population `pop` (its index in the
+    /// scenario), pausing per `think` between a reply and their next request.
+    pub fn new(pop: u16, clients: &[u32], think: Think, seed: u64) -> ClosedDriver {
         ClosedDriver {
             pop,
             think,
-            connections: vec![None; clients as usize],
+            connections: vec![None; clients.len()],
+            streams: clients
+                .iter()
+                .map(|&global| stream(seed, pop, u64::from(global)))
+                .collect(),
         }
     }
 
@@ -67,7 +76,10 @@ impl ClosedDriver {
 
     /// The client's next request: on its idle connection, or on a new one.
     fn issue(&mut self, shared: &mut Shared<'_>, client: u32, now: Instant) {
-        let pick = shared.plan.workload.sample(&mut shared.rng);
+        let pick = shared
+            .plan
+            .workload
+            .sample(&mut self.streams[client as usize]);
         if let Some(key) = self.connections[client as usize] {
             if shared
                 .conns
@@ -161,7 +173,7 @@ impl ClosedDriver {
     }
 
     fn think(&mut self, shared: &mut Shared<'_>, client: u32, now: Instant, after_error: bool) {
-        let mut pause = think_time(&self.think, &mut shared.rng);
+        let mut pause = think_time(&self.think, &mut self.streams[client as usize]);
         if after_error {
             pause = pause.max(RETRY_BACKOFF);
         }

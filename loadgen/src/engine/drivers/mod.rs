@@ -13,8 +13,6 @@ mod slow_line;
 
 use std::time::Instant;
 
-use rand_pcg::Pcg64Mcg;
-
 pub use closed::ClosedDriver;
 pub use open::OpenDriver;
 pub use slow_line::{ModemUser, SlowLineDriver, MAX_CONNECTIONS};
@@ -35,34 +33,35 @@ pub enum Driver {
 
 impl Driver {
     /// The driver of population `pop`, for this worker's `share` of it.
-    pub fn new(
-        pop: u16,
-        share: &PopulationShare,
-        plan: &WorkerPlan<'_>,
-        rng: &mut Pcg64Mcg,
-    ) -> Driver {
+    pub fn new(pop: u16, share: &PopulationShare, plan: &WorkerPlan<'_>) -> Driver {
         match &share.load {
             ShareLoad::Closed { clients, think } => {
-                Driver::Closed(ClosedDriver::new(pop, *clients, *think))
+                Driver::Closed(ClosedDriver::new(pop, clients, *think, plan.seed))
             }
             ShareLoad::Open {
                 rate,
                 arrival,
+                stride,
+                offset,
                 max_in_flight,
             } => Driver::Open(OpenDriver::new(
                 pop,
                 plan.start,
-                *rate,
-                *arrival,
+                (*rate, *arrival),
+                (*stride, *offset),
                 *max_in_flight,
-                rng,
+                plan.seed,
             )),
-            ShareLoad::Modem { clients, profile } => Driver::SlowLine(SlowLineDriver::new(
+            ShareLoad::Modem {
+                users,
+                population,
+                profile,
+            } => Driver::SlowLine(SlowLineDriver::new(
                 pop,
-                *clients,
+                (users, *population),
                 profile.clone(),
                 plan.start,
-                rng,
+                plan.seed,
             )),
         }
     }

@@ -9,19 +9,26 @@ use std::time::Instant;
 use rand_pcg::Pcg64Mcg;
 
 use crate::engine::pacing::ArrivalSchedule;
+use crate::engine::streams::{stream, SCHEDULE};
 use crate::engine::timers::{DriverWake, Wake};
 use crate::engine::worker::{Outcome, Shared};
 use crate::record::MAX_LATENCY_US;
 use crate::scenario::Arrival;
 
-/// One open-loop population's arrivals in one worker.
+/// One open-loop population's arrivals in one worker: its share of the population's one
+/// schedule, arrival `i` when `i % stride == offset`.
 pub struct OpenDriver {
     pop: u16,
     schedule: ArrivalSchedule,
+    /// The schedule's own stream (the gaps), the same in every worker.
+    gaps: Pcg64Mcg,
+    stride: u32,
+    offset: u32,
+    seed: u64,
     in_flight: u32,
     max_in_flight: u32,
-    /// Due times of arrivals waiting for an in-flight slot.
-    queued: VecDeque<Instant>,
+    /// Arrivals (number, due time) waiting for an in-flight slot.
+    queued: VecDeque<(u64, Instant)>,
     /// Kept-alive connections between requests.
     idle: Vec<usize>,
 }
@@ -29,17 +36,26 @@ pub struct OpenDriver {
 impl OpenDriver {
     /// Population `pop`'s arrivals in this worker: `rate` per second from `start`, gaps drawn as
     /// `arrival` says, at most `max_in_flight` outstanding (later arrivals queue).
+    /// The share `(stride, offset)` of population `pop`'s schedule of `rate` per second from
+    /// `start`, at most `max_in_flight` outstanding.
     pub fn new(
         pop: u16,
         start: Instant,
-        rate: f64,
-        arrival: Arrival,
+        (rate, arrival): (f64, Arrival),
+        (stride, offset): (u32, u32),
         max_in_flight: u32,
-        rng: &mut Pcg64Mcg,
+        seed: u64,
     ) -> OpenDriver {
+        let mut gaps = stream(seed, pop, SCHEDULE);
+        let mut schedule = ArrivalSchedule::new(start, rate, arrival, &mut gaps);
+        schedule.advance_to_own(stride, offset, &mut gaps);
         OpenDriver {
             pop,
-            schedule: ArrivalSchedule::new(start, rate, arrival, rng),
+            schedule,
+            gaps,
+            stride,
+            offset,
+            seed,
             in_flight: 0,
             max_in_flight,
             queued: VecDeque::new(),
@@ -69,14 +85,17 @@ impl OpenDriver {
             if due > now || due >= shared.plan.end {
                 break;
             }
-            self.schedule.advance(&mut shared.rng);
+            let arrival = self.schedule.index();
+            self.schedule.advance(&mut self.gaps);
+            self.schedule
+                .advance_to_own(self.stride, self.offset, &mut self.gaps);
             if self.in_flight >= self.max_in_flight {
-                self.queued.push_back(due);
+                self.queued.push_back((arrival, due));
                 if now >= shared.plan.measure_from {
                     shared.recorders[self.pop as usize].queued_arrivals += 1;
                 }
             } else {
-                self.issue(shared, due, now);
+                self.issue(shared, arrival, due, now);
             }
         }
         self.wake_at_next_arrival(shared);
@@ -93,7 +112,7 @@ impl OpenDriver {
     /// lower bound of its latency.
     pub fn wind_up(&mut self, shared: &mut Shared<'_>, end: Instant) {
         let recorder = &mut shared.recorders[self.pop as usize];
-        for due in self.queued.drain(..) {
+        for (_, due) in self.queued.drain(..) {
             recorder.unanswered += 1;
             // Nothing was picked for it yet; the lower bound goes to the first class.
             let waited_us = end.saturating_duration_since(due).as_micros() as u64;
@@ -112,8 +131,8 @@ impl OpenDriver {
         }
     }
 
-    /// The arrival due at `due` leaves now: on an idle connection, or a new one.
-    fn issue(&mut self, shared: &mut Shared<'_>, due: Instant, now: Instant) {
+    /// Arrival number `arrival`, due at `due`, leaves now: on an idle connection, or a new one.
+    fn issue(&mut self, shared: &mut Shared<'_>, arrival: u64, due: Instant, now: Instant) {
         let window = shared.window;
         let measuring = shared.measuring(now);
         let recorder = &mut shared.recorders[self.pop as usize];
@@ -128,7 +147,11 @@ impl OpenDriver {
             .concurrency
             .requests_in_flight
             .add_stay(due, now, window);
-        let pick = shared.plan.workload.sample(&mut shared.rng);
+        // Its URL comes from its own stream: whichever worker sends it, it asks for the same.
+        let pick = shared
+            .plan
+            .workload
+            .sample(&mut stream(self.seed, self.pop, arrival));
         self.in_flight += 1;
         while let Some(key) = self.idle.pop() {
             if shared
@@ -203,8 +226,8 @@ impl OpenDriver {
 
     fn slot_freed(&mut self, shared: &mut Shared<'_>, now: Instant) {
         self.in_flight -= 1;
-        if let Some(due) = self.queued.pop_front() {
-            self.issue(shared, due, now);
+        if let Some((arrival, due)) = self.queued.pop_front() {
+            self.issue(shared, arrival, due, now);
         }
     }
 }

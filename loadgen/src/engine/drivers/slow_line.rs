@@ -12,6 +12,7 @@ use crate::engine::client::Request;
 use crate::engine::modem::{draw_count, LineBucket, LineProfile};
 use crate::engine::pacing::think_time;
 use crate::engine::source::SlowLineSocket;
+use crate::engine::streams::stream;
 use crate::engine::timers::{DriverWake, Wake};
 use crate::engine::worker::{Outcome, Shared};
 use crate::record::ErrorKind;
@@ -22,6 +23,9 @@ const NO_CONN: u32 = u32::MAX;
 
 /// One slow-line user.
 pub struct ModemUser {
+    /// The user's random stream (line rate, pages, images, think and linger times), named by
+    /// its global number.
+    rng: Pcg64Mcg,
     /// The user's downstream line: every reply to the user is read through it.
     pub line: LineBucket,
     /// The instant the user's timer is set for: its next page view (while thinking) or its
@@ -42,8 +46,10 @@ pub struct ModemUser {
 }
 
 impl ModemUser {
-    fn new(payload_rate: f64, first_page: Instant) -> ModemUser {
+    fn new(mut rng: Pcg64Mcg, profile: &LineProfile, first_page: Instant) -> ModemUser {
+        let payload_rate = profile.draw_payload_rate(&mut rng);
         ModemUser {
+            rng,
             line: LineBucket::new(payload_rate, first_page),
             wake_at: Some(first_page),
             conns: [NO_CONN; MAX_CONNECTIONS],
@@ -98,20 +104,23 @@ pub struct SlowLineDriver {
 }
 
 impl SlowLineDriver {
-    /// `count` users whose first page views start spread evenly over the ramp-up from `start`,
+    /// The users numbered `users` (global numbers) of a population of `population`: their
+    /// first page views start spread evenly over the ramp-up from `start` by global number,
     /// each on a line rate drawn from the population's mix.
     pub fn new(
         pop: u16,
-        count: u32,
+        (users, population): (&[u32], u32),
         profile: Arc<LineProfile>,
         start: Instant,
-        rng: &mut Pcg64Mcg,
+        seed: u64,
     ) -> SlowLineDriver {
         let ramp = profile.spec.ramp_up;
-        let users = (0..count)
-            .map(|i| {
-                let first_page = start + ramp.mul_f64(f64::from(i) / f64::from(count));
-                ModemUser::new(profile.draw_payload_rate(rng), first_page)
+        let users = users
+            .iter()
+            .map(|&global| {
+                let spread = f64::from(global) / f64::from(population.max(1));
+                let first_page = start + ramp.mul_f64(spread);
+                ModemUser::new(stream(seed, pop, u64::from(global)), &profile, first_page)
             })
             .collect();
         SlowLineDriver {
@@ -304,7 +313,10 @@ impl SlowLineDriver {
         if !shared.running(now) {
             return;
         }
-        let images = draw_count(&self.profile.spec.images_per_page, &mut shared.rng);
+        let images = draw_count(
+            &self.profile.spec.images_per_page,
+            &mut self.users[user as usize].rng,
+        );
         if shared.measuring(now) {
             if let Some(line) = shared.recorders[self.pop as usize].line.as_mut() {
                 line.pages_started += 1;
@@ -335,7 +347,10 @@ impl SlowLineDriver {
             state.queued -= 1;
             state.in_flight += 1;
             if let Some(key) = idle {
-                let pick = shared.plan.workload.sample(&mut shared.rng);
+                let pick = shared
+                    .plan
+                    .workload
+                    .sample(&mut self.users[user as usize].rng);
                 shared.conns[key].conn.wake_at = None;
                 let outcome = shared.reuse(key, pick, now, now);
                 self.settle(shared, key, outcome, now);
@@ -369,7 +384,10 @@ impl SlowLineDriver {
         origin: Instant,
         now: Instant,
     ) {
-        let pick = shared.plan.workload.sample(&mut shared.rng);
+        let pick = shared
+            .plan
+            .workload
+            .sample(&mut self.users[user as usize].rng);
         let shape = SlowLineSocket {
             receive_window: self.profile.spec.receive_window,
             mss: self.profile.spec.mss,
@@ -560,11 +578,14 @@ impl SlowLineDriver {
         let keys: Vec<usize> = state.connections().collect();
         for key in keys {
             if shared.conns.get(key).is_some_and(|s| s.conn.is_idle()) {
-                let linger = think_time(&self.profile.spec.linger, &mut shared.rng);
+                let linger = think_time(
+                    &self.profile.spec.linger,
+                    &mut self.users[user as usize].rng,
+                );
                 self.set_conn_wake(shared, key, now + linger);
             }
         }
-        let think = think_time(&self.profile.spec.think, &mut shared.rng);
+        let think = think_time(&self.profile.spec.think, &mut self.users[user as usize].rng);
         self.users[user as usize].page_loading = false;
         self.set_user_wake(shared, user, now + think);
     }
