@@ -643,6 +643,26 @@ impl HistogramData {
     }
 }
 
+/// `histogram` in HdrHistogram's V2-deflate form, base64: what the timeline stores per interval.
+/// Empty when it cannot be serialized.
+pub fn encode_histogram(histogram: &Histogram<u64>) -> String {
+    let mut encoded = Vec::new();
+    match V2DeflateSerializer::new().serialize(histogram, &mut encoded) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(&encoded),
+        Err(_) => String::new(),
+    }
+}
+
+/// A histogram from [`encode_histogram`]'s form.
+pub fn decode_histogram(encoded: &str) -> Result<Histogram<u64>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("histogram is not base64: {e}"))?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("histogram does not decode: {e:?}"))
+}
+
 /// Per-interval series on one time axis; index 0 is the start of the warm-up.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Timeline {
@@ -673,6 +693,12 @@ pub struct PopulationTimeline {
     /// 99th percentile response time of the interval's completed requests, in microseconds; 0
     /// when none completed.
     pub latency_p99_us: Vec<u64>,
+    /// Each interval's response-time histogram (µs, two significant digits) in
+    /// [`encode_histogram`]'s form, so the timelines of several workers, runs or generator
+    /// hosts merge exactly (percentiles are never averaged). Empty in results written before
+    /// it was kept.
+    #[serde(default)]
+    pub latency_hdr_v2_deflate_base64: Vec<String>,
 }
 
 #[cfg(test)]

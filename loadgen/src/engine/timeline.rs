@@ -1,11 +1,12 @@
 //! The load point's timeline: the workers' interval reports merged as they arrive. An interval
 //! is final once every worker sent it, and is then reduced to its figures (operations, bytes,
-//! errors, open connections, p50 and p99), so memory does not grow with the run.
+//! errors, open connections, p50 and p99, and the interval's histogram in its compact encoded
+//! form, so timelines merge exactly), so memory does not grow with the run.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reports::model::{PopulationTimeline, Timeline};
+use reports::model::{encode_histogram, PopulationTimeline, Timeline};
 
 use crate::record::{IntervalFigures, IntervalReport};
 
@@ -76,6 +77,9 @@ impl TimelineBuilder {
             };
             series.latency_p50_us.push(at(0.5));
             series.latency_p99_us.push(at(0.99));
+            series
+                .latency_hdr_v2_deflate_base64
+                .push(encode_histogram(&figures.total_us));
         }
     }
 
@@ -99,5 +103,53 @@ impl TimelineBuilder {
             measured_from_index: self.measured_from_index,
             populations: self.series,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reports::model::decode_histogram;
+
+    fn report(worker: usize, index: usize, latencies_us: &[u64]) -> IntervalReport {
+        let mut figures = IntervalFigures::new();
+        for &us in latencies_us {
+            figures.record(1024, us);
+        }
+        IntervalReport {
+            worker,
+            index,
+            populations: vec![figures],
+        }
+    }
+
+    #[test]
+    fn an_interval_is_final_once_every_worker_sent_it_and_keeps_its_histogram() {
+        let second = Duration::from_secs(1);
+        let mut timeline = TimelineBuilder::new(2, second, second, vec!["lan".into()]);
+        timeline.add(report(0, 0, &[100, 200]));
+        assert_eq!(
+            timeline.last_complete_ops(),
+            0,
+            "worker 1 has not sent interval 0"
+        );
+        timeline.add(report(1, 0, &[300]));
+        assert_eq!(timeline.last_complete_ops(), 3);
+        timeline.add(report(1, 1, &[5_000]));
+        let finished = timeline.finish();
+        assert_eq!(finished.measured_from_index, 1);
+        let lan = &finished.populations[0];
+        assert_eq!(lan.ops, vec![3, 1]);
+        let first = decode_histogram(&lan.latency_hdr_v2_deflate_base64[0]).unwrap();
+        assert_eq!(first.len(), 3, "both workers' values, merged");
+        assert!(first.max() >= 300 && first.max() < 310, "{}", first.max());
+        assert_eq!(
+            lan.latency_p99_us[1],
+            first_p99(&lan.latency_hdr_v2_deflate_base64[1])
+        );
+    }
+
+    fn first_p99(encoded: &str) -> u64 {
+        decode_histogram(encoded).unwrap().value_at_quantile(0.99)
     }
 }
