@@ -5,7 +5,9 @@
 //! server's stdout and stderr) and `ready` (the `http://` URL parser and the readiness probe).
 //!
 //! This is process plumbing only; nothing here measures traffic. The probe that decides "it
-//! answers" is one blocking HTTP/1.0 GET over a std `TcpStream`, never the engine.
+//! answers" is one blocking HTTP/1.0 GET over a std `TcpStream`, never the engine. The
+//! built-in server's own counters are read from its `--stats` file: at the stop, and between
+//! load points as snapshots it writes on SIGUSR1 ([`ServerHandle::stats_snapshot`]).
 //!
 //! Started servers lead a process group of their own. A Ctrl-C at the terminal then reaches
 //! only the loadgen, which can stop its clients first and the server second and still read the
@@ -54,6 +56,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const PROBE_TIMEOUT_MAX: Duration = Duration::from_secs(1);
 /// What `afterburner` prints on stdout, once, when it listens.
 const LISTENING_PREFIX: &str = "afterburner listening on ";
+/// How long `stats_snapshot` waits for the built-in server's snapshot after SIGUSR1: a healthy
+/// server writes it within milliseconds, between two events of its loop.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often `stats_snapshot` looks at the stats file meanwhile.
+const SNAPSHOT_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// What a server command that exits at once with success probably did.
 const DAEMON_HINT: &str = " (a server command must stay in the foreground: no daemon mode, e.g. \
                            nginx -g 'daemon off;')";
@@ -246,8 +253,9 @@ pub struct ServerHandle {
 /// What `ServerHandle::stop` found.
 #[derive(Clone, Debug, Default)]
 pub struct StopOutcome {
-    /// The built-in server's `--stats` JSON; `None` for other kinds or when unreadable (see
-    /// `notes`).
+    /// The built-in server's `--stats` JSON, the one it wrote at exit (`"final": true`); `None`
+    /// for other kinds, when unreadable, or when the file holds only a snapshot taken while it
+    /// ran (see `notes`).
     pub stats: Option<serde_json::Value>,
     /// How the server process ended, e.g. `exit status: 0` or `signal: 9 (SIGKILL)`.
     pub exit: String,
@@ -335,10 +343,49 @@ impl ServerHandle {
         }
     }
 
+    /// The built-in server's counters now, while it keeps serving: sends it SIGUSR1, waits (2 s
+    /// at most, looking every 10 ms) until its `--stats` file holds a snapshot numbered higher
+    /// than the one there before the signal, and returns that document: afterburner's `--stats`
+    /// JSON, with `"snapshot": N` and `"final": false`. Counters run from the server's start, so
+    /// a load point's share is the difference of two snapshots.
+    ///
+    /// `None` for command and URL servers (they keep no such counters, and a signal they do not
+    /// expect might stop them), for a server that has exited, and when no newer snapshot came
+    /// in time.
+    pub fn stats_snapshot(&mut self) -> Option<serde_json::Value> {
+        if self.kind != Kind::Builtin {
+            return None;
+        }
+        let process = self.process.as_mut()?;
+        let path = process.stats_path.clone()?;
+        // Checked (and reaped) first: a reaped child's PID is never signalled.
+        if process.poll_exit().is_some() {
+            return None;
+        }
+        let before = read_stats(&path).map_or(0, |stats| snapshot_number(&stats));
+        if !process.signal_leader(rustix::process::Signal::USR1) {
+            return None;
+        }
+        let deadline = Instant::now() + SNAPSHOT_TIMEOUT;
+        loop {
+            // The server renames a whole file into place: a read sees the old one or the new.
+            if let Ok(stats) = read_stats(&path) {
+                if snapshot_number(&stats) > before {
+                    return Some(stats);
+                }
+            }
+            if Instant::now() >= deadline || process.poll_exit().is_some() {
+                return None;
+            }
+            std::thread::sleep(SNAPSHOT_POLL_INTERVAL);
+        }
+    }
+
     /// Sends SIGTERM (to the whole group for a command, to the process for the built-in server,
     /// which stops its own workers), waits up to `grace` for the server and everything in its
     /// process group to exit, then SIGKILLs the group and says so in `notes`. For the built-in
-    /// server, reads back its `--stats` JSON. A URL is left alone.
+    /// server, reads back the `--stats` JSON it wrote at exit; a snapshot left by a server
+    /// that died without its final write is not taken for it. A URL is left alone.
     pub fn stop(mut self, grace: Duration) -> StopOutcome {
         let Some(mut process) = self.process.take() else {
             return StopOutcome {
@@ -382,7 +429,17 @@ impl ServerHandle {
             .stats_path
             .as_deref()
             .and_then(|path| match read_stats(path) {
-                Ok(stats) => Some(stats),
+                Ok(stats) if stats["final"] == true => Some(stats),
+                Ok(stats) => {
+                    // Counters up to some point of the run, not its end: reported as such.
+                    notes.push(format!(
+                        "no final server stats: {} holds only snapshot {}, written on SIGUSR1 \
+                         while the server ran; it exited without writing its counters",
+                        path.display(),
+                        snapshot_number(&stats)
+                    ));
+                    None
+                }
                 Err(why) => {
                     notes.push(why);
                     None
@@ -667,6 +724,11 @@ fn read_stats(path: &Path) -> Result<serde_json::Value, String> {
     })?;
     serde_json::from_str(&text)
         .map_err(|e| format!("no server stats: {} is not JSON: {e}", path.display()))
+}
+
+/// The `"snapshot"` number of a `--stats` document; 0 when it has none.
+fn snapshot_number(stats: &serde_json::Value) -> u64 {
+    stats["snapshot"].as_u64().unwrap_or(0)
 }
 
 /// `word` as one shell word: unchanged when it is plainly safe, single-quoted otherwise.
