@@ -245,6 +245,8 @@ fn stdout_block(lines: &[String]) -> String {
 pub struct ServerHandle {
     kind: Kind,
     addr: SocketAddr,
+    /// A URL server's `host[:port]` exactly as the URL has it; `None` for started servers.
+    authority: Option<String>,
     command_line: String,
     /// `None` for a URL: nothing was started, nothing is stopped.
     process: Option<Process>,
@@ -304,6 +306,18 @@ impl ServerHandle {
     /// Where the clients connect.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The `Host` header value clients must send. For a URL server, the URL's authority
+    /// exactly as written (`http://localhost:8080/` gives `localhost:8080`, `http://10.0.0.1/`
+    /// gives `10.0.0.1`): virtual hosts are chosen by the name, not the address it resolved to.
+    /// For the built-in and command servers, which were started on an address of ours,
+    /// `IP:PORT` of [`ServerHandle::addr`] (`[IPv6]:PORT` for IPv6).
+    pub fn host_header(&self) -> String {
+        match &self.authority {
+            Some(authority) => authority.clone(),
+            None => self.addr.to_string(),
+        }
     }
 
     /// The server process: the built-in child, or the command's `sh` (its process group's
@@ -554,6 +568,7 @@ fn start_builtin(
     Ok(ServerHandle {
         kind: Kind::Builtin,
         addr,
+        authority: None,
         command_line,
         process: Some(process),
     })
@@ -662,6 +677,7 @@ fn start_command(
     Ok(ServerHandle {
         kind: Kind::Command,
         addr,
+        authority: None,
         command_line,
         process: Some(process),
     })
@@ -680,6 +696,7 @@ fn start_url(url: &str, options: &TargetOptions) -> Result<ServerHandle, TargetE
     Ok(ServerHandle {
         kind: Kind::Url,
         addr: target.addr,
+        authority: Some(target.authority),
         command_line: url.to_string(),
         process: None,
     })
@@ -746,7 +763,72 @@ fn shell_quote(word: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+
     use super::*;
+
+    /// Finds the server at `url` (`{port}` filled in) on a listener of this test that answers
+    /// the readiness probe once.
+    fn found_at(url: &str) -> ServerHandle {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = url.replace("{port}", &listener.local_addr().unwrap().port().to_string());
+        let answer = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let _ = stream.read(&mut [0u8; 512]);
+            stream.write_all(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+        });
+        let nowhere = Path::new("/nonexistent");
+        let options = TargetOptions {
+            builtin_exe: nowhere,
+            site_root: nowhere,
+            workdir: nowhere,
+            server_cpu: None,
+            ready_timeout: Duration::from_secs(5),
+            listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        };
+        let handle = start_url(&url, &options).unwrap();
+        answer.join().unwrap();
+        handle
+    }
+
+    #[test]
+    fn the_host_header_is_the_urls_authority_or_the_started_servers_address() {
+        let found = found_at("http://localhost:{port}/index.html");
+        let port = found.addr().port();
+        assert_eq!(found.addr(), SocketAddr::from(([127, 0, 0, 1], port)));
+        assert_eq!(found.host_header(), format!("localhost:{port}"));
+        // As written, case and all: no port added, none taken away.
+        let found = found_at("http://LocalHost:{port}");
+        assert_eq!(
+            found.host_header(),
+            format!("LocalHost:{}", found.addr().port())
+        );
+        let found = found_at("http://127.0.0.1:{port}/?q#top");
+        assert_eq!(
+            found.host_header(),
+            format!("127.0.0.1:{}", found.addr().port())
+        );
+
+        let started = |kind, addr: &str| ServerHandle {
+            kind,
+            addr: addr.parse().unwrap(),
+            authority: None,
+            command_line: String::new(),
+            process: None,
+        };
+        assert_eq!(
+            started(Kind::Builtin, "127.0.0.1:41234").host_header(),
+            "127.0.0.1:41234"
+        );
+        assert_eq!(
+            started(Kind::Command, "198.18.0.1:8080").host_header(),
+            "198.18.0.1:8080"
+        );
+        assert_eq!(
+            started(Kind::Command, "[::1]:8080").host_header(),
+            "[::1]:8080"
+        );
+    }
 
     #[test]
     fn shell_quoting_leaves_plain_paths_alone() {
