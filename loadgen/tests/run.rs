@@ -525,6 +525,61 @@ fn a_two_point_sweep_writes_both_points() {
             point.populations[0].peak_open_connections
         );
     }
+    // Each point's server counters are its own, not the run's whole: they add up to it, and
+    // each agrees with the requests that point sent (the few unread at its end aside).
+    let own: Vec<u64> = on_disk
+        .load_points
+        .iter()
+        .map(|p| {
+            p.server_stats.as_ref().expect("per-point stats")["requests_total"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        own.iter().sum::<u64>(),
+        stat(result, "requests_total"),
+        "{own:?}"
+    );
+    for (point, counted) in on_disk.load_points.iter().zip(&own) {
+        let sent = point.populations[0].requests_sent;
+        assert!(
+            counted.abs_diff(sent) <= 4,
+            "{}: sent {sent}, server counted {counted}",
+            point.label
+        );
+    }
+}
+
+/// Regression: every point of a sweep once carried the whole run's server counters (the
+/// server's `requests_total` was the same at all ten points).
+#[test]
+fn sweep_points_carry_their_own_server_counters() {
+    let text = format!(
+        "sweep = {{ points = 3 }}\n{}",
+        closed_scenario(3, 1, "0s", "1s")
+    );
+    let result = Setup::new("own", &text).run().result;
+    let totals: Vec<u64> = result
+        .load_points
+        .iter()
+        .map(|p| {
+            p.server_stats.as_ref().expect("per-point stats")["requests_total"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        totals.iter().sum::<u64>(),
+        stat(&result, "requests_total"),
+        "{totals:?}"
+    );
+    assert!(
+        totals
+            .iter()
+            .all(|&t| t > 0 && t < stat(&result, "requests_total")),
+        "{totals:?}"
+    );
 }
 
 // ---- content verification --------------------------------------------------------------------

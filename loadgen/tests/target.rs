@@ -1,5 +1,6 @@
 //! The server under test (`loadgen::target`): started as a command, as the built-in server or
-//! found at a URL; its failures reported with what the user needs; stopped without leftovers.
+//! found at a URL; its failures reported with what the user needs; the built-in server's
+//! counters snapshotted while it serves; stopped without leftovers.
 //!
 //! Command tests use `python3 -m http.server`; built-in tests run the loadgen binary's hidden
 //! `serve-builtin` subcommand. All traffic stays on 127.0.0.1.
@@ -123,6 +124,9 @@ fn command_server_starts_answers_and_stops_with_its_group() {
     );
     assert!(reply.ends_with(PAGE), "{reply}");
     assert_eq!(server.check_alive(), Ok(()));
+    // No counters to snapshot, and no SIGUSR1 sent: it would have killed python.
+    assert_eq!(server.stats_snapshot(), None);
+    assert_eq!(server.check_alive(), Ok(()));
 
     let addr = server.addr();
     let started = Instant::now();
@@ -159,6 +163,7 @@ fn url_of_a_running_server_is_checked_and_left_alone() {
     assert_eq!(found.pid(), None);
     assert_eq!(found.command_line(), url);
     assert_eq!(found.check_alive(), Ok(()));
+    assert_eq!(found.stats_snapshot(), None);
     let outcome = found.stop(Duration::from_secs(1));
     assert_eq!(outcome.stats, None);
     // Stopping a URL does not touch the server behind it.
@@ -428,4 +433,72 @@ fn killed_builtin_server_fails_check_alive() {
     let reason = wait_for_death(&mut server);
     assert!(reason.contains("signal: 9"), "{reason}");
     assert!(reason.contains("serve-builtin"), "{reason}");
+}
+
+/// `stats[key]` as an unsigned integer, or a panic that shows the document.
+fn count(stats: &serde_json::Value, key: &str) -> u64 {
+    stats[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no unsigned `{key}` in {stats}"))
+}
+
+#[test]
+fn builtin_stats_snapshots_grow_while_it_serves() {
+    let dirs = dirs();
+    let mut server = ServerHandle::start(&builtin(&[]), &options(&dirs)).unwrap();
+    for _ in 0..2 {
+        assert!(get(server.addr(), "/index.html").ends_with(PAGE));
+    }
+    let first = server.stats_snapshot().expect("a first snapshot");
+    assert_eq!(count(&first, "requests_total"), 2, "{first}");
+    assert_eq!(first["final"], false, "{first}");
+
+    for _ in 0..3 {
+        assert!(get(server.addr(), "/index.html").ends_with(PAGE));
+    }
+    let second = server.stats_snapshot().expect("a second snapshot");
+    assert!(
+        count(&second, "snapshot") > count(&first, "snapshot"),
+        "{first} then {second}"
+    );
+    assert!(
+        count(&second, "requests_total") > count(&first, "requests_total"),
+        "{first} then {second}"
+    );
+    assert_eq!(count(&second, "requests_total"), 5, "{second}");
+
+    // Snapshots do not stop it; the stop reads the write at exit, not the last snapshot.
+    assert!(get(server.addr(), "/index.html").ends_with(PAGE));
+    assert_eq!(server.check_alive(), Ok(()));
+    let outcome = server.stop(Duration::from_secs(5));
+    assert_eq!(outcome.exit, "exit status: 0", "{outcome:?}");
+    let stats = outcome.stats.expect("the built-in server's stats");
+    assert_eq!(stats["final"], true, "{stats}");
+    assert_eq!(count(&stats, "requests_total"), 6, "{stats}");
+    assert!(count(&stats, "snapshot") > count(&second, "snapshot"));
+}
+
+#[test]
+fn a_snapshot_left_by_a_killed_builtin_is_not_its_final_stats() {
+    let dirs = dirs();
+    let mut server = ServerHandle::start(&builtin(&[]), &options(&dirs)).unwrap();
+    assert!(get(server.addr(), "/index.html").ends_with(PAGE));
+    let snapshot = server.stats_snapshot().expect("a snapshot");
+    assert_eq!(count(&snapshot, "requests_total"), 1, "{snapshot}");
+    kill(server.pid().unwrap());
+    wait_for_death(&mut server);
+    assert_eq!(
+        server.stats_snapshot(),
+        None,
+        "a dead server has no snapshot"
+    );
+    let outcome = server.stop(Duration::from_secs(1));
+    assert_eq!(outcome.stats, None);
+    assert!(
+        outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("holds only snapshot 1")),
+        "{outcome:?}"
+    );
 }

@@ -401,9 +401,11 @@ pub struct Environment {
     pub nofile_soft_limit: Option<u64>,
     /// The hard limit the soft one may be raised to.
     pub nofile_hard_limit: Option<u64>,
-    /// `git rev-parse HEAD` in the working directory.
+    /// The loadgen binary's own revision: `git rev-parse HEAD` of the source tree it was built
+    /// from, at build time; `None` for a build without git or outside a checkout.
     pub git_revision: Option<String>,
-    /// True when the working tree had uncommitted changes to tracked files.
+    /// True when the sources the loadgen was built from (its own, afterburner's, the reports')
+    /// differed from `git_revision` then, or had files not yet committed.
     pub git_dirty: Option<bool>,
 }
 

@@ -31,7 +31,9 @@ Referer table (--reftab), one rule a line, first match wins:
   /images/*.gif   example.com,.example.org   /images/hotlink.gif empty=allow
 
 Sizes take K/KiB, M/MiB, G/GiB (all powers of 1024); durations take ms, s, m.
-SIGINT/SIGTERM: stop accepting, finish replies in flight within --grace, write --stats, exit 0.";
+SIGINT/SIGTERM: stop accepting, finish replies in flight within --grace, write --stats, exit 0.
+SIGUSR1: write --stats now and keep serving (ignored without --stats); each write of the file
+  numbers itself, \"snapshot\": 1, 2, ..., and the one at exit also says \"final\": true.";
 
 /// The flags as clap parses them; [`Args::into_config`] turns them into a [`ServerConfig`].
 #[derive(Parser, Debug)]
@@ -82,7 +84,8 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
 
-    /// Write the counters as JSON to this file at exit.
+    /// Write the counters as JSON to this file at exit, and on each SIGUSR1 while serving
+    /// (without --stats, SIGUSR1 is ignored).
     #[arg(long, value_name = "FILE")]
     pub stats: Option<PathBuf>,
 

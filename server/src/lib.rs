@@ -2,9 +2,10 @@
 //! benches reach its parts. `main.rs` only parses the command line and calls `run`.
 //!
 //! Here: [`run`] (start-up, serving, shutdown), the process settings it makes (descriptor
-//! limit, CPU), and [`ServerError`], every way start-up or serving can fail. Each error names
-//! the flag, file or call at fault with the kernel's answer in its message (no separate
-//! `source()`), so `afterburner: error: {error}` is the whole story.
+//! limit, CPU), the signals it takes ([`SignalSockets`]), and [`ServerError`], every way
+//! start-up or serving can fail. Each error names the flag, file or call at fault with the
+//! kernel's answer in its message (no separate `source()`), so `afterburner: error: {error}` is
+//! the whole story.
 
 // Every public item says what it is for, in which unit; clippy's `-D warnings` keeps it so.
 #![warn(missing_docs)]
@@ -29,9 +30,10 @@ use rustix::thread::CpuSet;
 
 use conn::{CloseMode, ConnSettings};
 use site::Site;
+use stats::StatsFile;
 
-/// Descriptors kept back from `--max-conns`'s default for the listener, epoll, the signal pipe
-/// and the stats file.
+/// Descriptors kept back from `--max-conns`'s default for the listener, epoll, the signal
+/// sockets and the stats file.
 const RESERVED_FDS: u64 = 32;
 
 /// Why the server could not start, or stopped serving.
@@ -123,8 +125,8 @@ pub enum ServerError {
         /// The kernel's answer.
         error: io::Error,
     },
-    /// SIGINT and SIGTERM could not be routed to the loop.
-    #[error("setting up the SIGINT/SIGTERM pipe: {error}")]
+    /// SIGINT, SIGTERM and SIGUSR1 could not be routed to the loop.
+    #[error("setting up the SIGINT/SIGTERM/SIGUSR1 sockets: {error}")]
     Signals {
         /// Why not.
         error: io::Error,
@@ -181,7 +183,7 @@ pub struct ServerConfig {
     pub max_conns: Option<usize>,
     /// `--grace`: how long open connections may finish after SIGINT or SIGTERM.
     pub grace: Duration,
-    /// `--stats`: where the counters are written at exit, if anywhere.
+    /// `--stats`: where the counters are written at exit and on SIGUSR1, if anywhere.
     pub stats: Option<PathBuf>,
     /// `--backlog`: the listen queue's length.
     pub backlog: i32,
@@ -203,8 +205,8 @@ impl ServerConfig {
     }
 }
 
-/// Loads the site, binds, announces the address on stdout, serves until SIGINT/SIGTERM, and
-/// writes the stats.
+/// Loads the site, binds, announces the address on stdout, serves until SIGINT/SIGTERM (writing
+/// a stats snapshot on each SIGUSR1), and writes the final stats.
 pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
     let nofile = raise_nofile_limit();
     if let Some(cpu) = config.cpu {
@@ -226,7 +228,7 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
         .max_conns
         .unwrap_or(nofile.saturating_sub(RESERVED_FDS).max(1) as usize);
 
-    let stop_reader = stop_on_signals().map_err(|error| ServerError::Signals { error })?;
+    let signals = SignalSockets::install().map_err(|error| ServerError::Signals { error })?;
     let address = listener.local_addr().map_err(|error| ServerError::Listen {
         action: "reading the address bound for",
         address: config.listen,
@@ -241,29 +243,56 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
         config.close_mode
     );
 
-    let counters = designs::event_loop::serve(
-        listener,
-        mio::net::UnixStream::from_std(stop_reader),
-        &site,
-        config,
-        max_conns,
-    )?;
-    if let Some(path) = &config.stats {
-        counters.report(site.rules()).write_to(path)?;
+    let mut stats = config.stats.clone().map(StatsFile::new);
+    let counters =
+        designs::event_loop::serve(listener, signals, &site, config, max_conns, stats.as_mut())?;
+    if let Some(stats) = &mut stats {
+        stats.write(&counters, site.rules(), true)?;
     }
     Ok(())
 }
 
-/// Signals become bytes on a socket the loop polls, so shutdown is just another event: the
-/// socket to poll.
-fn stop_on_signals() -> io::Result<std::os::unix::net::UnixStream> {
-    let (stop_reader, stop_writer) = std::os::unix::net::UnixStream::pair()?;
-    stop_reader.set_nonblocking(true)?;
-    stop_writer.set_nonblocking(true)?;
-    let stop_writer2 = stop_writer.try_clone()?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, stop_writer)?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, stop_writer2)?;
-    Ok(stop_reader)
+/// The loop's ends of the signal sockets. Signals become bytes on a socket the loop polls
+/// (signal_hook writes one from the handler), so shutdown and snapshots are just more events in
+/// the one loop, with no thread and nothing done inside the handler. Two socket pairs rather
+/// than one, because the byte does not say which signal sent it.
+#[derive(Debug)]
+pub struct SignalSockets {
+    /// Readable after SIGINT or SIGTERM: stop accepting, drain within `--grace`, exit.
+    pub stop: mio::net::UnixStream,
+    /// Readable after SIGUSR1: write a `--stats` snapshot and keep serving. Several signals
+    /// read at once make one snapshot.
+    pub snapshot: mio::net::UnixStream,
+}
+
+impl SignalSockets {
+    /// Routes SIGINT and SIGTERM to `stop`, SIGUSR1 to `snapshot`. SIGUSR1 is routed even
+    /// without `--stats` (the loop then ignores it): its default action would kill the server.
+    pub fn install() -> io::Result<SignalSockets> {
+        use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+        use signal_hook::low_level::pipe;
+        let (stop, stop_writer) = nonblocking_pair()?;
+        pipe::register(SIGTERM, stop_writer.try_clone()?)?;
+        pipe::register(SIGINT, stop_writer)?;
+        let (snapshot, snapshot_writer) = nonblocking_pair()?;
+        pipe::register(SIGUSR1, snapshot_writer)?;
+        Ok(SignalSockets {
+            stop: mio::net::UnixStream::from_std(stop),
+            snapshot: mio::net::UnixStream::from_std(snapshot),
+        })
+    }
+}
+
+/// A connected pair of Unix sockets, both non-blocking: a signal handler must never block on a
+/// full socket, nor the loop on an empty one.
+fn nonblocking_pair() -> io::Result<(
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+)> {
+    let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
+    reader.set_nonblocking(true)?;
+    writer.set_nonblocking(true)?;
+    Ok((reader, writer))
 }
 
 /// Prints the line the loadgen (and the tests) wait for, and flushes it at once.

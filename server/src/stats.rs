@@ -1,9 +1,10 @@
-//! The server's counters, kept by the loop and written as JSON at exit for `loadgen` to read.
+//! The server's counters, kept by the loop and written as JSON for `loadgen` to read: at exit,
+//! and on SIGUSR1 as numbered snapshots while the server keeps serving ([`StatsFile`]).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -91,9 +92,15 @@ impl Counters {
         self.accept_pauses += other.accept_pauses;
     }
 
-    /// The `--stats` document; `rules` are the reftab rules in table order, one per
+    /// The `--stats` document numbered `snapshot` (see [`StatsReport::snapshot`]), the last one
+    /// of the run when `is_final`; `rules` are the reftab rules in table order, one per
     /// `hotlink_alternates` entry.
-    pub fn report<'a>(&self, rules: impl Iterator<Item = &'a Rule>) -> StatsReport {
+    pub fn report<'a>(
+        &self,
+        rules: impl Iterator<Item = &'a Rule>,
+        snapshot: u64,
+        is_final: bool,
+    ) -> StatsReport {
         let requests_by_status: BTreeMap<String, u64> = Status::ALL
             .iter()
             .zip(self.requests_by_status)
@@ -101,6 +108,8 @@ impl Counters {
             .map(|(status, n)| (status.code().to_string(), n))
             .collect();
         StatsReport {
+            snapshot,
+            is_final,
             requests_total: self.requests_by_status.iter().sum(),
             requests_by_status,
             response_bytes: self.response_bytes,
@@ -133,6 +142,14 @@ impl Counters {
 /// The `--stats` JSON document.
 #[derive(Serialize, Debug)]
 pub struct StatsReport {
+    /// Which write of the file this is: 1 for the first, one more for each after it, SIGUSR1
+    /// snapshots and the exit write alike. A reader that saw N knows a newer document is there
+    /// once it reads more than N.
+    pub snapshot: u64,
+    /// True for the write at exit, after the grace period: these counters are the run's last.
+    /// False for a SIGUSR1 snapshot taken while the server was serving.
+    #[serde(rename = "final")]
+    pub is_final: bool,
     /// Requests answered, every status together.
     pub requests_total: u64,
     /// Requests answered per status code (`"200"`, `"404"`, ...); codes never sent are left out.
@@ -194,7 +211,9 @@ pub struct Timeouts {
 
 impl StatsReport {
     /// Writes the report atomically (to `PATH.tmp`, then renamed): a reader never sees half a
-    /// file.
+    /// file. The final report is also synced to disk before the rename; a snapshot is not,
+    /// since the rename alone already shows readers the whole file, and the one loop that
+    /// serves every connection should not wait for the disk.
     pub fn write_to(&self, path: &Path) -> Result<(), ServerError> {
         let tmp = path.with_extension("json.tmp");
         let failed = |path: &Path| {
@@ -205,7 +224,91 @@ impl StatsReport {
         json.push(b'\n');
         let mut file = fs::File::create(&tmp).map_err(failed(&tmp))?;
         file.write_all(&json).map_err(failed(&tmp))?;
-        file.sync_all().ok();
+        if self.is_final {
+            file.sync_all().ok();
+        }
         fs::rename(&tmp, path).map_err(failed(path))
+    }
+}
+
+/// The `--stats` file and how many documents have been written to it, so that each write
+/// (SIGUSR1 snapshots, then the one at exit) carries the next [`StatsReport::snapshot`] number.
+#[derive(Debug)]
+pub struct StatsFile {
+    path: PathBuf,
+    written: u64,
+}
+
+impl StatsFile {
+    /// The file at `path`, nothing written to it yet.
+    pub fn new(path: PathBuf) -> StatsFile {
+        StatsFile { path, written: 0 }
+    }
+
+    /// Where the documents go.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Documents written so far: the `snapshot` number of the last one, 0 before the first.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Writes `counters` atomically as the next snapshot and returns its number. A failed
+    /// write does not use up a number: the next one that succeeds takes it, so the numbers a
+    /// reader sees have no gaps.
+    pub fn write<'a>(
+        &mut self,
+        counters: &Counters,
+        rules: impl Iterator<Item = &'a Rule>,
+        is_final: bool,
+    ) -> Result<u64, ServerError> {
+        let number = self.written + 1;
+        counters
+            .report(rules, number, is_final)
+            .write_to(&self.path)?;
+        self.written = number;
+        Ok(number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &Path) -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn each_write_takes_the_next_number_and_a_failed_one_takes_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stats.json");
+        let mut counters = Counters::new(0);
+        let mut file = StatsFile::new(path.clone());
+        assert_eq!(file.written(), 0);
+
+        counters.requests_by_status[0] = 2;
+        assert_eq!(file.write(&counters, std::iter::empty(), false).unwrap(), 1);
+        let first = read(&path);
+        assert_eq!(first["snapshot"], 1);
+        assert_eq!(first["final"], false);
+        assert_eq!(first["requests_total"], 2);
+
+        // A directory in the file's place: the rename fails and the number stays free.
+        fs::remove_file(&path).unwrap();
+        fs::create_dir(&path).unwrap();
+        assert!(file.write(&counters, std::iter::empty(), false).is_err());
+        assert_eq!(file.written(), 1);
+        fs::remove_dir(&path).unwrap();
+
+        counters.requests_by_status[0] = 5;
+        assert_eq!(file.write(&counters, std::iter::empty(), true).unwrap(), 2);
+        let last = read(&path);
+        assert_eq!(last["snapshot"], 2);
+        assert_eq!(last["final"], true);
+        assert_eq!(last["requests_total"], 5);
+        assert!(!path.with_extension("json.tmp").exists());
     }
 }

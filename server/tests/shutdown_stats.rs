@@ -1,5 +1,6 @@
-//! SIGTERM/SIGINT: stop accepting, finish replies in flight within `--grace`, exit 0; and the
-//! `--stats` JSON written at exit agreeing exactly with the traffic the test sent.
+//! SIGTERM/SIGINT: stop accepting, finish replies in flight within `--grace`, exit 0; the
+//! `--stats` JSON written at exit agreeing exactly with the traffic the test sent; and SIGUSR1:
+//! numbered snapshots of the same JSON while the server keeps serving.
 
 mod support;
 
@@ -242,4 +243,62 @@ fn stats_json_counts_agree_exactly_with_the_traffic() {
     }
     assert_eq!(stats.u(&["accept_pauses"]), 0);
     assert_eq!(stats.alternates_total(), 0, "no reftab, no alternates");
+}
+
+#[test]
+fn sigusr1_writes_numbered_snapshots_and_the_server_keeps_serving() {
+    let site = site();
+    let mut server = Server::start(&site, &[]);
+    let port = server.port;
+    for _ in 0..3 {
+        assert_eq!(fetch(port, "/a.txt", &[]).status, 200);
+    }
+    assert_eq!(fetch(port, "/missing", &[]).status, 404);
+
+    let first = server.snapshot(1);
+    assert_eq!(first.0["final"], false, "{first:?}");
+    assert_eq!(first.by_status(), statuses(&[(200, 3), (404, 1)]));
+    assert_eq!(first.u(&["requests_total"]), 4);
+    assert_eq!(first.u(&["connections_accepted"]), 4);
+    assert!(server.is_running(), "SIGUSR1 stopped the server");
+
+    for _ in 0..2 {
+        assert_eq!(fetch(port, "/b.html", &[]).status, 200);
+    }
+    let second = server.snapshot(2);
+    assert_eq!(second.0["final"], false, "{second:?}");
+    assert_eq!(second.by_status(), statuses(&[(200, 5), (404, 1)]));
+    assert_eq!(second.u(&["requests_total"]), 6);
+    assert_eq!(second.u(&["connections_accepted"]), 6);
+    assert!(
+        second.u(&["response_bytes"]) > first.u(&["response_bytes"]),
+        "{first:?} then {second:?}"
+    );
+
+    // Still serving after two snapshots; the write at exit takes the next number.
+    assert_eq!(fetch(port, "/a.txt", &[]).status, 200);
+    let stopped = server.stop();
+    stopped.assert_exit_0();
+    let last = stopped.stats();
+    assert_eq!(last.u(&["snapshot"]), 3);
+    assert_eq!(last.0["final"], true, "{last:?}");
+    assert_eq!(last.u(&["requests_total"]), 7);
+    assert_eq!(stopped.stdout_rest, "", "snapshots print nothing on stdout");
+}
+
+#[test]
+fn sigusr1_without_stats_is_ignored() {
+    let site = site();
+    let mut server = Server::start_with_stats(&site, &[], false);
+    assert_eq!(fetch(server.port, "/a.txt", &[]).status, 200);
+    server.signal(libc::SIGUSR1);
+    server.signal(libc::SIGUSR1);
+    assert_eq!(fetch(server.port, "/a.txt", &[]).status, 200);
+    assert!(
+        server.is_running(),
+        "SIGUSR1 without --stats stopped the server"
+    );
+    assert!(!site.stats_path().exists(), "a stats file appeared");
+    server.stop().assert_exit_0();
+    assert!(!site.stats_path().exists(), "a stats file appeared at exit");
 }

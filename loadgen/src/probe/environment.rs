@@ -1,12 +1,11 @@
 //! The environment a run ran in, recorded once so that a result can be reproduced and compared:
 //! kernel, CPU, the TCP sysctls that decide where TIME_WAITs go and how many fit, the descriptor
-//! limit, and the git revision of the working directory. What the scenario and server command
-//! were is recorded by `run`, not here.
+//! limit, and the git revision the binary was built from (embedded by `build.rs`, so neither
+//! the directory it runs in nor git being installed where it runs matters). What the scenario
+//! and server command were is recorded by `run`, not here.
 //!
 //! `/proc/cpuinfo` is read with the `procfs` crate; the TCP sysctls are read here, since
 //! procfs reads only the `kernel`, `vm` and `fs` ones.
-
-use std::process::{Command, Stdio};
 
 use procfs::{CpuInfo, Current as _};
 use rustix::process::{getrlimit, Resource};
@@ -60,29 +59,28 @@ fn cpus_allowed() -> u64 {
     std::thread::available_parallelism().map_or(0, |n| n.get() as u64)
 }
 
-fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+/// The git revision this binary was built from and whether its sources had changes not
+/// committed then, as `build.rs` found them: `git rev-parse HEAD` of the source tree, and
+/// whether the loadgen's, afterburner's and the reports' sources (and the workspace's manifest
+/// and lock file) differed from it or had new files. `None` for a build without git or outside
+/// a git checkout.
+pub fn build_revision() -> (Option<String>, Option<bool>) {
+    let revision = env!("LOADGEN_GIT_REVISION");
+    let dirty = match env!("LOADGEN_GIT_DIRTY") {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    };
+    ((revision != "unknown").then(|| revision.to_string()), dirty)
 }
 
-/// Reads the environment now (a few file reads and, if git exists, two short git commands).
+/// Reads the environment now (a few file reads; the git revision is the build's).
 pub fn read_environment() -> Environment {
     let (kernel_release, machine) = uname();
     let (nofile_soft_limit, nofile_hard_limit) = nofile_limits();
     // /proc/cpuinfo lists the online CPUs, as `sysconf(_SC_NPROCESSORS_ONLN)` counts them.
     let cpuinfo = CpuInfo::current().ok();
-    let git_revision = git(&["rev-parse", "HEAD"]).filter(|r| !r.is_empty());
-    let git_dirty = git_revision
-        .as_ref()
-        .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))
-        .map(|s| !s.is_empty());
+    let (git_revision, git_dirty) = build_revision();
     Environment {
         kernel_release,
         machine,
@@ -150,13 +148,120 @@ mod tests {
         let rmem = e.tcp_rmem_bytes.unwrap();
         assert!(rmem[0] <= rmem[1] && rmem[1] <= rmem[2]);
         assert!(e.nofile_soft_limit.unwrap() <= e.nofile_hard_limit.unwrap());
-        // Tests run inside the workspace's checkout when git is installed.
-        if Command::new("git").arg("--version").output().is_ok() {
-            if let Some(rev) = &e.git_revision {
-                assert_eq!(rev.len(), 40, "{rev}");
-            }
+        if let Some(rev) = &e.git_revision {
+            assert_eq!(rev.len(), 40, "{rev}");
+            assert!(rev.bytes().all(|b| b.is_ascii_hexdigit()), "{rev}");
         }
         let json = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<Environment>(&json).unwrap(), e);
+    }
+}
+
+#[cfg(test)]
+mod revision_tests {
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    /// Set in the child process of `the_revision_does_not_depend_on_the_current_directory`.
+    const CHILD: &str = "LOADGEN_TEST_REVISION_CHILD";
+
+    /// `git ARGS` in `dir`: its trimmed stdout, `None` if git is missing or fails.
+    fn git(dir: &Path, args: &[&str]) -> Option<String> {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// HEAD of the workspace these tests were built from, now.
+    fn workspace_head() -> Option<String> {
+        git(
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+            &["rev-parse", "HEAD"],
+        )
+    }
+
+    #[test]
+    fn the_revision_is_the_workspaces() {
+        let Some(head) = workspace_head() else {
+            println!("SKIPPED: git is missing or the workspace is not a git checkout");
+            return;
+        };
+        let recorded = read_environment().git_revision;
+        assert!(
+            recorded.as_deref().is_some_and(|r| head.starts_with(r)),
+            "recorded {recorded:?}, the workspace is at {head}"
+        );
+        assert!(read_environment().git_dirty.is_some());
+    }
+
+    #[test]
+    fn the_revision_does_not_depend_on_the_current_directory() {
+        if std::env::var_os(CHILD).is_some() {
+            // The child: report what it records, wherever it was started.
+            println!("git_revision={:?}", read_environment().git_revision);
+            return;
+        }
+        let Some(head) = workspace_head() else {
+            println!("SKIPPED: git is missing or the workspace is not a git checkout");
+            return;
+        };
+        // Another repository, with a commit of its own, as the current directory: what git
+        // says there is not the binary's revision.
+        let other = tempfile::tempdir().unwrap();
+        let dir = other.path();
+        git(dir, &["init", "-q"]).expect("git init");
+        let committed = git(
+            dir,
+            &[
+                "-c",
+                "user.name=test",
+                "-c",
+                "user.email=test@example.invalid",
+                "-c",
+                "commit.gpgsign=false",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "another repository",
+            ],
+        );
+        let other_head = committed.and_then(|_| git(dir, &["rev-parse", "HEAD"]));
+        assert!(other_head.is_some(), "no commit in {}", dir.display());
+        assert_ne!(other_head.as_deref(), Some(head.as_str()));
+
+        let this_test = format!(
+            "{}::the_revision_does_not_depend_on_the_current_directory",
+            module_path!().split_once("::").expect("crate::path").1
+        );
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &this_test, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "the child failed:\n{stdout}");
+        // The harness may print the test's name on the same line first.
+        let reported = stdout
+            .lines()
+            .find_map(|line| line.split_once("git_revision=").map(|(_, value)| value));
+        let expected = format!("{:?}", read_environment().git_revision);
+        assert_eq!(
+            reported,
+            Some(expected.as_str()),
+            "the child ran in {}, whose HEAD is {other_head:?}:\n{stdout}",
+            dir.display()
+        );
     }
 }

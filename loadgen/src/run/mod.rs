@@ -36,7 +36,7 @@ use crate::scenario::{
     Overrides, Population, RttChoice, Scenario, ScenarioError, ServerSpec, Variant,
 };
 use crate::target::{ServerHandle, TargetError, TargetOptions};
-use point::{build_point, load_fractions, point_label, PointContext, RttOutcome};
+use point::{build_point, load_fractions, point_counters, point_label, PointContext, RttOutcome};
 use progress::ProgressLine;
 use site::{prepare_site, SiteError};
 
@@ -413,7 +413,7 @@ impl VariantSetup {
         let point_plan = PointPlan {
             start,
             target,
-            host_header: target.to_string(),
+            host_header: self.server.host_header(),
             populations: &self.populations,
             load_fraction: fraction,
             workers: scenario.workers,
@@ -442,6 +442,8 @@ impl VariantSetup {
             &label,
             (scenario.warmup + scenario.duration).as_secs_f64(),
         );
+        // The point's own share of the server's counters: a snapshot now and one at its end.
+        let counters_before = self.server.stats_snapshot();
         let server = &mut self.server;
         let mut monitor = |progress: &crate::engine::Progress| -> Option<String> {
             progress_line.show(progress);
@@ -455,8 +457,9 @@ impl VariantSetup {
         let samples = sampler.stop_report();
         let outcome = outcome.map_err(RunError::Load)?;
         progress_line.finish();
+        let counters_after = self.server.stats_snapshot();
         let class_names = context.workload.class_names();
-        let point = build_point(
+        let mut point = build_point(
             &PointContext {
                 label,
                 load_fraction: fraction,
@@ -471,6 +474,10 @@ impl VariantSetup {
             &samples,
             &slab,
         );
+        point.server_stats = match (counters_before, counters_after) {
+            (Some(before), Some(after)) => Some(point_counters(&before, &after)),
+            _ => None,
+        };
         Ok((point, outcome.stopped_early))
     }
 
@@ -504,8 +511,12 @@ impl VariantSetup {
                 figures.cpu_us += stats.cpu_us;
             }
         }
-        for point in &mut result.load_points[first_point..] {
-            point.server_stats = stop.stats.clone();
+        // A point without snapshots of its own (the server died under it) may still take the
+        // variant's final counters when it was the variant's only point: then they are its.
+        if let [only] = &mut result.load_points[first_point..] {
+            if only.server_stats.is_none() {
+                only.server_stats = stop.stats.clone();
+            }
         }
         if variant.label.is_none() || result.server.stats.is_none() {
             result.server.stats = stop.stats;

@@ -150,6 +150,44 @@ pub fn build_point(
     }
 }
 
+/// A load point's own share of the server's counters: `after` minus `before`, two snapshots of
+/// its `--stats` taken when the point began and when it ended, field by field (nested maps
+/// too; a key missing before counts from 0). A peak is not a count: `connections_peak` keeps
+/// the server's peak so far. The snapshot's own number and `final` flag are left out.
+pub fn point_counters(before: &serde_json::Value, after: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (before, after) {
+        (Value::Object(before), Value::Object(after)) => Value::Object(
+            after
+                .iter()
+                .filter(|(key, _)| !matches!(key.as_str(), "snapshot" | "final"))
+                .map(|(key, now)| {
+                    let own = match (key.as_str(), before.get(key)) {
+                        ("connections_peak", _) | (_, None) => now.clone(),
+                        (_, Some(then)) => point_counters(then, now),
+                    };
+                    (key.clone(), own)
+                })
+                .collect(),
+        ),
+        (Value::Array(before), Value::Array(after)) => Value::Array(
+            after
+                .iter()
+                .enumerate()
+                .map(|(i, now)| match before.get(i) {
+                    Some(then) => point_counters(then, now),
+                    None => now.clone(),
+                })
+                .collect(),
+        ),
+        (Value::Number(then), Value::Number(now)) => match (then.as_u64(), now.as_u64()) {
+            (Some(then), Some(now)) => Value::from(now.saturating_sub(then)),
+            _ => Value::Number(now.clone()),
+        },
+        (_, now) => now.clone(),
+    }
+}
+
 /// The slow-line figures of one population.
 fn line_figures(spec: &ModemSpec, line: &LineRecorder, rtt: &RttOutcome) -> LineFigures {
     LineFigures {
@@ -185,6 +223,31 @@ mod tests {
         assert_eq!(
             point_label(Some("close=reset"), 9, 10, 1.0),
             "close=reset 10/10 (100%)"
+        );
+    }
+
+    #[test]
+    fn a_points_server_counters_are_the_difference_of_two_snapshots() {
+        let before = serde_json::json!({
+            "snapshot": 3, "final": false, "requests_total": 100, "connections_peak": 40,
+            "requests_by_status": {"200": 98, "404": 2},
+            "closes": {"client_first": 0, "server_first": 100, "reset": 0},
+            "reftab_alternates": [{"pattern": "/img/*", "count": 5}]
+        });
+        let after = serde_json::json!({
+            "snapshot": 4, "final": false, "requests_total": 250, "connections_peak": 35,
+            "requests_by_status": {"200": 240, "404": 2, "304": 8},
+            "closes": {"client_first": 0, "server_first": 250, "reset": 0},
+            "reftab_alternates": [{"pattern": "/img/*", "count": 9}]
+        });
+        assert_eq!(
+            point_counters(&before, &after),
+            serde_json::json!({
+                "requests_total": 150, "connections_peak": 35,
+                "requests_by_status": {"200": 142, "404": 0, "304": 8},
+                "closes": {"client_first": 0, "server_first": 150, "reset": 0},
+                "reftab_alternates": [{"pattern": "/img/*", "count": 4}]
+            })
         );
     }
 

@@ -5,7 +5,9 @@
 //! server's stdout and stderr) and `ready` (the `http://` URL parser and the readiness probe).
 //!
 //! This is process plumbing only; nothing here measures traffic. The probe that decides "it
-//! answers" is one blocking HTTP/1.0 GET over a std `TcpStream`, never the engine.
+//! answers" is one blocking HTTP/1.0 GET over a std `TcpStream`, never the engine. The
+//! built-in server's own counters are read from its `--stats` file: at the stop, and between
+//! load points as snapshots it writes on SIGUSR1 ([`ServerHandle::stats_snapshot`]).
 //!
 //! Started servers lead a process group of their own. A Ctrl-C at the terminal then reaches
 //! only the loadgen, which can stop its clients first and the server second and still read the
@@ -54,6 +56,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const PROBE_TIMEOUT_MAX: Duration = Duration::from_secs(1);
 /// What `afterburner` prints on stdout, once, when it listens.
 const LISTENING_PREFIX: &str = "afterburner listening on ";
+/// How long `stats_snapshot` waits for the built-in server's snapshot after SIGUSR1: a healthy
+/// server writes it within milliseconds, between two events of its loop.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often `stats_snapshot` looks at the stats file meanwhile.
+const SNAPSHOT_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// What a server command that exits at once with success probably did.
 const DAEMON_HINT: &str = " (a server command must stay in the foreground: no daemon mode, e.g. \
                            nginx -g 'daemon off;')";
@@ -238,6 +245,8 @@ fn stdout_block(lines: &[String]) -> String {
 pub struct ServerHandle {
     kind: Kind,
     addr: SocketAddr,
+    /// A URL server's `host[:port]` exactly as the URL has it; `None` for started servers.
+    authority: Option<String>,
     command_line: String,
     /// `None` for a URL: nothing was started, nothing is stopped.
     process: Option<Process>,
@@ -246,8 +255,9 @@ pub struct ServerHandle {
 /// What `ServerHandle::stop` found.
 #[derive(Clone, Debug, Default)]
 pub struct StopOutcome {
-    /// The built-in server's `--stats` JSON; `None` for other kinds or when unreadable (see
-    /// `notes`).
+    /// The built-in server's `--stats` JSON, the one it wrote at exit (`"final": true`); `None`
+    /// for other kinds, when unreadable, or when the file holds only a snapshot taken while it
+    /// ran (see `notes`).
     pub stats: Option<serde_json::Value>,
     /// How the server process ended, e.g. `exit status: 0` or `signal: 9 (SIGKILL)`.
     pub exit: String,
@@ -298,6 +308,18 @@ impl ServerHandle {
         self.addr
     }
 
+    /// The `Host` header value clients must send. For a URL server, the URL's authority
+    /// exactly as written (`http://localhost:8080/` gives `localhost:8080`, `http://10.0.0.1/`
+    /// gives `10.0.0.1`): virtual hosts are chosen by the name, not the address it resolved to.
+    /// For the built-in and command servers, which were started on an address of ours,
+    /// `IP:PORT` of [`ServerHandle::addr`] (`[IPv6]:PORT` for IPv6).
+    pub fn host_header(&self) -> String {
+        match &self.authority {
+            Some(authority) => authority.clone(),
+            None => self.addr.to_string(),
+        }
+    }
+
     /// The server process: the built-in child, or the command's `sh` (its process group's
     /// leader). `None` for a URL.
     pub fn pid(&self) -> Option<u32> {
@@ -335,10 +357,49 @@ impl ServerHandle {
         }
     }
 
+    /// The built-in server's counters now, while it keeps serving: sends it SIGUSR1, waits (2 s
+    /// at most, looking every 10 ms) until its `--stats` file holds a snapshot numbered higher
+    /// than the one there before the signal, and returns that document: afterburner's `--stats`
+    /// JSON, with `"snapshot": N` and `"final": false`. Counters run from the server's start, so
+    /// a load point's share is the difference of two snapshots.
+    ///
+    /// `None` for command and URL servers (they keep no such counters, and a signal they do not
+    /// expect might stop them), for a server that has exited, and when no newer snapshot came
+    /// in time.
+    pub fn stats_snapshot(&mut self) -> Option<serde_json::Value> {
+        if self.kind != Kind::Builtin {
+            return None;
+        }
+        let process = self.process.as_mut()?;
+        let path = process.stats_path.clone()?;
+        // Checked (and reaped) first: a reaped child's PID is never signalled.
+        if process.poll_exit().is_some() {
+            return None;
+        }
+        let before = read_stats(&path).map_or(0, |stats| snapshot_number(&stats));
+        if !process.signal_leader(rustix::process::Signal::USR1) {
+            return None;
+        }
+        let deadline = Instant::now() + SNAPSHOT_TIMEOUT;
+        loop {
+            // The server renames a whole file into place: a read sees the old one or the new.
+            if let Ok(stats) = read_stats(&path) {
+                if snapshot_number(&stats) > before {
+                    return Some(stats);
+                }
+            }
+            if Instant::now() >= deadline || process.poll_exit().is_some() {
+                return None;
+            }
+            std::thread::sleep(SNAPSHOT_POLL_INTERVAL);
+        }
+    }
+
     /// Sends SIGTERM (to the whole group for a command, to the process for the built-in server,
     /// which stops its own workers), waits up to `grace` for the server and everything in its
     /// process group to exit, then SIGKILLs the group and says so in `notes`. For the built-in
-    /// server, reads back its `--stats` JSON. A URL is left alone.
+    /// server, reads back the `--stats` JSON it wrote at exit; a snapshot left by a server
+    /// that died without its final write is not taken for it. A URL is left alone.
     pub fn stop(mut self, grace: Duration) -> StopOutcome {
         let Some(mut process) = self.process.take() else {
             return StopOutcome {
@@ -382,7 +443,17 @@ impl ServerHandle {
             .stats_path
             .as_deref()
             .and_then(|path| match read_stats(path) {
-                Ok(stats) => Some(stats),
+                Ok(stats) if stats["final"] == true => Some(stats),
+                Ok(stats) => {
+                    // Counters up to some point of the run, not its end: reported as such.
+                    notes.push(format!(
+                        "no final server stats: {} holds only snapshot {}, written on SIGUSR1 \
+                         while the server ran; it exited without writing its counters",
+                        path.display(),
+                        snapshot_number(&stats)
+                    ));
+                    None
+                }
                 Err(why) => {
                     notes.push(why);
                     None
@@ -497,6 +568,7 @@ fn start_builtin(
     Ok(ServerHandle {
         kind: Kind::Builtin,
         addr,
+        authority: None,
         command_line,
         process: Some(process),
     })
@@ -605,6 +677,7 @@ fn start_command(
     Ok(ServerHandle {
         kind: Kind::Command,
         addr,
+        authority: None,
         command_line,
         process: Some(process),
     })
@@ -623,6 +696,7 @@ fn start_url(url: &str, options: &TargetOptions) -> Result<ServerHandle, TargetE
     Ok(ServerHandle {
         kind: Kind::Url,
         addr: target.addr,
+        authority: Some(target.authority),
         command_line: url.to_string(),
         process: None,
     })
@@ -669,6 +743,11 @@ fn read_stats(path: &Path) -> Result<serde_json::Value, String> {
         .map_err(|e| format!("no server stats: {} is not JSON: {e}", path.display()))
 }
 
+/// The `"snapshot"` number of a `--stats` document; 0 when it has none.
+fn snapshot_number(stats: &serde_json::Value) -> u64 {
+    stats["snapshot"].as_u64().unwrap_or(0)
+}
+
 /// `word` as one shell word: unchanged when it is plainly safe, single-quoted otherwise.
 fn shell_quote(word: &str) -> String {
     let safe = !word.is_empty()
@@ -684,7 +763,72 @@ fn shell_quote(word: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+
     use super::*;
+
+    /// Finds the server at `url` (`{port}` filled in) on a listener of this test that answers
+    /// the readiness probe once.
+    fn found_at(url: &str) -> ServerHandle {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = url.replace("{port}", &listener.local_addr().unwrap().port().to_string());
+        let answer = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let _ = stream.read(&mut [0u8; 512]);
+            stream.write_all(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+        });
+        let nowhere = Path::new("/nonexistent");
+        let options = TargetOptions {
+            builtin_exe: nowhere,
+            site_root: nowhere,
+            workdir: nowhere,
+            server_cpu: None,
+            ready_timeout: Duration::from_secs(5),
+            listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        };
+        let handle = start_url(&url, &options).unwrap();
+        answer.join().unwrap();
+        handle
+    }
+
+    #[test]
+    fn the_host_header_is_the_urls_authority_or_the_started_servers_address() {
+        let found = found_at("http://localhost:{port}/index.html");
+        let port = found.addr().port();
+        assert_eq!(found.addr(), SocketAddr::from(([127, 0, 0, 1], port)));
+        assert_eq!(found.host_header(), format!("localhost:{port}"));
+        // As written, case and all: no port added, none taken away.
+        let found = found_at("http://LocalHost:{port}");
+        assert_eq!(
+            found.host_header(),
+            format!("LocalHost:{}", found.addr().port())
+        );
+        let found = found_at("http://127.0.0.1:{port}/?q#top");
+        assert_eq!(
+            found.host_header(),
+            format!("127.0.0.1:{}", found.addr().port())
+        );
+
+        let started = |kind, addr: &str| ServerHandle {
+            kind,
+            addr: addr.parse().unwrap(),
+            authority: None,
+            command_line: String::new(),
+            process: None,
+        };
+        assert_eq!(
+            started(Kind::Builtin, "127.0.0.1:41234").host_header(),
+            "127.0.0.1:41234"
+        );
+        assert_eq!(
+            started(Kind::Command, "198.18.0.1:8080").host_header(),
+            "198.18.0.1:8080"
+        );
+        assert_eq!(
+            started(Kind::Command, "[::1]:8080").host_header(),
+            "[::1]:8080"
+        );
+    }
 
     #[test]
     fn shell_quoting_leaves_plain_paths_alone() {

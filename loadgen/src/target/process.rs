@@ -149,13 +149,20 @@ impl Process {
     pub(super) fn terminate(&self) {
         if self.terminate_group {
             signal_group(self.pid(), Signal::TERM);
-        } else if self.exited.is_none() {
-            // Our child, not yet reaped, so its PID is not reused; if it is exiting anyway,
-            // the failed signal changes nothing.
-            if let Some(pid) = Pid::from_raw(self.pid() as i32) {
-                let _ = kill_process(pid, Signal::TERM);
-            }
+        } else {
+            // If it is exiting anyway, the failed signal changes nothing.
+            let _ = self.signal_leader(Signal::TERM);
         }
+    }
+
+    /// Sends `signal` to the leader alone; false if it was already reaped (its PID may be
+    /// someone else's by now) or the kill failed.
+    pub(super) fn signal_leader(&self, signal: Signal) -> bool {
+        if self.exited.is_some() {
+            return false;
+        }
+        // Our child, not yet reaped, so its PID is not reused.
+        Pid::from_raw(self.pid() as i32).is_some_and(|pid| kill_process(pid, signal).is_ok())
     }
 
     /// SIGKILL to the whole group.

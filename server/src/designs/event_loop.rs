@@ -1,9 +1,10 @@
 //! Afterburner's design: one thread, one mio readiness loop over the listener and every
 //! connection. Connections live in a slab and are driven by readiness; deadlines come from
-//! `timers::Deadlines`, whose nearest one is the poll timeout.
+//! `timers::Deadlines`, whose nearest one is the poll timeout. Signals arrive as readiness of
+//! the [`SignalSockets`]: stop, or write a `--stats` snapshot between two events.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Read};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
@@ -14,12 +15,13 @@ use slab::Slab;
 
 use crate::conn::{Connection, LoopShared, Step, Transport};
 use crate::site::Site;
-use crate::stats::{CloseSide, Counters};
+use crate::stats::{CloseSide, Counters, StatsFile};
 use crate::timers::{Deadlines, TimerKind};
-use crate::{ServerConfig, ServerError};
+use crate::{ServerConfig, ServerError, SignalSockets};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const STOP: Token = Token(usize::MAX - 2);
+const SNAPSHOT: Token = Token(usize::MAX - 3);
 
 /// How long accepting pauses after EMFILE/ENFILE: long enough not to spin, short enough that
 /// the server recovers by itself as soon as descriptors free up.
@@ -76,16 +78,29 @@ struct EventLoop<'a, 'site> {
     accept_paused_until: Option<Instant>,
     at_conn_limit: bool,
     shutdown_deadline: Option<Instant>,
+    /// SIGUSR1's socket, drained at each wake-up.
+    snapshot_signal: UnixStream,
+    /// `--stats`, if given: where snapshots go. The caller writes the final document to it
+    /// after the loop, so the numbers run on.
+    stats: Option<&'a mut StatsFile>,
 }
 
-/// Serves until `stop` becomes readable (a signal arrived), then drains within the grace period.
-pub fn serve(
+/// Serves until `signals.stop` becomes readable (SIGINT or SIGTERM arrived), then drains within
+/// the grace period. Each time `signals.snapshot` becomes readable (SIGUSR1), writes the
+/// counters so far to `stats` as a snapshot and goes on serving; without `stats` the signal is
+/// ignored. Returns the counters for the final write.
+pub fn serve<'a>(
     listener: std::net::TcpListener,
-    mut stop: UnixStream,
+    signals: SignalSockets,
     site: &Site,
-    config: &ServerConfig,
+    config: &'a ServerConfig,
     max_conns: usize,
+    stats: Option<&'a mut StatsFile>,
 ) -> Result<Counters, ServerError> {
+    let SignalSockets {
+        mut stop,
+        snapshot: mut snapshot_signal,
+    } = signals;
     let poll = Poll::new().map_err(loop_error("creating the epoll instance"))?;
     let mut listener = TcpListener::from_std(listener);
     poll.registry()
@@ -93,7 +108,12 @@ pub fn serve(
         .map_err(loop_error("registering the listener with epoll"))?;
     poll.registry()
         .register(&mut stop, STOP, Interest::READABLE)
-        .map_err(loop_error("registering the signal pipe with epoll"))?;
+        .map_err(loop_error(
+            "registering the SIGINT/SIGTERM socket with epoll",
+        ))?;
+    poll.registry()
+        .register(&mut snapshot_signal, SNAPSHOT, Interest::READABLE)
+        .map_err(loop_error("registering the SIGUSR1 socket with epoll"))?;
     let mut event_loop = EventLoop {
         poll,
         listener: Some(listener),
@@ -115,6 +135,8 @@ pub fn serve(
         accept_paused_until: None,
         at_conn_limit: false,
         shutdown_deadline: None,
+        snapshot_signal,
+        stats,
     };
     event_loop.run()?;
     Ok(event_loop.counters)
@@ -133,10 +155,12 @@ impl<'site> EventLoop<'_, 'site> {
             }
             let now = Instant::now();
             let mut accept_ready = false;
+            let mut snapshot = false;
             for event in events.iter() {
                 match event.token() {
                     LISTENER => accept_ready = true,
                     STOP => self.begin_shutdown(now),
+                    SNAPSHOT => snapshot = true,
                     // Without RDHUP the FIN has not arrived: a short read means the socket is empty.
                     Token(key) => self.drive(key, now, !event.is_read_closed()),
                 }
@@ -156,6 +180,11 @@ impl<'site> EventLoop<'_, 'site> {
             }
             if accept_ready {
                 self.accept(now);
+            }
+            if snapshot {
+                // After this round's connections were driven: the snapshot counts every reply
+                // the round started.
+                self.write_snapshot();
             }
             if let Some(deadline) = self.shutdown_deadline {
                 if self.slots.is_empty() || now >= deadline {
@@ -288,6 +317,28 @@ impl<'site> EventLoop<'_, 'site> {
                     return;
                 }
             }
+        }
+    }
+
+    /// Drains SIGUSR1's socket and writes one snapshot for whatever number of signals it
+    /// held. A failed write is reported on stderr and serving goes on: a snapshot is for
+    /// watching the run, not worth stopping it.
+    fn write_snapshot(&mut self) {
+        let mut bytes = [0u8; 64];
+        // Edge-triggered: read until empty, or the next signal would raise no event.
+        loop {
+            match self.snapshot_signal.read(&mut bytes) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break, // WouldBlock: drained
+            }
+        }
+        let Some(stats) = self.stats.as_deref_mut() else {
+            return; // no --stats: SIGUSR1 is ignored
+        };
+        if let Err(error) = stats.write(&self.counters, self.site.rules(), false) {
+            eprintln!("afterburner: stats snapshot: {error}");
         }
     }
 

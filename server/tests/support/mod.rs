@@ -1,5 +1,6 @@
 //! Shared helpers for the black-box tests: a temporary site, starting and stopping the real
-//! `afterburner` binary (port from its stdout, SIGTERM, `--stats` JSON), raw HTTP/1.x clients
+//! `afterburner` binary (port from its stdout, SIGTERM, `--stats` JSON at exit and SIGUSR1
+//! snapshots), raw HTTP/1.x clients
 //! with timeouts over plain TCP, and a reader of /proc/net/tcp{,6} that tells which side of a
 //! test's own connection holds TIME_WAIT.
 //!
@@ -28,6 +29,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a SIGTERM'd server may take to exit (well above the `--grace` the tests use).
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a SIGUSR1'd server may take to write its snapshot: milliseconds when healthy, but
+/// tests run in parallel on a small machine.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const KIB: usize = 1024;
 pub const MIB: usize = 1024 * 1024;
@@ -169,14 +174,20 @@ impl Server {
     /// Starts the server on `site` with `--listen 127.0.0.1:0 --stats <tmp>/stats.json` plus
     /// `extra` flags. Unless `extra` sets `--grace`, a short `--grace 1s` keeps shutdown quick.
     pub fn start(site: &Site, extra: &[&str]) -> Server {
+        Server::start_with_stats(site, extra, true)
+    }
+
+    /// Like [`Server::start`], with `--stats` only if `stats`.
+    pub fn start_with_stats(site: &Site, extra: &[&str], stats: bool) -> Server {
         let stats_path = site.stats_path();
         let _ = fs::remove_file(&stats_path);
         let mut cmd = Command::new(server_bin());
         cmd.arg("--root")
             .arg(site.root())
-            .args(["--listen", "127.0.0.1:0"])
-            .arg("--stats")
-            .arg(&stats_path);
+            .args(["--listen", "127.0.0.1:0"]);
+        if stats {
+            cmd.arg("--stats").arg(&stats_path);
+        }
         if !extra.contains(&"--grace") {
             cmd.args(["--grace", "1s"]);
         }
@@ -255,6 +266,31 @@ impl Server {
         let signal = rustix::process::Signal::from_named_raw(sig).expect("a named signal");
         rustix::process::kill_process(pid, signal)
             .unwrap_or_else(|e| panic!("kill({}, {sig}) failed: {e}", self.pid()));
+    }
+
+    /// Sends SIGUSR1 and waits until the `--stats` file holds snapshot `number`; returns it.
+    /// Panics with the server's stderr if it does not come within 5 s, or if a newer one does.
+    pub fn snapshot(&self, number: u64) -> Stats {
+        self.signal(libc::SIGUSR1);
+        let deadline = Instant::now() + SNAPSHOT_TIMEOUT;
+        loop {
+            // The server renames a complete file into place: whatever parses is a whole one.
+            let stats = fs::read_to_string(&self.stats_path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .map(Stats);
+            let seen = stats.as_ref().map(|stats| stats.u(&["snapshot"]));
+            if seen == Some(number) {
+                return stats.expect("just read");
+            }
+            assert!(
+                seen < Some(number) && Instant::now() < deadline,
+                "waiting for snapshot {number} after SIGUSR1: the stats file shows {seen:?}; \
+                 stderr:\n{}",
+                self.stderr_text()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// True while the process has not exited.
