@@ -392,36 +392,41 @@ fn every_shipped_scenario_loads() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 
-/// What `specweb96.toml` promises in its header: SPECweb96's ten-point sweep of closed-loop
-/// clients, one connection per request, the default mix, dirs from the default scaling rule.
+/// What `specweb96.toml` promises in its header: SPECweb96's ten-point sweep of requested rates
+/// (open loop, as its prime client paced the load), one connection per request, the default mix,
+/// a file set sized for the top rate by the default scaling rule.
 #[test]
 fn specweb96_is_the_ten_point_sweep() {
     let scenario = Scenario::load(&workspace_dir().join("scenarios/specweb96.toml")).unwrap();
     assert_eq!(scenario.name, "specweb96");
     assert_eq!(scenario.sweep.as_ref().map(|s| s.points), Some(10));
     assert!(matches!(scenario.server, ServerSpec::Builtin { .. }));
-    match &scenario.site {
+    let sized_for = match &scenario.site {
         SiteSpec::Specweb96 {
             dirs: None,
             target_ops_per_s: Some(ops),
             scaling,
             mix,
         } => {
-            assert!(*ops > 0.0);
             assert_eq!(*scaling, DirScaling::default());
             assert_eq!(*mix, MixParams::default());
+            *ops
         }
         other => panic!("site must be sized by target_ops_per_s: {other:?}"),
-    }
+    };
     assert!(!scenario.clients.is_empty());
     for population in &scenario.clients {
         match population {
-            Population::Closed {
+            Population::Open {
+                rate,
                 requests_per_connection,
                 ..
-            } => assert_eq!(*requests_per_connection, 1, "{population:?}"),
-            Population::Open { .. } | Population::Modem(_) => {
-                panic!("SPECweb96 clients are closed-loop: {population:?}")
+            } => {
+                assert_eq!(*requests_per_connection, 1, "{population:?}");
+                assert_eq!(*rate, sized_for, "the file set is sized for the top rate");
+            }
+            Population::Closed { .. } | Population::Modem(_) => {
+                panic!("SPECweb96 load points are requested rates: {population:?}")
             }
         }
     }
