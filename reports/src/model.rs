@@ -300,7 +300,8 @@ pub struct KernelSample {
     /// Of `time_wait_server_side`, the sockets that entered TIME_WAIT since this load point
     /// began (the start of its warm-up): the point's own. When each began is 60 s less the
     /// time left on its timer (sock_diag's `idiag_expires`). `None` when the sample has no
-    /// TIME_WAIT dump, and in results from before TIME_WAITs were told apart.
+    /// fresh TIME_WAIT dump (none, or one skipped for the sampler's CPU budget, whose totals
+    /// repeat an older dump's), and in results from before TIME_WAITs were told apart.
     #[serde(default)]
     pub time_wait_server_side_since_point_start: Option<u64>,
     /// Of `time_wait_client_side`, the sockets that entered TIME_WAIT since this load point

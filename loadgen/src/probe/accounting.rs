@@ -56,8 +56,11 @@ fn kernel_sample(sample: &Sample) -> KernelSample {
     let sockstat = sample.sockstat.unwrap_or_default();
     let tcp_ext = sample.tcp_ext.unwrap_or_default();
     let time_wait = sample.time_wait.unwrap_or_default();
-    // The attributed counts exist only where a dump does: no dump is unknown, not zero.
-    let attributed = |f: fn(&TimeWaitSample) -> u64| sample.time_wait.as_ref().map(f);
+    // The attributed counts exist only where a fresh dump does: no dump is unknown, not zero,
+    // and a dump skipped for the CPU budget repeats an older one's counts, whose split by age
+    // was true then, not now (its teardown count would still be 0 after the window's end).
+    let fresh = sample.time_wait.filter(|t| t.age_ms == 0);
+    let attributed = |f: fn(&TimeWaitSample) -> u64| fresh.as_ref().map(f);
     let server = sample.server.as_ref();
     KernelSample {
         elapsed_ms: sample.elapsed_ms,
@@ -153,12 +156,13 @@ fn time_wait_origins(
         .filter_map(own)
         .max();
     // Present when the window opened: a TIME_WAIT begun before the point cannot appear later,
-    // so no later moment has more of them.
-    let at_start = samples
-        .iter()
+    // so no later moment has more of them. The last sample with the split by age at or before
+    // the window's start, else the first after it.
+    let split = || samples.iter().filter(|s| (side.since_start)(s).is_some());
+    let at_start = split()
         .rev()
         .find(|s| s.elapsed_ms <= from)
-        .or_else(|| samples.first());
+        .or_else(|| split().next());
     let carried_over =
         at_start.and_then(|s| Some((side.total)(s).saturating_sub((side.since_start)(s)?)));
     TimeWaitOrigins {
@@ -482,7 +486,35 @@ mod tests {
     }
 
     #[test]
-    fn samples_without_a_dump_leave_the_attributed_figures_unknown() {
+    fn samples_without_a_fresh_dump_leave_the_attributed_figures_unknown() {
+        // A dump skipped for the CPU budget: its counts are an older dump's, totals and all.
+        let repeated = |elapsed_ms, age_ms| Sample {
+            elapsed_ms,
+            time_wait: Some(TimeWaitSample {
+                server_side: 100,
+                age_ms,
+                ..TimeWaitSample::default()
+            }),
+            ..Sample::default()
+        };
+        let report = SamplerReport {
+            samples: vec![repeated(0, 0), repeated(500, 500), repeated(1000, 1000)],
+            ..SamplerReport::default()
+        };
+        let accounting = kernel_accounting(&report, &SlabSizes::fallback(), &window(250, 1000));
+        let own: Vec<Option<u64>> = accounting
+            .samples
+            .iter()
+            .map(|s| s.time_wait_server_side_since_point_start)
+            .collect();
+        assert_eq!(own, [Some(0), None, None]);
+        let summary = accounting.summary;
+        // The carried over are read at the last fresh dump before the window.
+        assert_eq!(summary.carried_over_time_wait_server_side, Some(100));
+        // No fresh dump in the window or after it: its own are unknown, not 0.
+        assert_eq!(summary.own_peak_time_wait_server_side, None);
+        assert_eq!(summary.own_time_wait_seconds_server_side, None);
+
         // A sampler with no port, or a dump that failed: the totals read 0 as before, the
         // attributed figures are unknown, not 0.
         let report = SamplerReport {
