@@ -1,6 +1,7 @@
 //! The sampler across the split mode's two namespaces: TIME_WAITs counted on the server's side
-//! in the server's namespace and on the clients' side in the clients', `sockstat` and TcpExt
-//! added up over both (listen overflows happen in the server's), the generator's own memory.
+//! in the server's namespace and on the clients' side in the clients', each side's told apart
+//! by when they began, `sockstat` and TcpExt added up over both (listen overflows happen in the
+//! server's), the generator's own memory.
 //!
 //! Needs root for the namespaces; without it the test says `SKIPPED: needs root`.
 
@@ -126,6 +127,14 @@ fn counts_each_side_in_its_own_namespace() {
             (tw.server_side_bytes, tw.client_side_bytes),
             (SERVER_FIRST * 256, CLIENT_FIRST * 256)
         );
+        // All begun after the sampler's start, in both namespaces: this point's own.
+        assert_eq!(
+            (
+                tw.server_side_since_point_start,
+                tw.client_side_since_point_start
+            ),
+            (SERVER_FIRST, CLIENT_FIRST)
+        );
         // sockstat: each namespace holds its side's TIME_WAITs; the sample has both.
         let clients_only = read_sockstat().unwrap();
         let server_only = with_namespace(&server_ns, read_sockstat).unwrap().unwrap();
@@ -160,7 +169,11 @@ fn counts_each_side_in_its_own_namespace() {
             "the overflow belongs to the server's namespace, not the clients'"
         );
 
-        // The sampler thread, started from the clients' namespace, counts the same.
+        // The sampler thread, started from the clients' namespace, counts the same; started
+        // now, it finds them all begun before its point, and its window over.
+        std::thread::sleep(Duration::from_millis(100));
+        config.start = Instant::now();
+        config.window_end = Some(config.start);
         let handle = Sampler::start(config);
         std::thread::sleep(Duration::from_millis(30));
         let report = handle.stop_report();
@@ -170,6 +183,16 @@ fn counts_each_side_in_its_own_namespace() {
         assert_eq!(
             (tw.server_side, tw.client_side),
             (SERVER_FIRST, CLIENT_FIRST)
+        );
+        assert_eq!(
+            (
+                tw.server_side_since_point_start,
+                tw.client_side_since_point_start,
+                tw.server_side_since_window_end,
+                tw.client_side_since_window_end
+            ),
+            (0, 0, 0, 0),
+            "{tw:?}"
         );
         assert!(last.tcp_ext.unwrap().listen_overflows > overflows_before);
         assert!(last.loadgen_rss_bytes.is_some());

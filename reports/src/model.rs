@@ -288,14 +288,34 @@ pub struct KernelSample {
     /// Kernel TCP memory (sockstat `mem` pages as bytes).
     pub tcp_memory_bytes: u64,
     /// TIME_WAITs of the server's port held by the server (its side closed first), from
-    /// sock_diag.
+    /// sock_diag, whenever they began: those left by earlier points or runs included.
     pub time_wait_server_side: u64,
-    /// TIME_WAITs of the server's port held by the clients (their side closed first).
+    /// TIME_WAITs of the server's port held by the clients (their side closed first), whenever
+    /// they began.
     pub time_wait_client_side: u64,
     /// `time_wait_server_side` x the size of one TIME_WAIT socket, in bytes.
     pub time_wait_server_side_bytes: u64,
     /// `time_wait_client_side` x the size of one TIME_WAIT socket, in bytes.
     pub time_wait_client_side_bytes: u64,
+    /// Of `time_wait_server_side`, the sockets that entered TIME_WAIT since this load point
+    /// began (the start of its warm-up): the point's own. When each began is 60 s less the
+    /// time left on its timer (sock_diag's `idiag_expires`). `None` when the sample has no
+    /// fresh TIME_WAIT dump (none, or one skipped for the sampler's CPU budget, whose totals
+    /// repeat an older dump's), and in results from before TIME_WAITs were told apart.
+    #[serde(default)]
+    pub time_wait_server_side_since_point_start: Option<u64>,
+    /// Of `time_wait_client_side`, the sockets that entered TIME_WAIT since this load point
+    /// began.
+    #[serde(default)]
+    pub time_wait_client_side_since_point_start: Option<u64>,
+    /// Of `time_wait_server_side`, the sockets that entered TIME_WAIT since the measured window
+    /// ended: the teardown's (connections closed when the load stopped). 0 before the end.
+    #[serde(default)]
+    pub time_wait_server_side_since_window_end: Option<u64>,
+    /// Of `time_wait_client_side`, the sockets that entered TIME_WAIT since the measured window
+    /// ended.
+    #[serde(default)]
+    pub time_wait_client_side_since_window_end: Option<u64>,
     /// Resident memory of the server's process tree (children included), in bytes; `None` when
     /// the server is not a process the loadgen can read (a URL).
     pub server_rss_bytes: Option<u64>,
@@ -322,20 +342,72 @@ pub struct KernelSample {
 }
 
 /// Figures derived from the samples (measured window only, where it matters).
+///
+/// TIME_WAIT: a socket stays in TIME_WAIT for 60 s, longer than many load points, so the
+/// sockets of the server's port at any moment mix three origins, told apart by when each
+/// began: those left by earlier points or runs (`carried_over_*`), the point's own
+/// (`own_*`, begun since the point's start, counted within its measured window), and those the
+/// point's teardown left when its connections closed after the window (`teardown_*`). The
+/// `peak_*` and `time_wait_seconds_*` figures count every origin together, over the whole
+/// point. The attributed figures are `None` in results from before they were recorded.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct KernelSummary {
-    /// Most server-side TIME_WAIT sockets of the server's port at once.
+    /// Most server-side TIME_WAIT sockets of the server's port at once, over the whole point
+    /// (warm-up, window and teardown), whatever their origin.
     pub peak_time_wait_server_side: u64,
-    /// Most client-side TIME_WAIT sockets of the server's port at once.
+    /// Most client-side TIME_WAIT sockets of the server's port at once, over the whole point,
+    /// whatever their origin.
     pub peak_time_wait_client_side: u64,
-    /// Memory of the server-side TIME_WAIT sockets at their peak, in bytes.
+    /// Memory of the server-side TIME_WAIT sockets at `peak_time_wait_server_side`, in bytes.
     pub peak_time_wait_server_side_bytes: u64,
-    /// Memory of the client-side TIME_WAIT sockets at their peak, in bytes.
+    /// Memory of the client-side TIME_WAIT sockets at `peak_time_wait_client_side`, in bytes.
     pub peak_time_wait_client_side_bytes: u64,
-    /// Integral of the server-side TIME_WAIT count over the point, in socket-seconds.
+    /// Integral of the server-side TIME_WAIT count over the whole point, whatever their
+    /// origin, in socket-seconds.
     pub time_wait_seconds_server_side: f64,
-    /// Integral of the client-side TIME_WAIT count over the point, in socket-seconds.
+    /// Integral of the client-side TIME_WAIT count over the whole point, whatever their
+    /// origin, in socket-seconds.
     pub time_wait_seconds_client_side: f64,
+    /// The point's own server-side TIME_WAITs (begun since the point's start, warm-up
+    /// included, and before its window's end): the most at once within the measured window,
+    /// in sockets. Samples after the window count those of them they still see (none has
+    /// expired yet), so the window's last moments are in, and the teardown's are not.
+    #[serde(default)]
+    pub own_peak_time_wait_server_side: Option<u64>,
+    /// The point's own client-side TIME_WAITs (begun since its start and before its window's
+    /// end): the most at once within the measured window, in sockets.
+    #[serde(default)]
+    pub own_peak_time_wait_client_side: Option<u64>,
+    /// Memory of `own_peak_time_wait_server_side` sockets, in bytes.
+    #[serde(default)]
+    pub own_peak_time_wait_server_side_bytes: Option<u64>,
+    /// Memory of `own_peak_time_wait_client_side` sockets, in bytes.
+    #[serde(default)]
+    pub own_peak_time_wait_client_side_bytes: Option<u64>,
+    /// Integral of the point's own server-side TIME_WAIT count over the measured window (cut
+    /// at its edges, linearly between samples), in socket-seconds.
+    #[serde(default)]
+    pub own_time_wait_seconds_server_side: Option<f64>,
+    /// Integral of the point's own client-side TIME_WAIT count over the measured window, in
+    /// socket-seconds.
+    #[serde(default)]
+    pub own_time_wait_seconds_client_side: Option<f64>,
+    /// Server-side TIME_WAITs present at the start of the measured window that began before
+    /// the point did (left by earlier points, or by other runs on the same port), in sockets.
+    #[serde(default)]
+    pub carried_over_time_wait_server_side: Option<u64>,
+    /// Client-side TIME_WAITs present at the start of the measured window that began before
+    /// the point did, in sockets.
+    #[serde(default)]
+    pub carried_over_time_wait_client_side: Option<u64>,
+    /// Server-side TIME_WAITs begun after the measured window ended, when the load stopped and
+    /// its connections closed (the most seen at once), in sockets.
+    #[serde(default)]
+    pub teardown_time_wait_server_side: Option<u64>,
+    /// Client-side TIME_WAITs begun after the measured window ended (the most seen at once),
+    /// in sockets.
+    #[serde(default)]
+    pub teardown_time_wait_client_side: Option<u64>,
     /// Most kernel TCP memory at once (sockstat `mem`), in bytes.
     pub peak_tcp_memory_bytes: u64,
     /// Server CPU (user + system) per completed operation in the measured window, in

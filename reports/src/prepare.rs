@@ -9,7 +9,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::model::{HistogramData, KernelSample, LoadPoint, RunResult};
+use crate::model::{HistogramData, KernelSample, KernelSummary, LoadPoint, RunResult};
 
 /// At most this many points per drawn time series: a one-hour run at one-second intervals would
 /// otherwise put 3600 vertices per line into the page, most of them on the same pixel column.
@@ -166,7 +166,8 @@ pub fn ratio(value: f64, base: f64) -> Option<f64> {
 }
 
 /// All populations' total latencies of one load point merged into one histogram; `None` when
-/// nothing decodes or nothing was recorded.
+/// nothing was recorded or a population's histogram does not decode (a pool without it would
+/// pass for all of them).
 pub fn merged_latency(point: &LoadPoint) -> Option<Histogram<u64>> {
     // Auto-resizing, so histograms recorded with different bounds merge.
     let mut merged = Histogram::<u64>::new(3).ok()?;
@@ -178,6 +179,83 @@ pub fn merged_latency(point: &LoadPoint) -> Option<Histogram<u64>> {
         merged.add(&histogram).ok()?;
     }
     (!merged.is_empty()).then_some(merged)
+}
+
+/// The response times of all populations of one load point pooled: their histograms merged, so
+/// that the p99 is the 99th percentile of every request of the point, not the worst
+/// population's. Every all-populations latency of the reports, text and HTML alike, is this.
+/// Microseconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PooledLatency {
+    /// Requests measured, all populations.
+    pub count: u64,
+    /// Mean response time.
+    pub mean_us: f64,
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Largest.
+    pub max_us: f64,
+}
+
+/// The pooled response times of `point` (`merged_latency`); `None` when nothing was recorded
+/// or a population's histogram does not decode.
+pub fn pooled_latency(point: &LoadPoint) -> Option<PooledLatency> {
+    let h = merged_latency(point)?;
+    let at = |q: f64| h.value_at_quantile(q) as f64;
+    Some(PooledLatency {
+        count: h.len(),
+        mean_us: h.mean(),
+        p50_us: at(0.5),
+        p90_us: at(0.9),
+        p99_us: at(0.99),
+        p999_us: at(0.999),
+        max_us: h.max() as f64,
+    })
+}
+
+/// A load point's TIME_WAITs of the server's port at their peak, as the reports head them: the
+/// point's own within its measured window when the result tells origins apart, else (results
+/// from before that) every origin over the whole point, said so by `own`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimeWaitPeak {
+    /// True: the point's own in its window; false: every origin, earlier points' and the
+    /// teardown's included.
+    pub own: bool,
+    /// Server side, sockets.
+    pub server_side: u64,
+    /// Client side, sockets.
+    pub client_side: u64,
+    /// Both sides' memory, bytes.
+    pub bytes: u64,
+}
+
+/// The TIME_WAIT peak of `kernel` as the reports head it (see `TimeWaitPeak`).
+pub fn time_wait_peak(kernel: &KernelSummary) -> TimeWaitPeak {
+    let k = kernel;
+    match (
+        k.own_peak_time_wait_server_side,
+        k.own_peak_time_wait_client_side,
+    ) {
+        (None, None) => TimeWaitPeak {
+            own: false,
+            server_side: k.peak_time_wait_server_side,
+            client_side: k.peak_time_wait_client_side,
+            bytes: k.peak_time_wait_server_side_bytes + k.peak_time_wait_client_side_bytes,
+        },
+        (server_side, client_side) => TimeWaitPeak {
+            own: true,
+            server_side: server_side.unwrap_or(0),
+            client_side: client_side.unwrap_or(0),
+            bytes: k.own_peak_time_wait_server_side_bytes.unwrap_or(0)
+                + k.own_peak_time_wait_client_side_bytes.unwrap_or(0),
+        },
+    }
 }
 
 /// The load point a run is summed up by: the one at the highest load (the last of a sweep, the
@@ -320,7 +398,9 @@ pub struct KernelView {
     pub warmup_end_s: f64,
     /// Where the measured window ends.
     pub measured_end_s: f64,
-    /// Server side, then client side: sockets in TIME_WAIT on the server's port.
+    /// Server side, then client side: sockets in TIME_WAIT on the server's port, whatever
+    /// their origin; then, when there are any, those of both sides begun before this point
+    /// (left by earlier points or runs on the same port).
     pub time_wait: Vec<Series>,
     /// Size of one TIME_WAIT socket in bytes, for the bytes axis.
     pub time_wait_object_bytes: u64,
@@ -385,6 +465,14 @@ pub fn kernel_view(point: &LoadPoint) -> Option<KernelView> {
         time_wait: [
             series("server side", 0, &|s| Some(s.time_wait_server_side as f64)),
             series("client side", 1, &|s| Some(s.time_wait_client_side as f64)),
+            series("begun before this point, both sides", 2, &|s| {
+                let own = s.time_wait_server_side_since_point_start?
+                    + s.time_wait_client_side_since_point_start?;
+                let all = s.time_wait_server_side + s.time_wait_client_side;
+                Some(all.saturating_sub(own) as f64)
+            })
+            // A line along zero would only say that nothing was left over.
+            .filter(|earlier| earlier.points.iter().any(|p| p.1 > 0.0)),
         ]
         .into_iter()
         .flatten()
@@ -604,7 +692,9 @@ pub struct RunSummary {
     pub server_peak_rss_bytes: Option<f64>,
     /// The generator's own user-space memory per client connection.
     pub loadgen_memory_per_connection_bytes: Option<f64>,
-    /// Peak TIME_WAIT memory, server and client side together (bytes).
+    /// Peak memory of the point's own TIME_WAITs in its measured window, server and client
+    /// side together (bytes); `None` for results from before TIME_WAITs were told apart by
+    /// origin.
     pub peak_time_wait_bytes: Option<f64>,
     /// Peak kernel TCP memory (bytes).
     pub peak_tcp_memory_bytes: Option<f64>,
@@ -617,28 +707,30 @@ pub fn run_summary(result: &RunResult) -> RunSummary {
         return RunSummary::default();
     };
     let totals = &point.totals;
-    let merged = merged_latency(point);
+    let pooled = pooled_latency(point);
     let kernel = point.kernel.as_ref().map(|k| &k.summary);
-    let at = |q: f64| merged.as_ref().map(|h| h.value_at_quantile(q) as f64);
     RunSummary {
         ops_per_s: totals.ops_per_s,
         mbit_per_s: totals.mbit_per_s,
         errors_total: totals.errors_total as f64,
         errors_per_1k_ops: (totals.ops > 0)
             .then(|| totals.errors_total as f64 * 1000.0 / totals.ops as f64),
-        p50_us: at(0.50),
-        p99_us: at(0.99),
-        p999_us: at(0.999),
-        max_us: merged.as_ref().map(|h| h.max() as f64),
+        p50_us: pooled.map(|l| l.p50_us),
+        p99_us: pooled.map(|l| l.p99_us),
+        p999_us: pooled.map(|l| l.p999_us),
+        max_us: pooled.map(|l| l.max_us),
         server_cpu_us_per_op: kernel.and_then(|k| k.server_cpu_us_per_op),
         server_memory_per_connection_bytes: kernel
             .and_then(|k| k.server_memory_per_connection_bytes),
         server_peak_rss_bytes: kernel.and_then(|k| k.server_peak_rss_bytes.map(|b| b as f64)),
         loadgen_memory_per_connection_bytes: kernel
             .and_then(|k| k.loadgen_memory_per_connection_bytes),
-        peak_time_wait_bytes: kernel.map(|k| {
-            (k.peak_time_wait_server_side_bytes + k.peak_time_wait_client_side_bytes) as f64
-        }),
+        // The point's own: a ratio against a figure that counts earlier runs' sockets, or one
+        // from before origins were told apart, would compare unlike things.
+        peak_time_wait_bytes: kernel
+            .map(time_wait_peak)
+            .filter(|peak| peak.own)
+            .map(|peak| peak.bytes as f64),
         peak_tcp_memory_bytes: kernel.map(|k| k.peak_tcp_memory_bytes as f64),
     }
 }
@@ -955,10 +1047,7 @@ pub fn sweeps_by_run(results: &[RunResult], labels: &[String]) -> Option<SweepVi
         let pts: Vec<(f64, f64)> = result
             .load_points
             .iter()
-            .filter_map(|p| {
-                let h = merged_latency(p)?;
-                Some((p.totals.ops_per_s, h.value_at_quantile(0.99) as f64))
-            })
+            .filter_map(|p| Some((p.totals.ops_per_s, pooled_latency(p)?.p99_us)))
             .collect();
         if !pts.is_empty() {
             latency.push(Series::new(format!("{label} p99"), pts, Hue::Index(n)).thick());

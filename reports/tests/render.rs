@@ -147,7 +147,9 @@ fn a_realistic_run_has_every_chart_with_data() {
         "not root",
         "127.0.10.1",
         "Kernel and server",
-        "TIME_WAIT peak, server side",
+        "TIME_WAIT peak in the window, server side (this point's own)",
+        "TIME_WAIT carried over from before this point",
+        "TIME_WAIT after the window: teardown",
         "(tw_sock_TCP slab object)",
         "<h2>Machine</h2>\n<table class=\"kv\">",
     ] {
@@ -524,6 +526,140 @@ fn generator_memory_sits_beside_the_servers() {
     assert!(server.is_some() && generator.is_some(), "{kernel}");
     assert!(generator > server);
     assert!(kernel.contains("8.00 MiB before the load, 12.00 MiB at its peak"));
+}
+
+/// The realistic run's point as a sweep's later point on the same port would see it: 63,000
+/// server-side TIME_WAITs left over when its window opened (expiring through it), its own
+/// 1,200 at their peak, and 10,000 client-side ones begun when its clients closed at the end.
+fn with_time_waits_of_three_origins() -> reports::model::RunResult {
+    let mut result = common::realistic();
+    let kernel = result.load_points[0].kernel.as_mut().unwrap();
+    let object_bytes = kernel.time_wait_object_bytes;
+    let end_ms = kernel.samples.last().unwrap().elapsed_ms;
+    for s in &mut kernel.samples {
+        let left_over = 63_000 * end_ms.saturating_sub(s.elapsed_ms) / end_ms.max(1);
+        s.time_wait_server_side += left_over;
+        s.time_wait_server_side_bytes = s.time_wait_server_side * object_bytes;
+    }
+    let k = &mut kernel.summary;
+    k.peak_time_wait_server_side = 64_200;
+    k.peak_time_wait_server_side_bytes = 64_200 * object_bytes;
+    k.peak_time_wait_client_side = 10_003;
+    k.peak_time_wait_client_side_bytes = 10_003 * object_bytes;
+    k.own_peak_time_wait_server_side = Some(1_200);
+    k.own_peak_time_wait_server_side_bytes = Some(1_200 * object_bytes);
+    k.own_peak_time_wait_client_side = Some(3);
+    k.own_peak_time_wait_client_side_bytes = Some(3 * object_bytes);
+    k.own_time_wait_seconds_server_side = Some(5_400.0);
+    k.own_time_wait_seconds_client_side = Some(12.0);
+    k.carried_over_time_wait_server_side = Some(63_000);
+    k.carried_over_time_wait_client_side = Some(0);
+    k.teardown_time_wait_server_side = Some(0);
+    k.teardown_time_wait_client_side = Some(10_000);
+    result
+}
+
+/// The cells of the comparison's row of metric `id`, one per run (with its ratio mark, if any).
+fn metric_cells<'a>(html: &'a str, id: &str) -> Vec<&'a str> {
+    let row = &html[html
+        .find(&format!("<tr id=\"metric-{id}\">"))
+        .unwrap_or_else(|| panic!("no metric {id}"))..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    row.split("<td class=\"num\">")
+        .skip(1)
+        .map(|c| &c[..c.find("</td>").unwrap()])
+        .collect()
+}
+
+/// The value cell of the `kv` table row headed `th`.
+fn kv_cell<'a>(table: &'a str, th: &str) -> &'a str {
+    let row = &table[table
+        .find(&format!("<th>{th}</th><td>"))
+        .unwrap_or_else(|| panic!("no row {th} in {table}"))..];
+    let cell = &row[row.find("<td>").unwrap() + 4..];
+    &cell[..cell.find("</td>").unwrap()]
+}
+
+#[test]
+fn time_waits_are_shown_by_origin_the_points_own_first() {
+    let html = render_run(&with_time_waits_of_three_origins());
+    let kernel = table_after(&html, "<h3>Kernel and server</h3>");
+    let row = |th| kv_cell(kernel, th);
+    assert_eq!(
+        row("TIME_WAIT peak in the window, server side (this point's own)"),
+        "1200 sockets, 290.62 KiB"
+    );
+    assert_eq!(
+        row("TIME_WAIT peak in the window, client side (this point's own)"),
+        "3 sockets, 744 B"
+    );
+    assert_eq!(
+        row("TIME_WAIT socket-seconds in the window (this point's own)"),
+        "server side 5400, client side 12"
+    );
+    assert!(row("TIME_WAIT carried over from before this point")
+        .starts_with("server side 63000, client side 0 (present when the window opened"));
+    assert!(row("TIME_WAIT after the window: teardown")
+        .starts_with("server side 0, client side 10000 (begun when the load stopped"));
+    assert!(row("TIME_WAIT peak, any origin")
+        .starts_with("server side 64200 (15.18 MiB), client side 10003 (2.37 MiB)"));
+    // The point's own come first: a reader sees them before the mixed figure.
+    assert!(
+        kernel.find("this point's own").unwrap() < kernel.find("any origin").unwrap(),
+        "{kernel}"
+    );
+    // The chart draws what was left over apart.
+    assert!(html.contains("</span>begun before this point, both sides</li>"));
+    // The comparison's TIME_WAIT memory is the point's own: 1,203 sockets of 248 B.
+    let html = render_comparison(
+        &[with_time_waits_of_three_origins(), common::realistic()],
+        &[],
+    );
+    assert_eq!(metric_cells(&html, "peak_time_wait_bytes")[0], "291.35 KiB");
+}
+
+#[test]
+fn a_result_from_before_origins_says_its_time_waits_are_of_any_origin() {
+    // result.json as written before TIME_WAITs were told apart: the keys are absent.
+    let mut json = serde_json::to_value(common::realistic()).unwrap();
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.retain(|key, _| {
+                    !key.starts_with("own_")
+                        && !key.starts_with("carried_over_")
+                        && !key.starts_with("teardown_")
+                        && !key.contains("_since_")
+                });
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut json);
+    let text = json.to_string();
+    assert!(!text.contains("carried_over") && !text.contains("since_point_start"));
+    let old: reports::model::RunResult = serde_json::from_str(&text).unwrap();
+    let html = render_run(&old);
+    assert_self_contained(&html);
+    assert_every_chart_has_data(&html);
+    let kernel = table_after(&html, "<h3>Kernel and server</h3>");
+    let summary = &old.load_points[0].kernel.as_ref().unwrap().summary;
+    assert!(
+        kv_cell(kernel, "TIME_WAIT peak, server side (any origin)")
+            .starts_with(&format!("{} sockets, ", summary.peak_time_wait_server_side)),
+        "{kernel}"
+    );
+    for absent in ["this point's own", "carried over", "teardown"] {
+        assert!(!kernel.contains(absent), "{absent} in {kernel}");
+    }
+    assert!(!html.contains("begun before this point"));
+    // Compared, its TIME_WAIT memory is not set against a run's own.
+    let html = render_comparison(&[old, common::realistic()], &[]);
+    let cells = metric_cells(&html, "peak_time_wait_bytes");
+    assert_eq!(cells[0], "–", "{cells:?}");
+    assert!(cells[1].contains(" MiB"), "{cells:?}");
 }
 
 #[test]

@@ -5,10 +5,17 @@
 //!
 //! The generator's own memory (`loadgen_*_rss_bytes`) comes from the raw samples: the result's
 //! per-sample figures do not carry it, only the summary does.
+//!
+//! TIME_WAIT by origin: every sample counts, per side, the TIME_WAITs begun since the point's
+//! start and since its window's end (`time_wait_origin`). From those the summary says what the
+//! point inherited (present at the window's start, begun before the point), what it made itself
+//! (its own, at their peak and integrated within the window: nothing begun after the window is
+//! in them) and what its teardown left (begun after the window). The totals of every origin
+//! stay beside them.
 
 use reports::model::{KernelAccounting, KernelSample, KernelSummary};
 
-use crate::probe::sampler::{Sample, SamplerReport};
+use crate::probe::sampler::{Sample, SamplerReport, TimeWaitSample};
 use crate::probe::slab::SlabSizes;
 
 /// What the accounting needs to know about the load point the samples cover.
@@ -39,7 +46,7 @@ pub fn kernel_accounting(
         sample_interval_ms: window.sample_interval_ms,
         time_wait_object_bytes: slab.tw_sock_tcp_bytes,
         time_wait_bytes_estimated: slab.estimated,
-        summary: summarize(&samples, &report.samples, window),
+        summary: summarize(&samples, &report.samples, window, slab.tw_sock_tcp_bytes),
         samples,
         probe_errors: report.errors.clone(),
     }
@@ -49,6 +56,11 @@ fn kernel_sample(sample: &Sample) -> KernelSample {
     let sockstat = sample.sockstat.unwrap_or_default();
     let tcp_ext = sample.tcp_ext.unwrap_or_default();
     let time_wait = sample.time_wait.unwrap_or_default();
+    // The attributed counts exist only where a fresh dump does: no dump is unknown, not zero,
+    // and a dump skipped for the CPU budget repeats an older one's counts, whose split by age
+    // was true then, not now (its teardown count would still be 0 after the window's end).
+    let fresh = sample.time_wait.filter(|t| t.age_ms == 0);
+    let attributed = |f: fn(&TimeWaitSample) -> u64| fresh.as_ref().map(f);
     let server = sample.server.as_ref();
     KernelSample {
         elapsed_ms: sample.elapsed_ms,
@@ -61,6 +73,10 @@ fn kernel_sample(sample: &Sample) -> KernelSample {
         time_wait_client_side: time_wait.client_side,
         time_wait_server_side_bytes: time_wait.server_side_bytes,
         time_wait_client_side_bytes: time_wait.client_side_bytes,
+        time_wait_server_side_since_point_start: attributed(|t| t.server_side_since_point_start),
+        time_wait_client_side_since_point_start: attributed(|t| t.client_side_since_point_start),
+        time_wait_server_side_since_window_end: attributed(|t| t.server_side_since_window_end),
+        time_wait_client_side_since_window_end: attributed(|t| t.client_side_since_window_end),
         server_rss_bytes: server.map(|s| s.rss_bytes),
         server_pss_bytes: server.and_then(|s| s.pss_bytes),
         server_cpu_us: server.map(|s| s.cpu_user_us + s.cpu_system_us),
@@ -93,7 +109,105 @@ fn window_bounds<'a>(
     (last.elapsed_ms > first.elapsed_ms).then_some((first, last))
 }
 
-fn summarize(samples: &[KernelSample], raw: &[Sample], window: &PointWindow) -> KernelSummary {
+/// The TIME_WAITs of one point by origin (see the module's doc), per side.
+#[derive(Debug, Default, PartialEq)]
+struct TimeWaitOrigins {
+    own_peak: Option<u64>,
+    own_seconds: Option<f64>,
+    carried_over: Option<u64>,
+    teardown: Option<u64>,
+}
+
+/// `total` and `since_start`: one side's count of every origin and of the point's own;
+/// `since_end`: of the teardown's.
+struct SideOf {
+    total: fn(&KernelSample) -> u64,
+    since_start: fn(&KernelSample) -> Option<u64>,
+    since_end: fn(&KernelSample) -> Option<u64>,
+}
+
+const SERVER_SIDE: SideOf = SideOf {
+    total: |s| s.time_wait_server_side,
+    since_start: |s| s.time_wait_server_side_since_point_start,
+    since_end: |s| s.time_wait_server_side_since_window_end,
+};
+
+const CLIENT_SIDE: SideOf = SideOf {
+    total: |s| s.time_wait_client_side,
+    since_start: |s| s.time_wait_client_side_since_point_start,
+    since_end: |s| s.time_wait_client_side_since_window_end,
+};
+
+fn time_wait_origins(
+    samples: &[KernelSample],
+    window: &PointWindow,
+    side: &SideOf,
+) -> TimeWaitOrigins {
+    let (from, to) = (window.measure_from_ms, window.measure_to_ms);
+    // The point's own begun before the window's end. A sample after the end still sees all of
+    // them (none is 60 s old yet), so it tells the count at the end, which the last sample in
+    // the window, up to an interval earlier, would miss; the teardown's are left out.
+    let own = |s: &KernelSample| {
+        Some((side.since_start)(s)?.saturating_sub((side.since_end)(s).unwrap_or(0)))
+    };
+    let own_peak = samples
+        .iter()
+        .filter(|s| s.elapsed_ms >= from)
+        .filter_map(own)
+        .max();
+    // Present when the window opened: a TIME_WAIT begun before the point cannot appear later,
+    // so no later moment has more of them. The last sample with the split by age at or before
+    // the window's start, else the first after it.
+    let split = || samples.iter().filter(|s| (side.since_start)(s).is_some());
+    let at_start = split()
+        .rev()
+        .find(|s| s.elapsed_ms <= from)
+        .or_else(|| split().next());
+    let carried_over =
+        at_start.and_then(|s| Some((side.total)(s).saturating_sub((side.since_start)(s)?)));
+    TimeWaitOrigins {
+        own_peak,
+        own_seconds: window_integral(samples, from, to, own),
+        carried_over,
+        teardown: samples.iter().filter_map(side.since_end).max(),
+    }
+}
+
+/// The trapezoid integral of `f` over `from_ms..to_ms`, in units x seconds, cut at the window's
+/// edges (linearly between the samples around them); `None` when no two samples with the
+/// figure span any of the window.
+fn window_integral(
+    samples: &[KernelSample],
+    from_ms: u64,
+    to_ms: u64,
+    f: impl Fn(&KernelSample) -> Option<u64>,
+) -> Option<f64> {
+    let known: Vec<(f64, f64)> = samples
+        .iter()
+        .filter_map(|s| Some((s.elapsed_ms as f64, f(s)? as f64)))
+        .collect();
+    let (from, to) = (from_ms as f64, to_ms as f64);
+    let mut spanned = false;
+    let mut area = 0.0;
+    for w in known.windows(2) {
+        let ((t0, v0), (t1, v1)) = (w[0], w[1]);
+        let (a, b) = (t0.max(from), t1.min(to));
+        if t1 <= t0 || b <= a {
+            continue;
+        }
+        let at = |t: f64| v0 + (v1 - v0) * (t - t0) / (t1 - t0);
+        area += (at(a) + at(b)) / 2.0 * (b - a) / 1000.0;
+        spanned = true;
+    }
+    spanned.then_some(area)
+}
+
+fn summarize(
+    samples: &[KernelSample],
+    raw: &[Sample],
+    window: &PointWindow,
+    time_wait_object_bytes: u64,
+) -> KernelSummary {
     let peak = |f: fn(&KernelSample) -> u64| samples.iter().map(f).max().unwrap_or(0);
     // Socket-seconds: the trapezoid integral of the count over time.
     let integral = |f: fn(&KernelSample) -> u64| {
@@ -138,6 +252,9 @@ fn summarize(samples: &[KernelSample], raw: &[Sample], window: &PointWindow) -> 
     };
     let sampler_cpu_us: u64 = raw.iter().map(|s| s.sample_cpu_us).sum();
     let loadgen = loadgen_memory(raw, window.peak_open_connections);
+    let server_side = time_wait_origins(samples, window, &SERVER_SIDE);
+    let client_side = time_wait_origins(samples, window, &CLIENT_SIDE);
+    let bytes = |n: Option<u64>| n.map(|n| n * time_wait_object_bytes);
     KernelSummary {
         peak_time_wait_server_side: peak(|s| s.time_wait_server_side),
         peak_time_wait_client_side: peak(|s| s.time_wait_client_side),
@@ -145,6 +262,16 @@ fn summarize(samples: &[KernelSample], raw: &[Sample], window: &PointWindow) -> 
         peak_time_wait_client_side_bytes: peak(|s| s.time_wait_client_side_bytes),
         time_wait_seconds_server_side: integral(|s| s.time_wait_server_side),
         time_wait_seconds_client_side: integral(|s| s.time_wait_client_side),
+        own_peak_time_wait_server_side: server_side.own_peak,
+        own_peak_time_wait_client_side: client_side.own_peak,
+        own_peak_time_wait_server_side_bytes: bytes(server_side.own_peak),
+        own_peak_time_wait_client_side_bytes: bytes(client_side.own_peak),
+        own_time_wait_seconds_server_side: server_side.own_seconds,
+        own_time_wait_seconds_client_side: client_side.own_seconds,
+        carried_over_time_wait_server_side: server_side.carried_over,
+        carried_over_time_wait_client_side: client_side.carried_over,
+        teardown_time_wait_server_side: server_side.teardown,
+        teardown_time_wait_client_side: client_side.teardown,
         peak_tcp_memory_bytes: peak(|s| s.tcp_memory_bytes),
         server_cpu_us_per_op,
         server_peak_rss_bytes,
@@ -231,7 +358,7 @@ mod tests {
             generator_cpus: 1,
             sample_interval_ms: 1000,
         };
-        let summary = summarize(&samples, &[], &window);
+        let summary = summarize(&samples, &[], &window, 256);
         assert_eq!(summary.peak_time_wait_server_side, 200);
         assert_eq!(summary.peak_time_wait_server_side_bytes, 51_200);
         // 0->100 over 1 s (50), 100->200 (150), 200->200 (200): 400 socket-seconds.
@@ -243,6 +370,205 @@ mod tests {
         // (1,200,000 - 1,000,000) / 100 connections.
         assert_eq!(summary.server_memory_per_connection_bytes, Some(2000.0));
         assert_eq!(summary.listen_drops, 3);
+    }
+
+    /// A sample of the second point of a sweep on one port: `server` server-side TIME_WAITs of
+    /// which `server_own` began in this point; `client` client-side ones, all begun after the
+    /// window (the clients closed when the load stopped).
+    fn tw(elapsed_ms: u64, server: u64, server_own: u64, client: u64) -> KernelSample {
+        KernelSample {
+            elapsed_ms,
+            time_wait_server_side: server,
+            time_wait_client_side: client,
+            time_wait_server_side_since_point_start: Some(server_own),
+            time_wait_client_side_since_point_start: Some(client),
+            time_wait_server_side_since_window_end: Some(0),
+            time_wait_client_side_since_window_end: Some(client),
+            ..KernelSample::default()
+        }
+    }
+
+    fn window(measure_from_ms: u64, measure_to_ms: u64) -> PointWindow {
+        PointWindow {
+            measure_from_ms,
+            measure_to_ms,
+            ops: 0,
+            peak_open_connections: 0,
+            generator_cpus: 1,
+            sample_interval_ms: 500,
+        }
+    }
+
+    #[test]
+    fn time_waits_are_the_points_own_in_its_window_apart_from_earlier_and_teardown() {
+        // Warm-up 0-1 s, window 1-3 s, teardown after. 100 server-side TIME_WAITs left by the
+        // point before, expiring as this one makes its own; 10,000 client-side ones when the
+        // clients close after the window.
+        let samples = vec![
+            tw(0, 100, 0, 0),
+            tw(500, 120, 20, 0),
+            tw(1000, 130, 40, 0),
+            tw(1500, 150, 70, 0),
+            tw(2000, 160, 90, 0),
+            tw(2500, 170, 110, 0),
+            tw(3000, 175, 120, 0),
+            tw(3500, 170, 120, 10_000),
+            tw(4000, 165, 120, 10_000),
+        ];
+        let summary = summarize(&samples, &[], &window(1000, 3000), 256);
+        // Every origin together, as before: the teardown's and the earlier point's inside.
+        assert_eq!(
+            (
+                summary.peak_time_wait_server_side,
+                summary.peak_time_wait_client_side
+            ),
+            (175, 10_000)
+        );
+        // The point's own within its window.
+        assert_eq!(summary.own_peak_time_wait_server_side, Some(120));
+        assert_eq!(
+            summary.own_peak_time_wait_server_side_bytes,
+            Some(120 * 256)
+        );
+        assert_eq!(summary.own_peak_time_wait_client_side, Some(0));
+        assert_eq!(summary.own_peak_time_wait_client_side_bytes, Some(0));
+        // (40+70)/2 x 0.5 + (70+90)/2 x 0.5 + (90+110)/2 x 0.5 + (110+120)/2 x 0.5 = 175.
+        let own_s = summary.own_time_wait_seconds_server_side.unwrap();
+        assert!((own_s - 175.0).abs() < 1e-9, "{own_s}");
+        assert_eq!(summary.own_time_wait_seconds_client_side, Some(0.0));
+        // Present at the window's start and begun before the point: 130 - 40.
+        assert_eq!(summary.carried_over_time_wait_server_side, Some(90));
+        assert_eq!(summary.carried_over_time_wait_client_side, Some(0));
+        // Begun after the window.
+        assert_eq!(summary.teardown_time_wait_server_side, Some(0));
+        assert_eq!(summary.teardown_time_wait_client_side, Some(10_000));
+    }
+
+    #[test]
+    fn the_windows_last_moments_count_from_the_sample_after_it() {
+        // The window ends at 1.2 s, between two samples: 30 more of the point's own began
+        // after the sample at 1 s and before the end, then 40 in the teardown.
+        let mut after = tw(1500, 100, 100, 0);
+        after.time_wait_server_side += 40;
+        after.time_wait_server_side_since_point_start = Some(140);
+        after.time_wait_server_side_since_window_end = Some(40);
+        let samples = vec![tw(0, 0, 0, 0), tw(1000, 70, 70, 0), after];
+        let summary = summarize(&samples, &[], &window(500, 1200), 256);
+        assert_eq!(summary.own_peak_time_wait_server_side, Some(100));
+        assert_eq!(summary.teardown_time_wait_server_side, Some(40));
+        // 0.5-1 s: 35 to 70; 1-1.2 s: 70 to 82 (towards 100 at 1.5 s, not 140).
+        let own_s = summary.own_time_wait_seconds_server_side.unwrap();
+        assert!((own_s - (26.25 + 15.2)).abs() < 1e-9, "{own_s}");
+    }
+
+    #[test]
+    fn the_window_integral_is_cut_at_the_windows_edges() {
+        let samples = vec![
+            tw(1000, 0, 40, 0),
+            tw(1500, 0, 70, 0),
+            tw(2000, 0, 90, 0),
+            tw(2500, 0, 110, 0),
+            tw(3000, 0, 120, 0),
+        ];
+        let own = |s: &KernelSample| s.time_wait_server_side_since_point_start;
+        // 1.25-2.75 s: 55 at 1.25 s, 115 at 2.75 s, by straight lines between the samples.
+        let area = window_integral(&samples, 1250, 2750, own).unwrap();
+        assert!((area - 133.75).abs() < 1e-9, "{area}");
+        // A window no two samples span has no integral; one before the samples neither.
+        assert_eq!(window_integral(&samples[..1], 0, 5000, own), None);
+        assert_eq!(window_integral(&samples, 0, 900, own), None);
+        // Samples without the figure (results from before it) are skipped.
+        let mut older = samples.clone();
+        for s in &mut older {
+            s.time_wait_server_side_since_point_start = None;
+        }
+        assert_eq!(window_integral(&older, 1000, 3000, own), None);
+    }
+
+    #[test]
+    fn samples_without_a_fresh_dump_leave_the_attributed_figures_unknown() {
+        // A dump skipped for the CPU budget: its counts are an older dump's, totals and all.
+        let repeated = |elapsed_ms, age_ms| Sample {
+            elapsed_ms,
+            time_wait: Some(TimeWaitSample {
+                server_side: 100,
+                age_ms,
+                ..TimeWaitSample::default()
+            }),
+            ..Sample::default()
+        };
+        let report = SamplerReport {
+            samples: vec![repeated(0, 0), repeated(500, 500), repeated(1000, 1000)],
+            ..SamplerReport::default()
+        };
+        let accounting = kernel_accounting(&report, &SlabSizes::fallback(), &window(250, 1000));
+        let own: Vec<Option<u64>> = accounting
+            .samples
+            .iter()
+            .map(|s| s.time_wait_server_side_since_point_start)
+            .collect();
+        assert_eq!(own, [Some(0), None, None]);
+        let summary = accounting.summary;
+        // The carried over are read at the last fresh dump before the window.
+        assert_eq!(summary.carried_over_time_wait_server_side, Some(100));
+        // No fresh dump in the window or after it: its own are unknown, not 0.
+        assert_eq!(summary.own_peak_time_wait_server_side, None);
+        assert_eq!(summary.own_time_wait_seconds_server_side, None);
+
+        // A sampler with no port, or a dump that failed: the totals read 0 as before, the
+        // attributed figures are unknown, not 0.
+        let report = SamplerReport {
+            samples: vec![raw(0, None), raw(500, None), raw(1000, None)],
+            ..SamplerReport::default()
+        };
+        let accounting = kernel_accounting(&report, &SlabSizes::fallback(), &window(0, 1000));
+        assert!(accounting
+            .samples
+            .iter()
+            .all(|s| s.time_wait_server_side_since_point_start.is_none()));
+        let summary = accounting.summary;
+        assert_eq!(summary.peak_time_wait_server_side, 0);
+        assert_eq!(summary.own_peak_time_wait_server_side, None);
+        assert_eq!(summary.own_time_wait_seconds_client_side, None);
+        assert_eq!(summary.carried_over_time_wait_server_side, None);
+        assert_eq!(summary.teardown_time_wait_client_side, None);
+    }
+
+    #[test]
+    fn raw_time_wait_counts_by_origin_reach_the_result() {
+        let dumped = |elapsed_ms, own: u64, teardown: u64| Sample {
+            elapsed_ms,
+            time_wait: Some(TimeWaitSample {
+                server_side: 50 + own,
+                server_side_since_point_start: own,
+                server_side_since_window_end: teardown,
+                ..TimeWaitSample::default()
+            }),
+            ..Sample::default()
+        };
+        let report = SamplerReport {
+            samples: vec![dumped(0, 0, 0), dumped(500, 10, 0), dumped(1200, 14, 4)],
+            ..SamplerReport::default()
+        };
+        let slab = SlabSizes {
+            tw_sock_tcp_bytes: 200,
+            ..SlabSizes::fallback()
+        };
+        let accounting = kernel_accounting(&report, &slab, &window(250, 1000));
+        let last = accounting.samples.last().unwrap();
+        assert_eq!(
+            (
+                last.time_wait_server_side,
+                last.time_wait_server_side_since_point_start,
+                last.time_wait_server_side_since_window_end
+            ),
+            (64, Some(14), Some(4))
+        );
+        let summary = accounting.summary;
+        assert_eq!(summary.carried_over_time_wait_server_side, Some(50));
+        assert_eq!(summary.own_peak_time_wait_server_side, Some(10));
+        assert_eq!(summary.own_peak_time_wait_server_side_bytes, Some(2_000));
+        assert_eq!(summary.teardown_time_wait_server_side, Some(4));
     }
 
     fn raw(elapsed_ms: u64, loadgen_rss_bytes: Option<u64>) -> Sample {
@@ -333,7 +659,7 @@ mod tests {
             generator_cpus: 1,
             sample_interval_ms: 250,
         };
-        let summary = summarize(&[], &[], &window);
+        let summary = summarize(&[], &[], &window, 256);
         assert_eq!(summary.server_cpu_us_per_op, None);
         assert_eq!(summary.peak_time_wait_client_side, 0);
     }

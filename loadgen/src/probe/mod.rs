@@ -8,6 +8,7 @@
 //! | `sockstat` | `/proc/net/sockstat{,6}` | TCP inuse, orphan, tw, alloc, mem |
 //! | `netstat` | `/proc/net/netstat` | TcpExt counters (TW, ListenOverflows, ...) |
 //! | `sock_diag` | NETLINK_SOCK_DIAG | TIME_WAIT sockets, split by side for a server port |
+//! | `time_wait_origin` | `idiag_expires` of each | when each TIME_WAIT began: this point's or not |
 //! | `slab` | `/proc/slabinfo` | object sizes of `tw_sock_TCP`, `TCP`, `request_sock_TCP` |
 //! | `process` | `/proc/PID/*`, `getrusage` | a process tree's RSS, PSS, CPU, threads, fds |
 //! | `environment` | uname, `/proc/cpuinfo`, `/proc/sys`, rlimits, git | what a run ran on |
@@ -28,6 +29,7 @@ pub mod sampler;
 pub mod slab;
 pub mod sock_diag;
 pub mod sockstat;
+pub mod time_wait_origin;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -37,8 +39,9 @@ pub use netstat::{TcpExt, TcpExtCounters};
 pub use process::{CpuTime, ProcessFigures, ProcessTreeFigures};
 pub use sampler::{Sample, Sampler, SamplerConfig, SamplerHandle, SamplerReport, TimeWaitSample};
 pub use slab::SlabSizes;
-pub use sock_diag::{PortFilter, SockDiag, TimeWaitBySide, TimeWaitSocket};
+pub use sock_diag::{PortFilter, Side, SockDiag, TimeWaitBySide, TimeWaitSocket};
 pub use sockstat::SockStat;
+pub use time_wait_origin::{OriginClock, TimeWaitByOrigin};
 
 /// Why a probe could not be read.
 #[derive(Debug, thiserror::Error)]

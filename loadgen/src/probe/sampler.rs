@@ -28,6 +28,13 @@
 //! when they have used more than `time_wait_max_core_share` of one core since the start, a sample
 //! repeats the last counts and says how old they are (`age_ms`). Each sample records its own CPU
 //! time (`sample_cpu_us`) so that a run can show that the sampler did not perturb it.
+//!
+//! Each dump also tells the TIME_WAITs apart by when they began (`time_wait_origin`, from the
+//! time left on each one's timer): those begun since `SamplerConfig::start` are this load
+//! point's, the others were left by earlier points or runs on the same port (a TIME_WAIT lives
+//! 60 s); those begun since `SamplerConfig::window_end` are the teardown's. A run starts one
+//! sampler per load point with `start` at the point's start, so the accounting can say, per
+//! point, what it inherited, what it made in its window and what its end left behind.
 
 use std::fs::File;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -44,8 +51,9 @@ use super::process::{
     process_tree_pids, read_tree_figures, self_cpu, thread_cpu_us, CpuTime, ProcessTreeFigures,
 };
 use super::slab::{read_slab_sizes, SlabSizes};
-use super::sock_diag::{PortFilter, SockDiag, TimeWaitBySide};
+use super::sock_diag::{PortFilter, Side, SockDiag};
 use super::sockstat::{read_sockstat, SockStat};
+use super::time_wait_origin::{OriginClock, TimeWaitByOrigin};
 use super::{page_size_bytes, ProbeError};
 use crate::netns::with_namespace;
 
@@ -56,8 +64,8 @@ const CLIENTS_SIDE: &str = "the clients' namespace";
 
 /// Default time between samples.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
-/// Default cap on kept samples: 12 hours at 250 ms (a sample is 344 bytes: under 60 MB), so
-/// memory stays bounded. A 1-hour run keeps 14,400 samples, under 5 MB.
+/// Default cap on kept samples: 12 hours at 250 ms (a sample is 376 bytes: under 66 MB), so
+/// memory stays bounded. A 1-hour run keeps 14,400 samples, under 6 MB.
 pub const DEFAULT_MAX_SAMPLES: usize = 12 * 3600 * 4;
 /// Default CPU budget of the TIME_WAIT dumps: 1 % of one core. A dump walks every socket of the
 /// kernel's TCP hash table (other namespaces' too, unless the run's namespace has its own table),
@@ -75,8 +83,12 @@ const MAX_ERRORS: usize = 16;
 pub struct SamplerConfig {
     /// Time between samples.
     pub interval: Duration,
-    /// Origin of `Sample::elapsed_ms`: the run's start, shared with the load's timeline.
+    /// Origin of `Sample::elapsed_ms`: the load point's start, shared with the load's
+    /// timeline. TIME_WAITs begun since then are the point's own (`TimeWaitSample`).
     pub start: Instant,
+    /// The end of the point's measured window: TIME_WAITs begun since then are counted apart
+    /// as its teardown's. `None`: not counted apart (the `*_since_window_end` counts stay 0).
+    pub window_end: Option<Instant>,
     /// The server's listening port: TIME_WAITs are split by side for it. `None`: not sampled.
     pub server_port: Option<u16>,
     /// PID of the server under test: its process tree is sampled. `None`: not sampled.
@@ -95,11 +107,13 @@ pub struct SamplerConfig {
 }
 
 impl SamplerConfig {
-    /// Defaults: every 250 ms from `start`, nothing server-specific, slab sizes read now.
+    /// Defaults: every 250 ms from `start`, no window end, nothing server-specific, slab sizes
+    /// read now.
     pub fn new(start: Instant) -> SamplerConfig {
         SamplerConfig {
             interval: DEFAULT_INTERVAL,
             start,
+            window_end: None,
             server_port: None,
             server_pid: None,
             slab: read_slab_sizes(),
@@ -110,13 +124,27 @@ impl SamplerConfig {
     }
 }
 
-/// TIME_WAIT sockets of the server's port in one sample, by side, counted and costed.
+/// TIME_WAIT sockets of the server's port in one sample, by side, counted and costed, and by
+/// when they began.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeWaitSample {
-    /// TIME_WAITs held by the server (local port = server port).
+    /// TIME_WAITs held by the server (local port = server port), whenever they began.
     pub server_side: u64,
-    /// TIME_WAITs held by the clients (remote port = server port).
+    /// TIME_WAITs held by the clients (remote port = server port), whenever they began.
     pub client_side: u64,
+    /// Of `server_side`, those begun since `SamplerConfig::start`: this point's own.
+    #[serde(default)]
+    pub server_side_since_point_start: u64,
+    /// Of `client_side`, those begun since `SamplerConfig::start`.
+    #[serde(default)]
+    pub client_side_since_point_start: u64,
+    /// Of `server_side`, those begun since `SamplerConfig::window_end`: the teardown's. 0
+    /// before the window's end, or without one.
+    #[serde(default)]
+    pub server_side_since_window_end: u64,
+    /// Of `client_side`, those begun since `SamplerConfig::window_end`.
+    #[serde(default)]
+    pub client_side_since_window_end: u64,
     /// `server_side` x the `tw_sock_TCP` object size.
     pub server_side_bytes: u64,
     /// `client_side` x the `tw_sock_TCP` object size.
@@ -130,12 +158,17 @@ pub struct TimeWaitSample {
 
 impl TimeWaitSample {
     /// Costs counts with a TIME_WAIT object size.
-    pub fn new(counts: TimeWaitBySide, slab: &SlabSizes) -> TimeWaitSample {
+    pub fn new(counts: TimeWaitByOrigin, slab: &SlabSizes) -> TimeWaitSample {
+        let all = counts.all;
         TimeWaitSample {
-            server_side: counts.server_side,
-            client_side: counts.client_side,
-            server_side_bytes: counts.server_side * slab.tw_sock_tcp_bytes,
-            client_side_bytes: counts.client_side * slab.tw_sock_tcp_bytes,
+            server_side: all.server_side,
+            client_side: all.client_side,
+            server_side_since_point_start: counts.since_point_start.server_side,
+            client_side_since_point_start: counts.since_point_start.client_side,
+            server_side_since_window_end: counts.since_window_end.server_side,
+            client_side_since_window_end: counts.since_window_end.client_side,
+            server_side_bytes: all.server_side * slab.tw_sock_tcp_bytes,
+            client_side_bytes: all.client_side * slab.tw_sock_tcp_bytes,
             bytes_estimated: slab.estimated,
             age_ms: 0,
         }
@@ -307,11 +340,20 @@ impl Sampler {
             }
         }
         let cpu0 = thread_cpu_us();
+        let clock = OriginClock {
+            dump_ms: signed_ms(self.config.start, Instant::now()),
+            window_end_ms: self
+                .config
+                .window_end
+                .map(|end| signed_ms(self.config.start, end)),
+        };
         let r = match (&mut self.sock_diag, &mut self.server_sock_diag) {
-            (Some(diag), None) if self.config.server_netns.is_none() => {
-                diag.time_wait_by_side(port).map_err(ProbeError::from)
+            (Some(diag), None) if self.config.server_netns.is_none() => diag
+                .time_wait_by_origin(port, &clock)
+                .map_err(ProbeError::from),
+            (Some(clients), Some(server)) => {
+                split_time_wait_by_origin(clients, server, port, &clock)
             }
-            (Some(clients), Some(server)) => split_time_wait_by_side(clients, server, port),
             // A socket failed to open; its error is in the report already.
             _ => return None,
         };
@@ -387,32 +429,43 @@ fn read_namespace_counters() -> (
     (read_sockstat(), read_tcp_ext().map(|t| t.counters()))
 }
 
-/// TIME_WAITs by side when server and clients live in two namespaces: the server's own
-/// (local port = `port`) from its namespace, the clients' (remote port = `port`) from theirs.
-/// A socket of the other kind in either namespace (a client whose ephemeral port happens to be
-/// the server's) counts as `other`.
-fn split_time_wait_by_side(
+/// `to - from` in milliseconds, negative when `to` is earlier.
+fn signed_ms(from: Instant, to: Instant) -> i64 {
+    match to.checked_duration_since(from) {
+        Some(after) => after.as_millis() as i64,
+        None => -(from.duration_since(to).as_millis() as i64),
+    }
+}
+
+/// TIME_WAITs by side and by when they began, when server and clients live in two namespaces:
+/// the server's own (local port = `port`) from its namespace, the clients' (remote port =
+/// `port`) from theirs. A socket of the other kind in either namespace (a client whose
+/// ephemeral port happens to be the server's) counts as `other`.
+fn split_time_wait_by_origin(
     clients: &mut SockDiag,
     server: &mut SockDiag,
     port: u16,
-) -> Result<TimeWaitBySide, ProbeError> {
-    let mut out = TimeWaitBySide::default();
+    clock: &OriginClock,
+) -> Result<TimeWaitByOrigin, ProbeError> {
+    let mut out = TimeWaitByOrigin::default();
     server
-        .for_each_time_wait(PortFilter::Port(port), |local, _| {
-            if local.port() == port {
-                out.server_side += 1;
+        .for_each_time_wait(PortFilter::Port(port), |s| {
+            let side = if s.local.port() == port {
+                Side::Server
             } else {
-                out.other += 1;
-            }
+                Side::Other
+            };
+            out.add(side, s.expires_ms, clock);
         })
         .map_err(|e| ProbeError::from(e).in_namespace(SERVER_SIDE))?;
     clients
-        .for_each_time_wait(PortFilter::Port(port), |_, remote| {
-            if remote.port() == port {
-                out.client_side += 1;
+        .for_each_time_wait(PortFilter::Port(port), |s| {
+            let side = if s.remote.port() == port {
+                Side::Client
             } else {
-                out.other += 1;
-            }
+                Side::Other
+            };
+            out.add(side, s.expires_ms, clock);
         })
         .map_err(|e| ProbeError::from(e).in_namespace(CLIENTS_SIDE))?;
     Ok(out)
@@ -533,6 +586,78 @@ mod tests {
             // The same error twice is kept once.
             sampler.sample();
             assert_eq!(sampler.errors.len(), 1);
+        });
+    }
+
+    /// One connection to `listener` that the server closes first: a server-side TIME_WAIT.
+    fn server_closes_first(listener: &TcpListener) {
+        crate::probe::test_support::one_connection(listener, false);
+    }
+
+    /// Samples until the server-side TIME_WAITs begun since the point's start are `own` (3 s
+    /// at most: loopback delivers the last ACK asynchronously).
+    fn sample_until_own(sampler: &mut Sampler, own: u64) -> TimeWaitSample {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let t = sampler.sample().time_wait.unwrap();
+            if t.server_side_since_point_start == own || Instant::now() > deadline {
+                return t;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn time_waits_are_told_apart_by_when_they_began() {
+        in_private_netns(|_| {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            // Left by an earlier point: made well before this sampler's start.
+            for _ in 0..3 {
+                server_closes_first(&listener);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let start = Instant::now();
+            let mut config = SamplerConfig::new(start);
+            config.server_port = Some(listener.local_addr().unwrap().port());
+            config.window_end = Some(start + Duration::from_millis(400));
+            config.time_wait_max_core_share = f64::INFINITY;
+            let mut sampler = Sampler::new(config);
+            let before = sampler.sample().time_wait.unwrap();
+            assert_eq!(
+                (before.server_side, before.server_side_since_point_start),
+                (3, 0),
+                "{before:?}"
+            );
+            // Made during the point.
+            for _ in 0..2 {
+                server_closes_first(&listener);
+            }
+            let during = sample_until_own(&mut sampler, 2);
+            assert_eq!(
+                (
+                    during.server_side,
+                    during.server_side_since_point_start,
+                    during.server_side_since_window_end
+                ),
+                (5, 2, 0),
+                "{during:?}"
+            );
+            // Made after the window's end: the teardown's, and the point's too.
+            std::thread::sleep(
+                (start + Duration::from_millis(450)).saturating_duration_since(Instant::now()),
+            );
+            server_closes_first(&listener);
+            let after = sample_until_own(&mut sampler, 3);
+            assert_eq!(
+                (
+                    after.server_side,
+                    after.server_side_since_point_start,
+                    after.server_side_since_window_end,
+                    after.client_side_since_point_start
+                ),
+                (6, 3, 1, 0),
+                "{after:?}"
+            );
         });
     }
 

@@ -16,6 +16,10 @@
 //! no type for the older request nor for the bytecode attribute, whose few bytes are written here.
 //! A dump sees the network namespace of the calling thread.
 //!
+//! Each socket comes with what is left of its TIME_WAIT timer (`idiag_expires`, which the crate
+//! does not keep for this timer, so it is read here), from which `time_wait_origin` tells when it
+//! began.
+//!
 //! Not here: counting sockets by state for the whole namespace (`sockstat`), and entering the
 //! server's namespace for its side of the split mode (`sampler`).
 
@@ -32,6 +36,8 @@ use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+
+use super::time_wait_origin::{OriginClock, TimeWaitByOrigin};
 
 /// Why a sock_diag socket or dump failed.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +108,33 @@ pub struct TimeWaitSocket {
     pub local: SocketAddr,
     /// The peer's address and port.
     pub remote: SocketAddr,
+    /// Milliseconds left on its TIME_WAIT timer (`idiag_expires`): it entered TIME_WAIT 60 s
+    /// less this ago (`time_wait_origin`).
+    pub expires_ms: u32,
+}
+
+/// Which side of the server's port holds a TIME_WAIT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The server: its local port is the server's (it closed first).
+    Server,
+    /// A client: its remote port is the server's (the client closed first).
+    Client,
+    /// Neither port is the server's.
+    Other,
+}
+
+impl Side {
+    /// The side of a socket from its ports (the local one wins when both are the server's).
+    pub fn of(local_port: u16, remote_port: u16, server_port: u16) -> Side {
+        if local_port == server_port {
+            Side::Server
+        } else if remote_port == server_port {
+            Side::Client
+        } else {
+            Side::Other
+        }
+    }
 }
 
 /// TIME_WAIT counts split by side for one server port.
@@ -118,12 +151,15 @@ pub struct TimeWaitBySide {
 impl TimeWaitBySide {
     /// Counts one socket.
     pub fn add(&mut self, local_port: u16, remote_port: u16, server_port: u16) {
-        if local_port == server_port {
-            self.server_side += 1;
-        } else if remote_port == server_port {
-            self.client_side += 1;
-        } else {
-            self.other += 1;
+        self.add_side(Side::of(local_port, remote_port, server_port));
+    }
+
+    /// Counts one socket held by `side`.
+    pub fn add_side(&mut self, side: Side) {
+        match side {
+            Side::Server => self.server_side += 1,
+            Side::Client => self.client_side += 1,
+            Side::Other => self.other += 1,
         }
     }
 }
@@ -152,6 +188,9 @@ const RECV_BUF_BYTES: usize = 64 * 1024;
 const TCPDIAG_GETSOCK: u16 = 18;
 /// `INET_DIAG_REQ_BYTECODE`, the request attribute that carries a filter program.
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
+/// Offset of `idiag_expires` (u32, host order) in `struct inet_diag_msg`: after family, state,
+/// timer and retrans (one byte each) and the 48-byte `inet_diag_sockid`.
+const IDIAG_EXPIRES_AT: usize = 4 + 48;
 // inet_diag bytecode operations (linux/inet_diag.h).
 const INET_DIAG_BC_JMP: u8 = 1;
 const INET_DIAG_BC_S_GE: u8 = 2;
@@ -198,12 +237,12 @@ impl SockDiag {
         })
     }
 
-    /// Calls `visit(local, remote)` for every TIME_WAIT socket (IPv4 and IPv6) that passes
-    /// `filter`; returns how many were visited.
+    /// Calls `visit` for every TIME_WAIT socket (IPv4 and IPv6) that passes `filter`; returns
+    /// how many were visited.
     pub fn for_each_time_wait(
         &mut self,
         filter: PortFilter,
-        mut visit: impl FnMut(SocketAddr, SocketAddr),
+        mut visit: impl FnMut(TimeWaitSocket),
     ) -> Result<u64, SockDiagError> {
         if self.walk == Walk::BothFamilies {
             self.seq = self.seq.wrapping_add(1);
@@ -227,17 +266,30 @@ impl SockDiag {
         filter: PortFilter,
     ) -> Result<Vec<TimeWaitSocket>, SockDiagError> {
         let mut out = Vec::new();
-        self.for_each_time_wait(filter, |local, remote| {
-            out.push(TimeWaitSocket { local, remote })
-        })?;
+        self.for_each_time_wait(filter, |s| out.push(s))?;
         Ok(out)
     }
 
     /// TIME_WAIT counts by side for `server_port`, filtered in the kernel, without a list.
     pub fn time_wait_by_side(&mut self, server_port: u16) -> Result<TimeWaitBySide, SockDiagError> {
         let mut out = TimeWaitBySide::default();
-        self.for_each_time_wait(PortFilter::Port(server_port), |l, r| {
-            out.add(l.port(), r.port(), server_port)
+        self.for_each_time_wait(PortFilter::Port(server_port), |s| {
+            out.add(s.local.port(), s.remote.port(), server_port)
+        })?;
+        Ok(out)
+    }
+
+    /// TIME_WAIT counts by side for `server_port`, and of them those that began since the
+    /// instants of `clock` (the point's start, its window's end), without a list.
+    pub fn time_wait_by_origin(
+        &mut self,
+        server_port: u16,
+        clock: &OriginClock,
+    ) -> Result<TimeWaitByOrigin, SockDiagError> {
+        let mut out = TimeWaitByOrigin::default();
+        self.for_each_time_wait(PortFilter::Port(server_port), |s| {
+            let side = Side::of(s.local.port(), s.remote.port(), server_port);
+            out.add(side, s.expires_ms, clock)
         })?;
         Ok(out)
     }
@@ -247,7 +299,7 @@ impl SockDiag {
         &mut self,
         family: u8,
         filter: PortFilter,
-        visit: &mut impl FnMut(SocketAddr, SocketAddr),
+        visit: &mut impl FnMut(TimeWaitSocket),
     ) -> Result<u64, SockDiagError> {
         self.seq = self.seq.wrapping_add(1);
         let request = per_family_request(family, filter, self.seq);
@@ -260,7 +312,7 @@ impl SockDiag {
     fn dump(
         &mut self,
         request: &[u8],
-        visit: &mut impl FnMut(SocketAddr, SocketAddr),
+        visit: &mut impl FnMut(TimeWaitSocket),
     ) -> Result<Result<u64, i32>, SockDiagError> {
         self.socket
             .send(request, 0)
@@ -319,7 +371,7 @@ enum DumpPart {
 fn parse_dump_part(
     mut bytes: &[u8],
     seq: u32,
-    visit: &mut impl FnMut(SocketAddr, SocketAddr),
+    visit: &mut impl FnMut(TimeWaitSocket),
 ) -> Result<DumpPart, SockDiagError> {
     let mut count = 0;
     while !bytes.is_empty() {
@@ -343,10 +395,18 @@ fn parse_dump_part(
                     // their own state and are not counted even if a kernel sent them.
                     if h.state == TCP_TIME_WAIT {
                         let id = &h.socket_id;
-                        visit(
-                            SocketAddr::new(unmap(id.source_address), id.source_port),
-                            SocketAddr::new(unmap(id.destination_address), id.destination_port),
-                        );
+                        // The parse above checked that the whole inet_diag_msg is there.
+                        let expires = &payload[IDIAG_EXPIRES_AT..IDIAG_EXPIRES_AT + 4];
+                        visit(TimeWaitSocket {
+                            local: SocketAddr::new(unmap(id.source_address), id.source_port),
+                            remote: SocketAddr::new(
+                                unmap(id.destination_address),
+                                id.destination_port,
+                            ),
+                            expires_ms: u32::from_ne_bytes([
+                                expires[0], expires[1], expires[2], expires[3],
+                            ]),
+                        });
                         count += 1;
                     }
                 }
@@ -563,6 +623,32 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_time_wait_has_60_s_on_its_timer_and_it_runs_down() {
+        in_private_netns(|_| {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let mut diag = SockDiag::new().unwrap();
+            one_connection(&listener, false);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            let first = loop {
+                let all = diag.time_wait_sockets(PortFilter::Port(port)).unwrap();
+                if !all.is_empty() || Instant::now() > deadline {
+                    break all;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            assert_eq!(first.len(), 1, "{first:?}");
+            // TCP_TIMEWAIT_LEN is 60 s; a few ms went by (and a jiffy or two of rounding).
+            let fresh = first[0].expires_ms;
+            assert!((59_000..=60_000).contains(&fresh), "{fresh} ms left");
+            std::thread::sleep(Duration::from_millis(500));
+            let later = diag.time_wait_sockets(PortFilter::Port(port)).unwrap()[0].expires_ms;
+            let ran = i64::from(fresh) - i64::from(later);
+            assert!((450..=1_500).contains(&ran), "ran down {ran} ms in 500 ms");
+        });
+    }
+
+    #[test]
     fn sees_ipv6_time_wait() {
         in_private_netns(|_| {
             let Ok(listener) = TcpListener::bind("[::1]:0") else {
@@ -589,22 +675,27 @@ mod tests {
             TimeWaitSocket {
                 local: a("127.0.0.1:80"),
                 remote: a("127.0.0.1:40000"),
+                expires_ms: 0,
             },
             TimeWaitSocket {
                 local: a("127.0.0.1:80"),
                 remote: a("127.0.0.2:40001"),
+                expires_ms: 0,
             },
             TimeWaitSocket {
                 local: a("127.0.0.1:40002"),
                 remote: a("127.0.0.1:80"),
+                expires_ms: 0,
             },
             TimeWaitSocket {
                 local: a("127.0.0.1:40003"),
                 remote: a("127.0.0.1:8080"),
+                expires_ms: 0,
             },
             TimeWaitSocket {
                 local: a("[::1]:80"),
                 remote: a("[::1]:40004"),
+                expires_ms: 0,
             },
         ];
         assert_eq!(
@@ -625,8 +716,9 @@ mod tests {
         );
     }
 
-    /// A dump part as the kernel sends it: inet_diag_msg records, then NLMSG_DONE.
-    fn fake_part(seq: u32, records: &[(u8, SocketId)], done: bool) -> Vec<u8> {
+    /// A dump part as the kernel sends it: inet_diag_msg records (state, socket, ms left on the
+    /// timer), then NLMSG_DONE.
+    fn fake_part(seq: u32, records: &[(u8, SocketId, u32)], done: bool) -> Vec<u8> {
         let mut out = Vec::new();
         let mut push = |ty: u16, payload: &[u8]| {
             let len = 16 + payload.len();
@@ -637,7 +729,7 @@ mod tests {
             out.extend_from_slice(&0u32.to_ne_bytes());
             out.extend_from_slice(payload);
         };
-        for (state, id) in records {
+        for (state, id, expires_ms) in records {
             let h = InetResponseHeader {
                 family: if id.source_address.is_ipv4() {
                     AF_INET
@@ -654,6 +746,9 @@ mod tests {
             };
             let mut p = vec![0; h.buffer_len()];
             h.emit(&mut p);
+            // The crate writes no time for a TIME_WAIT timer (idiag_timer 3); the kernel does.
+            p[2] = 3;
+            p[IDIAG_EXPIRES_AT..IDIAG_EXPIRES_AT + 4].copy_from_slice(&expires_ms.to_ne_bytes());
             push(SOCK_DIAG_BY_FAMILY, &p);
         }
         if done {
@@ -677,15 +772,16 @@ mod tests {
     #[test]
     fn parses_parts_skips_stale_and_other_states() {
         let records = [
-            (TCP_TIME_WAIT, id("127.0.0.1:80", "127.0.0.1:40000")),
+            (TCP_TIME_WAIT, id("127.0.0.1:80", "127.0.0.1:40000"), 59_996),
             (
                 TCP_TIME_WAIT,
                 id("[::ffff:127.0.0.1]:40001", "[::ffff:127.0.0.1]:80"),
+                1_250,
             ),
-            (5, id("127.0.0.1:40002", "127.0.0.1:80")), // FIN_WAIT2: not counted
+            (5, id("127.0.0.1:40002", "127.0.0.1:80"), 30_000), // FIN_WAIT2: not counted
         ];
         let mut seen = Vec::new();
-        let mut visit = |l: SocketAddr, r: SocketAddr| seen.push((l, r));
+        let mut visit = |s: TimeWaitSocket| seen.push(s);
         let part = fake_part(7, &records, false);
         assert_eq!(
             parse_dump_part(&part, 7, &mut visit).unwrap(),
@@ -704,7 +800,13 @@ mod tests {
         );
         assert_eq!(seen.len(), 3);
         // Mapped IPv6 is shown as IPv4.
-        assert_eq!(seen[1].0, "127.0.0.1:40001".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            seen[1].local,
+            "127.0.0.1:40001".parse::<SocketAddr>().unwrap()
+        );
+        // Each with what is left of its timer.
+        let left: Vec<u32> = seen.iter().map(|s| s.expires_ms).collect();
+        assert_eq!(left, [59_996, 1_250, 59_996]);
     }
 
     #[test]
@@ -723,7 +825,7 @@ mod tests {
             errno: libc::ENOBUFS,
         };
         assert!(midway.to_string().contains("after 12 sockets"), "{midway}");
-        let bad = parse_dump_part(&[1, 2, 3], 1, &mut |_, _| {}).unwrap_err();
+        let bad = parse_dump_part(&[1, 2, 3], 1, &mut |_| {}).unwrap_err();
         assert!(
             bad.to_string()
                 .starts_with("sock_diag: bad netlink message: "),
@@ -741,7 +843,7 @@ mod tests {
         msg.extend_from_slice(&0u32.to_ne_bytes());
         msg.extend_from_slice(&(-libc::EINVAL).to_ne_bytes());
         msg.extend_from_slice(&[0; 16]);
-        let part = parse_dump_part(&msg, 3, &mut |_, _| {}).unwrap();
+        let part = parse_dump_part(&msg, 3, &mut |_| {}).unwrap();
         assert_eq!(part, DumpPart::Refused(libc::EINVAL));
     }
 
@@ -813,7 +915,7 @@ mod tests {
                 },
             );
             cost("both families in one walk, no filter", &mut |d| {
-                d.for_each_time_wait(PortFilter::All, |_, _| {}).unwrap();
+                d.for_each_time_wait(PortFilter::All, |_| {}).unwrap();
             });
             cost("both families in two walks, port filter", &mut |d| {
                 d.walk = Walk::PerFamily;
@@ -821,19 +923,19 @@ mod tests {
                 d.walk = Walk::BothFamilies;
             });
             cost("IPv4 only, port filter", &mut |d| {
-                d.dump_family(AF_INET, PortFilter::Port(port), &mut |_, _| {})
+                d.dump_family(AF_INET, PortFilter::Port(port), &mut |_| {})
                     .unwrap();
             });
             cost("IPv6 only, port filter", &mut |d| {
-                d.dump_family(AF_INET6, PortFilter::Port(port), &mut |_, _| {})
+                d.dump_family(AF_INET6, PortFilter::Port(port), &mut |_| {})
                     .unwrap();
             });
             cost("IPv4 only, no filter", &mut |d| {
-                d.dump_family(AF_INET, PortFilter::All, &mut |_, _| {})
+                d.dump_family(AF_INET, PortFilter::All, &mut |_| {})
                     .unwrap();
             });
             cost("IPv4 only, filter on an unused port", &mut |d| {
-                d.dump_family(AF_INET, PortFilter::Port(1), &mut |_, _| {})
+                d.dump_family(AF_INET, PortFilter::Port(1), &mut |_| {})
                     .unwrap();
             });
         });

@@ -429,6 +429,8 @@ impl VariantSetup {
             rtt_mode: self.rtt.mode,
         };
         let mut sampler_config = SamplerConfig::new(start);
+        // TIME_WAITs begun from here on are this point's; from the window's end, its teardown's.
+        sampler_config.window_end = Some(start + scenario.warmup + scenario.duration);
         sampler_config.interval = plan.sample_interval;
         sampler_config.server_port = Some(target.port());
         sampler_config.server_pid = self.server.pid();

@@ -193,7 +193,7 @@ fn scenario_description(toml: &str) -> Option<String> {
 }
 
 /// One load point in the summary table: its totals and the latency of all its populations
-/// together.
+/// pooled (`prepare::pooled_latency`, as the text summary gives it).
 struct SummaryRow<'a> {
     point: &'a LoadPoint,
     /// p50, p90, p99, p99.9 and max (µs); `None` when nothing was recorded or decodes.
@@ -206,16 +206,16 @@ impl<'a> SummaryRow<'a> {
             .load_points
             .iter()
             .map(|point| {
-                let merged = prepare::merged_latency(point);
-                let at = |q: f64| merged.as_ref().map(|h| h.value_at_quantile(q) as f64);
+                let pooled = prepare::pooled_latency(point);
+                let at = |f: fn(&prepare::PooledLatency) -> f64| pooled.as_ref().map(f);
                 SummaryRow {
                     point,
                     latency_us: [
-                        at(0.5),
-                        at(0.9),
-                        at(0.99),
-                        at(0.999),
-                        merged.as_ref().map(|h| h.max() as f64),
+                        at(|l| l.p50_us),
+                        at(|l| l.p90_us),
+                        at(|l| l.p99_us),
+                        at(|l| l.p999_us),
+                        at(|l| l.max_us),
                     ],
                 }
             })

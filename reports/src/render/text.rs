@@ -1,7 +1,9 @@
 //! The text summary printed at the end of a run: throughput, latency percentiles per population
 //! and class, slow-line figures and Little's law per population, errors, warnings, and for
 //! several load points each population side by side. The numbers come from `reports::prepare`
-//! and are written by `render::format`, as the HTML report's are, so both say the same.
+//! and are written by `render::format`, as the HTML report's are, so both say the same: every
+//! all-populations latency is the pooled one (`prepare::pooled_latency`), and TIME_WAIT is the
+//! point's own in its window, with what it inherited and what its teardown left said apart.
 
 use std::io::Write;
 
@@ -10,28 +12,43 @@ use super::format::{
     rate, seconds, times, whole, window_s, MISSING,
 };
 use crate::model::{HistogramData, KernelAccounting, LoadPoint, RunResult};
-use crate::prepare::{self, LittleRow, LowEnd, SlowLineRow};
+use crate::prepare::{self, LittleRow, LowEnd, PooledLatency, SlowLineRow};
 
-fn latency_row(out: &mut impl Write, population: &str, class: &str, ops: u64, h: &HistogramData) {
-    // A class with no completed request has no latency, not a latency of zero.
-    let latency = |us: f64| {
-        if h.count == 0 {
-            MISSING.to_string()
-        } else {
-            ms(us)
-        }
+/// One row of the latency table: mean, p50, p90, p99, p99.9 and max in µs, `None` for a group
+/// with no completed request (it has no latency, not a latency of zero).
+fn latency_row(
+    out: &mut impl Write,
+    population: &str,
+    class: &str,
+    ops: u64,
+    us: Option<[f64; 6]>,
+) {
+    let [mean, p50, p90, p99, p999, max] = match us {
+        Some(v) => v.map(ms),
+        None => std::array::from_fn(|_| MISSING.to_string()),
     };
     let _ = writeln!(
         out,
-        "  {population:<12} {class:<8} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        count(ops),
-        latency(h.mean),
-        latency(h.p50 as f64),
-        latency(h.p90 as f64),
-        latency(h.p99 as f64),
-        latency(h.p999 as f64),
-        latency(h.max as f64)
+        "  {population:<12} {class:<8} {:>10} {mean:>9} {p50:>9} {p90:>9} {p99:>9} {p999:>9} {max:>9}",
+        count(ops)
     );
+}
+
+/// The latency row's figures of one stored histogram.
+fn histogram_figures(h: &HistogramData) -> Option<[f64; 6]> {
+    (h.count > 0).then_some([
+        h.mean,
+        h.p50 as f64,
+        h.p90 as f64,
+        h.p99 as f64,
+        h.p999 as f64,
+        h.max as f64,
+    ])
+}
+
+/// The latency row's figures of all populations pooled.
+fn pooled_figures(l: &PooledLatency) -> [f64; 6] {
+    [l.mean_us, l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us]
 }
 
 fn print_kernel(out: &mut impl Write, kernel: &KernelAccounting) {
@@ -41,17 +58,45 @@ fn print_kernel(out: &mut impl Write, kernel: &KernelAccounting) {
     } else {
         ""
     };
-    let _ = writeln!(
-        out,
-        "  TIME_WAIT peak: server {} ({}), clients {} ({}) at {} each{estimated}; {} / {} socket-seconds",
-        count(k.peak_time_wait_server_side),
-        bytes(k.peak_time_wait_server_side_bytes as f64),
-        count(k.peak_time_wait_client_side),
-        bytes(k.peak_time_wait_client_side_bytes as f64),
-        bytes(kernel.time_wait_object_bytes as f64),
-        whole(k.time_wait_seconds_server_side),
-        whole(k.time_wait_seconds_client_side)
-    );
+    let peak = prepare::time_wait_peak(k);
+    if peak.own {
+        let sockets = |n: Option<u64>| or_missing(n, count);
+        let memory = |b: Option<u64>| or_missing(b, |b| bytes(b as f64));
+        let _ = writeln!(
+            out,
+            "  TIME_WAIT peak in the window, this point's own: server {} ({}), clients {} ({}) at {} each{estimated}; {} / {} socket-seconds",
+            sockets(k.own_peak_time_wait_server_side),
+            memory(k.own_peak_time_wait_server_side_bytes),
+            sockets(k.own_peak_time_wait_client_side),
+            memory(k.own_peak_time_wait_client_side_bytes),
+            bytes(kernel.time_wait_object_bytes as f64),
+            or_missing(k.own_time_wait_seconds_server_side, whole),
+            or_missing(k.own_time_wait_seconds_client_side, whole)
+        );
+        let _ = writeln!(
+            out,
+            "  TIME_WAIT carried over from before this point: server {}, clients {}; after the window: teardown: server {}, clients {}; most at once, any origin: server {}, clients {}",
+            sockets(k.carried_over_time_wait_server_side),
+            sockets(k.carried_over_time_wait_client_side),
+            sockets(k.teardown_time_wait_server_side),
+            sockets(k.teardown_time_wait_client_side),
+            count(k.peak_time_wait_server_side),
+            count(k.peak_time_wait_client_side)
+        );
+    } else {
+        // A result from before TIME_WAITs were told apart by when they began.
+        let _ = writeln!(
+            out,
+            "  TIME_WAIT peak, any origin (earlier points' and the teardown's included): server {} ({}), clients {} ({}) at {} each{estimated}; {} / {} socket-seconds",
+            count(k.peak_time_wait_server_side),
+            bytes(k.peak_time_wait_server_side_bytes as f64),
+            count(k.peak_time_wait_client_side),
+            bytes(k.peak_time_wait_client_side_bytes as f64),
+            bytes(kernel.time_wait_object_bytes as f64),
+            whole(k.time_wait_seconds_server_side),
+            whole(k.time_wait_seconds_client_side)
+        );
+    }
     let per_op = or_missing(k.server_cpu_us_per_op, |v| format!("{} µs/op", cpu_us(v)));
     let rss = or_missing(k.server_peak_rss_bytes, |v| bytes(v as f64));
     let per_conn = or_missing(k.server_memory_per_connection_bytes, |v| {
@@ -193,7 +238,8 @@ fn print_populations_across(result: &RunResult, out: &mut impl Write) {
 }
 
 /// One row per load point, side by side: the sweep's curve, or where each variant's TIME_WAITs
-/// went and what they cost.
+/// went and what they cost. The p99 is of all populations pooled; the TIME_WAITs are each
+/// point's own at their peak in its window.
 fn print_point_table(result: &RunResult, out: &mut impl Write) {
     let _ = writeln!(
         out,
@@ -201,22 +247,17 @@ fn print_point_table(result: &RunResult, out: &mut impl Write) {
         "load point", "ops/s", "p99 ms", "TW server", "TW clients", "TW memory", "server µs/op"
     );
     for point in &result.load_points {
-        let p99 = point
-            .populations
-            .iter()
-            .map(|p| p.latency.total_us.p99)
-            .max()
-            .unwrap_or(0);
+        let p99 = or_missing(prepare::pooled_latency(point), |l| ms(l.p99_us));
         let (tw_server, tw_client, tw_bytes, cpu) = match &point.kernel {
-            Some(k) => (
-                count(k.summary.peak_time_wait_server_side),
-                count(k.summary.peak_time_wait_client_side),
-                bytes(
-                    (k.summary.peak_time_wait_server_side_bytes
-                        + k.summary.peak_time_wait_client_side_bytes) as f64,
-                ),
-                or_missing(k.summary.server_cpu_us_per_op, cpu_us),
-            ),
+            Some(k) => {
+                let peak = prepare::time_wait_peak(&k.summary);
+                (
+                    count(peak.server_side),
+                    count(peak.client_side),
+                    bytes(peak.bytes as f64),
+                    or_missing(k.summary.server_cpu_us_per_op, cpu_us),
+                )
+            }
             None => (
                 MISSING.into(),
                 MISSING.into(),
@@ -229,7 +270,7 @@ fn print_point_table(result: &RunResult, out: &mut impl Write) {
             "  {:<24} {:>10} {:>9} {:>12} {:>12} {:>12} {:>11}",
             point.label,
             rate(point.totals.ops_per_s),
-            ms(p99 as f64),
+            p99,
             tw_server,
             tw_client,
             tw_bytes,
@@ -320,10 +361,16 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
                 &population.name,
                 "all",
                 population.totals.ops,
-                &population.latency.total_us,
+                histogram_figures(&population.latency.total_us),
             );
             for class in &population.classes {
-                latency_row(out, "", &class.class, class.ops, &class.latency.total_us);
+                latency_row(
+                    out,
+                    "",
+                    &class.class,
+                    class.ops,
+                    histogram_figures(&class.latency.total_us),
+                );
             }
             if let Some(lag) = &population.schedule_lag_us {
                 let _ = writeln!(
@@ -346,6 +393,17 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
             if let Some(r) = little.iter().find(|r| r.population == population.name) {
                 print_little(out, r);
             }
+        }
+        if point.populations.len() > 1 {
+            // Every request of the point in one histogram, as the HTML report's summary gives
+            // it: not the worst population's figure.
+            latency_row(
+                out,
+                "all pooled",
+                "all",
+                point.totals.ops,
+                prepare::pooled_latency(point).as_ref().map(pooled_figures),
+            );
         }
         if let Some(kernel) = &point.kernel {
             print_kernel(out, kernel);

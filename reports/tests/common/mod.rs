@@ -166,7 +166,8 @@ pub fn load_point(
 }
 
 /// Kernel samples every 250 ms: server-side TIME_WAIT building up for 60 s (the server closes
-/// first), a few client-side ones, socket memory, a server growing slowly, both CPUs busy.
+/// first), a few client-side ones, all begun in this point, socket memory, a server growing
+/// slowly, both CPUs busy.
 pub fn kernel(rng: &mut Rng, intervals: usize, warmup: usize, load: f64) -> KernelAccounting {
     let object_bytes = 248;
     let mut samples = Vec::new();
@@ -187,6 +188,10 @@ pub fn kernel(rng: &mut Rng, intervals: usize, warmup: usize, load: f64) -> Kern
             time_wait_client_side: tw_client,
             time_wait_server_side_bytes: tw_server * object_bytes,
             time_wait_client_side_bytes: tw_client * object_bytes,
+            time_wait_server_side_since_point_start: Some(tw_server),
+            time_wait_client_side_since_point_start: Some(tw_client),
+            time_wait_server_side_since_window_end: Some(0),
+            time_wait_client_side_since_window_end: Some(0),
             server_rss_bytes: Some(rss),
             server_pss_bytes: Some(rss - 4_000_000),
             server_cpu_us: Some(server_cpu_us),
@@ -219,6 +224,16 @@ pub fn kernel(rng: &mut Rng, intervals: usize, warmup: usize, load: f64) -> Kern
             peak_time_wait_client_side_bytes: peak_client * object_bytes,
             time_wait_seconds_server_side: peak_server as f64 * 30.0,
             time_wait_seconds_client_side: peak_client as f64 * 30.0,
+            own_peak_time_wait_server_side: Some(peak_server),
+            own_peak_time_wait_client_side: Some(peak_client),
+            own_peak_time_wait_server_side_bytes: Some(peak_server * object_bytes),
+            own_peak_time_wait_client_side_bytes: Some(peak_client * object_bytes),
+            own_time_wait_seconds_server_side: Some(peak_server as f64 * 30.0),
+            own_time_wait_seconds_client_side: Some(peak_client as f64 * 30.0),
+            carried_over_time_wait_server_side: Some(0),
+            carried_over_time_wait_client_side: Some(0),
+            teardown_time_wait_server_side: Some(0),
+            teardown_time_wait_client_side: Some(0),
             peak_tcp_memory_bytes: 4_000_000,
             server_cpu_us_per_op: Some(server_cpu_us as f64 / measured_ops),
             server_peak_rss_bytes: samples.last().and_then(|s| s.server_rss_bytes),
