@@ -1200,9 +1200,12 @@ pub fn little_rows(point: &LoadPoint) -> Vec<LittleRow> {
         .iter()
         .filter_map(|p| {
             let c = p.concurrency.as_ref()?;
-            // Old results lack the count of closes: treat them as before (a ratio is shown).
-            let outlive =
-                c.connections_closed > 0 && (c.connections_closed as f64) < c.mean_open_connections;
+            // Fewer closes in the window than connections open on average (none at all on
+            // kept-alive connections): their lifetimes are unknown, nothing predicts the level.
+            // Results from before closes were counted have a prediction and no count: they
+            // keep their ratio.
+            let old_result = c.connections_closed == 0 && c.predicted_open_connections > 0.0;
+            let outlive = !old_result && (c.connections_closed as f64) < c.mean_open_connections;
             Some(LittleRow {
                 population: p.name.clone(),
                 kind: p.kind.clone(),

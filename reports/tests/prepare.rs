@@ -344,6 +344,16 @@ fn little_rows_give_no_connection_check_when_most_connections_outlive_the_window
     assert!(rows[0].connections_outlive_window);
     assert_eq!(rows[0].connections_ratio, None);
     assert!(rows[0].requests_ratio.is_some());
+    // Kept-alive connections, none closed in the window: no prediction, no ratio.
+    let mut kept_alive = point(0);
+    let concurrency = kept_alive.populations[0].concurrency.as_mut().unwrap();
+    (
+        concurrency.connections_per_s,
+        concurrency.predicted_open_connections,
+    ) = (0.0, 0.0);
+    let rows = reports::prepare::little_rows(&kept_alive);
+    assert!(rows[0].connections_outlive_window);
+    assert_eq!(rows[0].connections_ratio, None);
     // Plenty of closes: the ratio is there. An old result (no count) keeps its ratio too.
     for closed in [50_000, 0] {
         let rows = reports::prepare::little_rows(&point(closed));

@@ -216,3 +216,35 @@ fn a_fast_and_a_slow_population_print_the_pooled_p99_in_text_and_html_alike() {
     // load, measured, ops, ops/s, Mbit/s, p50, p90, p99, p99.9, max, errors
     assert_eq!(cells[7], pooled, "{summary_row}");
 }
+
+/// Requests sent again and requests the end caught unanswered are in the terminal and on the
+/// page, beside the errors, and a population without either says nothing of them.
+#[test]
+fn retries_and_unanswered_requests_are_reported_per_population() {
+    let mut retried = population("lan", 1_000, 1_000, 3_000);
+    retried.retries_on_new_connection = 7;
+    retried.unanswered = 3;
+    let quiet = population("other", 1_000, 1_000, 3_000);
+    let result = run(vec![point(
+        "full load",
+        vec![retried, quiet],
+        KernelSummary::default(),
+    )]);
+    let text = summary(&result);
+    assert_eq!(
+        line(&text, "sent again"),
+        "7 sent again on a new connection (the server had closed the kept one); 3 unanswered \
+         when the point ended"
+    );
+    assert_eq!(text.matches("sent again").count(), 1, "{text}");
+    let html = render_run(&result);
+    assert!(html.contains("<th class=\"num\">retries</th>"), "{html}");
+    let lan_row = html
+        .split("<tr><td>")
+        .find(|r| r.starts_with("lan</td><td>"))
+        .expect("lan's row in the populations table");
+    assert!(
+        lan_row.contains("<td class=\"num\">7</td>\n<td class=\"num\">3</td>"),
+        "{lan_row}"
+    );
+}

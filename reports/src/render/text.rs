@@ -181,7 +181,7 @@ fn print_slow_line(out: &mut impl Write, r: &SlowLineRow) {
 fn print_little(out: &mut impl Write, r: &LittleRow) {
     let connections = if r.connections_outlive_window {
         format!(
-            "connections {} open, most outliving the window (no check)",
+            "connections {} open, most outliving the window (no prediction to check)",
             mean_count(r.mean_open_connections)
         )
     } else {
@@ -386,6 +386,16 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
             if !population.totals.errors.is_empty() {
                 let errors = errors_by_kind(&population.totals.errors);
                 let _ = writeln!(out, "  {:<12} errors: {errors}", "");
+            }
+            if population.retries_on_new_connection > 0 || population.unanswered > 0 {
+                let _ = writeln!(
+                    out,
+                    "  {:<12} {} sent again on a new connection (the server had closed the kept one); \
+                     {} unanswered when the point ended",
+                    "",
+                    count(population.retries_on_new_connection),
+                    count(population.unanswered)
+                );
             }
             if let Some(r) = slow_lines.iter().find(|r| r.population == population.name) {
                 print_slow_line(out, r);
