@@ -148,16 +148,23 @@ fn serve(stream: TcpStream, behaviour: Behaviour, seen: &Seen) {
 /// Runs `clients` as the scenario's `[[clients]]` tables against `http://HOST:PORT/` for one
 /// URL path, for `duration` after a short warm-up; results under a tempdir.
 fn run_against(host: &str, port: u16, path: &str, clients: &str, duration: &str) -> RunResult {
-    run_urls(host, port, &format!("1 {path}\n"), clients, (duration, 1))
+    run_urls(
+        host,
+        port,
+        &format!("1 {path}\n"),
+        clients,
+        ("300ms", duration, 1),
+    )
 }
 
-/// [`run_against`] with a whole URL list (`WEIGHT PATH` lines) and `workers` worker threads.
+/// [`run_against`] with a whole URL list (`WEIGHT PATH` lines), its own warm-up and `workers`
+/// worker threads.
 fn run_urls(
     host: &str,
     port: u16,
     urls: &str,
     clients: &str,
-    (duration, workers): (&str, usize),
+    (warmup, duration, workers): (&str, &str, usize),
 ) -> RunResult {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("site");
@@ -167,7 +174,7 @@ fn run_urls(
     std::fs::write(
         &scenario,
         format!(
-            "warmup = \"300ms\"\nduration = \"{duration}\"\nrequest_timeout = \"10s\"\n\
+            "warmup = \"{warmup}\"\nduration = \"{duration}\"\nrequest_timeout = \"10s\"\n\
              workers = {workers}\n\
              [server]\nkind = \"url\"\nurl = \"http://{host}:{port}/\"\n\
              [site]\nkind = \"directory\"\nroot = \"site\"\nurls = \"urls\"\n\
@@ -365,7 +372,13 @@ fn a_load_split_over_workers_makes_the_same_draws() {
     let mut asked = Vec::new();
     for workers in [1, 3] {
         let server = TestServer::start(Behaviour::Ok);
-        let result = run_urls("127.0.0.1", server.port, &urls, arrivals, ("1s", workers));
+        let result = run_urls(
+            "127.0.0.1",
+            server.port,
+            &urls,
+            arrivals,
+            ("300ms", "1s", workers),
+        );
         assert!(
             result.load_points[0].totals.ops > 100,
             "workers = {workers}"
