@@ -423,6 +423,13 @@ impl<'w> ClientConn<'w> {
                             return Absorbed::Failed(ErrorKind::VerifyFailed);
                         }
                     }
+                    // The common end: the last body bytes; no call only to hear `Complete`.
+                    if request.reader.is_complete() {
+                        if !input.is_empty() {
+                            return Absorbed::Failed(ErrorKind::Other);
+                        }
+                        return Absorbed::Complete;
+                    }
                 }
                 // More than the response holds: the server is broken or the framing was lost.
                 Ok(Framed::Complete) if !input.is_empty() => {
