@@ -250,7 +250,10 @@ pub struct LoadPoint {
     /// from before kernel accounting, or when the sampler could not run.
     #[serde(default)]
     pub kernel: Option<KernelAccounting>,
-    /// The server's own counters for the server that served this point (`--stats`).
+    /// The server's own counters (`--stats`) over this point, warm-up included: the difference
+    /// of the snapshots it wrote before and after the point (`connections_peak` is not a
+    /// count: it is the server's peak so far). A point that lost its snapshots but was its
+    /// server's only one carries the counters the server wrote on exit.
     #[serde(default)]
     pub server_stats: Option<serde_json::Value>,
 }

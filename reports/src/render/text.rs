@@ -436,7 +436,7 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
         shown = Some(stats);
         let _ = writeln!(
             out,
-            "{}server counted {} requests, {} connections (peak {}), closes {}",
+            "{}server counted, warm-up included: {} requests, {} connections (peak so far {}), closes {}",
             if result.load_points.len() > 1 {
                 format!("{}: ", point.label)
             } else {
