@@ -69,9 +69,8 @@ fn dispatch(command: Command) -> Result<()> {
         }
         Command::ServeBuiltin { args } => {
             let argv = std::iter::once("afterburner".to_string()).chain(args);
-            let server_args =
-                afterburner::cli::Args::try_parse_from(argv).unwrap_or_else(|e| e.exit());
-            if let Err(error) = afterburner::run(&server_args.into_config()) {
+            let config = afterburner::cli::Args::parse_config_from(argv);
+            if let Err(error) = afterburner::run(&config) {
                 eprintln!("afterburner: error: {error:#}");
                 std::process::exit(2);
             }

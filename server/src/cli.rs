@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::conn::CloseMode;
+use crate::designs::Design;
 use crate::units::{parse_bytes, parse_duration};
 use crate::ServerConfig;
 
@@ -19,6 +20,19 @@ Examples:
   afterburner --root ./site
   afterburner --root ./site --listen 0.0.0.0:8080 --close wait-client=500ms --stats stats.json
   afterburner --root ./site --reftab hotlink.reftab --max-conns 10000
+  afterburner --root ./site --design prefork --workers 150
+  afterburner --root ./site --design reactors --workers 2
+
+Designs (--design), all on the same site, HTTP layer and connection state machine:
+  loop       one thread, one epoll readiness loop (the default; Afterburner's own)
+  poll       one thread, poll(2) over a descriptor array rebuilt each round
+  select     one thread, select(2) over an fd_set rebuilt each round (at most 1024 descriptors)
+  threads    a thread per connection, blocking on its socket (at most --max-conns threads)
+  prefork    --workers processes forked at start, one connection at a time each (Apache 1.3)
+  fork       a process forked per connection (NCSA, CERN, inetd)
+  reactors   --workers loops, one per CPU, each with its own SO_REUSEPORT listener
+  uring      one thread on io_uring (exits 2 where the kernel refuses io_uring)
+A design says at start which of the given flags do not apply to it.
 
 Close modes:
   server              close after the last byte; the server holds the TIME_WAIT
@@ -96,11 +110,22 @@ pub struct Args {
     /// Pin the server to this CPU.
     #[arg(long, value_name = "CPU")]
     pub cpu: Option<usize>,
+
+    /// The concurrency core (list below).
+    #[arg(long, value_name = "NAME", value_enum, default_value_t = Design::Loop)]
+    pub design: Design,
+
+    /// Processes of `prefork` [default: 64], loops of `reactors` [default: the CPUs the server
+    /// may run on]; other designs ignore it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub workers: Option<u64>,
 }
 
 impl Args {
-    /// The configuration the flags ask for: `--close` split into the mode and its linger duration.
-    pub fn into_config(self) -> ServerConfig {
+    /// The configuration the flags ask for: `--close` split into the mode and its linger
+    /// duration; `given` the long flags written on the command line (see
+    /// [`ServerConfig::flags_given`]).
+    pub fn into_config_with(self, given: Vec<&'static str>) -> ServerConfig {
         let (close_mode, linger) = self.close;
         ServerConfig {
             root: self.root,
@@ -118,9 +143,60 @@ impl Args {
             stats: self.stats,
             backlog: self.backlog,
             cpu: self.cpu,
+            design: self.design,
+            workers: self.workers.map(|n| n as usize),
+            flags_given: given,
         }
     }
+
+    /// The configuration the flags ask for, with no record of which flags were written.
+    pub fn into_config(self) -> ServerConfig {
+        self.into_config_with(Vec::new())
+    }
+
+    /// Parses a command line (`argv[0]` first) and records which flags it wrote, so that a
+    /// design can say which of them it ignores. A wrong command line prints clap's message
+    /// and exits 2 (`--help` and `--version` exit 0).
+    pub fn parse_config_from<I, T>(argv: I) -> ServerConfig
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Args::command().get_matches_from(argv);
+        let given = Args::command()
+            .get_arguments()
+            .filter(|arg| {
+                matches.value_source(arg.get_id().as_str())
+                    == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .filter_map(|arg| arg.get_long())
+            .filter_map(|long| FLAG_NAMES.iter().copied().find(|name| name[2..] == *long))
+            .collect();
+        let args = Args::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+        args.into_config_with(given)
+    }
 }
+
+/// Every flag's name as a design's `IGNORED_FLAGS` writes it.
+const FLAG_NAMES: &[&str] = &[
+    "--root",
+    "--listen",
+    "--max-site-bytes",
+    "--max-header-bytes",
+    "--reftab",
+    "--close",
+    "--header-timeout",
+    "--keepalive-timeout",
+    "--send-timeout",
+    "--max-conns",
+    "--grace",
+    "--stats",
+    "--backlog",
+    "--cpu",
+    "--design",
+    "--workers",
+];
 
 /// The linger duration when `wait-client` names none: the original's half second.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(500);

@@ -145,6 +145,15 @@ pub enum ServerError {
         /// The kernel's answer.
         error: io::Error,
     },
+    /// The chosen `--design` cannot run here or with these flags (e.g. `select` above
+    /// FD_SETSIZE descriptors, `uring` where the kernel refuses io_uring).
+    #[error("--design {design}: {message}")]
+    Design {
+        /// The design's name.
+        design: &'static str,
+        /// What stops it, and what to do instead.
+        message: String,
+    },
     /// `--stats` could not be written.
     #[error("writing --stats {}: {error}", path.display())]
     Stats {
@@ -189,6 +198,13 @@ pub struct ServerConfig {
     pub backlog: i32,
     /// `--cpu`: the CPU the server pins itself to, if any.
     pub cpu: Option<usize>,
+    /// `--design`: the concurrency core.
+    pub design: designs::Design,
+    /// `--workers`: processes of `prefork`, loops of `reactors`; `None`: the design's default.
+    pub workers: Option<usize>,
+    /// The flags given on the command line (long names, `--close` style), so that a design can
+    /// say which of them it does not honour. Empty when the configuration was built in code.
+    pub flags_given: Vec<&'static str>,
 }
 
 impl ServerConfig {
@@ -223,7 +239,11 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
         None => Vec::new(),
     };
     let site = Site::load(&config.root, config.max_site_bytes, rules)?;
-    let listener = bind(config.listen, config.backlog)?;
+    let listener = bind(
+        config.listen,
+        config.backlog,
+        config.design == designs::Design::Reactors,
+    )?;
     let max_conns = config
         .max_conns
         .unwrap_or(nofile.saturating_sub(RESERVED_FDS).max(1) as usize);
@@ -236,16 +256,35 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
     })?;
     announce(address).map_err(|error| ServerError::Announce { error })?;
     eprintln!(
-        "afterburner: {} files, {} bytes in RAM from {}; close mode {:?}; at most {max_conns} connections",
+        "afterburner: design {}; {} files, {} bytes in RAM from {}; close mode {:?}; at most {max_conns} connections",
+        config.design,
         site.file_count(),
         site.body_bytes(),
         config.root.display(),
         config.close_mode
     );
 
+    for (flag, why) in config.design.ignored_flags() {
+        if config.flags_given.contains(flag) {
+            eprintln!(
+                "afterburner: --design {}: {flag} does not apply: {why}",
+                config.design
+            );
+        }
+    }
+
     let mut stats = config.stats.clone().map(StatsFile::new);
-    let counters =
-        designs::event_loop::serve(listener, signals, &site, config, max_conns, stats.as_mut())?;
+    let counters = designs::serve(
+        config.design,
+        designs::Serving {
+            listener,
+            signals,
+            site: &site,
+            config,
+            max_conns,
+            stats: stats.as_mut(),
+        },
+    )?;
     if let Some(stats) = &mut stats {
         stats.write(&counters, site.rules(), true)?;
     }
@@ -302,7 +341,14 @@ fn announce(address: SocketAddr) -> io::Result<()> {
     stdout.flush()
 }
 
-fn bind(address: SocketAddr, backlog: i32) -> Result<std::net::TcpListener, ServerError> {
+/// Binds and listens on `address`; with `reuse_port`, SO_REUSEPORT too, so that more sockets
+/// (one per loop of `reactors`) can bind the same address and the kernel spreads connections
+/// over them.
+pub fn bind(
+    address: SocketAddr,
+    backlog: i32,
+    reuse_port: bool,
+) -> Result<std::net::TcpListener, ServerError> {
     use socket2::{Domain, Socket, Type};
     let failed = |action| {
         move |error| ServerError::Listen {
@@ -316,6 +362,11 @@ fn bind(address: SocketAddr, backlog: i32) -> Result<std::net::TcpListener, Serv
     socket
         .set_reuse_address(true)
         .map_err(failed("setting SO_REUSEADDR for"))?;
+    if reuse_port {
+        socket
+            .set_reuse_port(true)
+            .map_err(failed("setting SO_REUSEPORT for"))?;
+    }
     socket.bind(&address.into()).map_err(failed("binding"))?;
     socket.listen(backlog).map_err(failed("listening on"))?;
     socket

@@ -1,5 +1,137 @@
-//! The concurrency cores the server can run. Today: the single-threaded readiness loop that is
-//! Afterburner's design; the designs it is compared with (threads, processes, several loops,
-//! poll/select) join here, one file each, behind the same `serve` signature.
+//! The concurrency cores the server can run, one file each, chosen with `--design`. All of them
+//! share the in-RAM site (`site.rs`), the HTTP layer (`http.rs`) and the connection state machine
+//! (`conn.rs`), so that only the concurrency core differs between them: the rule of the Flash
+//! paper (Pai, Druschel, Zwaenepoel, "Flash: An efficient and portable Web server", USENIX 1999).
 
 pub mod event_loop;
+pub mod fork;
+pub mod poll;
+pub mod prefork;
+pub mod reactors;
+pub mod select;
+pub mod threads;
+pub mod uring;
+
+use std::fmt;
+
+use crate::site::Site;
+use crate::stats::{Counters, StatsFile};
+use crate::{ServerConfig, ServerError, SignalSockets};
+
+/// A concurrency core (`--design NAME`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Design {
+    /// Afterburner's own: one thread, one epoll readiness loop (mio) over every connection.
+    #[default]
+    Loop,
+    /// One thread, one loop over poll(2), the descriptor array rebuilt each round: O(n) per wait.
+    Poll,
+    /// One thread, one loop over select(2), the fd_set rebuilt each round; at most FD_SETSIZE
+    /// (1024) descriptors.
+    Select,
+    /// A thread per connection, blocking in its own socket; at most `--max-conns` threads.
+    Threads,
+    /// `--workers` processes forked at start, each serving one connection at a time (Apache
+    /// 1.3's model).
+    Prefork,
+    /// A process forked per connection (NCSA, CERN, inetd).
+    Fork,
+    /// One `loop` per CPU (`--workers` of them), each with its own SO_REUSEPORT listener.
+    Reactors,
+    /// One thread on io_uring: multishot accept and receive, buffers from a provided ring.
+    Uring,
+}
+
+impl Design {
+    /// Every design, in the order `--help` lists them.
+    pub const ALL: [Design; 8] = [
+        Design::Loop,
+        Design::Poll,
+        Design::Select,
+        Design::Threads,
+        Design::Prefork,
+        Design::Fork,
+        Design::Reactors,
+        Design::Uring,
+    ];
+
+    /// The name `--design` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Design::Loop => "loop",
+            Design::Poll => "poll",
+            Design::Select => "select",
+            Design::Threads => "threads",
+            Design::Prefork => "prefork",
+            Design::Fork => "fork",
+            Design::Reactors => "reactors",
+            Design::Uring => "uring",
+        }
+    }
+
+    /// The design `--design NAME` names, if any.
+    pub fn from_name(name: &str) -> Option<Design> {
+        Design::ALL.into_iter().find(|design| design.name() == name)
+    }
+
+    /// The flags this design does not honour, each with the reason, as `--flag: why`; printed
+    /// at start when one of them was given.
+    pub fn ignored_flags(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Design::Loop => &[],
+            Design::Poll => poll::IGNORED_FLAGS,
+            Design::Select => select::IGNORED_FLAGS,
+            Design::Threads => threads::IGNORED_FLAGS,
+            Design::Prefork => prefork::IGNORED_FLAGS,
+            Design::Fork => fork::IGNORED_FLAGS,
+            Design::Reactors => reactors::IGNORED_FLAGS,
+            Design::Uring => uring::IGNORED_FLAGS,
+        }
+    }
+}
+
+impl fmt::Display for Design {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What every design is handed to serve with.
+pub struct Serving<'a> {
+    /// The bound, listening, non-blocking socket (SO_REUSEPORT set for `reactors`, so that it
+    /// can bind more on the same address).
+    pub listener: std::net::TcpListener,
+    /// SIGINT/SIGTERM (stop) and SIGUSR1 (snapshot) as readable sockets.
+    pub signals: SignalSockets,
+    /// The site, in RAM.
+    pub site: &'a Site,
+    /// The whole configuration.
+    pub config: &'a ServerConfig,
+    /// Connections open at once at most (`--max-conns` or what the descriptor limit allows).
+    pub max_conns: usize,
+    /// `--stats`: where SIGUSR1 snapshots go; the caller writes the final document from the
+    /// counters returned.
+    pub stats: Option<&'a mut StatsFile>,
+}
+
+/// Runs `design` until SIGINT/SIGTERM and the grace period are over; returns the counters of
+/// the whole server (every thread and child process summed) for the final `--stats` write.
+pub fn serve(design: Design, serving: Serving<'_>) -> Result<Counters, ServerError> {
+    match design {
+        Design::Loop => event_loop::serve(
+            serving.listener,
+            serving.signals,
+            serving.site,
+            serving.config,
+            serving.max_conns,
+            serving.stats,
+        ),
+        Design::Poll => poll::serve(serving),
+        Design::Select => select::serve(serving),
+        Design::Threads => threads::serve(serving),
+        Design::Prefork => prefork::serve(serving),
+        Design::Fork => fork::serve(serving),
+        Design::Reactors => reactors::serve(serving),
+        Design::Uring => uring::serve(serving),
+    }
+}
