@@ -5,15 +5,13 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token};
-use rustix::ioctl::{Getter, Opcode};
 use slab::Slab;
 
-use crate::conn::{Connection, LoopShared, Step, Transport};
+use crate::conn::{Connection, LoopShared, Step};
 use crate::site::Site;
 use crate::stats::{CloseSide, Counters, StatsFile};
 use crate::timers::{Deadlines, TimerKind};
@@ -27,33 +25,9 @@ const SNAPSHOT: Token = Token(usize::MAX - 3);
 /// the server recovers by itself as soon as descriptors free up.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
-/// `SIOCOUTQ`, which is `TIOCOUTQ` for a TCP socket: bytes sent but not yet acknowledged.
-const SIOCOUTQ: Opcode = libc::TIOCOUTQ as Opcode;
-
 /// The failure of `action` in the loop.
-fn loop_error(action: &'static str) -> impl FnOnce(io::Error) -> ServerError {
+pub(crate) fn loop_error(action: &'static str) -> impl FnOnce(io::Error) -> ServerError {
     move |error| ServerError::EventLoop { action, error }
-}
-
-impl Transport for TcpStream {
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
-
-    fn unacked_bytes(&self) -> io::Result<usize> {
-        // SAFETY: SIOCOUTQ on a TCP socket writes one `int`, the type the getter reads back;
-        // no safe wrapper (std, socket2, rustix) covers it.
-        let queued = unsafe { rustix::ioctl::ioctl(self, Getter::<SIOCOUTQ, libc::c_int>::new()) }?;
-        Ok(queued.max(0) as usize)
-    }
-
-    fn set_reset_on_close(&self) -> io::Result<()> {
-        socket2::SockRef::from(self).set_linger(Some(Duration::ZERO))
-    }
-
-    fn set_nodelay(&self) -> io::Result<()> {
-        TcpStream::set_nodelay(self, true)
-    }
 }
 
 struct Slot<'site> {

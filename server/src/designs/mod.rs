@@ -9,6 +9,7 @@ pub mod poll;
 pub mod prefork;
 pub mod reactors;
 pub mod select;
+pub mod socket;
 pub mod threads;
 pub mod uring;
 
