@@ -4,6 +4,8 @@
 
 mod support;
 
+#[allow(unused_imports)]
+use rstest_reuse::apply;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -62,9 +64,9 @@ fn assert_client_holds_time_wait(client_port: u16, server_port: u16) {
     );
 }
 
-fn server_mode_case(extra: &[&str]) {
+fn server_mode_case(design: &str, extra: &[&str]) {
     let site = site();
-    let mut server = Server::start(&site, extra);
+    let mut server = Server::start(design, &site, extra);
     let mut c = server.connect();
     let (cp, sp) = ports(&c);
     let resp = c.roundtrip(get11("/f.bin", &["Connection: close"]));
@@ -79,20 +81,20 @@ fn server_mode_case(extra: &[&str]) {
     assert_closes(&stopped.stats(), 0, 1, 0);
 }
 
-#[test]
-fn server_mode_is_the_default_and_the_server_holds_time_wait() {
-    server_mode_case(&[]);
+#[apply(designs)]
+fn server_mode_is_the_default_and_the_server_holds_time_wait(design: &str) {
+    server_mode_case(design, &[]);
 }
 
-#[test]
-fn explicit_server_mode_the_server_holds_time_wait() {
-    server_mode_case(&["--close", "server"]);
+#[apply(designs)]
+fn explicit_server_mode_the_server_holds_time_wait(design: &str) {
+    server_mode_case(design, &["--close", "server"]);
 }
 
-#[test]
-fn wait_client_the_client_closes_first_and_holds_time_wait() {
+#[apply(designs)]
+fn wait_client_the_client_closes_first_and_holds_time_wait(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--close", "wait-client=5s"]);
+    let mut server = Server::start(design, &site, &["--close", "wait-client=5s"]);
     let mut c = server.connect();
     let (cp, sp) = ports(&c);
     let resp = c.roundtrip(get10("/f.bin", &[]));
@@ -119,10 +121,10 @@ fn wait_client_the_client_closes_first_and_holds_time_wait() {
     assert_eq!(stats.u(&["timeouts", "wait_client"]), 0);
 }
 
-#[test]
-fn wait_client_deadline_makes_the_server_close_first() {
+#[apply(designs)]
+fn wait_client_deadline_makes_the_server_close_first(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--close", "wait-client=300ms"]);
+    let mut server = Server::start(design, &site, &["--close", "wait-client=300ms"]);
     let mut c = server.connect();
     let (cp, sp) = ports(&c);
     let sent = Instant::now();
@@ -149,10 +151,10 @@ fn wait_client_deadline_makes_the_server_close_first() {
     assert_eq!(stats.u(&["timeouts", "wait_client"]), 1);
 }
 
-#[test]
-fn wait_client_default_deadline_is_500ms() {
+#[apply(designs)]
+fn wait_client_default_deadline_is_500ms(design: &str) {
     let site = site();
-    let server = Server::start(&site, &["--close", "wait-client"]);
+    let server = Server::start(design, &site, &["--close", "wait-client"]);
     let mut c = server.connect();
     let sent = Instant::now();
     let resp = c.roundtrip(get10("/f.bin", &[]));
@@ -167,10 +169,10 @@ fn wait_client_default_deadline_is_500ms() {
 
 /// The reason wait-client measures from the drained send queue: a slow client that needs longer
 /// than the deadline to read the reply still gets to close first.
-#[test]
-fn wait_client_slow_reader_still_closes_first() {
+#[apply(designs)]
+fn wait_client_slow_reader_still_closes_first(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--close", "wait-client=300ms"]);
+    let mut server = Server::start(design, &site, &["--close", "wait-client=300ms"]);
     let mut c = Client::connect_small_rcvbuf(server.port, 4096);
     let (cp, sp) = ports(&c);
     c.send(get10("/big.bin", &[]));
@@ -195,10 +197,10 @@ fn wait_client_slow_reader_still_closes_first() {
     assert_closes(&stopped.stats(), 1, 0, 0);
 }
 
-#[test]
-fn reset_mode_leaves_no_time_wait_on_either_side() {
+#[apply(designs)]
+fn reset_mode_leaves_no_time_wait_on_either_side(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--close", "reset"]);
+    let mut server = Server::start(design, &site, &["--close", "reset"]);
     let mut c = server.connect();
     let (cp, sp) = ports(&c);
     let resp = c.roundtrip(get10("/f.bin", &[]));
@@ -222,10 +224,10 @@ fn reset_mode_leaves_no_time_wait_on_either_side() {
     assert_closes(&stopped.stats(), 0, 0, 1);
 }
 
-#[test]
-fn reset_mode_slow_reader_still_gets_the_full_body() {
+#[apply(designs)]
+fn reset_mode_slow_reader_still_gets_the_full_body(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--close", "reset"]);
+    let mut server = Server::start(design, &site, &["--close", "reset"]);
     let mut c = Client::connect_small_rcvbuf(server.port, 4096);
     c.send(get11("/big.bin", &["Connection: close"]));
     let resp = c.slow_read_response(4096, Duration::from_millis(2), Duration::from_secs(8));

@@ -3,6 +3,8 @@
 
 mod support;
 
+#[allow(unused_imports)]
+use rstest_reuse::apply;
 use std::time::Duration;
 use support::*;
 
@@ -49,10 +51,10 @@ fn assert_closing_error(resp: &Response, client: &mut Client, status: u16) {
     client.expect_closed(IO_TIMEOUT);
 }
 
-#[test]
-fn content_type_by_extension_and_exact_body() {
+#[apply(designs)]
+fn content_type_by_extension_and_exact_body(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     for (i, (path, ctype)) in TYPED.iter().enumerate() {
         let resp = c.roundtrip(get11(path, &[]));
@@ -65,10 +67,10 @@ fn content_type_by_extension_and_exact_body() {
     }
 }
 
-#[test]
-fn root_and_directory_with_slash_serve_index_html() {
+#[apply(designs)]
+fn root_and_directory_with_slash_serve_index_html(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
 
     let resp = c.roundtrip(get11("/", &[]));
@@ -92,10 +94,10 @@ fn root_and_directory_with_slash_serve_index_html() {
     assert_eq!(resp.body_text(), "sub page\n");
 }
 
-#[test]
-fn directory_without_slash_redirects_301_to_slash() {
+#[apply(designs)]
+fn directory_without_slash_redirects_301_to_slash(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     let resp = c.roundtrip(get11("/sub", &[]));
     assert_eq!(resp.status, 301);
@@ -104,10 +106,10 @@ fn directory_without_slash_redirects_301_to_slash() {
     assert_eq!(resp.content_length(), resp.body.len());
 }
 
-#[test]
-fn directory_without_index_is_404() {
+#[apply(designs)]
+fn directory_without_index_is_404(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     for path in ["/noindex/", "/noindex"] {
         let resp = c.roundtrip(get11(path, &[]));
@@ -119,10 +121,10 @@ fn directory_without_index_is_404() {
     assert_eq!(resp.status, 200);
 }
 
-#[test]
-fn missing_file_is_404_and_keeps_the_connection_open() {
+#[apply(designs)]
+fn missing_file_is_404_and_keeps_the_connection_open(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     let resp = c.roundtrip(get11("/nope.html", &[]));
     assert_eq!(resp.status, 404);
@@ -136,10 +138,10 @@ fn missing_file_is_404_and_keeps_the_connection_open() {
     assert_eq!(resp.body_text(), "hello a\n");
 }
 
-#[test]
-fn query_string_is_ignored() {
+#[apply(designs)]
+fn query_string_is_ignored(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     for path in ["/a.txt?x=1", "/a.txt?", "/a.txt?q=/../secret.txt&y=%zz"] {
         let resp = c.roundtrip(get11(path, &[]));
@@ -155,10 +157,10 @@ fn query_string_is_ignored() {
     assert_eq!(resp.body_text(), "<p>sub index</p>\n");
 }
 
-#[test]
-fn percent_encoded_path_is_decoded() {
+#[apply(designs)]
+fn percent_encoded_path_is_decoded(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     let resp = c.roundtrip(get11("/a%20b.txt", &[]));
     assert_eq!(resp.status, 200);
@@ -172,10 +174,10 @@ fn percent_encoded_path_is_decoded() {
     }
 }
 
-#[test]
-fn invalid_percent_encoding_is_400_and_closes() {
+#[apply(designs)]
+fn invalid_percent_encoding_is_400_and_closes(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     for path in ["/a%2.txt", "/a%zz.txt", "/a.txt%", "/%G1a.txt"] {
         let mut c = server.connect();
         let resp = c.roundtrip(get11(path, &[]));
@@ -183,10 +185,10 @@ fn invalid_percent_encoding_is_400_and_closes() {
     }
 }
 
-#[test]
-fn paths_escaping_the_root_never_serve_outside_files() {
+#[apply(designs)]
+fn paths_escaping_the_root_never_serve_outside_files(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     for path in [
         "/../secret.txt",
         "/sub/../../secret.txt",
@@ -212,10 +214,10 @@ fn paths_escaping_the_root_never_serve_outside_files() {
     }
 }
 
-#[test]
-fn malformed_request_is_400_and_closes() {
+#[apply(designs)]
+fn malformed_request_is_400_and_closes(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     for raw in [
         &b"GARBAGE\r\n\r\n"[..],
         b"GET\r\n\r\n",
@@ -227,28 +229,28 @@ fn malformed_request_is_400_and_closes() {
     }
 }
 
-#[test]
-fn http11_without_host_is_400_and_closes() {
+#[apply(designs)]
+fn http11_without_host_is_400_and_closes(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let (resp, mut c) = fetch_raw(server.port, b"GET /a.txt HTTP/1.1\r\n\r\n");
     assert_closing_error(&resp, &mut c, 400);
 }
 
-#[test]
-fn http10_without_host_is_served() {
+#[apply(designs)]
+fn http10_without_host_is_served(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let (resp, mut c) = fetch_raw(server.port, &get10("/a.txt", &[]));
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body_text(), "hello a\n");
     c.expect_closed(IO_TIMEOUT);
 }
 
-#[test]
-fn other_methods_are_405_with_allow_and_close() {
+#[apply(designs)]
+fn other_methods_are_405_with_allow_and_close(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH", "BREW"] {
         let raw = request(method, "/a.txt", "HTTP/1.1", true, &["Content-Length: 0"]);
         let (resp, mut c) = fetch_raw(server.port, &raw);
@@ -257,19 +259,19 @@ fn other_methods_are_405_with_allow_and_close() {
     }
 }
 
-#[test]
-fn request_line_over_limit_is_414_and_closes() {
+#[apply(designs)]
+fn request_line_over_limit_is_414_and_closes(design: &str) {
     let site = site();
-    let server = Server::start(&site, &["--max-header-bytes", "1KiB"]);
+    let server = Server::start(design, &site, &["--max-header-bytes", "1KiB"]);
     let long_path = format!("/{}", "a".repeat(3000));
     let (resp, mut c) = fetch_raw(server.port, &get11(&long_path, &[]));
     assert_closing_error(&resp, &mut c, 414);
 }
 
-#[test]
-fn header_block_over_limit_is_431_and_closes() {
+#[apply(designs)]
+fn header_block_over_limit_is_431_and_closes(design: &str) {
     let site = site();
-    let server = Server::start(&site, &["--max-header-bytes", "1KiB"]);
+    let server = Server::start(design, &site, &["--max-header-bytes", "1KiB"]);
 
     // Under the limit: served.
     let filler = format!("X-Fill: {}", "b".repeat(600));
@@ -286,10 +288,10 @@ fn header_block_over_limit_is_431_and_closes() {
     assert_closing_error(&resp, &mut c, 431);
 }
 
-#[test]
-fn default_header_limit_is_8kib() {
+#[apply(designs)]
+fn default_header_limit_is_8kib(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let big_cookie = format!("Cookie: {}", "c".repeat(6000));
     let mut c = server.connect();
     let resp = c.roundtrip(get11("/a.txt", &[&big_cookie]));
@@ -307,10 +309,10 @@ fn default_header_limit_is_8kib() {
     assert_closing_error(&resp, &mut c, 414);
 }
 
-#[test]
-fn unsupported_versions_are_505_and_close() {
+#[apply(designs)]
+fn unsupported_versions_are_505_and_close(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     for version in ["HTTP/2.0", "HTTP/3.1", "HTTP/0.9"] {
         let raw = request("GET", "/a.txt", version, true, &[]);
         let (resp, mut c) = fetch_raw(server.port, &raw);
@@ -318,10 +320,10 @@ fn unsupported_versions_are_505_and_close() {
     }
 }
 
-#[test]
-fn head_has_get_headers_and_no_body() {
+#[apply(designs)]
+fn head_has_get_headers_and_no_body(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     for (path, ctype) in TYPED {
         c.send(head11(path, &[]));
@@ -349,10 +351,10 @@ fn head_has_get_headers_and_no_body() {
     assert!(c.stays_silent(Duration::from_millis(100)));
 }
 
-#[test]
-fn request_split_across_writes_is_served() {
+#[apply(designs)]
+fn request_split_across_writes_is_served(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     c.send("GET /a.t");
     sleep_ms(50);

@@ -3,6 +3,8 @@
 
 mod support;
 
+#[allow(unused_imports)]
+use rstest_reuse::apply;
 use std::time::Duration;
 use support::*;
 
@@ -15,10 +17,10 @@ fn site() -> Site {
     site
 }
 
-#[test]
-fn http11_keeps_the_connection_alive() {
+#[apply(designs)]
+fn http11_keeps_the_connection_alive(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     for (path, body) in [
         ("/a.txt", "alpha\n"),
@@ -36,10 +38,10 @@ fn http11_keeps_the_connection_alive() {
     assert_eq!(resp.body_text(), "p { color: red }\n");
 }
 
-#[test]
-fn http11_connection_close_is_honoured() {
+#[apply(designs)]
+fn http11_connection_close_is_honoured(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     let resp = c.roundtrip(get11("/a.txt", &[]));
     assert_eq!(resp.status, 200);
@@ -50,10 +52,10 @@ fn http11_connection_close_is_honoured() {
     assert_eq!(c.expect_closed(IO_TIMEOUT), Closed::Eof);
 }
 
-#[test]
-fn http10_closes_by_default() {
+#[apply(designs)]
+fn http10_closes_by_default(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     let resp = c.roundtrip(get10("/a.txt", &[]));
     assert_eq!(resp.status, 200);
@@ -62,10 +64,10 @@ fn http10_closes_by_default() {
     assert_eq!(c.expect_closed(IO_TIMEOUT), Closed::Eof);
 }
 
-#[test]
-fn http10_keep_alive_is_honoured() {
+#[apply(designs)]
+fn http10_keep_alive_is_honoured(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     let resp = c.roundtrip(get10("/a.txt", &["Connection: keep-alive"]));
     assert_eq!(resp.status, 200);
@@ -88,10 +90,10 @@ fn http10_keep_alive_is_honoured() {
     assert_eq!(c.expect_closed(IO_TIMEOUT), Closed::Eof);
 }
 
-#[test]
-fn three_pipelined_requests_in_one_write_are_answered_in_order() {
+#[apply(designs)]
+fn three_pipelined_requests_in_one_write_are_answered_in_order(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     let mut batch = get11("/b.html", &[]);
     batch.extend(get11("/a.txt", &[]));
@@ -106,10 +108,10 @@ fn three_pipelined_requests_in_one_write_are_answered_in_order() {
     assert!(c.stays_silent(Duration::from_millis(100)));
 }
 
-#[test]
-fn pipelined_large_body_then_small_ones_stay_in_order_and_intact() {
+#[apply(designs)]
+fn pipelined_large_body_then_small_ones_stay_in_order_and_intact(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     let mut batch = get11("/big.bin", &[]);
     batch.extend(head11("/big.bin", &[]));
@@ -132,10 +134,10 @@ fn pipelined_large_body_then_small_ones_stay_in_order_and_intact() {
     assert_eq!(c.expect_closed(IO_TIMEOUT), Closed::Eof);
 }
 
-#[test]
-fn pipelined_error_stops_the_connection_after_earlier_answers() {
+#[apply(designs)]
+fn pipelined_error_stops_the_connection_after_earlier_answers(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     let mut batch = get11("/a.txt", &[]);
     batch.extend(request("DELETE", "/a.txt", "HTTP/1.1", true, &[]));

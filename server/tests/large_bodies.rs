@@ -3,6 +3,8 @@
 
 mod support;
 
+#[allow(unused_imports)]
+use rstest_reuse::apply;
 use std::thread;
 use std::time::{Duration, Instant};
 use support::*;
@@ -17,10 +19,10 @@ fn site() -> Site {
     site
 }
 
-#[test]
-fn slow_reader_with_small_receive_buffer_gets_1mib_intact() {
+#[apply(designs)]
+fn slow_reader_with_small_receive_buffer_gets_1mib_intact(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = Client::connect_small_rcvbuf(server.port, 4096);
     c.send(get11("/one.bin", &[]));
     let resp = c.slow_read_response(4096, Duration::from_millis(3), Duration::from_secs(8));
@@ -38,10 +40,10 @@ fn slow_reader_with_small_receive_buffer_gets_1mib_intact() {
 
 /// 1 MiB still fits in the kernel's send buffer on loopback; 8 MiB does not, so the server has
 /// to resume the reply on writability many times while the reader dawdles.
-#[test]
-fn slow_reader_of_a_body_larger_than_the_socket_buffers_gets_it_intact() {
+#[apply(designs)]
+fn slow_reader_of_a_body_larger_than_the_socket_buffers_gets_it_intact(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = Client::connect_small_rcvbuf(server.port, 16 * KIB);
     c.send(get11("/eight.bin", &[]));
     let resp = c.slow_read_response(16 * KIB, Duration::from_millis(1), Duration::from_secs(8));
@@ -54,10 +56,10 @@ fn slow_reader_of_a_body_larger_than_the_socket_buffers_gets_it_intact() {
     assert_eq!(resp.body_text(), "alpha\n");
 }
 
-#[test]
-fn large_bodies_back_to_back_on_one_connection_are_intact() {
+#[apply(designs)]
+fn large_bodies_back_to_back_on_one_connection_are_intact(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut c = server.connect();
     let expected = pattern_bytes(4 * MIB, 32);
     for round in 0..3 {
@@ -67,10 +69,10 @@ fn large_bodies_back_to_back_on_one_connection_are_intact() {
     }
 }
 
-#[test]
-fn concurrent_slow_readers_all_get_intact_bodies() {
+#[apply(designs)]
+fn concurrent_slow_readers_all_get_intact_bodies(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let port = server.port;
     let readers: Vec<_> = (0..8)
         .map(|i| {
@@ -93,10 +95,10 @@ fn concurrent_slow_readers_all_get_intact_bodies() {
     }
 }
 
-#[test]
-fn a_stalled_reader_does_not_hold_up_other_clients() {
+#[apply(designs)]
+fn a_stalled_reader_does_not_hold_up_other_clients(design: &str) {
     let site = site();
-    let server = Server::start(&site, &[]);
+    let server = Server::start(design, &site, &[]);
     let mut stalled = Client::connect_small_rcvbuf(server.port, 4096);
     stalled.send(get11("/huge.bin", &[]));
     sleep_ms(200);

@@ -3,6 +3,8 @@
 
 mod support;
 
+#[allow(unused_imports)]
+use rstest_reuse::apply;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -25,10 +27,10 @@ fn assert_nothing_or_408(bytes: &[u8]) {
     );
 }
 
-#[test]
-fn header_timeout_closes_a_silent_connection() {
+#[apply(designs)]
+fn header_timeout_closes_a_silent_connection(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--header-timeout", "300ms"]);
+    let mut server = Server::start(design, &site, &["--header-timeout", "300ms"]);
     let mut c = server.connect();
     let opened = Instant::now();
     let (bytes, end) = c.read_until_closed(Duration::from_secs(4));
@@ -49,10 +51,10 @@ fn header_timeout_closes_a_silent_connection() {
     assert_eq!(stopped.stats().u(&["timeouts", "header"]), 1);
 }
 
-#[test]
-fn header_timeout_closes_a_slowloris_that_keeps_trickling() {
+#[apply(designs)]
+fn header_timeout_closes_a_slowloris_that_keeps_trickling(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--header-timeout", "500ms"]);
+    let mut server = Server::start(design, &site, &["--header-timeout", "500ms"]);
     let mut c = server.connect();
     let opened = Instant::now();
     c.send("GET /a.txt HTTP/1.1\r\nHost: localhost\r\nX-Slow: ");
@@ -84,10 +86,11 @@ fn header_timeout_closes_a_slowloris_that_keeps_trickling() {
     assert_eq!(stats.u(&["requests_total"]), 0, "no request was completed");
 }
 
-#[test]
-fn keepalive_idle_timeout_closes_an_idle_connection() {
+#[apply(designs)]
+fn keepalive_idle_timeout_closes_an_idle_connection(design: &str) {
     let site = site();
     let mut server = Server::start(
+        design,
         &site,
         &["--keepalive-timeout", "300ms", "--header-timeout", "5s"],
     );
@@ -110,10 +113,11 @@ fn keepalive_idle_timeout_closes_an_idle_connection() {
     assert_eq!(stats.u(&["timeouts", "header"]), 0);
 }
 
-#[test]
-fn idle_keepalive_connection_outlives_a_shorter_header_timeout() {
+#[apply(designs)]
+fn idle_keepalive_connection_outlives_a_shorter_header_timeout(design: &str) {
     let site = site();
     let server = Server::start(
+        design,
         &site,
         &["--keepalive-timeout", "5s", "--header-timeout", "200ms"],
     );
@@ -129,10 +133,10 @@ fn idle_keepalive_connection_outlives_a_shorter_header_timeout() {
     assert_eq!(resp.body_text(), "alpha\n");
 }
 
-#[test]
-fn send_timeout_drops_a_client_that_stops_reading() {
+#[apply(designs)]
+fn send_timeout_drops_a_client_that_stops_reading(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--send-timeout", "300ms"]);
+    let mut server = Server::start(design, &site, &["--send-timeout", "300ms"]);
     let mut c = Client::connect_small_rcvbuf(server.port, 4096);
     // Keep-alive request: only the send timeout can end this connection.
     c.send(get11("/huge.bin", &[]));
@@ -155,10 +159,10 @@ fn send_timeout_drops_a_client_that_stops_reading() {
     assert_eq!(stopped.stats().u(&["timeouts", "send"]), 1);
 }
 
-#[test]
-fn steady_slow_reader_is_not_cut_by_the_send_timeout() {
+#[apply(designs)]
+fn steady_slow_reader_is_not_cut_by_the_send_timeout(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--send-timeout", "300ms"]);
+    let mut server = Server::start(design, &site, &["--send-timeout", "300ms"]);
     let mut c = Client::connect_small_rcvbuf(server.port, 64 * KIB);
     c.send(get11("/big.bin", &[]));
     // 64 KiB per read, 10 ms apart: the whole reply takes well over 300ms, but the client never
@@ -183,10 +187,10 @@ fn steady_slow_reader_is_not_cut_by_the_send_timeout() {
     assert_eq!(stopped.stats().u(&["timeouts", "send"]), 0);
 }
 
-#[test]
-fn max_conns_holds_new_connections_in_the_backlog_until_one_closes() {
+#[apply(designs)]
+fn max_conns_holds_new_connections_in_the_backlog_until_one_closes(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--max-conns", "2"]);
+    let mut server = Server::start(design, &site, &["--max-conns", "2"]);
     let mut c1 = server.connect();
     assert_eq!(c1.roundtrip(get11("/a.txt", &[])).status, 200);
     let mut c2 = server.connect();
@@ -224,10 +228,10 @@ fn max_conns_holds_new_connections_in_the_backlog_until_one_closes() {
     assert_eq!(stats.u(&["requests_total"]), 4);
 }
 
-#[test]
-fn keepalive_timeout_counts_from_when_a_slow_client_has_the_whole_reply() {
+#[apply(designs)]
+fn keepalive_timeout_counts_from_when_a_slow_client_has_the_whole_reply(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--keepalive-timeout", "300ms"]);
+    let mut server = Server::start(design, &site, &["--keepalive-timeout", "300ms"]);
     let mut c = Client::connect_small_rcvbuf(server.port, 64 * KIB);
     c.send(get11("/big.bin", &[]));
     // The server hands its last bytes to the kernel long before this reader has them all (its

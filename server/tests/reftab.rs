@@ -3,6 +3,8 @@
 
 mod support;
 
+#[allow(unused_imports)]
+use rstest_reuse::apply;
 use support::*;
 
 const LOGO_LEN: usize = 300;
@@ -40,9 +42,9 @@ fn site() -> Site {
     site
 }
 
-fn start(site: &Site, reftab: &str) -> Server {
+fn start(design: &str, site: &Site, reftab: &str) -> Server {
     let path = site.outside("reftab", reftab);
-    Server::start(site, &["--reftab", path.to_str().unwrap()])
+    Server::start(design, site, &["--reftab", path.to_str().unwrap()])
 }
 
 /// GET `path` with an optional Referer on `c`; returns the response.
@@ -83,10 +85,10 @@ fn assert_alternate(resp: &Response, referer: &str) {
     assert_eq!(resp.content_length(), STOLEN_LEN, "and its own length");
 }
 
-#[test]
-fn allowed_referer_host_gets_the_original() {
+#[apply(designs)]
+fn allowed_referer_host_gets_the_original(design: &str) {
     let site = site();
-    let server = start(&site, REFTAB);
+    let server = start(design, &site, REFTAB);
     let mut c = server.connect();
     for referer in [
         "http://mysite.com/page.html",
@@ -100,10 +102,10 @@ fn allowed_referer_host_gets_the_original() {
     }
 }
 
-#[test]
-fn exact_host_does_not_cover_its_subdomains() {
+#[apply(designs)]
+fn exact_host_does_not_cover_its_subdomains(design: &str) {
     let site = site();
-    let server = start(&site, REFTAB);
+    let server = start(design, &site, REFTAB);
     let mut c = server.connect();
     for referer in ["http://www.mysite.com/", "http://notmysite.com/"] {
         let resp = get_with_referer(&mut c, "/img/logo.gif", Some(referer));
@@ -111,10 +113,10 @@ fn exact_host_does_not_cover_its_subdomains() {
     }
 }
 
-#[test]
-fn dot_prefixed_host_covers_the_domain_and_all_subdomains() {
+#[apply(designs)]
+fn dot_prefixed_host_covers_the_domain_and_all_subdomains(design: &str) {
     let site = site();
-    let server = start(&site, REFTAB);
+    let server = start(design, &site, REFTAB);
     let mut c = server.connect();
     for referer in [
         "http://example.org/",
@@ -136,10 +138,10 @@ fn dot_prefixed_host_covers_the_domain_and_all_subdomains() {
     }
 }
 
-#[test]
-fn other_referer_gets_the_alternate_with_its_own_type_and_length() {
+#[apply(designs)]
+fn other_referer_gets_the_alternate_with_its_own_type_and_length(design: &str) {
     let site = site();
-    let server = start(&site, REFTAB);
+    let server = start(design, &site, REFTAB);
     let mut c = server.connect();
     let resp = get_with_referer(
         &mut c,
@@ -161,10 +163,10 @@ fn other_referer_gets_the_alternate_with_its_own_type_and_length() {
     assert_alternate(&resp, "evil.com (deep path)");
 }
 
-#[test]
-fn query_strings_and_encoding_do_not_bypass_a_rule() {
+#[apply(designs)]
+fn query_strings_and_encoding_do_not_bypass_a_rule(design: &str) {
     let site = site();
-    let server = start(&site, REFTAB);
+    let server = start(design, &site, REFTAB);
     let mut c = server.connect();
     for path in [
         "/img/logo.gif?nocache=1",
@@ -176,10 +178,10 @@ fn query_strings_and_encoding_do_not_bypass_a_rule() {
     }
 }
 
-#[test]
-fn empty_referer_gets_the_original_by_default() {
+#[apply(designs)]
+fn empty_referer_gets_the_original_by_default(design: &str) {
     let site = site();
-    let server = start(&site, REFTAB);
+    let server = start(design, &site, REFTAB);
     let mut c = server.connect();
     let resp = get_with_referer(&mut c, "/img/logo.gif", None);
     assert_original(&resp, "(none)");
@@ -191,10 +193,10 @@ fn empty_referer_gets_the_original_by_default() {
     assert_alternate(&resp, "mysite.com on a `-` rule");
 }
 
-#[test]
-fn empty_referer_gets_the_alternate_with_empty_alternate() {
+#[apply(designs)]
+fn empty_referer_gets_the_alternate_with_empty_alternate(design: &str) {
     let site = site();
-    let server = start(&site, REFTAB);
+    let server = start(design, &site, REFTAB);
     let mut c = server.connect();
     let resp = get_with_referer(&mut c, "/strict/s.gif", None);
     assert_alternate(&resp, "(none) with empty=alternate");
@@ -207,10 +209,10 @@ fn empty_referer_gets_the_alternate_with_empty_alternate() {
     assert_alternate(&resp, "evil.com");
 }
 
-#[test]
-fn paths_outside_every_pattern_are_untouched() {
+#[apply(designs)]
+fn paths_outside_every_pattern_are_untouched(design: &str) {
     let site = site();
-    let server = start(&site, REFTAB);
+    let server = start(design, &site, REFTAB);
     let mut c = server.connect();
     let resp = get_with_referer(&mut c, "/docs/a.txt", Some("http://evil.com/"));
     assert_eq!(resp.body_text(), "plain doc\n");
@@ -218,10 +220,10 @@ fn paths_outside_every_pattern_are_untouched() {
     assert!(resp.body == stolen());
 }
 
-#[test]
-fn first_matching_rule_wins() {
+#[apply(designs)]
+fn first_matching_rule_wins(design: &str) {
     let site = site();
-    let server = start(&site, REFTAB);
+    let server = start(design, &site, REFTAB);
     let mut c = server.connect();
     // Rule 4 allows mysite.com; rule 5 (which allows nobody) is never consulted.
     let resp = get_with_referer(&mut c, "/first/x.gif", Some("http://mysite.com/"));
@@ -233,8 +235,8 @@ fn first_matching_rule_wins() {
     assert_eq!(resp.body_text(), "one", "rule 4's alternate, not rule 5's");
 }
 
-#[test]
-fn comments_blank_lines_and_spacing_are_ignored() {
+#[apply(designs)]
+fn comments_blank_lines_and_spacing_are_ignored(design: &str) {
     let site = site();
     let reftab = "\
 # anti-hotlinking rules
@@ -243,7 +245,7 @@ fn comments_blank_lines_and_spacing_are_ignored() {
 \t/img/*.gif \t mysite.com,.example.org\t\t/alt/stolen.png   
 
 ";
-    let server = start(&site, reftab);
+    let server = start(design, &site, reftab);
     let mut c = server.connect();
     let resp = get_with_referer(&mut c, "/img/logo.gif", Some("http://www.example.org/"));
     assert_original(&resp, "www.example.org");
@@ -251,10 +253,10 @@ fn comments_blank_lines_and_spacing_are_ignored() {
     assert_alternate(&resp, "evil.com");
 }
 
-#[test]
-fn alternates_are_counted_per_rule_in_stats() {
+#[apply(designs)]
+fn alternates_are_counted_per_rule_in_stats(design: &str) {
     let site = site();
-    let mut server = start(&site, REFTAB);
+    let mut server = start(design, &site, REFTAB);
     let mut c = server.connect();
     let plan: &[(&str, Option<&str>, bool)] = &[
         // (path, referer, alternate expected)

@@ -4,6 +4,8 @@
 
 mod support;
 
+#[allow(unused_imports)]
+use rstest_reuse::apply;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use support::*;
@@ -32,10 +34,10 @@ fn assert_not_served_after_shutdown(port: u16) {
     );
 }
 
-#[test]
-fn sigterm_finishes_the_reply_in_flight_and_exits_0() {
+#[apply(designs)]
+fn sigterm_finishes_the_reply_in_flight_and_exits_0(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--grace", "4s"]);
+    let mut server = Server::start(design, &site, &["--grace", "4s"]);
     let mut c = server.connect();
     c.send(get11("/huge.bin", &["Connection: close"]));
     // Take a little, then stop reading: most of the 16 MiB is still in the server's hands.
@@ -68,10 +70,10 @@ fn sigterm_finishes_the_reply_in_flight_and_exits_0() {
     assert_eq!(stats.u(&["connections_accepted"]), 1);
 }
 
-#[test]
-fn sigint_also_exits_0_and_writes_stats() {
+#[apply(designs)]
+fn sigint_also_exits_0_and_writes_stats(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &[]);
+    let mut server = Server::start(design, &site, &[]);
     let resp = fetch(server.port, "/a.txt", &[]);
     assert_eq!(resp.status, 200);
     let stopped = server.stop_with(libc::SIGINT);
@@ -84,10 +86,10 @@ fn sigint_also_exits_0_and_writes_stats() {
     );
 }
 
-#[test]
-fn grace_period_bounds_shutdown_with_a_stalled_client() {
+#[apply(designs)]
+fn grace_period_bounds_shutdown_with_a_stalled_client(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--grace", "500ms"]);
+    let mut server = Server::start(design, &site, &["--grace", "500ms"]);
     let mut c = Client::connect_small_rcvbuf(server.port, 4096);
     c.send(get11("/huge.bin", &[]));
     c.read_at_least(1, IO_TIMEOUT);
@@ -107,10 +109,10 @@ fn grace_period_bounds_shutdown_with_a_stalled_client() {
     assert!(bytes.len() < 16 * MIB, "stalled client got the whole body");
 }
 
-#[test]
-fn idle_keepalive_connections_do_not_delay_shutdown() {
+#[apply(designs)]
+fn idle_keepalive_connections_do_not_delay_shutdown(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &["--grace", "5s"]);
+    let mut server = Server::start(design, &site, &["--grace", "5s"]);
     let mut idle = Vec::new();
     for _ in 0..3 {
         let mut c = server.connect();
@@ -129,10 +131,10 @@ fn idle_keepalive_connections_do_not_delay_shutdown() {
     }
 }
 
-#[test]
-fn stats_json_counts_agree_exactly_with_the_traffic() {
+#[apply(designs)]
+fn stats_json_counts_agree_exactly_with_the_traffic(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &[]);
+    let mut server = Server::start(design, &site, &[]);
     let port = server.port;
     let mut bytes = 0usize;
 
@@ -245,10 +247,10 @@ fn stats_json_counts_agree_exactly_with_the_traffic() {
     assert_eq!(stats.alternates_total(), 0, "no reftab, no alternates");
 }
 
-#[test]
-fn sigusr1_writes_numbered_snapshots_and_the_server_keeps_serving() {
+#[apply(designs)]
+fn sigusr1_writes_numbered_snapshots_and_the_server_keeps_serving(design: &str) {
     let site = site();
-    let mut server = Server::start(&site, &[]);
+    let mut server = Server::start(design, &site, &[]);
     let port = server.port;
     for _ in 0..3 {
         assert_eq!(fetch(port, "/a.txt", &[]).status, 200);
@@ -286,10 +288,10 @@ fn sigusr1_writes_numbered_snapshots_and_the_server_keeps_serving() {
     assert_eq!(stopped.stdout_rest, "", "snapshots print nothing on stdout");
 }
 
-#[test]
-fn sigusr1_without_stats_is_ignored() {
+#[apply(designs)]
+fn sigusr1_without_stats_is_ignored(design: &str) {
     let site = site();
-    let mut server = Server::start_with_stats(&site, &[], false);
+    let mut server = Server::start_with_stats(design, &site, &[], false);
     assert_eq!(fetch(server.port, "/a.txt", &[]).status, 200);
     server.signal(libc::SIGUSR1);
     server.signal(libc::SIGUSR1);

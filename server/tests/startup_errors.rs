@@ -81,13 +81,13 @@ fn max_site_bytes_units_are_binary_and_the_limit_is_inclusive() {
     // 4090 bytes fit in 4KiB (4096) but not in 4000: KiB means 1024.
     let site = Site::new();
     site.file("a.bin", vec![b'a'; 4090]);
-    let mut server = Server::start(&site, &["--max-site-bytes", "4KiB"]);
+    let mut server = Server::start("loop", &site, &["--max-site-bytes", "4KiB"]);
     server.stop().assert_exit_0();
 
     // Exactly at the limit starts; one byte over does not.
     let exact = Site::new();
     exact.file("a.bin", vec![b'a'; 4096]);
-    let mut server = Server::start(&exact, &["--max-site-bytes", "4096"]);
+    let mut server = Server::start("loop", &exact, &["--max-site-bytes", "4096"]);
     server.stop().assert_exit_0();
 
     let over = Site::new();
@@ -99,7 +99,7 @@ fn max_site_bytes_units_are_binary_and_the_limit_is_inclusive() {
     let big = Site::new();
     big.file("a.bin", vec![b'a'; MIB + 1]);
     expect_startup_error(big.root(), &["--max-site-bytes", "1MiB"]);
-    let mut server = Server::start(&big, &["--max-site-bytes", "2MiB"]);
+    let mut server = Server::start("loop", &big, &["--max-site-bytes", "2MiB"]);
     server.stop().assert_exit_0();
 }
 
@@ -160,7 +160,7 @@ fn valid_reftab_starts() {
         "reftab",
         "# ok\n\n/img/*  mysite.com,.example.org  /alt/stolen.png  empty=alternate\n/x/* - /alt/stolen.png empty=allow\n",
     );
-    let mut server = Server::start(&site, &["--reftab", reftab.to_str().unwrap()]);
+    let mut server = Server::start("loop", &site, &["--reftab", reftab.to_str().unwrap()]);
     let resp = fetch(server.port, "/img/a.gif", &["Referer: http://mysite.com/"]);
     assert_eq!(resp.body_text(), "GIF89a");
     server.stop().assert_exit_0();

@@ -8,7 +8,7 @@
 //! codes and files, as a user of the binary would see them.
 
 // Each test file compiles this module separately and uses only part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -170,15 +170,50 @@ impl Stopped {
     }
 }
 
+/// The behaviour suite runs once per server design: `#[apply(designs)]` on a test taking
+/// `design: &str` makes one test per design (`NAME::design_1___loop__`, ...), each starting the
+/// server with `--design NAME`. A behaviour a design cannot have is skipped inside the test with
+/// [`skip_for`], which says why.
+#[rstest_reuse::template]
+#[rstest::rstest]
+pub fn designs(
+    #[values(
+        "loop", "poll", "select", "threads", "prefork", "fork", "reactors", "uring"
+    )]
+    design: &str,
+) {
+}
+
+/// Whether `design` is one of `skipped`; if so, prints that the test does not apply to it and
+/// why, for the test's output (`cargo test -- --nocapture` shows it).
+pub fn skip_for(design: &str, skipped: &[&str], why: &str) -> bool {
+    let skip = skipped.contains(&design);
+    if skip {
+        eprintln!("skipped for --design {design}: {why}");
+    }
+    skip
+}
+
+/// Flags a design needs in every test: `select` cannot hold more descriptors than FD_SETSIZE,
+/// so it runs with `--max-conns 1000` unless the test sets its own.
+fn design_flags(design: &str, extra: &[&str]) -> Vec<String> {
+    let mut flags = vec!["--design".to_string(), design.to_string()];
+    if design == "select" && !extra.contains(&"--max-conns") {
+        flags.extend(["--max-conns".to_string(), "1000".to_string()]);
+    }
+    flags
+}
+
 impl Server {
-    /// Starts the server on `site` with `--listen 127.0.0.1:0 --stats <tmp>/stats.json` plus
-    /// `extra` flags. Unless `extra` sets `--grace`, a short `--grace 1s` keeps shutdown quick.
-    pub fn start(site: &Site, extra: &[&str]) -> Server {
-        Server::start_with_stats(site, extra, true)
+    /// Starts the server as `--design DESIGN` on `site` with `--listen 127.0.0.1:0 --stats
+    /// <tmp>/stats.json` plus `extra` flags. Unless `extra` sets `--grace`, a short `--grace 1s`
+    /// keeps shutdown quick.
+    pub fn start(design: &str, site: &Site, extra: &[&str]) -> Server {
+        Server::start_with_stats(design, site, extra, true)
     }
 
     /// Like [`Server::start`], with `--stats` only if `stats`.
-    pub fn start_with_stats(site: &Site, extra: &[&str], stats: bool) -> Server {
+    pub fn start_with_stats(design: &str, site: &Site, extra: &[&str], stats: bool) -> Server {
         let stats_path = site.stats_path();
         let _ = fs::remove_file(&stats_path);
         let mut cmd = Command::new(server_bin());
@@ -191,7 +226,8 @@ impl Server {
         if !extra.contains(&"--grace") {
             cmd.args(["--grace", "1s"]);
         }
-        cmd.args(extra)
+        cmd.args(design_flags(design, extra))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
