@@ -17,6 +17,8 @@ Examples:
   loadgen run scenarios/specweb96.toml --out /tmp/runs --quiet
   loadgen run scenarios/modem10k.toml --modem-clients 2k --duration 30s
   loadgen run scenarios/mixed.toml --rtt application
+  loadgen compare scenarios/designs.toml --servers loop,poll,threads,nginx,apache-prefork
+  loadgen compare scenarios/bench-1k-keepalive.toml --servers loop,uring --repeat 5 --duration 5s
   loadgen fileset --dirs 10 --out /tmp/specweb96
   loadgen report runs/quick/*/result.json --out compare.html";
 
@@ -47,6 +49,10 @@ pub enum Command {
     /// Run a scenario: writes `runs/<scenario>/<UTC time>/result.json` and `report.html`; exits 3
     /// when the measurement is invalid (server died, Ctrl-C, generator saturated).
     Run(RunArgs),
+    /// Run a scenario against several servers in interleaved rounds: writes
+    /// `runs/<scenario>-compare/<UTC time>/comparison.{json,html}` with every run beside them;
+    /// exits 3 when some server has no valid round.
+    Compare(CompareArgs),
     /// Write the SPECweb96 file set (36 files per directory, four classes).
     Fileset(FilesetArgs),
     /// Render stored results as a self-contained HTML report (several: side by side).
@@ -66,6 +72,57 @@ pub enum Command {
 pub struct RunArgs {
     /// The scenario file (TOML); see scenarios/README.md.
     pub scenario: PathBuf,
+    /// Where results go and what replaces the scenario's values.
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
+/// `loadgen compare --help`'s examples.
+const COMPARE_EXAMPLES: &str = "\
+Server names: the built-in server's designs (loop, poll, select, threads, prefork, fork,
+reactors, uring; see afterburner --help) and real servers started from configurations generated
+for the scenario (nginx, lighttpd, apache-prefork, apache-event, mini-httpd, h2o, caddy; a
+missing one is reported with the Debian package to install, and the others still run).
+
+Examples:
+  loadgen compare scenarios/designs.toml --servers loop,poll,threads,nginx,apache-prefork
+  loadgen compare scenarios/designs-modem.toml --servers loop,threads,prefork --repeat 3
+  loadgen compare scenarios/bench-1k-keepalive.toml --servers loop,uring --repeat 5 --duration 5s
+
+Each round runs every server once, in the order given, each with a fresh server (and a fresh
+network namespace as root). The first server is the baseline: per metric the report gives each
+server's median over its valid rounds, their range, and the ratio to the baseline (geometric
+mean of same-round ratios) with a 95% confidence interval.
+
+Exit status: 0 every server has a valid round, 1 an error (the message names the file, key or
+flag), 3 some server has none (it failed to start, died, or measured invalid: its row says why).";
+
+/// `loadgen compare`: the scenario, the servers, the rounds, and the flags `run` takes.
+#[derive(clap::Args, Debug)]
+#[command(after_help = COMPARE_EXAMPLES)]
+pub struct CompareArgs {
+    /// The scenario file (TOML); its `[server]` is replaced by each server in turn.
+    pub scenario: PathBuf,
+    /// The servers, comma-separated; the first is the baseline of the ratios.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = true,
+        value_name = "NAME,NAME,..."
+    )]
+    pub servers: Vec<String>,
+    /// Rounds; each runs every server once. More rounds narrow the confidence intervals.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    /// Where results go and what replaces the scenario's values, as for `run`.
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
+/// The flags `run` and `compare` share: where results go, what replaces the scenario's values,
+/// and how the run is watched.
+#[derive(clap::Args, Debug)]
+pub struct RunFlags {
     /// Directory for results and generated file sets.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
@@ -110,7 +167,7 @@ pub struct RunArgs {
     pub sample_interval: Duration,
 }
 
-impl RunArgs {
+impl RunFlags {
     /// The flags that replace scenario values; those not given are `None` and keep the scenario's.
     pub fn overrides(&self) -> Overrides {
         Overrides {

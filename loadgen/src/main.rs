@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Parser;
-use loadgen::cli::{Cli, Command};
+use loadgen::cli::{Cli, Command, RunFlags};
 
 fn main() {
     let cli = Cli::parse();
@@ -14,18 +14,24 @@ fn main() {
     }
 }
 
+/// The plan of one run of `scenario` with the shared flags applied; Ctrl-C ends the load and
+/// still writes what was measured (the server under test leads a process group of its own, so
+/// the signal reaches only us, and we stop it).
+fn run_plan(scenario: &std::path::Path, flags: &RunFlags) -> Result<loadgen::run::RunPlan> {
+    let mut plan = loadgen::run::RunPlan::load(scenario, &flags.overrides())?;
+    plan.out = flags.out.clone();
+    plan.builtin_exe = std::env::current_exe()?;
+    plan.private_netns = !flags.no_netns;
+    plan.sample_interval = flags.sample_interval;
+    plan.progress = !flags.quiet;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&plan.stop))?;
+    Ok(plan)
+}
+
 fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Run(args) => {
-            let mut plan = loadgen::run::RunPlan::load(&args.scenario, &args.overrides())?;
-            plan.out = args.out.clone();
-            plan.builtin_exe = std::env::current_exe()?;
-            plan.private_netns = !args.no_netns;
-            plan.sample_interval = args.sample_interval;
-            plan.progress = !args.quiet;
-            // Ctrl-C ends the load and still writes the result; the server under test leads a
-            // process group of its own, so the signal reaches only us, and we stop it.
-            signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&plan.stop))?;
+            let plan = run_plan(&args.scenario, &args.flags)?;
             let output = loadgen::run::run(&plan)?;
             reports::render::text::print_summary(&output.result, &mut std::io::stdout().lock());
             println!("result: {}", output.result_path.display());
@@ -34,6 +40,47 @@ fn dispatch(command: Command) -> Result<()> {
                 println!("report: {}", report.display());
             }
             if !output.result.valid {
+                std::process::exit(3);
+            }
+            Ok(())
+        }
+        Command::Compare(args) => {
+            let mut base = run_plan(&args.scenario, &args.flags)?;
+            // One progress line per run, not a live one per point: the runs are many.
+            base.progress = false;
+            let plan = loadgen::compare::ComparePlan {
+                base,
+                servers: args.servers.clone(),
+                rounds: args.repeat,
+            };
+            let quiet = args.flags.quiet;
+            let output = loadgen::compare::compare(&plan, |event| {
+                if !quiet {
+                    eprintln!(
+                        "{}",
+                        reports::render::text::round_line(
+                            event.outcome,
+                            event.rounds,
+                            event.server
+                        )
+                    );
+                }
+            })?;
+            reports::render::text::print_comparison(
+                &output.comparison,
+                &mut std::io::stdout().lock(),
+            );
+            println!(
+                "comparison: {}",
+                output.dir.join("comparison.json").display()
+            );
+            println!("report: {}", output.report.display());
+            if output
+                .comparison
+                .servers
+                .iter()
+                .any(|s| s.valid_rounds() == 0)
+            {
                 std::process::exit(3);
             }
             Ok(())

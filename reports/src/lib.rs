@@ -1,5 +1,5 @@
 //! `reports`: the result model of afterburner-bench runs (`model`, the `result.json` that
-//! `loadgen` writes), the figures computed from it (`prepare`), and what is made of them: the
+//! `loadgen` writes; `comparison`, the `comparison.json` of `loadgen compare`), the figures computed from it (`prepare`), and what is made of them: the
 //! self-contained HTML report and the text summary printed after a run (`render`), with the
 //! charts drawn by `plot`.
 
@@ -7,6 +7,7 @@
 // is, in which unit.
 #![warn(missing_docs)]
 
+pub mod comparison;
 pub mod model;
 mod plot;
 pub mod prepare;

@@ -696,6 +696,12 @@ pub struct RunSummary {
     /// side together (bytes); `None` for results from before TIME_WAITs were told apart by
     /// origin.
     pub peak_time_wait_bytes: Option<f64>,
+    /// Most of the point's own TIME_WAITs held by the server at once in its measured window
+    /// (sockets); `None` as for `peak_time_wait_bytes`.
+    pub peak_time_wait_server_side: Option<f64>,
+    /// Most of the point's own TIME_WAITs held by the clients at once in its measured window
+    /// (sockets); `None` as for `peak_time_wait_bytes`.
+    pub peak_time_wait_client_side: Option<f64>,
     /// Peak kernel TCP memory (bytes).
     pub peak_tcp_memory_bytes: Option<f64>,
 }
@@ -709,6 +715,9 @@ pub fn run_summary(result: &RunResult) -> RunSummary {
     let totals = &point.totals;
     let pooled = pooled_latency(point);
     let kernel = point.kernel.as_ref().map(|k| &k.summary);
+    // The point's own: a ratio against a figure that counts earlier runs' sockets, or one from
+    // before origins were told apart, would compare unlike things.
+    let own_peak = kernel.map(time_wait_peak).filter(|peak| peak.own);
     RunSummary {
         ops_per_s: totals.ops_per_s,
         mbit_per_s: totals.mbit_per_s,
@@ -725,12 +734,9 @@ pub fn run_summary(result: &RunResult) -> RunSummary {
         server_peak_rss_bytes: kernel.and_then(|k| k.server_peak_rss_bytes.map(|b| b as f64)),
         loadgen_memory_per_connection_bytes: kernel
             .and_then(|k| k.loadgen_memory_per_connection_bytes),
-        // The point's own: a ratio against a figure that counts earlier runs' sockets, or one
-        // from before origins were told apart, would compare unlike things.
-        peak_time_wait_bytes: kernel
-            .map(time_wait_peak)
-            .filter(|peak| peak.own)
-            .map(|peak| peak.bytes as f64),
+        peak_time_wait_bytes: own_peak.map(|peak| peak.bytes as f64),
+        peak_time_wait_server_side: own_peak.map(|peak| peak.server_side as f64),
+        peak_time_wait_client_side: own_peak.map(|peak| peak.client_side as f64),
         peak_tcp_memory_bytes: kernel.map(|k| k.peak_tcp_memory_bytes as f64),
     }
 }
@@ -870,6 +876,22 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         bar: true,
         value: |s| s.peak_time_wait_bytes,
+    },
+    Metric {
+        id: "peak_time_wait_server_side",
+        name: "TIME_WAITs on the server, peak",
+        quantity: Quantity::Count,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.peak_time_wait_server_side,
+    },
+    Metric {
+        id: "peak_time_wait_client_side",
+        name: "TIME_WAITs on the clients, peak",
+        quantity: Quantity::Count,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.peak_time_wait_client_side,
     },
     Metric {
         id: "peak_tcp_memory",

@@ -62,6 +62,10 @@ pub struct RunPlan {
     pub stop: Arc<AtomicBool>,
     /// The command line as typed, recorded in the result.
     pub command_line: String,
+    /// Write the run into exactly this directory (created) instead of a new
+    /// `OUT/<scenario>/<UTC time>/`; file sets still go to `OUT/filesets/`. `loadgen compare`
+    /// puts each of its runs beside its `comparison.json` this way.
+    pub run_dir: Option<PathBuf>,
 }
 
 impl RunPlan {
@@ -80,6 +84,7 @@ impl RunPlan {
             progress: false,
             stop: Arc::new(AtomicBool::new(false)),
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            run_dir: None,
         })
     }
 }
@@ -134,17 +139,20 @@ pub fn run(plan: &RunPlan) -> Result<RunOutput, RunError> {
     let (site_root, workload) = prepare_site(scenario, &plan.scenario_dir, &plan.out)?;
     let started = SystemTime::now();
     let started_utc = humantime::format_rfc3339_seconds(started).to_string();
-    let run_dir = plan
-        .out
-        .join(&scenario.name)
-        .join(started_utc.replace(':', "-"));
+    let run_dir = match &plan.run_dir {
+        Some(dir) => dir.clone(),
+        None => plan
+            .out
+            .join(&scenario.name)
+            .join(started_utc.replace(':', "-")),
+    };
     create_dir(&run_dir)?;
     let outcome = run_into(plan, &run_dir, started_utc, &site_root, &workload);
     if outcome.is_err() && !run_dir.join("result.json").exists() {
         // Nothing was measured: leave no directory a later `loadgen report runs/X/*/...`
         // would trip over (the error already shows what the server said).
         let _ = std::fs::remove_dir_all(&run_dir);
-        if let Some(scenario_dir) = run_dir.parent() {
+        if let (None, Some(scenario_dir)) = (&plan.run_dir, run_dir.parent()) {
             let _ = std::fs::remove_dir(scenario_dir);
         }
     }

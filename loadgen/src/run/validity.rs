@@ -123,6 +123,15 @@ fn check_kernel(point: &LoadPoint, kernel: &KernelAccounting, rules: &Rules, v: 
                 }
             }
         }
+        Measures::Either => {
+            if k.loadgen_cpu_share > CPU_LIMIT {
+                v.warnings.push(format!(
+                    "{label}: the generator used {:.0} % of its CPUs: the throughput may be the \
+                     generator's; compare the server's CPU per operation",
+                    k.loadgen_cpu_share * 100.0
+                ));
+            }
+        }
         Measures::Server => {}
     }
     if k.time_wait_overflows > 0 {
@@ -345,6 +354,22 @@ mod tests {
             verdict.invalid[0].contains("the server used 95 %"),
             "{verdict:?}"
         );
+    }
+
+    #[test]
+    fn when_either_side_may_set_the_pace_a_saturated_generator_is_a_warning() {
+        let rules = Rules {
+            measures: Measures::Either,
+            ..Rules::default()
+        };
+        let mut p = point();
+        p.kernel.as_mut().unwrap().summary.loadgen_cpu_share = 0.97;
+        let verdict = check_point(&p, &rules);
+        assert!(verdict.invalid.is_empty(), "{verdict:?}");
+        assert_eq!(verdict.warnings.len(), 1, "{verdict:?}");
+        assert!(verdict.warnings[0].contains("97 %"), "{verdict:?}");
+        p.kernel.as_mut().unwrap().summary.loadgen_cpu_share = 0.5;
+        assert_eq!(check_point(&p, &rules), Verdict::default());
     }
 
     fn kernel_samples(point: &mut LoadPoint) -> &mut Vec<KernelSample> {

@@ -177,6 +177,10 @@ pub enum Measures {
     Server,
     /// The load generator itself: the server must have headroom.
     Generator,
+    /// Either side may set the pace (a closed loop to saturation on a small machine, where the
+    /// fastest servers outrun the generator): a side at its CPU limit is a warning, not an
+    /// invalid point, and server CPU per operation is the figure to compare.
+    Either,
 }
 
 fn default_max_error_share() -> f64 {

@@ -6,6 +6,7 @@
 use askama::Template;
 
 use super::format;
+use crate::comparison::Comparison;
 use crate::model::{IsolationMode, LoadPoint, PopulationResult, RunResult, ServerInfo};
 use crate::plot::{self, Figure};
 use crate::prepare::{
@@ -110,9 +111,30 @@ pub(super) struct ComparisonPage<'a> {
     /// Each population across the runs, at each run's headline point.
     populations_across: Option<AcrossTable>,
     figures: Vec<Figure>,
+    /// For `loadgen compare`: every server over its rounds; `None` for `loadgen report`.
+    rounds: Option<RoundsView>,
 }
 
 impl<'a> ComparisonPage<'a> {
+    /// The page of a `loadgen compare`: the rounds table of `comparison` first, then the
+    /// side-by-side sections over `results`, one representative run per server that has one,
+    /// labelled `labels`.
+    pub(super) fn of_rounds(
+        comparison: &Comparison,
+        results: &'a [RunResult],
+        labels: &[String],
+    ) -> ComparisonPage<'a> {
+        let mut page = ComparisonPage::new(results, labels);
+        page.page.title = format!(
+            "{}: {} servers over {} rounds",
+            comparison.scenario_name,
+            comparison.servers.len(),
+            comparison.rounds
+        );
+        page.rounds = Some(RoundsView::new(comparison));
+        page
+    }
+
     pub(super) fn new(results: &'a [RunResult], labels: &[String]) -> ComparisonPage<'a> {
         let summaries: Vec<prepare::RunSummary> =
             results.iter().map(prepare::run_summary).collect();
@@ -152,12 +174,108 @@ impl<'a> ComparisonPage<'a> {
             columns,
             figures: plot::comparison_figures(&rows, results, labels),
             runs,
+            rounds: None,
         }
     }
 
     /// The label of run #1, for the subtitle.
     fn baseline(&self) -> &str {
         self.runs.first().map_or("", |r| r.label.as_str())
+    }
+}
+
+/// The rounds of a `loadgen compare`: each server's state, and each metric's median, spread and
+/// ratio to the first server with its confidence interval.
+struct RoundsView {
+    rounds: u32,
+    baseline: String,
+    servers: Vec<RoundsServer>,
+    rows: Vec<RoundsRow>,
+}
+
+/// One server's column head and state line.
+struct RoundsServer {
+    name: String,
+    valid_rounds: usize,
+    rounds: usize,
+    problems: Vec<String>,
+}
+
+/// One metric across the servers.
+struct RoundsRow {
+    id: &'static str,
+    name: &'static str,
+    unit: &'static str,
+    /// Per server: `None` where it has no figure.
+    cells: Vec<Option<RoundsCell>>,
+}
+
+/// One server's figure for one metric.
+struct RoundsCell {
+    median: String,
+    /// `min–max`, `None` for a single round.
+    spread: Option<String>,
+    /// From invalid runs only.
+    untrusted: bool,
+    /// Against the baseline, with its interval as `[low–high]`.
+    ratio: Option<(Ratio, Option<String>)>,
+}
+
+impl RoundsView {
+    fn new(comparison: &Comparison) -> RoundsView {
+        let servers = comparison
+            .servers
+            .iter()
+            .map(|server| RoundsServer {
+                name: server.name.clone(),
+                valid_rounds: server.valid_rounds(),
+                rounds: server.rounds.len(),
+                problems: server.problems(),
+            })
+            .collect();
+        let rows = prepare::METRICS
+            .iter()
+            .filter(|metric| {
+                comparison
+                    .servers
+                    .iter()
+                    .any(|s| s.metrics.contains_key(metric.id))
+            })
+            .map(|metric| RoundsRow {
+                id: metric.id,
+                name: metric.name,
+                unit: quantity_unit(metric.quantity),
+                cells: comparison
+                    .servers
+                    .iter()
+                    .map(|server| {
+                        let stats = server.metrics.get(metric.id)?;
+                        let value = |v: f64| quantity_value(metric.quantity, v);
+                        Some(RoundsCell {
+                            median: value(stats.median),
+                            spread: (stats.n > 1)
+                                .then(|| format!("{}–{}", value(stats.min), value(stats.max))),
+                            untrusted: !stats.trusted,
+                            ratio: stats.ratio.as_ref().map(|r| {
+                                let interval = r.low.zip(r.high).map(|(low, high)| {
+                                    format!("[{}–{}]", format::times(low), format::times(high))
+                                });
+                                (Ratio::new(Some(r.ratio), metric.better), interval)
+                            }),
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        RoundsView {
+            rounds: comparison.rounds,
+            baseline: comparison
+                .servers
+                .first()
+                .map_or_else(String::new, |s| s.name.clone()),
+            servers,
+            rows,
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use askama::Template;
 
+use crate::comparison::Comparison;
 use crate::model::RunResult;
 
 /// The single-run page of `result`.
@@ -37,6 +38,18 @@ pub fn render_comparison(results: &[RunResult], labels: &[String]) -> String {
     render(&html::ComparisonPage::new(results, &labels))
 }
 
+/// The page of a `loadgen compare`: the rounds table of `comparison`, then the side-by-side
+/// sections over `results` (one representative run per server that has one) labelled `labels`.
+pub fn render_rounds_comparison(
+    comparison: &Comparison,
+    results: &[RunResult],
+    labels: &[String],
+) -> String {
+    render(&html::ComparisonPage::of_rounds(
+        comparison, results, labels,
+    ))
+}
+
 fn render(page: &impl Template) -> String {
     // Rendering into a String fails only when a filter does, and none of ours can.
     page.render()
@@ -56,6 +69,11 @@ pub fn write_report(path: &Path, results: &[RunResult]) -> std::io::Result<()> {
         [one] => render_run(one),
         several => render_comparison(several, &default_labels(several)),
     };
+    write_html(path, &html)
+}
+
+/// Writes `html` to `path` atomically: a reader sees the old file or the whole new one.
+pub fn write_html(path: &Path, html: &str) -> std::io::Result<()> {
     let name = path.file_name().ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,

@@ -11,6 +11,7 @@ use super::format::{
     bytes, compact, count, cpu_us, errors_by_kind, line_rate, mean_count, ms, or_missing, percent,
     rate, seconds, times, whole, window_s, MISSING,
 };
+use crate::comparison::{Comparison, RoundOutcome};
 use crate::model::{HistogramData, KernelAccounting, LoadPoint, RunResult};
 use crate::prepare::{self, LittleRow, LowEnd, PooledLatency, SlowLineRow};
 
@@ -455,5 +456,106 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
         for reason in &result.invalid_reasons {
             let _ = writeln!(out, "INVALID: {reason}");
         }
+    }
+}
+
+/// The line printed as one run of `loadgen compare` ends: `round 2/3 nginx: 12.3k ops/s,
+/// p99 1.20 ms, valid` (or what went wrong).
+pub fn round_line(outcome: &RoundOutcome, rounds: u32, server: &str) -> String {
+    let figure = |id: &str| outcome.values.get(id).copied();
+    let state = match (&outcome.valid, &outcome.problem) {
+        (Some(true), _) => "valid".to_string(),
+        (_, Some(problem)) => format!("INVALID: {problem}"),
+        (_, None) => "invalid".to_string(),
+    };
+    let figures = match figure("ops_per_s") {
+        Some(ops) => format!(
+            "{} ops/s, p99 {} ms, ",
+            rate(ops),
+            or_missing(figure("p99"), ms)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "round {}/{rounds} {server}: {figures}{state}",
+        outcome.round
+    )
+}
+
+/// A column of the text table of `loadgen compare`: metric id, heading, how a value is written.
+type TextColumn = (&'static str, &'static str, fn(f64) -> String);
+
+/// The columns of the text table of `loadgen compare`; the HTML report has every metric.
+const COMPARED_IN_TEXT: [TextColumn; 6] = [
+    ("ops_per_s", "ops/s", rate),
+    ("p99", "p99 ms", ms),
+    ("server_cpu_us_per_op", "CPU µs/op", cpu_us),
+    ("server_memory_per_connection", "mem/conn", bytes),
+    ("peak_time_wait_server_side", "TW server", whole),
+    ("errors", "errors", whole),
+];
+
+/// The table printed at the end of `loadgen compare`: per server, its valid rounds and, per
+/// metric, the median and the ratio to the first server (`×0.52 [0.48–0.57]`, the 95%
+/// interval), then each server's problems.
+pub fn print_comparison(comparison: &Comparison, out: &mut impl Write) {
+    let baseline = comparison.servers.first().map_or("", |s| s.name.as_str());
+    let _ = writeln!(
+        out,
+        "\n{}: {} servers, {} rounds; medians over valid rounds, ratios to {baseline} (95% interval)",
+        comparison.scenario_name,
+        comparison.servers.len(),
+        comparison.rounds
+    );
+    let _ = write!(out, "  {:<16} {:>6}", "server", "valid");
+    for (_, heading, _) in COMPARED_IN_TEXT {
+        let _ = write!(out, " {heading:>24}");
+    }
+    let _ = writeln!(out);
+    for server in &comparison.servers {
+        let _ = write!(
+            out,
+            "  {:<16} {:>6}",
+            server.name,
+            format!("{}/{}", server.valid_rounds(), server.rounds.len())
+        );
+        for (id, _, format) in COMPARED_IN_TEXT {
+            let cell = match server.metrics.get(id) {
+                None => MISSING.to_string(),
+                Some(stats) => {
+                    let ratio = match &stats.ratio {
+                        Some(r) => match (r.low, r.high) {
+                            (Some(low), Some(high)) => format!(
+                                " {}[{}–{}]",
+                                times(r.ratio),
+                                times(low).trim_start_matches('×'),
+                                times(high).trim_start_matches('×')
+                            ),
+                            _ => format!(" {}", times(r.ratio)),
+                        },
+                        None => String::new(),
+                    };
+                    let mark = if stats.trusted { "" } else { "!" };
+                    format!("{mark}{}{ratio}", format(stats.median))
+                }
+            };
+            let _ = write!(out, " {cell:>24}");
+        }
+        let _ = writeln!(out);
+    }
+    for server in &comparison.servers {
+        for problem in server.problems() {
+            // The first line says what happened; the server's stderr that follows is in
+            // comparison.json and the report.
+            let first = problem.lines().next().unwrap_or_default();
+            let _ = writeln!(out, "  {}: {first}", server.name);
+        }
+    }
+    if comparison
+        .servers
+        .iter()
+        .any(|s| s.metrics.values().any(|m| !m.trusted))
+    {
+        let _ = writeln!(out, "  !: from invalid runs only");
     }
 }

@@ -1,0 +1,284 @@
+//! `loadgen compare`: one scenario against several servers (the built-in server's designs and
+//! real servers), in interleaved rounds (A B C A B C ...) so that drift of the machine hits
+//! every server alike; each run through the one run pipeline ([`crate::run::run`]), each with a
+//! fresh server (and a fresh network namespace as root). Writes `comparison.json` after every
+//! run, so that nothing measured is lost to a later failure, and the comparison report at the
+//! end.
+//!
+//! Layout: `OUT/<scenario>-compare/<UTC time>/comparison.{json,html}`, and each run's own
+//! `result.json`, `report.html` and server files in `<server>/round-<k>/` beside them.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use afterburner::designs::Design;
+use reports::comparison::{Comparison, RoundOutcome, ServerRows, COMPARISON_SCHEMA_VERSION};
+use reports::model::{ResultFileError, RunResult};
+
+use crate::run::{RunOutput, RunPlan};
+use crate::scenario::ServerSpec;
+
+/// What one comparison runs.
+#[derive(Clone, Debug)]
+pub struct ComparePlan {
+    /// The scenario and settings every run shares; its `[server]` is replaced per server (a
+    /// built-in server's `args` are kept, with `--design NAME` added).
+    pub base: RunPlan,
+    /// The servers' names, in order; the first is the baseline of every ratio.
+    pub servers: Vec<String>,
+    /// Rounds; each runs every server once.
+    pub rounds: u32,
+}
+
+/// A finished comparison.
+#[derive(Debug)]
+pub struct CompareOutput {
+    /// The directory holding `comparison.json`, `comparison.html` and every run.
+    pub dir: PathBuf,
+    /// What `comparison.json` holds.
+    pub comparison: Comparison,
+    /// `comparison.html`.
+    pub report: PathBuf,
+}
+
+/// Why a comparison could not run or be written (a server that fails is a row, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// `--servers` names something that is neither a design nor a known server.
+    #[error("--servers: {0}")]
+    UnknownServer(String),
+    /// `--servers` names the same server twice.
+    #[error("--servers: `{0}` is named twice")]
+    DuplicateServer(String),
+    /// The scenario has `[[variants]]`: each server is one configuration here.
+    #[error(
+        "scenario {scenario}: `loadgen compare` runs one configuration per server; remove its \
+         [[variants]] (or run it with `loadgen run`)"
+    )]
+    Variants {
+        /// The scenario's name.
+        scenario: String,
+    },
+    /// The comparison's directory could not be created.
+    #[error("creating {}: {error}", path.display())]
+    Output {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+    },
+    /// `comparison.json` could not be written.
+    #[error(transparent)]
+    ComparisonFile(#[from] ResultFileError),
+    /// `comparison.html` could not be written.
+    #[error("writing {}: {error}", path.display())]
+    Report {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+    },
+}
+
+/// One finished run, as `compare` reports it to its caller for progress lines.
+#[derive(Debug)]
+pub struct RunEvent<'a> {
+    /// From 1.
+    pub round: u32,
+    /// Rounds in all.
+    pub rounds: u32,
+    /// The server's name.
+    pub server: &'a str,
+    /// What the round recorded.
+    pub outcome: &'a RoundOutcome,
+}
+
+/// The `[server]` a name of `--servers` stands for: a design of the built-in server (`loop`,
+/// `poll`, ..., with the scenario's built-in `args` kept and `--design NAME` set), or a real
+/// server (`nginx`, `apache-prefork`, ...; see `scenario::server_spec_for_name`).
+pub fn server_spec(name: &str, scenario_server: &ServerSpec) -> Result<ServerSpec, String> {
+    if let Some(design) = Design::from_name(name) {
+        let (args, cpu) = match scenario_server {
+            ServerSpec::Builtin { args, cpu } => (without_design(args), *cpu),
+            _ => (Vec::new(), None),
+        };
+        let args = ["--design".to_string(), design.name().to_string()]
+            .into_iter()
+            .chain(args)
+            .collect();
+        return Ok(ServerSpec::Builtin { args, cpu });
+    }
+    let designs: Vec<&str> = Design::ALL.iter().map(|d| d.name()).collect();
+    Err(format!(
+        "unknown server `{name}`: expected a design ({}) or a real server (nginx, lighttpd, \
+         apache-prefork, apache-event, mini-httpd, h2o, caddy)",
+        designs.join(", ")
+    ))
+}
+
+/// `args` without any `--design NAME` / `--design=NAME`.
+fn without_design(args: &[String]) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut skip_next = false;
+    for arg in args {
+        if skip_next {
+            skip_next = false;
+        } else if arg == "--design" {
+            skip_next = true;
+        } else if !arg.starts_with("--design=") {
+            kept.push(arg.clone());
+        }
+    }
+    kept
+}
+
+/// Runs the comparison: every round, every server in turn; `on_run` hears of each run as it
+/// ends. Ctrl-C (`plan.base.stop`) ends the run in progress, keeps what was measured, and
+/// starts no other.
+pub fn compare(
+    plan: &ComparePlan,
+    mut on_run: impl FnMut(RunEvent<'_>),
+) -> Result<CompareOutput, CompareError> {
+    let scenario = &plan.base.scenario;
+    if !scenario.variants.is_empty() {
+        return Err(CompareError::Variants {
+            scenario: scenario.name.clone(),
+        });
+    }
+    let mut specs = Vec::new();
+    for (index, name) in plan.servers.iter().enumerate() {
+        if plan.servers[..index].contains(name) {
+            return Err(CompareError::DuplicateServer(name.clone()));
+        }
+        specs.push(server_spec(name, &scenario.server).map_err(CompareError::UnknownServer)?);
+    }
+
+    let started_utc = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let dir = plan
+        .base
+        .out
+        .join(format!("{}-compare", scenario.name))
+        .join(started_utc.replace(':', "-"));
+    std::fs::create_dir_all(&dir).map_err(|error| CompareError::Output {
+        path: dir.clone(),
+        error,
+    })?;
+    let mut comparison = Comparison {
+        schema_version: COMPARISON_SCHEMA_VERSION,
+        scenario_name: scenario.name.clone(),
+        started_utc,
+        command_line: plan.base.command_line.clone(),
+        rounds: plan.rounds,
+        servers: plan
+            .servers
+            .iter()
+            .map(|name| ServerRows {
+                name: name.clone(),
+                ..ServerRows::default()
+            })
+            .collect(),
+    };
+    let json_path = dir.join("comparison.json");
+
+    'rounds: for round in 1..=plan.rounds {
+        for (index, spec) in specs.iter().enumerate() {
+            if plan.base.stop.load(Ordering::Relaxed) {
+                break 'rounds;
+            }
+            let name = &plan.servers[index];
+            let relative = PathBuf::from(name).join(format!("round-{round}"));
+            let mut run_plan = plan.base.clone();
+            run_plan.scenario.server = spec.clone();
+            run_plan.run_dir = Some(dir.join(&relative));
+            let outcome = match crate::run::run(&run_plan) {
+                Ok(RunOutput { result, .. }) => {
+                    RoundOutcome::from_result(round, relative.join("result.json"), &result)
+                }
+                Err(error) => RoundOutcome::failed(round, error.to_string()),
+            };
+            on_run(RunEvent {
+                round,
+                rounds: plan.rounds,
+                server: name,
+                outcome: &outcome,
+            });
+            comparison.servers[index].rounds.push(outcome);
+            comparison.summarize();
+            comparison.write_atomically(&json_path)?;
+        }
+    }
+
+    let report = dir.join("comparison.html");
+    write_report(&comparison, &dir, &report)?;
+    Ok(CompareOutput {
+        dir,
+        comparison,
+        report,
+    })
+}
+
+/// Renders `comparison.html`: the rounds table, then one run per server (its round closest to
+/// the median throughput) side by side.
+pub fn write_report(
+    comparison: &Comparison,
+    dir: &Path,
+    report: &Path,
+) -> Result<(), CompareError> {
+    let mut results = Vec::new();
+    let mut labels = Vec::new();
+    for server in &comparison.servers {
+        let Some(path) = server
+            .representative_round()
+            .and_then(|round| round.result.as_ref())
+        else {
+            continue;
+        };
+        // A result that cannot be read back is left out of the side-by-side sections; the
+        // rounds table already holds its figures.
+        if let Ok(result) = RunResult::read(&dir.join(path)) {
+            results.push(result);
+            labels.push(server.name.clone());
+        }
+    }
+    let html = reports::render::render_rounds_comparison(comparison, &results, &labels);
+    reports::render::write_html(report, &html).map_err(|error| CompareError::Report {
+        path: report.to_path_buf(),
+        error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_design_keeps_the_scenarios_builtin_flags_and_replaces_its_design() {
+        let scenario_server = ServerSpec::Builtin {
+            args: [
+                "--close",
+                "wait-client",
+                "--design",
+                "poll",
+                "--design=fork",
+            ]
+            .map(String::from)
+            .to_vec(),
+            cpu: Some(1),
+        };
+        let ServerSpec::Builtin { args, cpu } = server_spec("threads", &scenario_server).unwrap()
+        else {
+            panic!("a design is the built-in server");
+        };
+        assert_eq!(args, ["--design", "threads", "--close", "wait-client"]);
+        assert_eq!(cpu, Some(1));
+    }
+
+    #[test]
+    fn an_unknown_name_lists_the_names_there_are() {
+        let error = server_spec("lop", &ServerSpec::default()).unwrap_err();
+        assert!(error.contains("lop"), "{error}");
+        assert!(error.contains("loop"), "{error}");
+        assert!(error.contains("nginx"), "{error}");
+    }
+}
