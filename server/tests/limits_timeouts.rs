@@ -231,7 +231,7 @@ fn max_conns_holds_new_connections_in_the_backlog_until_one_closes(design: &str)
 #[apply(designs)]
 fn keepalive_timeout_counts_from_when_a_slow_client_has_the_whole_reply(design: &str) {
     let site = site();
-    let mut server = Server::start(design, &site, &["--keepalive-timeout", "300ms"]);
+    let mut server = Server::start(design, &site, &["--keepalive-timeout", "1s"]);
     let mut c = Client::connect_small_rcvbuf(server.port, 64 * KIB);
     c.send(get11("/big.bin", &[]));
     // The server hands its last bytes to the kernel long before this reader has them all (its
@@ -239,13 +239,16 @@ fn keepalive_timeout_counts_from_when_a_slow_client_has_the_whole_reply(design: 
     // the connection under the client, which then needs a new connection (and leaves the
     // server a TIME_WAIT) for its next request.
     let started = Instant::now();
-    let resp = c.slow_read_response(64 * KIB, Duration::from_millis(10), Duration::from_secs(8));
+    // 64 KiB every 30 ms: about 4 s for the 8 MiB, several timeouts long. The timeout is 1 s,
+    // not less, so that a loaded machine (the suite runs every design at once) does not turn
+    // the client's 100 ms pause below into more than the timeout.
+    let resp = c.slow_read_response(64 * KIB, Duration::from_millis(30), Duration::from_secs(15));
     assert!(
         resp.body == pattern_bytes(8 * MIB, 22),
         "8 MiB body corrupted"
     );
     assert!(
-        started.elapsed() > Duration::from_millis(900),
+        started.elapsed() > Duration::from_millis(2500),
         "read took only {:?}; too fast to outlast the keep-alive timeout",
         started.elapsed()
     );
