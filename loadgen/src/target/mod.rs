@@ -31,6 +31,7 @@
 
 mod process;
 mod ready;
+pub mod real;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -43,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use crate::os::AffinityError;
 use crate::scenario::ServerSpec;
+use real::RealServer;
 
 use process::{as_group_leader, group_has_live_members, indent, watch_stdout, Process};
 use ready::{parse_http_url, probe, HttpUrl};
@@ -196,6 +198,45 @@ pub enum TargetError {
         /// Its command line and stderr.
         server: Box<ServerContext>,
     },
+    /// A real server's binary is not installed.
+    #[error(
+        "{server} is not installed (looked for {names} in PATH, /usr/sbin, /usr/bin and /sbin): \
+         install it with `apt-get install {package}`",
+        names = .looked_for.join(", ")
+    )]
+    RealServerMissing {
+        /// The server's name, e.g. `apache-event`.
+        server: RealServer,
+        /// The binary names looked for.
+        looked_for: Vec<&'static str>,
+        /// The Debian package that has it.
+        package: &'static str,
+    },
+    /// A real server that serves as an unprivileged user could not read the site.
+    #[error(
+        "{server} serves the site as `nobody` when started as root, but {} (mode {mode:o}) is \
+         closed to others: make the site's directories readable (chmod o+rx) or put the run \
+         elsewhere (--out)",
+        dir.display()
+    )]
+    RealSiteUnreadable {
+        /// The server.
+        server: RealServer,
+        /// The directory others cannot enter or list.
+        dir: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A real server's configuration could not be written into the work directory.
+    #[error("configuring {server} in {}: {error}", workdir.display())]
+    RealConfig {
+        /// The server.
+        server: RealServer,
+        /// The work directory.
+        workdir: PathBuf,
+        /// What failed.
+        error: io::Error,
+    },
     /// The server command's `ready_url` did not answer in time.
     #[error(
         "the server command did not answer at {ready_url} (port {port}) within {}; last try: \
@@ -271,6 +312,7 @@ pub struct StopOutcome {
 enum Kind {
     Builtin,
     Command,
+    Real,
     Url,
 }
 
@@ -286,6 +328,10 @@ impl ServerHandle {
     ///   if one is given), stdout and stderr to `WORKDIR/server.stdout` and `.stderr`, and polls
     ///   `ready_url` every 50 ms until any HTTP status line comes back. The clients then go to
     ///   `LISTEN_IP:PORT`, which must answer too when it is not the `ready_url`'s address.
+    /// - Real: finds the server's binary (an error names the Debian package when it is
+    ///   missing), writes its configuration into WORKDIR for a free port on `listen_ip`
+    ///   ([`real`]), and runs `exec BINARY ARGS...` as a command (same process group, pinning,
+    ///   readiness poll of `http://LISTEN_IP:PORT/` and stop).
     /// - Url: checks once that the URL answers; nothing is started.
     ///
     /// A server that did not get ready is killed.
@@ -299,6 +345,11 @@ impl ServerHandle {
                 ready_url,
                 cpu,
             } => start_command(command, ready_url, cpu.or(options.server_cpu), options),
+            ServerSpec::Real {
+                server,
+                workers,
+                cpu,
+            } => start_real(*server, *workers, cpu.or(options.server_cpu), options),
             ServerSpec::Url { url } => start_url(url, options),
         }
     }
@@ -331,11 +382,12 @@ impl ServerHandle {
         self.command_line.clone()
     }
 
-    /// `"builtin"`, `"command"` or `"url"`.
+    /// `"builtin"`, `"command"`, `"real"` or `"url"`.
     pub fn kind(&self) -> &'static str {
         match self.kind {
             Kind::Builtin => "builtin",
             Kind::Command => "command",
+            Kind::Real => "real",
             Kind::Url => "url",
         }
     }
@@ -601,6 +653,83 @@ fn start_command(
         .replace("{host}", &host_text)
         .replace("{root}", &root)
         .replace("{workdir}", &workdir);
+    run_command(Kind::Command, command_line, ready_url, port, cpu, options)
+}
+
+/// Starts a real server: its configuration for a free port, then its binary as a command.
+fn start_real(
+    server: RealServer,
+    workers: Option<u32>,
+    cpu: Option<usize>,
+    options: &TargetOptions,
+) -> Result<ServerHandle, TargetError> {
+    let binary = server
+        .find_binary()
+        .ok_or_else(|| TargetError::RealServerMissing {
+            server,
+            looked_for: server.binary_names().to_vec(),
+            package: server.package(),
+        })?;
+    create_workdir(options.workdir)?;
+    if let Some(cpu) = cpu {
+        crate::os::check_cpu(cpu).map_err(|error| TargetError::Cpu { error })?;
+    }
+    let as_root = rustix::process::geteuid().is_root();
+    if as_root && server.drops_root() {
+        if let Some((dir, mode)) = real::not_readable_by_others(options.site_root) {
+            return Err(TargetError::RealSiteUnreadable { server, dir, mode });
+        }
+    }
+    let port = free_port(options.listen_ip)?;
+    let addr = SocketAddr::new(options.listen_ip, port);
+    let launch = real::configure(
+        server,
+        &real::ConfigInput {
+            addr,
+            site_root: options.site_root,
+            workdir: options.workdir,
+            workers: workers.unwrap_or_else(|| server.default_workers()),
+            as_root,
+            max_connections: real::connection_limit(),
+        },
+    )
+    .map_err(|error| TargetError::RealConfig {
+        server,
+        workdir: options.workdir.to_path_buf(),
+        error,
+    })?;
+    // `exec`: the server replaces the shell, so the group's leader is the server itself.
+    let mut words = vec!["exec".to_string()];
+    if !launch.env.is_empty() {
+        words.push("env".into());
+        words.extend(
+            launch
+                .env
+                .iter()
+                .map(|(key, value)| shell_quote(&format!("{key}={value}"))),
+        );
+    }
+    words.push(shell_quote(&binary.to_string_lossy()));
+    words.extend(
+        launch
+            .args
+            .iter()
+            .map(|a| shell_quote(&a.to_string_lossy())),
+    );
+    let ready_url = format!("http://{addr}/");
+    run_command(Kind::Real, words.join(" "), ready_url, port, cpu, options)
+}
+
+/// Runs `command_line` with `sh -c` as a group leader and polls `ready_url` until it answers;
+/// the clients then go to `listen_ip:port`.
+fn run_command(
+    kind: Kind,
+    command_line: String,
+    ready_url: String,
+    port: u16,
+    cpu: Option<usize>,
+    options: &TargetOptions,
+) -> Result<ServerHandle, TargetError> {
     let target = parse_http_url(&ready_url).map_err(|error| TargetError::BadUrl {
         key: "server.ready_url",
         url: ready_url.clone(),
@@ -675,7 +804,7 @@ fn start_command(
         }
     }
     Ok(ServerHandle {
-        kind: Kind::Command,
+        kind,
         addr,
         authority: None,
         command_line,
