@@ -8,7 +8,8 @@
 //! quotes it), its pid file in the work directory, in the foreground, with one worker unless the
 //! scenario says otherwise (apache-prefork: a fixed pool of 256 processes), keep-alive idle
 //! timeouts of 300 s and no limit (or the server's largest) on requests per connection, no
-//! compression, and sendfile and MIME types left at each server's defaults. The command line is
+//! compression, sendfile at each server's own default, no MIME tables beyond what each has built
+//! in (`scenarios/README.md` has the whole list, and why). The command line is
 //! `exec BINARY ARGS...`, run by `ServerHandle::start`'s command machinery: a process group of its
 //! own, pinned to the server's CPU, polled until it answers, stopped with SIGTERM to the group and
 //! SIGKILL after the grace period; `exec` makes the server itself the group's leader, whose

@@ -9,8 +9,8 @@ use super::{quoted_path, write_config, ConfigInput, Launch, KEEP_ALIVE_IDLE_SECS
 /// off, error log on stderr, pid file and temp paths in the work directory (the compiled-in ones
 /// under /var/lib/nginx need root), `keepalive_requests` of a million (1,000 by default, which
 /// would close a benchmark's connections every thousand requests), `keepalive_timeout` 300 s,
-/// `worker_connections` from the open-file limit; sendfile, gzip and MIME types left at nginx's
-/// own defaults (off, off, `text/plain`), not Debian's `nginx.conf`. As root the workers run as
+/// `worker_connections` from the open-file limit; sendfile and gzip left at nginx's own defaults
+/// (both off), not Debian's `nginx.conf`; no MIME table, `default_type application/octet-stream`. As root the workers run as
 /// root (`user root root;`): nginx would otherwise switch them to `nobody`.
 pub(super) fn configure(input: &ConfigInput) -> io::Result<Launch> {
     let workdir = quoted_path(input.workdir)?;
