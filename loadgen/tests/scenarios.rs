@@ -115,7 +115,10 @@ const BAD: &[(&str, &[&str])] = &[
     ),
     (
         "real_mini_httpd_workers.toml",
-        &["server.workers", "mini-httpd forks a process per connection"],
+        &[
+            "server.workers",
+            "mini-httpd forks a process per connection",
+        ],
     ),
     (
         "unknown_server_kind.toml",
