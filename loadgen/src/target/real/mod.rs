@@ -180,7 +180,10 @@ impl fmt::Display for RealServer {
 pub(crate) fn some_workers<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<u32>, D::Error> {
-    let workers = u64::deserialize(d)?;
+    // `null` (a scenario serialized to JSON and read back) is no count given.
+    let Some(workers) = Option::<u64>::deserialize(d)? else {
+        return Ok(None);
+    };
     match u32::try_from(workers) {
         Ok(workers) if workers >= 1 => Ok(Some(workers)),
         _ => Err(serde::de::Error::custom(format!(
@@ -294,6 +297,24 @@ mod tests {
             assert_eq!(text.trim(), format!("s = \"{}\"", server.name()));
         }
         assert_eq!(RealServer::from_name("apache"), None);
+    }
+
+    #[test]
+    fn a_real_server_table_survives_json() {
+        for workers in [None, Some(3)] {
+            let spec = crate::scenario::ServerSpec::Real {
+                server: RealServer::H2o,
+                workers,
+                cpu: None,
+            };
+            let json = serde_json::to_string(&spec).unwrap();
+            match serde_json::from_str(&json).unwrap() {
+                crate::scenario::ServerSpec::Real { workers: back, .. } => {
+                    assert_eq!(back, workers, "{json}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
