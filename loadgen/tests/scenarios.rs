@@ -107,11 +107,25 @@ const BAD: &[(&str, &[&str])] = &[
     ),
     // The server.
     (
+        "unknown_real_server.toml",
+        &[
+            "unknown variant `apache`",
+            "`nginx`, `lighttpd`, `apache-prefork`, `apache-event`, `mini-httpd`, `h2o`, `caddy`",
+        ],
+    ),
+    (
+        "real_mini_httpd_workers.toml",
+        &[
+            "server.workers",
+            "mini-httpd forks a process per connection",
+        ],
+    ),
+    (
         "unknown_server_kind.toml",
         &[
             "line 5",
             "unknown variant `nginx`",
-            "`builtin`, `command`, `url`",
+            "`builtin`, `command`, `real`, `url`",
         ],
     ),
     (

@@ -135,7 +135,8 @@ pub struct RunResult {
 /// The server under test and how it ended.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ServerInfo {
-    /// `builtin`, `command` or `url`.
+    /// `builtin`, `command`, `real` (a real web server from a generated configuration: the
+    /// command line names it) or `url`.
     pub kind: String,
     /// The command line the loadgen started the server with (for `url`, the URL it was given).
     pub command_line: String,

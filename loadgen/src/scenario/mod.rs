@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::target::real::RealServer;
 pub use overrides::Overrides;
 pub use population::{
     Arrival, Count, ModemSpec, Population, RateShare, Think, DEFAULT_DOWNSTREAM_BPS,
@@ -220,6 +221,25 @@ pub enum ServerSpec {
         #[serde(default)]
         cpu: Option<usize>,
     },
+    /// A real web server (nginx, lighttpd, apache2, mini_httpd, h2o, caddy) from its Debian
+    /// package, started from a configuration the loadgen writes into the run's work directory
+    /// (site root, `{host}:{port}`, access log off, one worker, keep-alive limits raised), its
+    /// pid and port managed like a command server's.
+    Real {
+        /// Which server: `nginx`, `lighttpd`, `apache-prefork`, `apache-event`, `mini-httpd`,
+        /// `h2o` or `caddy`.
+        server: RealServer,
+        /// Worker processes or threads, as the server counts them (nginx and apache-event:
+        /// processes, apache-prefork: its process limit, lighttpd: forked workers, h2o:
+        /// threads, caddy: `GOMAXPROCS`); `None`: 1, or 256 for apache-prefork. mini-httpd,
+        /// a process per connection, takes none.
+        #[serde(default, deserialize_with = "crate::target::real::some_workers")]
+        workers: Option<u32>,
+        /// CPU the server (and all it starts) is pinned to; `None`: the last CPU, unless there
+        /// is only one.
+        #[serde(default)]
+        cpu: Option<usize>,
+    },
     /// A server already running; nothing is started or stopped.
     Url {
         /// `http://HOST[:PORT][/PATH]`, HOST an IP literal or `localhost` (names are not
@@ -239,6 +259,37 @@ impl ServerSpec {
             other => other.clone(),
         }
     }
+}
+
+/// The server a short name stands for (`loadgen compare --servers loop,nginx,...`): a design of
+/// the built-in server (`loop`, `poll`, `select`, `threads`, `prefork`, `fork`, `reactors`,
+/// `uring`: `kind = "builtin"` with `--design NAME`) or a real server (`nginx`, `lighttpd`,
+/// `apache-prefork`, `apache-event`, `mini-httpd`, `h2o`, `caddy`: `kind = "real"` with its
+/// default workers). The error lists every valid name.
+pub fn server_spec_for_name(name: &str) -> Result<ServerSpec, String> {
+    if let Some(design) = afterburner::designs::Design::from_name(name) {
+        return Ok(ServerSpec::Builtin {
+            args: vec!["--design".into(), design.name().into()],
+            cpu: None,
+        });
+    }
+    if let Some(server) = RealServer::from_name(name) {
+        return Ok(ServerSpec::Real {
+            server,
+            workers: None,
+            cpu: None,
+        });
+    }
+    let designs: Vec<&str> = afterburner::designs::Design::ALL
+        .iter()
+        .map(|design| design.name())
+        .collect();
+    let real: Vec<&str> = RealServer::ALL.iter().map(|server| server.name()).collect();
+    Err(format!(
+        "`{name}` is no server: the built-in server's designs are {}; the real servers are {}",
+        designs.join(", "),
+        real.join(", ")
+    ))
 }
 
 impl Default for ServerSpec {
@@ -408,6 +459,15 @@ impl Scenario {
             }
             ServerSpec::Url { url } if !url.starts_with("http://") => {
                 return Err(format!("server.url: `{url}` must be an http:// URL"));
+            }
+            ServerSpec::Real {
+                server,
+                workers: Some(_),
+                ..
+            } if !server.takes_workers() => {
+                return Err(format!(
+                    "server.workers: {server} forks a process per connection and takes no `workers`"
+                ));
             }
             _ => {}
         }
