@@ -109,12 +109,7 @@ pub fn server_spec(name: &str, scenario_server: &ServerSpec) -> Result<ServerSpe
             .collect();
         return Ok(ServerSpec::Builtin { args, cpu });
     }
-    let designs: Vec<&str> = Design::ALL.iter().map(|d| d.name()).collect();
-    Err(format!(
-        "unknown server `{name}`: expected a design ({}) or a real server (nginx, lighttpd, \
-         apache-prefork, apache-event, mini-httpd, h2o, caddy)",
-        designs.join(", ")
-    ))
+    crate::scenario::server_spec_for_name(name)
 }
 
 /// `args` without any `--design NAME` / `--design=NAME`.
