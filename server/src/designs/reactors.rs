@@ -76,9 +76,9 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
         |index: usize| (max_conns / loops + usize::from(index < max_conns % loops)).max(1);
     let cpu_of = |index: usize| cpus[index % cpus.len()];
     eprintln!(
-        "afterburner: --design reactors: {loops} loops on CPUs {:?}, at most {} connections each",
+        "afterburner: --design reactors: {loops} loops on CPUs {:?}, at most {:?} connections each",
         (0..loops).map(cpu_of).collect::<Vec<_>>(),
-        conns_per_loop(loops - 1)
+        (0..loops).map(conns_per_loop).collect::<Vec<_>>(),
     );
 
     let socket_pair = || -> Result<(UnixStream, mio::net::UnixStream), ServerError> {
