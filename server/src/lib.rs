@@ -225,7 +225,13 @@ impl ServerConfig {
 /// a stats snapshot on each SIGUSR1), and writes the final stats.
 pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
     let nofile = raise_nofile_limit();
-    if let Some(cpu) = config.cpu {
+    // A design that pins its own threads (reactors) lists --cpu among the flags it ignores.
+    let design_ignores_cpu = config
+        .design
+        .ignored_flags()
+        .iter()
+        .any(|(flag, _)| *flag == "--cpu");
+    if let Some(cpu) = config.cpu.filter(|_| !design_ignores_cpu) {
         pin_to_cpu(cpu)?;
     }
     let rules = match &config.reftab {

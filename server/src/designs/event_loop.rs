@@ -54,9 +54,19 @@ struct EventLoop<'a, 'site> {
     shutdown_deadline: Option<Instant>,
     /// SIGUSR1's socket, drained at each wake-up.
     snapshot_signal: UnixStream,
-    /// `--stats`, if given: where snapshots go. The caller writes the final document to it
-    /// after the loop, so the numbers run on.
-    stats: Option<&'a mut StatsFile>,
+    /// Where snapshots go.
+    snapshots: Snapshots<'a>,
+}
+
+/// Where a loop's SIGUSR1 snapshots go.
+pub enum Snapshots<'a> {
+    /// `--stats`, if given: the loop writes its counters there itself. The caller writes the
+    /// final document to it after the loop, so the numbers run on.
+    File(Option<&'a mut StatsFile>),
+    /// One loop of several (`reactors`): each snapshot request hands the loop's counters so far
+    /// to this function, whose owner sums every loop's into one document. Called only at a
+    /// request, so the hot path shares nothing.
+    Report(Box<dyn FnMut(&Counters) + 'a>),
 }
 
 /// Serves until `signals.stop` becomes readable (SIGINT or SIGTERM arrived), then drains within
@@ -70,6 +80,26 @@ pub fn serve<'a>(
     config: &'a ServerConfig,
     max_conns: usize,
     stats: Option<&'a mut StatsFile>,
+) -> Result<Counters, ServerError> {
+    serve_with(
+        listener,
+        signals,
+        site,
+        config,
+        max_conns,
+        Snapshots::File(stats),
+    )
+}
+
+/// [`serve`], with SIGUSR1 snapshots going to `snapshots`: what each loop of a design with
+/// several loops runs, on its own thread with its own listener and signal sockets.
+pub fn serve_with<'a>(
+    listener: std::net::TcpListener,
+    signals: SignalSockets,
+    site: &Site,
+    config: &'a ServerConfig,
+    max_conns: usize,
+    snapshots: Snapshots<'a>,
 ) -> Result<Counters, ServerError> {
     let SignalSockets {
         mut stop,
@@ -110,7 +140,7 @@ pub fn serve<'a>(
         at_conn_limit: false,
         shutdown_deadline: None,
         snapshot_signal,
-        stats,
+        snapshots,
     };
     event_loop.run()?;
     Ok(event_loop.counters)
@@ -308,11 +338,14 @@ impl<'site> EventLoop<'_, 'site> {
                 Err(_) => break, // WouldBlock: drained
             }
         }
-        let Some(stats) = self.stats.as_deref_mut() else {
-            return; // no --stats: SIGUSR1 is ignored
-        };
-        if let Err(error) = stats.write(&self.counters, self.site.rules(), false) {
-            eprintln!("afterburner: stats snapshot: {error}");
+        match &mut self.snapshots {
+            Snapshots::File(None) => {} // no --stats: SIGUSR1 is ignored
+            Snapshots::File(Some(stats)) => {
+                if let Err(error) = stats.write(&self.counters, self.site.rules(), false) {
+                    eprintln!("afterburner: stats snapshot: {error}");
+                }
+            }
+            Snapshots::Report(report) => report(&self.counters),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod fork;
 pub mod poll;
 pub mod prefork;
 pub mod reactors;
+pub mod rebuilt_set;
 pub mod select;
 pub mod socket;
 pub mod threads;
