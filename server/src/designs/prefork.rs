@@ -22,7 +22,7 @@ use rustix::net::{accept_with, Shutdown, SocketFlags};
 
 use super::event_loop::loop_error;
 use super::event_loop::{is_transient_accept_error, ACCEPT_PAUSE};
-use super::one_connection::{stop_pipe, wait_readable, Stop, Worker};
+use super::one_connection::{is_readable_now, stop_pipe, wait_readable, Stop, Worker};
 use super::processes::{check_single_threaded, ChildExits, Children};
 use super::shared_counters::{write_snapshot, SharedCounters};
 use super::Serving;
@@ -82,6 +82,12 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
         })
     };
     for _ in 0..workers {
+        // The address is announced before this design starts, and forking the pool takes a
+        // while on a loaded machine (hundreds of milliseconds for 64 workers in a debug build
+        // beside a test suite): a stop asked for meanwhile is honoured at once.
+        if is_readable_now(signals.stop.as_fd()) {
+            break;
+        }
         start_worker(&mut children, &mut announcer)
             .map_err(loop_error("forking a prefork worker"))?;
     }
@@ -167,7 +173,10 @@ fn worker(
                 totals.connection_ended();
             }
             Err(e) if is_transient_accept_error(&e.into()) => {}
-            // EINVAL once the parent shut the listener down; the stop was announced before.
+            // EINVAL: the parent shut the listener down, which it does only to stop. The stop
+            // pipe was closed first, but on the kernel measured on (6.18) a worker woken by the
+            // shutdown may not see the pipe's hang-up for a moment yet: EINVAL alone decides.
+            Err(rustix::io::Errno::INVAL) => return 0,
             Err(_) if worker.stopping() => return 0,
             Err(e) => {
                 // EMFILE, ENOBUFS, ENOMEM: pause as the `loop` does, but wake for the stop.
