@@ -91,9 +91,7 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
             exits.drain();
         }
         // Reap at every wake: a SIGCHLD may have interrupted the poll instead of waking it.
-        for _ in children.reap() {
-            totals.connection_ended();
-        }
+        children.reap();
         if accept_paused_until.is_some_and(|until| Instant::now() >= until) {
             accept_paused_until = None;
         }
@@ -144,7 +142,7 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
     children.wait_until(
         until,
         &exits,
-        |_| totals.connection_ended(),
+        |_| {},
         signals.snapshot.as_fd(),
         || {
             write_snapshot(
@@ -157,6 +155,6 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
     );
     // Each child cuts its connection off at the end of --grace; one still running is killed,
     // and its connection counted as a server-first close by `final_total`.
-    children.kill_all(|_| totals.connection_ended());
+    children.kill_all(|_| {});
     Ok(totals.final_total(&counters))
 }

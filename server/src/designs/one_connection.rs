@@ -155,7 +155,8 @@ impl<'a, 'site> Worker<'a, 'site> {
     /// ready or its deadline passed. After the stop is announced, an idle connection closes at
     /// once and a reply in flight gets until `--grace` after the stop was seen, then is cut off
     /// (a server-first close, as in the `loop`). Every count, the close included, is published
-    /// before this returns.
+    /// before this returns, and the open-connection gauge lowered (the caller raised it with
+    /// [`SharedCounters::connection_opened`] when it accepted).
     pub fn serve(&mut self, mut stream: TcpStream) {
         let mut conn = Connection::new();
         let mut now = Instant::now();
@@ -218,9 +219,13 @@ impl<'a, 'site> Worker<'a, 'site> {
         }
     }
 
+    /// Counts the close and lowers the open-connection gauge before the caller drops the
+    /// socket: the client sees the close only after both, so a connection it opens next never
+    /// counts this one as still open (`connections_peak` stays exact, as in the `loop`).
     fn close(&mut self, side: CloseSide) {
         self.counters.count_close(side);
         self.totals.publish(&mut self.counters);
+        self.totals.connection_ended();
     }
 
     fn ready(&mut self, conn: &mut Connection<'site>, stream: &mut TcpStream) -> Step {

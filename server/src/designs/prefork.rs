@@ -170,7 +170,6 @@ fn worker(
                 worker.count(|counters| counters.connections_accepted += 1);
                 totals.connection_opened();
                 worker.serve(TcpStream::from(socket));
-                totals.connection_ended();
             }
             Err(e) if is_transient_accept_error(&e.into()) => {}
             // EINVAL: the parent shut the listener down, which it does only to stop. The stop

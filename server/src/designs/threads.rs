@@ -37,16 +37,15 @@ pub const IGNORED_FLAGS: &[(&str, &str)] = &[(
 /// corrupt memory.
 const CONNECTION_STACK_BYTES: usize = 64 * 1024;
 
-/// Lowers the open-connection gauge and wakes the main thread when a connection thread ends,
-/// by return or by panic.
+/// Wakes the main thread when a connection thread ends, by return or by panic: at the
+/// connection limit it waits for one. ([`Worker::serve`] lowered the open-connection gauge the
+/// limit is checked against just before closing the socket.)
 struct ThreadEnd<'a> {
-    totals: &'a SharedCounters,
     ended: BorrowedFd<'a>,
 }
 
 impl Drop for ThreadEnd<'_> {
     fn drop(&mut self) {
-        self.totals.connection_ended();
         // An eventfd counter: one write per end, never full in practice (2^64 - 2).
         let _ = rustix::io::write(self.ended, &1u64.to_ne_bytes());
     }
@@ -129,7 +128,7 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
                 let started = std::thread::Builder::new()
                     .stack_size(CONNECTION_STACK_BYTES)
                     .spawn_scoped(scope, move || {
-                        let _end = ThreadEnd { totals, ended };
+                        let _end = ThreadEnd { ended };
                         Worker::new(site, config, stop.fd(), totals).serve(stream);
                     });
                 if let Err(e) = started {
