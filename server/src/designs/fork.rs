@@ -55,6 +55,10 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
     // The parent's own counts: accepts, accept pauses, connections it could not fork for.
     let mut counters = Counters::new(site.rules().count());
 
+    // Made once here and inherited by every child: the child's writes copy only the pages they
+    // touch (one of the read buffer's for a small request), where a buffer allocated (and
+    // zeroed) in each child would cost it all 64 KiB.
+    let mut worker = Worker::new(site, config, stop.fd(), &totals);
     let mut accept_paused_until: Option<Instant> = None;
     loop {
         let can_accept = accept_paused_until.is_none() && children.len() < max_conns;
@@ -121,7 +125,7 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
                 // The child's copies the parent must be the last holder of.
                 drop(listener.take());
                 drop(announcer.take());
-                Worker::new(site, config, stop.fd(), &totals).serve(stream);
+                worker.serve(stream);
                 0
             });
             if let Err(e) = forked {

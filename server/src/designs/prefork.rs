@@ -26,9 +26,8 @@ use super::one_connection::{is_readable_now, stop_pipe, wait_readable, Stop, Wor
 use super::processes::{check_single_threaded, ChildExits, Children};
 use super::shared_counters::{write_snapshot, SharedCounters};
 use super::Serving;
-use crate::site::Site;
 use crate::stats::Counters;
-use crate::{ServerConfig, ServerError};
+use crate::ServerError;
 
 /// The flags this design does not honour, with why.
 pub const IGNORED_FLAGS: &[(&str, &str)] = &[(
@@ -75,10 +74,14 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
     // Declared after what the children use, so that on an early return it is dropped first:
     // every worker is killed and reaped before anything else goes.
     let mut children = Children::new();
-    let start_worker = |children: &mut Children, announcer: &mut Option<_>| {
+    // Made once here and inherited by every worker: a worker's writes copy only the pages they
+    // touch (one of the read buffer's for a small request), where a buffer allocated (and
+    // zeroed) in each worker would cost it all 64 KiB.
+    let mut template = Worker::new(site, config, stop.fd(), &totals);
+    let mut start_worker = |children: &mut Children, announcer: &mut Option<_>| {
         children.fork(|| {
             drop(announcer.take()); // the parent's copy must be the last one
-            worker(&listener, site, config, &stop, &totals)
+            accept_and_serve(&listener, &mut template, &stop, &totals)
         })
     };
     for _ in 0..workers {
@@ -152,14 +155,12 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
 
 /// A worker's life: accept a connection, serve it to its end, again, until the stop. Returns
 /// its exit code.
-fn worker(
+fn accept_and_serve(
     listener: &std::net::TcpListener,
-    site: &Site,
-    config: &ServerConfig,
+    worker: &mut Worker<'_, '_>,
     stop: &Stop,
     totals: &SharedCounters,
 ) -> i32 {
-    let mut worker = Worker::new(site, config, stop.fd(), totals);
     let mut paused = false;
     loop {
         if worker.stopping() {
