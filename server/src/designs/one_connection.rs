@@ -301,3 +301,83 @@ pub fn pause_accepting(
     counters.accept_pauses += 1;
     *accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::cli::Args;
+
+    fn config(extra: &[&str]) -> ServerConfig {
+        let mut argv = vec!["afterburner", "--root", "unused"];
+        argv.extend_from_slice(extra);
+        Args::parse_config_from(argv)
+    }
+
+    /// A site of one file, a listener, and a connected pair: (site dir, client, server side).
+    fn setup() -> (tempfile::TempDir, Site, TcpStream, TcpStream) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "alpha\n").unwrap();
+        let site = Site::load(dir.path(), 1 << 20, Vec::new()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (dir, site, client, server)
+    }
+
+    #[test]
+    fn an_unfinished_head_times_out_under_the_header_timer() {
+        let (_dir, site, mut client, server) = setup();
+        let config = config(&["--header-timeout", "200ms"]);
+        let totals = SharedCounters::new(0).unwrap();
+        let (stop, _announcer) = stop_pipe().unwrap();
+        totals.connection_opened();
+        client.write_all(b"GET /a.txt HTTP/1.1\r\n").unwrap();
+        let started = Instant::now();
+        Worker::new(&site, &config, stop.fd(), &totals).serve(server);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(200), "closed after {took:?}");
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
+        let total = totals.total();
+        assert_eq!(total.timeouts[crate::stats::Timeout::Header as usize], 1);
+        assert_eq!(total.closes[CloseSide::ServerFirst as usize], 1);
+        assert_eq!(totals.open(), 0, "serve lowers the gauge it was given");
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "nothing was answered");
+    }
+
+    #[test]
+    fn the_stop_closes_an_idle_keepalive_connection_after_its_reply() {
+        let (_dir, site, mut client, server) = setup();
+        let config = config(&["--keepalive-timeout", "30s"]);
+        let totals = SharedCounters::new(0).unwrap();
+        let (stop, announcer) = stop_pipe().unwrap();
+        totals.connection_opened();
+        client
+            .write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        std::thread::scope(|scope| {
+            let serving =
+                scope.spawn(|| Worker::new(&site, &config, stop.fd(), &totals).serve(server));
+            let mut reply = vec![0u8; 4096];
+            let n = client.read(&mut reply).unwrap();
+            assert!(reply[..n].starts_with(b"HTTP/1.1 200"));
+            let stopped = Instant::now();
+            drop(announcer);
+            serving.join().unwrap();
+            assert!(
+                stopped.elapsed() < Duration::from_secs(1),
+                "idle: closed at once"
+            );
+        });
+        let total = totals.total();
+        assert_eq!(total.requests_by_status.iter().sum::<u64>(), 1);
+        assert_eq!(total.closes[CloseSide::ServerFirst as usize], 1);
+        assert_eq!(total.timeouts.iter().sum::<u64>(), 0);
+    }
+}
