@@ -36,9 +36,9 @@ pub const IGNORED_FLAGS: &[(&str, &str)] = &[(
      connections",
 )];
 
-/// Worker processes without `--workers`: Apache 1.3's usual pool size of the late 1990s
-/// (StartServers 5 grown to a few dozen under load, MaxClients 150), fixed here so that the
-/// pool does not resize mid-measurement.
+/// Worker processes without `--workers`: 64, the number the design was specified with. The
+/// pool is fixed, where Apache 1.3 grew and shrank it between its spare-server bounds and
+/// MaxClients, so that it does not resize in the middle of a measurement.
 pub const DEFAULT_WORKERS: usize = 64;
 
 /// Serves until SIGINT/SIGTERM; see [`super::serve`].

@@ -1,7 +1,9 @@
 //! The `threads` design: the main thread accepts and starts a thread per connection, which
 //! serves it to its end asleep in poll(2) on its one socket ([`Worker::serve`]): a stack and a
-//! kernel thread per connection, the classic blocking server. At most `--max-conns` connection
-//! threads live at once; at the limit the main thread stops accepting until one ends.
+//! kernel thread per connection, the classic blocking server. At most `--max-conns` connections
+//! are open at once; at the limit the main thread stops accepting until one ends. (The limit
+//! counts connections: a thread whose connection is closed may still be exiting, so for a
+//! moment a few more threads than that can exist.)
 //!
 //! Counters: each thread counts into its own [`Counters`] and publishes them to the shared
 //! totals after every step of its connection, so a SIGUSR1 snapshot includes every request
