@@ -23,7 +23,7 @@ const SNAPSHOT: Token = Token(usize::MAX - 3);
 
 /// How long accepting pauses after EMFILE/ENFILE: long enough not to spin, short enough that
 /// the server recovers by itself as soon as descriptors free up.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// The failure of `action` in the loop.
 pub(crate) fn loop_error(action: &'static str) -> impl FnOnce(io::Error) -> ServerError {
@@ -367,7 +367,7 @@ impl<'site> EventLoop<'_, 'site> {
     }
 }
 
-fn is_transient_accept_error(e: &io::Error) -> bool {
+pub(crate) fn is_transient_accept_error(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM)

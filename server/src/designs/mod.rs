@@ -5,11 +5,14 @@
 
 pub mod event_loop;
 pub mod fork;
+pub mod one_connection;
 pub mod poll;
 pub mod prefork;
+pub mod processes;
 pub mod reactors;
 pub mod rebuilt_set;
 pub mod select;
+pub mod shared_counters;
 pub mod socket;
 pub mod threads;
 pub mod uring;
