@@ -115,7 +115,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME", value_enum, default_value_t = Design::Loop)]
     pub design: Design,
 
-    /// Processes of `prefork` [default: 64], loops of `reactors` [default: the CPUs the server
+    /// Processes of `prefork` [default: 256, Apache 1.3's MaxClients], loops of `reactors` [default: the CPUs the server
     /// may run on]; other designs ignore it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub workers: Option<u64>,

@@ -260,14 +260,16 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
         address: config.listen,
         error,
     })?;
+    designs::preflight(config.design, config, max_conns)?;
     announce(address).map_err(|error| ServerError::Announce { error })?;
     eprintln!(
-        "afterburner: design {}; {} files, {} bytes in RAM from {}; close mode {:?}; at most {max_conns} connections",
+        "afterburner: design {}; {} files, {} bytes in RAM from {}; close mode {:?}; at most {} connections",
         config.design,
         site.file_count(),
         site.body_bytes(),
         config.root.display(),
-        config.close_mode
+        config.close_mode,
+        designs::connection_limit(config.design, config, max_conns)
     );
 
     for (flag, why) in config.design.ignored_flags() {

@@ -119,6 +119,30 @@ pub struct Serving<'a> {
     pub stats: Option<&'a mut StatsFile>,
 }
 
+/// The most connections `design` holds at once: one per worker process for `prefork`,
+/// `max_conns` (from `--max-conns` or the descriptor limit) for the others.
+pub fn connection_limit(design: Design, config: &ServerConfig, max_conns: usize) -> usize {
+    match design {
+        Design::Prefork => config.workers.unwrap_or(prefork::DEFAULT_WORKERS),
+        _ => max_conns,
+    }
+}
+
+/// What a design checks before the server announces its address, so that a design that
+/// cannot run here fails as a start-up error (exit 2, nothing listening) rather than after
+/// clients were told to come: `select` its descriptor room, `uring` the kernel's io_uring.
+pub fn preflight(
+    design: Design,
+    config: &ServerConfig,
+    max_conns: usize,
+) -> Result<(), ServerError> {
+    match design {
+        Design::Select => select::preflight(config, max_conns),
+        Design::Uring => uring::preflight(),
+        _ => Ok(()),
+    }
+}
+
 /// Runs `design` until SIGINT/SIGTERM and the grace period are over; returns the counters of
 /// the whole server (every thread and child process summed) for the final `--stats` write.
 pub fn serve(design: Design, serving: Serving<'_>) -> Result<Counters, ServerError> {

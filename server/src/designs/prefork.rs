@@ -36,10 +36,11 @@ pub const IGNORED_FLAGS: &[(&str, &str)] = &[(
      connections",
 )];
 
-/// Worker processes without `--workers`: 64, the number the design was specified with. The
-/// pool is fixed, where Apache 1.3 grew and shrank it between its spare-server bounds and
-/// MaxClients, so that it does not resize in the middle of a measurement.
-pub const DEFAULT_WORKERS: usize = 64;
+/// Worker processes without `--workers`: 256, Apache 1.3's HARD_SERVER_LIMIT (httpd.h), the
+/// most its MaxClients could be without recompiling, so that the pool holds as many
+/// connections at once as Apache 1.3 could. The pool is fixed, where Apache 1.3 grew and shrank it between its spare-server
+/// bounds and MaxClients, so that it does not resize in the middle of a measurement.
+pub const DEFAULT_WORKERS: usize = 256;
 
 /// Serves until SIGINT/SIGTERM; see [`super::serve`].
 pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {

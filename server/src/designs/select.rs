@@ -13,7 +13,7 @@ use rustix::event::{fd_set_insert, FdSetElement, FdSetIter, Timespec};
 use super::rebuilt_set::{self, ReadinessSet, Ready, Wanted};
 use super::Serving;
 use crate::stats::Counters;
-use crate::ServerError;
+use crate::{ServerConfig, ServerError};
 
 /// The flags this design does not honour, with why.
 pub const IGNORED_FLAGS: &[(&str, &str)] = &[("--workers", "select runs one loop on one thread")];
@@ -28,21 +28,18 @@ const SET_ELEMENTS: usize = FD_SETSIZE / (8 * size_of::<FdSetElement>());
 /// written (to a temporary sibling, then renamed) at each snapshot and at exit.
 const TRANSIENT_FDS: usize = 1;
 
-/// Serves until SIGINT/SIGTERM and the grace period are over; see [`super::serve`].
-///
-/// Errors: [`ServerError::Design`] when the descriptors already open plus `max_conns` plus
-/// the `--stats` file could exceed FD_SETSIZE, since each new descriptor takes the lowest free
-/// number: the message gives the limit and the `--max-conns` to pass, or `--design poll`.
-/// [`ServerError::EventLoop`] if select(2) fails.
-pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
+/// Checked before the server announces its address, with everything but the connections
+/// open: [`ServerError::Design`] when the descriptors already open plus `max_conns` plus the
+/// `--stats` file could exceed FD_SETSIZE, since each new descriptor takes the lowest free
+/// number; the message gives the limit and the `--max-conns` to pass, or `--design poll`.
+pub fn preflight(config: &ServerConfig, max_conns: usize) -> Result<(), ServerError> {
     let held = open_descriptors_below_fd_setsize() + TRANSIENT_FDS;
     let room = FD_SETSIZE.saturating_sub(held);
-    if serving.max_conns > room {
-        let given = match serving.config.max_conns {
+    if max_conns > room {
+        let given = match config.max_conns {
             Some(n) => format!("--max-conns is {n}"),
             None => format!(
-                "--max-conns was not given, so it is {} (from the open-files limit)",
-                serving.max_conns
+                "--max-conns was not given, so it is {max_conns} (from the open-files limit)"
             ),
         };
         return Err(ServerError::Design {
@@ -55,6 +52,13 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
             ),
         });
     }
+    Ok(())
+}
+
+/// Serves until SIGINT/SIGTERM and the grace period are over; see [`super::serve`]. The
+/// descriptor room was checked by [`preflight`]. Errors: [`ServerError::EventLoop`] if
+/// select(2) fails.
+pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
     rebuilt_set::serve(serving, SelectSet::default())
 }
 

@@ -223,6 +223,12 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
 }
 
 /// Builds the ring, checks the kernel offers what the design uses, or says what it refused.
+/// Checked before the server announces its address: the kernel sets up a ring with every
+/// operation this design needs, or [`ServerError::Design`] says what it refused.
+pub fn preflight() -> Result<(), ServerError> {
+    open_ring().map(drop)
+}
+
 fn open_ring() -> Result<IoUring, ServerError> {
     // One thread submits and reaps: the kernel may run completion work only when we wait
     // (DEFER_TASKRUN, 6.1) instead of interrupting the thread. Older kernels: plain setup.
