@@ -205,6 +205,7 @@ impl<'site, S: ReadinessSet> RebuiltSetLoop<'_, 'site, S> {
             self.set.collect_ready(&mut ready);
             let mut accept_ready = false;
             let mut snapshot = false;
+            let mut stop = false;
             for &Ready {
                 position,
                 read_closed,
@@ -212,15 +213,21 @@ impl<'site, S: ReadinessSet> RebuiltSetLoop<'_, 'site, S> {
             {
                 match self.watched[position] {
                     Watched::Listener => accept_ready = true,
-                    Watched::Stop => {
-                        drain(&mut self.stop_signal);
-                        self.begin_shutdown(now);
-                    }
+                    Watched::Stop => stop = true,
                     Watched::Snapshot => snapshot = true,
                     Watched::Connection(key) => self.drive(key, now, !read_closed),
                 }
             }
             self.ready = ready;
+            if stop {
+                // After this round's connections were driven. A level-triggered round has no
+                // order, and the stop socket is watched first: stopping at its position would
+                // close idle connections whose FIN or next request came in before the signal
+                // server-first, unread. The `loop` design meets them first in epoll's ready
+                // list (which keeps arrival order), so they count as it would count them.
+                drain(&mut self.stop_signal);
+                self.begin_shutdown(now);
+            }
             for _ in 0..self.yielded.len() {
                 let key = self.yielded.pop_front().expect("counted");
                 if self.slots.contains(key) {
