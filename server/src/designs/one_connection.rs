@@ -1,7 +1,7 @@
 //! Serving one connection to its end on the calling thread or process, asleep in poll(2) on
 //! that one socket between steps: how the blocking designs (`threads`, `prefork`, `fork`)
 //! drive the same [`Connection`] state machine as the `loop`, with the same deadlines and the
-//! same shutdown rules. Also the stop announcement they share ([`StopPipe`]).
+//! same shutdown rules. Also the stop announcement they share ([`Stop`], [`StopAnnouncer`]).
 
 use std::io;
 use std::net::TcpStream;
@@ -109,7 +109,7 @@ struct Woken {
 
 impl<'a, 'site> Worker<'a, 'site> {
     /// A worker for `site` under `config`'s timeouts and close mode; counts go to `totals`,
-    /// and `stop` (a [`StopPipe::reader`]) says when the server stops.
+    /// and `stop` (a [`Stop`]) says when the server stops.
     pub fn new(
         site: &'site Site,
         config: &ServerConfig,
@@ -288,7 +288,7 @@ impl<'a, 'site> Worker<'a, 'site> {
 
 /// Accepting (or starting the thread or process for a connection) failed for want of a
 /// resource the server cannot free by retrying at once (EMFILE, ENFILE, ENOBUFS, ENOMEM, EAGAIN
-/// from clone or fork): pause accepting for [`ACCEPT_PAUSE`], as the `loop` does, and say so on
+/// from clone or fork): pause accepting for `ACCEPT_PAUSE` (100 ms), as the `loop` does, and say so on
 /// stderr the first time.
 pub fn pause_accepting(
     counters: &mut Counters,

@@ -99,7 +99,7 @@ impl Children {
         self.pids.is_empty()
     }
 
-    /// Forks a child that sets itself up ([`child_setup`]), runs `child` and leaves with
+    /// Forks a child that sets itself up (`child_setup`), runs `child` and leaves with
     /// `_exit` and the code `child` returned (101 if it panicked), never returning here.
     /// Returns the child's pid in the parent. Errors: fork's (EAGAIN at the process limit,
     /// ENOMEM).

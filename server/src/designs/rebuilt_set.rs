@@ -51,7 +51,7 @@ pub struct Ready {
     /// The peer's FIN or an error may be pending (POLLRDHUP, POLLHUP, POLLERR), so a short
     /// read does not prove the socket empty. Always false where the call cannot tell
     /// (`select`): see [`Connection::on_ready`]'s `trust_short_read`, and why trusting is safe
-    /// with level-triggered readiness in [`RebuiltSetLoop::drive`].
+    /// with level-triggered readiness in `RebuiltSetLoop::drive`.
     pub read_closed: bool,
 }
 

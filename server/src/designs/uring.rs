@@ -3,7 +3,7 @@
 //! multishot receive per connection fills buffers from a provided buffer ring, and replies
 //! leave through `IORING_OP_SEND` from a per-connection copy, so that one `io_uring_enter`
 //! submits every send of a round and collects every completion. The connection state machine
-//! is the same as every design's (`conn.rs`), driven through [`stream::UringStream`].
+//! is the same as every design's (`conn.rs`), driven through `stream::UringStream`.
 //!
 //! Sends are completion-based rather than direct `send(2)` calls: batching them into the one
 //! enter per round is what io_uring offers over epoll on this workload, where a direct send
@@ -13,7 +13,7 @@
 //!
 //! Deadlines are the loop's own `Deadlines`; the nearest is the wait's timeout
 //! (`IORING_ENTER_EXT_ARG`). SIGINT/SIGTERM and SIGUSR1 arrive as multishot polls of the
-//! [`SignalSockets`]. `--max-conns` cancels the accept at the limit; connections the kernel
+//! [`crate::SignalSockets`]. `--max-conns` cancels the accept at the limit; connections the kernel
 //! handed over in the meantime wait unserved, like the backlog, until a slot frees.
 //!
 //! The kernel must offer io_uring with multishot accept (Linux 5.19), provided buffer rings
