@@ -199,6 +199,23 @@ fn ctx_switches_all_threads(pid: u32) -> Option<(u64, u64)> {
     Some(sum)
 }
 
+/// `total_us`, a process's CPU time to the microsecond (from `schedstat`), split into user
+/// and system in the proportion of the tick-counted `user_us` and `system_us` (pure). With no
+/// tick counted yet, it is all system time: a server's short bursts are mostly the kernel's
+/// socket work. A total below the ticks' (it cannot be, but the two are read apart) keeps the
+/// ticks.
+pub fn split_precise_cpu(user_us: u64, system_us: u64, total_us: u64) -> (u64, u64) {
+    let ticked = user_us + system_us;
+    if total_us < ticked {
+        return (user_us, system_us);
+    }
+    if ticked == 0 {
+        return (0, total_us);
+    }
+    let user = (u128::from(total_us) * u128::from(user_us) / u128::from(ticked)) as u64;
+    (user, total_us - user)
+}
+
 /// Reads one process's figures.
 pub fn read_process(pid: u32) -> Result<ProcessFigures, ProbeError> {
     let process = Process::new(pid as i32).map_err(proc_error(pid, ""))?;
@@ -212,6 +229,18 @@ pub fn read_process(pid: u32) -> Result<ProcessFigures, ProbeError> {
     // procfs takes the size of /proc/PID/fd as the count where the kernel gives it (Linux
     // 6.2+), which saves listing 10,000 entries, and lists the directory elsewhere.
     figures.open_fds = process.fd_count().map_or(0, |n| n as u64);
+    if status.threads == 1 {
+        // `stat` gives the CPU in whole clock ticks (10 ms), rounded down per process: a
+        // pre-forked pool of 256 workers with a few ms each would read as nothing. The one
+        // thread's `schedstat` has it in nanoseconds.
+        if let Ok(schedstat) = process.schedstat() {
+            (figures.cpu_user_us, figures.cpu_system_us) = split_precise_cpu(
+                figures.cpu_user_us,
+                figures.cpu_system_us,
+                schedstat.sum_exec_runtime / 1000,
+            );
+        }
+    }
     figures.ctx_switches_main_only = status.threads > MAX_THREADS_FOR_CTX_SWITCHES;
     if status.threads > 1 && !figures.ctx_switches_main_only {
         if let Some((voluntary, involuntary)) = ctx_switches_all_threads(pid) {
@@ -568,5 +597,14 @@ mod tests {
         // PID max is at most 2^22: this one cannot exist.
         assert!(process_tree_pids(4_194_305).is_err());
         assert!(read_process_tree(4_194_305).is_err());
+    }
+
+    #[test]
+    fn precise_cpu_keeps_the_ticks_proportion_and_never_loses_time() {
+        assert_eq!(split_precise_cpu(10_000, 30_000, 44_000), (11_000, 33_000));
+        // Nothing ticked yet: a few ms of a pre-forked worker, all counted.
+        assert_eq!(split_precise_cpu(0, 0, 3_456), (0, 3_456));
+        // Read apart, the precise total may trail the ticks: the ticks stay.
+        assert_eq!(split_precise_cpu(10_000, 0, 9_990), (10_000, 0));
     }
 }
