@@ -143,6 +143,12 @@ pub fn compare(
     }
     let mut specs = Vec::new();
     for (index, name) in plan.servers.iter().enumerate() {
+        if name.trim().is_empty() {
+            return Err(CompareError::UnknownServer(format!(
+                "an empty name (position {}): names are separated by single commas",
+                index + 1
+            )));
+        }
         if plan.servers[..index].contains(name) {
             return Err(CompareError::DuplicateServer(name.clone()));
         }

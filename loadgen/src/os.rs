@@ -106,6 +106,32 @@ pub fn pin_current_thread(cpus: &[usize]) -> Result<(), AffinityError> {
     })
 }
 
+/// The calling thread's CPU affinity, put back when dropped: a run pins the thread that calls
+/// it to the generator's CPUs, and the next run (of `loadgen compare`, say) must find every CPU
+/// the process had, or its server would share the generator's.
+#[derive(Debug)]
+pub struct AffinityRestore {
+    saved: Option<CpuSet>,
+}
+
+impl AffinityRestore {
+    /// Saves the calling thread's affinity (nothing to restore if it cannot be read).
+    pub fn save() -> AffinityRestore {
+        AffinityRestore {
+            saved: rustix::thread::sched_getaffinity(None).ok(),
+        }
+    }
+}
+
+impl Drop for AffinityRestore {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            // Best effort: the mask was this thread's a moment ago.
+            let _ = rustix::thread::sched_setaffinity(None, saved);
+        }
+    }
+}
+
 /// Pins the calling process. Safe between `fork` and `exec` (`pre_exec`): it allocates nothing
 /// and returns the bare errno, since an error there cannot carry more.
 pub fn pin_this_process_raw(cpu: usize) -> std::io::Result<()> {

@@ -89,6 +89,23 @@ fn two_designs_over_two_rounds_give_both_rows_the_ratios_and_the_report() {
             assert!(result.with_file_name("report.html").exists());
         }
     }
+    // Every run is placed alike: a run gives the process its CPUs back for the next one.
+    let placements: Vec<Vec<usize>> = comparison
+        .servers
+        .iter()
+        .flat_map(|server| &server.rounds)
+        .map(|round| {
+            let path = dir.join(round.result.as_ref().unwrap());
+            reports::model::RunResult::read(&path)
+                .unwrap()
+                .generator
+                .cpus
+        })
+        .collect();
+    assert!(
+        placements.iter().all(|cpus| *cpus == placements[0]),
+        "the generator's CPUs changed between runs: {placements:?}"
+    );
     assert!(comparison.servers[0].metrics["ops_per_s"].ratio.is_none());
     let ratio = comparison.servers[1].metrics["ops_per_s"]
         .ratio
@@ -138,6 +155,9 @@ fn bad_server_lists_are_errors_naming_the_culprit() {
         stderr.contains("`lop`") && stderr.contains("nginx"),
         "{stderr}"
     );
+    let empty = compare(tmp.path(), "loop,,poll", "1");
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("an empty name"));
     let twice = compare(tmp.path(), "loop,loop", "1");
     assert_eq!(twice.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&twice.stderr).contains("`loop` is named twice"));

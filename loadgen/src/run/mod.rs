@@ -135,6 +135,8 @@ pub enum RunError {
 /// Runs the plan: every variant, every load point; writes `result.json` (after each point) and
 /// `report.html` into a new directory `OUT/<scenario>/<UTC time>/`.
 pub fn run(plan: &RunPlan) -> Result<RunOutput, RunError> {
+    // The run pins this thread to the generator's CPUs; the caller gets its own mask back.
+    let _affinity = crate::os::AffinityRestore::save();
     let scenario = &plan.scenario;
     let (site_root, workload) = prepare_site(scenario, &plan.scenario_dir, &plan.out)?;
     let started = SystemTime::now();
@@ -148,11 +150,12 @@ pub fn run(plan: &RunPlan) -> Result<RunOutput, RunError> {
     };
     create_dir(&run_dir)?;
     let outcome = run_into(plan, &run_dir, started_utc, &site_root, &workload);
-    if outcome.is_err() && !run_dir.join("result.json").exists() {
+    // A directory the caller named is kept: it holds the server's stderr, which says why.
+    if outcome.is_err() && plan.run_dir.is_none() && !run_dir.join("result.json").exists() {
         // Nothing was measured: leave no directory a later `loadgen report runs/X/*/...`
         // would trip over (the error already shows what the server said).
         let _ = std::fs::remove_dir_all(&run_dir);
-        if let (None, Some(scenario_dir)) = (&plan.run_dir, run_dir.parent()) {
+        if let Some(scenario_dir) = run_dir.parent() {
             let _ = std::fs::remove_dir(scenario_dir);
         }
     }

@@ -25,6 +25,12 @@ const SNAPSHOT: Token = Token(usize::MAX - 3);
 /// the server recovers by itself as soon as descriptors free up.
 pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// The flags this design does not honour, with why.
+pub const IGNORED_FLAGS: &[(&str, &str)] = &[(
+    "--workers",
+    "one thread, one loop (--design reactors runs one loop per worker)",
+)];
+
 /// The failure of `action` in the loop.
 pub(crate) fn loop_error(action: &'static str) -> impl FnOnce(io::Error) -> ServerError {
     move |error| ServerError::EventLoop { action, error }

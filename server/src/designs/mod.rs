@@ -83,7 +83,7 @@ impl Design {
     /// at start when one of them was given.
     pub fn ignored_flags(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Design::Loop => &[],
+            Design::Loop => event_loop::IGNORED_FLAGS,
             Design::Poll => poll::IGNORED_FLAGS,
             Design::Select => select::IGNORED_FLAGS,
             Design::Threads => threads::IGNORED_FLAGS,
