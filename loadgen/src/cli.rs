@@ -32,7 +32,8 @@ Examples:
   loadgen run scenarios/modem10k.toml --modem-clients 2k --rtt application
 
 Exit status: 0 a valid measurement, 1 an error (the message names the file, key or flag),
-3 a measurement that cannot be trusted (the summary and result.json say why).";
+2 a malformed command line, 3 a measurement that cannot be trusted (the summary and result.json
+say why).";
 
 /// The whole command line: one subcommand.
 #[derive(Parser, Debug)]
@@ -95,7 +96,8 @@ server's median over its valid rounds, their range, and the ratio to the baselin
 mean of same-round ratios) with a 95% confidence interval.
 
 Exit status: 0 every server has a valid round, 1 an error (the message names the file, key or
-flag), 3 some server has none (it failed to start, died, or measured invalid: its row says why).";
+flag), 2 a malformed command line, 3 some server has none (it failed to start, died, or measured
+invalid: its row says why).";
 
 /// `loadgen compare`: the scenario, the servers, the rounds, and the flags `run` takes.
 #[derive(clap::Args, Debug)]

@@ -219,27 +219,39 @@ pub fn compare(
     })
 }
 
-/// Renders `comparison.html`: the rounds table, then one run per server (its round closest to
-/// the median throughput) side by side.
+/// Renders `comparison.html`: the rounds table, then one run per server side by side, all of
+/// the same round where they can be: the round in which the baseline came closest to its
+/// median throughput (a server without a result in that round shows its own such round).
 pub fn write_report(
     comparison: &Comparison,
     dir: &Path,
     report: &Path,
 ) -> Result<(), CompareError> {
+    let shared_round = comparison
+        .servers
+        .first()
+        .and_then(|baseline| baseline.representative_round())
+        .map(|round| round.round);
     let mut results = Vec::new();
     let mut labels = Vec::new();
     for server in &comparison.servers {
-        let Some(path) = server
-            .representative_round()
-            .and_then(|round| round.result.as_ref())
-        else {
+        let same_round = shared_round.and_then(|k| {
+            server
+                .rounds
+                .iter()
+                .find(|round| round.round == k && round.result.is_some())
+        });
+        let Some(round) = same_round.or_else(|| server.representative_round()) else {
+            continue;
+        };
+        let Some(path) = &round.result else {
             continue;
         };
         // A result that cannot be read back is left out of the side-by-side sections; the
         // rounds table already holds its figures.
         if let Ok(result) = RunResult::read(&dir.join(path)) {
             results.push(result);
-            labels.push(server.name.clone());
+            labels.push(format!("{} (round {})", server.name, round.round));
         }
     }
     let html = reports::render::render_rounds_comparison(comparison, &results, &labels);

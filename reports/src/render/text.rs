@@ -551,6 +551,14 @@ pub fn print_comparison(comparison: &Comparison, out: &mut impl Write) {
             let _ = writeln!(out, "  {}: {first}", server.name);
         }
     }
+    if comparison.rounds < 3 {
+        let _ = writeln!(
+            out,
+            "  {} round(s): too few for useful intervals (none from 1, very wide from 2); \
+             --repeat 5 narrows them",
+            comparison.rounds
+        );
+    }
     if comparison
         .servers
         .iter()
