@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use afterburner::designs::Design;
 use reports::comparison::{Comparison, RoundOutcome, ServerRows, COMPARISON_SCHEMA_VERSION};
 use reports::model::{ResultFileError, RunResult};
 
@@ -98,18 +97,18 @@ pub struct RunEvent<'a> {
 /// `poll`, ..., with the scenario's built-in `args` kept and `--design NAME` set), or a real
 /// server (`nginx`, `apache-prefork`, ...; see `scenario::server_spec_for_name`).
 pub fn server_spec(name: &str, scenario_server: &ServerSpec) -> Result<ServerSpec, String> {
-    if let Some(design) = Design::from_name(name) {
-        let (args, cpu) = match scenario_server {
-            ServerSpec::Builtin { args, cpu } => (without_design(args), *cpu),
-            _ => (Vec::new(), None),
-        };
-        let args = ["--design".to_string(), design.name().to_string()]
-            .into_iter()
-            .chain(args)
-            .collect();
-        return Ok(ServerSpec::Builtin { args, cpu });
+    match (
+        crate::scenario::server_spec_for_name(name)?,
+        scenario_server,
+    ) {
+        (ServerSpec::Builtin { args, .. }, ServerSpec::Builtin { args: kept, cpu }) => {
+            Ok(ServerSpec::Builtin {
+                args: args.into_iter().chain(without_design(kept)).collect(),
+                cpu: *cpu,
+            })
+        }
+        (spec, _) => Ok(spec),
     }
-    crate::scenario::server_spec_for_name(name)
 }
 
 /// `args` without any `--design NAME` / `--design=NAME`.

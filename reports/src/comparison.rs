@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use crate::model::{ResultFileError, RunResult};
+use crate::model::{check_schema, read_json, write_json_atomically, ResultFileError, RunResult};
 use crate::prepare::{run_summary, METRICS};
 
 /// The shape of `comparison.json`; what this build writes and reads.
@@ -226,40 +226,15 @@ impl Comparison {
 
     /// Reads a stored comparison and checks its `schema_version`.
     pub fn read(path: &Path) -> Result<Comparison, ResultFileError> {
-        let text = std::fs::read(path).map_err(|error| ResultFileError::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        let comparison: Comparison =
-            serde_json::from_slice(&text).map_err(|error| ResultFileError::Parse {
-                path: path.to_path_buf(),
-                error,
-            })?;
-        if comparison.schema_version != COMPARISON_SCHEMA_VERSION {
-            return Err(ResultFileError::Schema {
-                path: path.to_path_buf(),
-                found: comparison.schema_version,
-            });
-        }
+        let comparison: Comparison = read_json(path)?;
+        check_schema(path, comparison.schema_version, COMPARISON_SCHEMA_VERSION)?;
         Ok(comparison)
     }
 
     /// Writes `PATH.tmp` and renames it over `path`: a reader sees the old file or the whole
     /// new one.
     pub fn write_atomically(&self, path: &Path) -> Result<(), ResultFileError> {
-        let tmp = path.with_extension("json.tmp");
-        let json = serde_json::to_vec_pretty(self).map_err(|e| ResultFileError::Write {
-            path: path.to_path_buf(),
-            error: e.into(),
-        })?;
-        std::fs::write(&tmp, json).map_err(|error| ResultFileError::Write {
-            path: tmp.clone(),
-            error,
-        })?;
-        std::fs::rename(&tmp, path).map_err(|error| ResultFileError::Write {
-            path: path.to_path_buf(),
-            error,
-        })
+        write_json_atomically(self, path)
     }
 }
 

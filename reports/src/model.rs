@@ -53,39 +53,59 @@ pub enum ResultFileError {
 impl RunResult {
     /// Reads a stored result and checks its `schema_version`.
     pub fn read(path: &Path) -> Result<RunResult, ResultFileError> {
-        let text = std::fs::read(path).map_err(|error| ResultFileError::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        let result: RunResult =
-            serde_json::from_slice(&text).map_err(|error| ResultFileError::Parse {
-                path: path.to_path_buf(),
-                error,
-            })?;
-        if result.schema_version != SCHEMA_VERSION {
-            return Err(ResultFileError::Schema {
-                path: path.to_path_buf(),
-                found: result.schema_version,
-            });
-        }
+        let result: RunResult = read_json(path)?;
+        check_schema(path, result.schema_version, SCHEMA_VERSION)?;
         Ok(result)
     }
 
     /// Writes the result to `PATH.tmp` and renames it over `path`: a reader sees the old file or
     /// the whole new one, never half a result.
     pub fn write_atomically(&self, path: &Path) -> Result<(), ResultFileError> {
-        let tmp = path.with_extension("json.tmp");
-        let write_error = |path: &Path| {
-            let path = path.to_path_buf();
-            move |error| ResultFileError::Write { path, error }
-        };
-        let json = serde_json::to_vec_pretty(self).map_err(|e| ResultFileError::Write {
-            path: path.to_path_buf(),
-            error: e.into(),
-        })?;
-        std::fs::write(&tmp, json).map_err(write_error(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(write_error(path))
+        write_json_atomically(self, path)
     }
+}
+
+/// Reads and parses a stored JSON document (`result.json`, `comparison.json`).
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ResultFileError> {
+    let text = std::fs::read(path).map_err(|error| ResultFileError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    serde_json::from_slice(&text).map_err(|error| ResultFileError::Parse {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// Fails unless a document's `found` schema version is the `expected` one this build reads.
+pub(crate) fn check_schema(path: &Path, found: u32, expected: u32) -> Result<(), ResultFileError> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(ResultFileError::Schema {
+            path: path.to_path_buf(),
+            found,
+        })
+    }
+}
+
+/// Writes `value` as pretty JSON to `PATH.tmp` and renames it over `path`: a reader sees the
+/// old file or the whole new one, never half of one.
+pub(crate) fn write_json_atomically(
+    value: &impl Serialize,
+    path: &Path,
+) -> Result<(), ResultFileError> {
+    let tmp = path.with_extension("json.tmp");
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| ResultFileError::Write { path, error }
+    };
+    let json = serde_json::to_vec_pretty(value).map_err(|e| ResultFileError::Write {
+        path: path.to_path_buf(),
+        error: e.into(),
+    })?;
+    std::fs::write(&tmp, json).map_err(write_error(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(write_error(path))
 }
 
 /// One `loadgen run`: what ran, whether its numbers can be trusted, where it ran, and the

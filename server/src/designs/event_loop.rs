@@ -4,7 +4,7 @@
 //! the [`SignalSockets`]: stop, or write a `--stats` snapshot between two events.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixStream};
@@ -334,16 +334,7 @@ impl<'site> EventLoop<'_, 'site> {
     /// held. A failed write is reported on stderr and serving goes on: a snapshot is for
     /// watching the run, not worth stopping it.
     fn write_snapshot(&mut self) {
-        let mut bytes = [0u8; 64];
-        // Edge-triggered: read until empty, or the next signal would raise no event.
-        loop {
-            match self.snapshot_signal.read(&mut bytes) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break, // WouldBlock: drained
-            }
-        }
+        super::drain_signal(&self.snapshot_signal);
         match &mut self.snapshots {
             Snapshots::File(None) => {} // no --stats: SIGUSR1 is ignored
             Snapshots::File(Some(stats)) => {
@@ -374,8 +365,14 @@ impl<'site> EventLoop<'_, 'site> {
 }
 
 pub(crate) fn is_transient_accept_error(e: &io::Error) -> bool {
+    e.raw_os_error().is_some_and(is_transient_accept_errno)
+}
+
+/// The accept failures (as errno) that concern one connection only (it was aborted, or a
+/// firewall refused it): the next one may well succeed. Every design's list.
+pub(crate) fn is_transient_accept_errno(errno: i32) -> bool {
     matches!(
-        e.raw_os_error(),
-        Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM)
+        errno,
+        libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM
     )
 }

@@ -18,7 +18,9 @@ pub mod threads;
 pub mod uring;
 
 use std::fmt;
+use std::io::Read;
 
+use crate::reftab::Rule;
 use crate::site::Site;
 use crate::stats::{Counters, StatsFile};
 use crate::{ServerConfig, ServerError, SignalSockets};
@@ -98,6 +100,39 @@ impl Design {
 impl fmt::Display for Design {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// Reads a signal socket until it is empty: one snapshot or stop for however many signals it
+/// holds, and no byte left to raise another event (edge-triggered) or wake every round
+/// (level-triggered).
+pub fn drain_signal(socket: &mio::net::UnixStream) {
+    let mut bytes = [0u8; 64];
+    loop {
+        match (&*socket).read(&mut bytes) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break, // WouldBlock: drained
+        }
+    }
+}
+
+/// Empties the SIGUSR1 socket and, with `--stats`, writes `counters()` to it as the next
+/// snapshot, once for however many signals the socket held. A failed write is reported on
+/// stderr and serving goes on: a snapshot is for watching the run, not worth stopping it.
+pub fn write_snapshot<'a>(
+    signal: &mio::net::UnixStream,
+    stats: Option<&mut StatsFile>,
+    rules: impl Iterator<Item = &'a Rule>,
+    counters: impl FnOnce() -> Counters,
+) {
+    drain_signal(signal);
+    let Some(stats) = stats else {
+        return; // no --stats: SIGUSR1 is ignored
+    };
+    if let Err(error) = stats.write(&counters(), rules, false) {
+        eprintln!("afterburner: stats snapshot: {error}");
     }
 }
 

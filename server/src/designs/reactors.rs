@@ -5,7 +5,7 @@
 //! The calling thread only relays the signals: SIGINT/SIGTERM to every loop, and at SIGUSR1 a
 //! request to each loop for its counters, which it sums into one `--stats` snapshot.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::thread;
@@ -261,11 +261,7 @@ impl Relay<'_> {
         signals: SignalSockets,
         done: mio::net::UnixStream,
     ) -> Result<(), ServerError> {
-        let SignalSockets {
-            mut stop,
-            mut snapshot,
-        } = signals;
-        let mut done = done;
+        let SignalSockets { stop, snapshot } = signals;
         while self.results.iter().any(Option::is_none) {
             let mut fds = [
                 PollFd::new(&stop, PollFlags::IN),
@@ -283,17 +279,17 @@ impl Relay<'_> {
             }
             let [stop_ready, snapshot_ready, done_ready] = fds.map(|fd| !fd.revents().is_empty());
             if stop_ready {
-                drain(&mut stop);
+                super::drain_signal(&stop);
                 self.stop_all();
             }
             if done_ready {
-                drain(&mut done);
+                super::drain_signal(&done);
                 while let Ok(report) = self.reports.try_recv() {
                     self.record(report);
                 }
             }
             if snapshot_ready {
-                drain(&mut snapshot);
+                super::drain_signal(&snapshot);
                 self.write_snapshot();
             }
             if self.results.iter().flatten().any(Result::is_err) {
@@ -369,19 +365,6 @@ impl Relay<'_> {
             sum.merge(&result.expect("every loop has ended")?);
         }
         Ok(sum)
-    }
-}
-
-/// Reads a signal socket until it is empty.
-fn drain(socket: &mut mio::net::UnixStream) {
-    let mut bytes = [0u8; 64];
-    loop {
-        match socket.read(&mut bytes) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break, // WouldBlock: drained
-        }
     }
 }
 

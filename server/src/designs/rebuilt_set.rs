@@ -9,7 +9,7 @@
 //! (`event_loop.rs`) made level-triggered.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
@@ -225,7 +225,7 @@ impl<'site, S: ReadinessSet> RebuiltSetLoop<'_, 'site, S> {
                 // close idle connections whose FIN or next request came in before the signal
                 // server-first, unread. The `loop` design meets them first in epoll's ready
                 // list (which keeps arrival order), so they count as it would count them.
-                drain(&mut self.stop_signal);
+                super::drain_signal(&self.stop_signal);
                 self.begin_shutdown(now);
             }
             for _ in 0..self.yielded.len() {
@@ -417,7 +417,7 @@ impl<'site, S: ReadinessSet> RebuiltSetLoop<'_, 'site, S> {
                     self.drive(key, now, true);
                 }
                 Err(e) if e == rustix::io::Errno::AGAIN => return,
-                Err(e) if is_transient_accept_error(e) => {}
+                Err(e) if super::event_loop::is_transient_accept_errno(e.raw_os_error()) => {}
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: out of a resource the server cannot
                     // free by retrying at once. Pause instead of spinning on the listener.
@@ -438,13 +438,12 @@ impl<'site, S: ReadinessSet> RebuiltSetLoop<'_, 'site, S> {
     /// Drains SIGUSR1's socket and writes one snapshot for whatever number of signals it
     /// held. A failed write is reported on stderr and serving goes on.
     fn write_snapshot(&mut self) {
-        drain(&mut self.snapshot_signal);
-        let Some(stats) = self.stats.as_deref_mut() else {
-            return; // no --stats: SIGUSR1 is ignored
-        };
-        if let Err(error) = stats.write(&self.counters, self.site.rules(), false) {
-            eprintln!("afterburner: stats snapshot: {error}");
-        }
+        super::write_snapshot(
+            &self.snapshot_signal,
+            self.stats.as_deref_mut(),
+            self.site.rules(),
+            || self.counters.clone(),
+        );
     }
 
     fn begin_shutdown(&mut self, now: Instant) {
@@ -461,24 +460,4 @@ impl<'site, S: ReadinessSet> RebuiltSetLoop<'_, 'site, S> {
             }
         }
     }
-}
-
-/// Reads a signal socket until it is empty: level-triggered, a byte left would wake every round.
-fn drain(socket: &mut UnixStream) {
-    let mut bytes = [0u8; 64];
-    loop {
-        match socket.read(&mut bytes) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break, // WouldBlock: drained
-        }
-    }
-}
-
-/// The accept failures that concern one connection only (it was aborted, or a firewall refused
-/// it): the next one may well succeed. The `loop` design's list.
-fn is_transient_accept_error(e: rustix::io::Errno) -> bool {
-    use rustix::io::Errno;
-    [Errno::CONNABORTED, Errno::INTR, Errno::PROTO, Errno::PERM].contains(&e)
 }

@@ -5,15 +5,14 @@
 //! writes to) and moves them here after every step ([`SharedCounters::publish`]), so a
 //! snapshot includes every request answered so far, not only finished connections.
 
-use std::io::{self, Read};
+use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 
 use crate::http::Status;
-use crate::reftab::Rule;
-use crate::stats::{CloseSide, Counters, StatsFile};
+use crate::stats::{CloseSide, Counters};
 
 /// Fixed words before the per-rule hotlink counters; see the `*_AT` offsets.
 const STATUS_AT: usize = 0;
@@ -177,25 +176,6 @@ impl SharedCounters {
         let unended = counters.connections_accepted.saturating_sub(ended);
         counters.closes[CloseSide::ServerFirst as usize] += unended;
         counters
-    }
-}
-
-/// Empties the SIGUSR1 socket and, with `--stats`, writes `counters()` to it as the next
-/// snapshot, once for however many signals the socket held. A failed write is reported on
-/// stderr and serving goes on, as in the `loop`.
-pub fn write_snapshot<'a>(
-    signal: &mio::net::UnixStream,
-    stats: Option<&mut StatsFile>,
-    rules: impl Iterator<Item = &'a Rule>,
-    counters: impl FnOnce() -> Counters,
-) {
-    let mut bytes = [0u8; 64];
-    while matches!((&*signal).read(&mut bytes), Ok(n) if n > 0) {}
-    let Some(stats) = stats else {
-        return; // no --stats: SIGUSR1 is ignored
-    };
-    if let Err(error) = stats.write(&counters(), rules, false) {
-        eprintln!("afterburner: stats snapshot: {error}");
     }
 }
 

@@ -23,7 +23,7 @@
 mod stream;
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -309,13 +309,6 @@ fn refused(what: &str, error: &io::Error) -> ServerError {
     design_error(format!("the kernel refused {what}: {error}{why}"))
 }
 
-fn is_transient_accept_error(errno: i32) -> bool {
-    matches!(
-        errno,
-        libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM
-    )
-}
-
 impl<'site> UringLoop<'_, 'site> {
     fn run(&mut self) -> Result<(), ServerError> {
         self.arm_signal(Op::StopSignal);
@@ -526,7 +519,7 @@ impl<'site> UringLoop<'_, 'site> {
                     &io::Error::from_raw_os_error(errno),
                 ))
             }
-            errno if is_transient_accept_error(errno) => {}
+            errno if super::event_loop::is_transient_accept_errno(errno) => {}
             _ => {
                 // EMFILE, ENFILE, ENOBUFS, ENOMEM: pause instead of spinning, as `loop` does.
                 if self.counters.accept_pauses == 0 {
@@ -849,21 +842,12 @@ impl<'site> UringLoop<'_, 'site> {
 
     /// Drains SIGUSR1's socket and writes one snapshot, as the `loop` design does.
     fn write_snapshot(&mut self) {
-        let mut bytes = [0u8; 64];
-        loop {
-            match self.snapshot_signal.read(&mut bytes) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break, // WouldBlock: drained
-            }
-        }
-        let Some(stats) = self.stats.as_deref_mut() else {
-            return; // no --stats: SIGUSR1 is ignored
-        };
-        if let Err(error) = stats.write(&self.counters, self.site.rules(), false) {
-            eprintln!("afterburner: stats snapshot: {error}");
-        }
+        super::write_snapshot(
+            &self.snapshot_signal,
+            self.stats.as_deref_mut(),
+            self.site.rules(),
+            || self.counters.clone(),
+        );
     }
 
     fn begin_shutdown(&mut self, now: Instant) {
