@@ -19,6 +19,7 @@ Examples:
   loadgen run scenarios/mixed.toml --rtt application
   loadgen compare scenarios/designs.toml --servers loop,poll,threads,nginx,apache-prefork
   loadgen compare scenarios/bench-1k-keepalive.toml --servers loop,uring --repeat 5 --duration 5s
+  loadgen claims --quick
   loadgen fileset --dirs 10 --out /tmp/specweb96
   loadgen report runs/quick/*/result.json --out compare.html";
 
@@ -54,6 +55,10 @@ pub enum Command {
     /// `runs/<scenario>-compare/<UTC time>/comparison.{json,html}` with every run beside them;
     /// exits 3 when some server has no valid round.
     Compare(CompareArgs),
+    /// Re-measure the 1999 claims (a claims file, scenarios/claims-1999.toml by default): writes
+    /// `runs/<name>/<UTC time>/claims.{json,html}`, a table of claim, figure then, figure now and
+    /// verdict; exits 3 when some measurement could not run.
+    Claims(ClaimsArgs),
     /// Write the SPECweb96 file set (36 files per directory, four classes).
     Fileset(FilesetArgs),
     /// Render stored results as a self-contained HTML report (several: side by side).
@@ -183,6 +188,46 @@ impl RunFlags {
             workers: self.workers.map(|w| w as usize),
         }
     }
+}
+
+/// `loadgen claims --help`'s examples.
+const CLAIMS_EXAMPLES: &str = "\
+Each claim of 1999 becomes a row: the figure then (with its source), the figure measured now, and
+a verdict (holds, holds in ratio, does not hold, cannot be measured here) with the rule it follows
+from. The figures of 1999, the measurements (scenarios, servers, rounds) and the --quick sizes
+are in the claims file; real servers that are not installed make their rows 'cannot be
+measured', naming the Debian package.
+
+Examples:
+  loadgen claims                       # the full run, about 30 minutes on 2 cores
+  loadgen claims --quick               # every row at a reduced size, under 3 minutes
+  loadgen claims --quick --out /tmp/runs --quiet
+
+Exit status: 0 every measurement ran, 1 an error (the message names the file, key or flag),
+2 a malformed command line, 3 some measurement could not run (Ctrl-C, or an error it names).";
+
+/// `loadgen claims`: the claims file, its size, and where results go.
+#[derive(clap::Args, Debug)]
+#[command(after_help = CLAIMS_EXAMPLES)]
+pub struct ClaimsArgs {
+    /// The claims file (TOML): measurements and the figures of 1999.
+    #[arg(default_value = "scenarios/claims-1999.toml")]
+    pub claims_file: PathBuf,
+    /// Every measurement at its reduced size (fewer servers, shorter runs, fewer connections).
+    #[arg(long)]
+    pub quick: bool,
+    /// Directory for results and generated file sets.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// No progress lines (one per run, on stderr).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Stay in the host's network namespace even as root.
+    #[arg(long)]
+    pub no_netns: bool,
+    /// Time between samples of the kernel's and the server's figures.
+    #[arg(long, value_parser = parse_duration, default_value = "250ms")]
+    pub sample_interval: Duration,
 }
 
 /// `loadgen report`: stored results and where the page goes.

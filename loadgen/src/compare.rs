@@ -24,10 +24,61 @@ pub struct ComparePlan {
     /// The scenario and settings every run shares; its `[server]` is replaced per server (a
     /// built-in server's `args` are kept, with `--design NAME` added).
     pub base: RunPlan,
-    /// The servers' names, in order; the first is the baseline of every ratio.
-    pub servers: Vec<String>,
+    /// The servers, in order; the first is the baseline of every ratio.
+    pub servers: Vec<CompareServer>,
     /// Rounds; each runs every server once.
     pub rounds: u32,
+    /// Write the comparison into exactly this directory (created) instead of a new
+    /// `OUT/<scenario>-compare/<UTC time>/`; `loadgen claims` puts each of its measurements
+    /// beside its `claims.json` this way.
+    pub dir: Option<PathBuf>,
+}
+
+/// One server of a comparison: the name it goes by, and what runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompareServer {
+    /// Its name in the comparison's rows and directories; unique within the comparison.
+    pub label: String,
+    /// A design of the built-in server or a real server (see [`server_spec`]).
+    pub server: String,
+    /// Flags for a built-in design (e.g. `--close pause`), each `--flag VALUE` or
+    /// `--flag=VALUE`, replacing the scenario's own value of the same flag; must be empty for a
+    /// real server.
+    pub extra_args: Vec<String>,
+}
+
+impl CompareServer {
+    /// The server `name` (a design or a real server) as it is, labelled with its own name:
+    /// what `--servers` gives.
+    pub fn named(name: &str) -> CompareServer {
+        CompareServer {
+            label: name.to_string(),
+            server: name.to_string(),
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// Its `[server]`, from the scenario's: see [`server_spec`], plus `extra_args`.
+    pub fn spec(&self, scenario_server: &ServerSpec) -> Result<ServerSpec, String> {
+        match server_spec(&self.server, scenario_server)? {
+            ServerSpec::Builtin { args, cpu } => {
+                let mut args = args;
+                for flag in self.extra_args.iter().filter(|arg| arg.starts_with("--")) {
+                    let name = flag.split_once('=').map_or(flag.as_str(), |(name, _)| name);
+                    args = without_flag(&args, name);
+                }
+                args.extend(self.extra_args.iter().cloned());
+                Ok(ServerSpec::Builtin { args, cpu })
+            }
+            _ if !self.extra_args.is_empty() => Err(format!(
+                "`{}`: extra flags ({}) are for the built-in server's designs, not for `{}`",
+                self.label,
+                self.extra_args.join(" "),
+                self.server
+            )),
+            spec => Ok(spec),
+        }
+    }
 }
 
 /// A finished comparison.
@@ -103,7 +154,10 @@ pub fn server_spec(name: &str, scenario_server: &ServerSpec) -> Result<ServerSpe
     ) {
         (ServerSpec::Builtin { args, .. }, ServerSpec::Builtin { args: kept, cpu }) => {
             Ok(ServerSpec::Builtin {
-                args: args.into_iter().chain(without_design(kept)).collect(),
+                args: args
+                    .into_iter()
+                    .chain(without_flag(kept, "--design"))
+                    .collect(),
                 cpu: *cpu,
             })
         }
@@ -111,16 +165,18 @@ pub fn server_spec(name: &str, scenario_server: &ServerSpec) -> Result<ServerSpe
     }
 }
 
-/// `args` without any `--design NAME` / `--design=NAME`.
-fn without_design(args: &[String]) -> Vec<String> {
+/// `args` without any `FLAG VALUE` / `FLAG=VALUE` (every flag of the built-in server but
+/// `--help` and `--version` takes a value).
+fn without_flag(args: &[String], flag: &str) -> Vec<String> {
     let mut kept = Vec::new();
     let mut skip_next = false;
+    let with_value = format!("{flag}=");
     for arg in args {
         if skip_next {
             skip_next = false;
-        } else if arg == "--design" {
+        } else if arg == flag {
             skip_next = true;
-        } else if !arg.starts_with("--design=") {
+        } else if !arg.starts_with(&with_value) {
             kept.push(arg.clone());
         }
     }
@@ -141,25 +197,33 @@ pub fn compare(
         });
     }
     let mut specs = Vec::new();
-    for (index, name) in plan.servers.iter().enumerate() {
-        if name.trim().is_empty() {
+    for (index, server) in plan.servers.iter().enumerate() {
+        if server.label.trim().is_empty() || server.server.trim().is_empty() {
             return Err(CompareError::UnknownServer(format!(
                 "an empty name (position {}): names are separated by single commas",
                 index + 1
             )));
         }
-        if plan.servers[..index].contains(name) {
-            return Err(CompareError::DuplicateServer(name.clone()));
+        if plan.servers[..index]
+            .iter()
+            .any(|earlier| earlier.label == server.label)
+        {
+            return Err(CompareError::DuplicateServer(server.label.clone()));
         }
-        specs.push(server_spec(name, &scenario.server).map_err(CompareError::UnknownServer)?);
+        specs.push(
+            server
+                .spec(&scenario.server)
+                .map_err(CompareError::UnknownServer)?,
+        );
     }
 
     let started_utc = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let dir = plan
-        .base
-        .out
-        .join(format!("{}-compare", scenario.name))
-        .join(started_utc.replace(':', "-"));
+    let dir = plan.dir.clone().unwrap_or_else(|| {
+        plan.base
+            .out
+            .join(format!("{}-compare", scenario.name))
+            .join(started_utc.replace(':', "-"))
+    });
     std::fs::create_dir_all(&dir).map_err(|error| CompareError::Output {
         path: dir.clone(),
         error,
@@ -173,8 +237,8 @@ pub fn compare(
         servers: plan
             .servers
             .iter()
-            .map(|name| ServerRows {
-                name: name.clone(),
+            .map(|server| ServerRows {
+                name: server.label.clone(),
                 ..ServerRows::default()
             })
             .collect(),
@@ -186,7 +250,7 @@ pub fn compare(
             if plan.base.stop.load(Ordering::Relaxed) {
                 break 'rounds;
             }
-            let name = &plan.servers[index];
+            let name = &plan.servers[index].label;
             let relative = PathBuf::from(name).join(format!("round-{round}"));
             let mut run_plan = plan.base.clone();
             run_plan.scenario.server = spec.clone();
@@ -284,6 +348,41 @@ mod tests {
         };
         assert_eq!(args, ["--design", "threads", "--close", "wait-client"]);
         assert_eq!(cpu, Some(1));
+    }
+
+    #[test]
+    fn extra_flags_replace_the_scenarios_own_and_are_refused_for_real_servers() {
+        let scenario_server = ServerSpec::Builtin {
+            args: ["--close", "wait-client=2s", "--max-conns", "9"]
+                .map(String::from)
+                .to_vec(),
+            cpu: None,
+        };
+        let pause = CompareServer {
+            label: "pause".into(),
+            server: "loop".into(),
+            extra_args: vec!["--close".into(), "pause=500ms".into()],
+        };
+        let ServerSpec::Builtin { args, .. } = pause.spec(&scenario_server).unwrap() else {
+            panic!("a design is the built-in server");
+        };
+        assert_eq!(
+            args,
+            [
+                "--design",
+                "loop",
+                "--max-conns",
+                "9",
+                "--close",
+                "pause=500ms"
+            ]
+        );
+        let nginx = CompareServer {
+            server: "nginx".into(),
+            ..pause
+        };
+        let error = nginx.spec(&scenario_server).unwrap_err();
+        assert!(error.contains("not for `nginx`"), "{error}");
     }
 
     #[test]

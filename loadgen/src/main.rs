@@ -50,8 +50,13 @@ fn dispatch(command: Command) -> Result<()> {
             base.progress = false;
             let plan = loadgen::compare::ComparePlan {
                 base,
-                servers: args.servers.clone(),
+                servers: args
+                    .servers
+                    .iter()
+                    .map(|name| loadgen::compare::CompareServer::named(name))
+                    .collect(),
                 rounds: args.repeat,
+                dir: None,
             };
             let quiet = args.flags.quiet;
             let output = loadgen::compare::compare(&plan, |event| {
@@ -80,6 +85,46 @@ fn dispatch(command: Command) -> Result<()> {
                 .servers
                 .iter()
                 .any(|s| s.valid_rounds() == 0)
+            {
+                std::process::exit(3);
+            }
+            Ok(())
+        }
+        Command::Claims(args) => {
+            let plan = loadgen::claims::ClaimsPlan {
+                file: loadgen::claims::plan::ClaimsFile::load(&args.claims_file)?,
+                path: args.claims_file.clone(),
+                quick: args.quick,
+                out: args.out.clone(),
+                builtin_exe: std::env::current_exe()?,
+                private_netns: !args.no_netns,
+                sample_interval: args.sample_interval,
+                stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            };
+            signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&plan.stop))?;
+            let quiet = args.quiet;
+            let output = loadgen::claims::claims(&plan, |event| {
+                if !quiet {
+                    eprintln!(
+                        "{}: {}",
+                        event.measurement,
+                        reports::render::text::round_line(
+                            event.run.outcome,
+                            event.run.rounds,
+                            event.run.server
+                        )
+                    );
+                }
+            })?;
+            reports::render::text::print_claims(&output.report, &mut std::io::stdout().lock());
+            println!("claims: {}", output.dir.join("claims.json").display());
+            println!("report: {}", output.page.display());
+            if output
+                .report
+                .measurements
+                .iter()
+                .any(|m| m.problem.is_some())
             {
                 std::process::exit(3);
             }

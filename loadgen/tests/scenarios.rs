@@ -364,9 +364,46 @@ fn shipped_scenarios() -> Vec<PathBuf> {
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .filter(|path| !is_claims_file(path))
         .collect();
     paths.sort();
     paths
+}
+
+/// A claims file of `loadgen claims` (its `[measurements]` name scenarios; it is not one), read
+/// by `claims_files_load` instead.
+fn is_claims_file(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| text.contains("\n[measurements."))
+}
+
+/// Every claims file in `scenarios/` loads, and every scenario it names loads with the
+/// overrides of both its sizes.
+#[test]
+fn claims_files_load_with_their_scenarios() {
+    let dir = workspace_dir().join("scenarios");
+    let mut found = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|ext| ext != "toml") || !is_claims_file(&path) {
+            continue;
+        }
+        found += 1;
+        let file = loadgen::claims::plan::ClaimsFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        for (id, measurement) in file.ordered_measurements() {
+            for quick in [false, true] {
+                let sized = measurement.sized(quick);
+                let scenario = dir.join(&measurement.scenario);
+                let loaded = Scenario::load_with_overrides(&scenario, &sized.overrides)
+                    .unwrap_or_else(|e| panic!("measurements.{id} (quick: {quick}): {e}"));
+                for server in &sized.servers {
+                    server
+                        .spec(&loaded.server)
+                        .unwrap_or_else(|e| panic!("measurements.{id}: {e}"));
+                }
+            }
+        }
+    }
+    assert!(found >= 1, "scenarios/claims-1999.toml is missing");
 }
 
 /// Every scenario in `scenarios/` loads and validates, and what it points at exists: a broken

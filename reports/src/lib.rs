@@ -1,5 +1,6 @@
 //! `reports`: the result model of afterburner-bench runs (`model`, the `result.json` that
-//! `loadgen` writes; `comparison`, the `comparison.json` of `loadgen compare`), the figures computed from it (`prepare`), and what is made of them: the
+//! `loadgen` writes; `comparison`, the `comparison.json` of `loadgen compare`; `claims`, the
+//! `claims.json` of `loadgen claims`), the figures computed from it (`prepare`), and what is made of them: the
 //! self-contained HTML report and the text summary printed after a run (`render`), with the
 //! charts drawn by `plot`.
 
@@ -7,6 +8,7 @@
 // is, in which unit.
 #![warn(missing_docs)]
 
+pub mod claims;
 pub mod comparison;
 pub mod model;
 mod plot;

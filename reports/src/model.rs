@@ -347,6 +347,27 @@ pub struct KernelSample {
     pub server_pss_bytes: Option<u64>,
     /// Cumulative user + system CPU of the server's tree, in microseconds.
     pub server_cpu_us: Option<u64>,
+    /// Cumulative context switches of the server's tree, voluntary (the task blocked: waiting
+    /// for a socket, a lock, a timer) plus involuntary (preempted), in switches: each live
+    /// thread's `voluntary_ctxt_switches` + `nonvoluntary_ctxt_switches`
+    /// (`/proc/PID/task/TID/status`), summed over the tree's live processes. `None` when the
+    /// server is not a process the loadgen can read (a URL), and in results from before it was
+    /// recorded.
+    ///
+    /// A lower bound, twice over. A process with more threads than the generator reads one by
+    /// one (64) is counted by its main thread only (`server_ctx_switches_main_only`). And only
+    /// live tasks count: the kernel adds an exited thread's switches to its process's own
+    /// totals and a reaped child's to its parent's children's totals, which `getrusage` of that
+    /// process alone can read and `/proc` does not show (`/proc/PID/status` has the main
+    /// thread's counts only). So the sum drops when a thread or a child exits, and the
+    /// switches of a worker that lived between two samples (or, for a child process, between
+    /// two scans of the tree, once a second) are never seen.
+    #[serde(default)]
+    pub server_ctx_switches: Option<u64>,
+    /// True when `server_ctx_switches` counts some process of the tree by its main thread only
+    /// (it had more than 64 threads): for a thread-per-connection server, far below the truth.
+    #[serde(default)]
+    pub server_ctx_switches_main_only: bool,
     /// Threads in the server's tree.
     pub server_threads: Option<u64>,
     /// File descriptors open in the server's tree.
@@ -437,6 +458,24 @@ pub struct KernelSummary {
     /// Server CPU (user + system) per completed operation in the measured window, in
     /// microseconds.
     pub server_cpu_us_per_op: Option<f64>,
+    /// Context switches of the server's tree per second of the measured window (between the
+    /// samples that bracket it, as for `server_cpu_us_per_op`), in switches/s. The increases of
+    /// `KernelSample::server_ctx_switches` from one sample to the next are added up; a
+    /// decrease (a thread or a child exited and took its count along) adds nothing, and
+    /// neither does a step where the main-thread-only counting began or ended. A lower bound
+    /// (see `KernelSample::server_ctx_switches`). `None` when either bracketing sample lacks
+    /// the figure, and in results from before it was recorded.
+    #[serde(default)]
+    pub server_ctx_switches_per_s: Option<f64>,
+    /// The same context switches per completed operation in the measured window, in
+    /// switches/op; `None` also when no operation completed.
+    #[serde(default)]
+    pub server_ctx_switches_per_op: Option<f64>,
+    /// True when some sample in the measured window counted a process of the server's tree by
+    /// its main thread only (`KernelSample::server_ctx_switches_main_only`): the two figures
+    /// above are then well below the truth.
+    #[serde(default)]
+    pub server_ctx_switches_main_only: bool,
     /// The server tree's highest resident memory, in bytes.
     pub server_peak_rss_bytes: Option<u64>,
     /// (peak RSS - RSS before the load) / peak open connections, in bytes.
@@ -815,6 +854,35 @@ mod tests {
         let back = data.decode().unwrap();
         assert_eq!(back.len(), 6);
         assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    }
+
+    #[test]
+    fn kernel_figures_from_before_context_switches_still_load() {
+        // What an older result.json holds: every field but the context switches'.
+        let strip = |mut value: serde_json::Value| {
+            let object = value.as_object_mut().unwrap();
+            let before = object.len();
+            object.retain(|key, _| !key.starts_with("server_ctx_switches"));
+            assert!(object.len() < before);
+            value
+        };
+        let sample = KernelSample {
+            server_ctx_switches: Some(12),
+            server_ctx_switches_main_only: true,
+            ..KernelSample::default()
+        };
+        let older: KernelSample =
+            serde_json::from_value(strip(serde_json::to_value(&sample).unwrap())).unwrap();
+        assert_eq!(older, KernelSample::default());
+        let summary = KernelSummary {
+            server_ctx_switches_per_s: Some(1.5),
+            server_ctx_switches_per_op: Some(0.5),
+            server_ctx_switches_main_only: true,
+            ..KernelSummary::default()
+        };
+        let older: KernelSummary =
+            serde_json::from_value(strip(serde_json::to_value(&summary).unwrap())).unwrap();
+        assert_eq!(older, KernelSummary::default());
     }
 
     #[test]

@@ -686,6 +686,11 @@ pub struct RunSummary {
     pub max_us: Option<f64>,
     /// Server CPU per completed op (µs), from the kernel accounting when the run has it.
     pub server_cpu_us_per_op: Option<f64>,
+    /// Context switches of the server's tree per second of the measured window (switches/s),
+    /// from the kernel accounting; a lower bound (`KernelSummary::server_ctx_switches_per_s`).
+    pub server_ctx_switches_per_s: Option<f64>,
+    /// Context switches of the server's tree per completed op (switches/op); a lower bound.
+    pub server_ctx_switches_per_op: Option<f64>,
     /// Server memory per connection (bytes), from the kernel accounting.
     pub server_memory_per_connection_bytes: Option<f64>,
     /// Server peak RSS (bytes), from the kernel accounting.
@@ -729,6 +734,8 @@ pub fn run_summary(result: &RunResult) -> RunSummary {
         p999_us: pooled.map(|l| l.p999_us),
         max_us: pooled.map(|l| l.max_us),
         server_cpu_us_per_op: kernel.and_then(|k| k.server_cpu_us_per_op),
+        server_ctx_switches_per_s: kernel.and_then(|k| k.server_ctx_switches_per_s),
+        server_ctx_switches_per_op: kernel.and_then(|k| k.server_ctx_switches_per_op),
         server_memory_per_connection_bytes: kernel
             .and_then(|k| k.server_memory_per_connection_bytes),
         server_peak_rss_bytes: kernel.and_then(|k| k.server_peak_rss_bytes.map(|b| b as f64)),
@@ -746,7 +753,7 @@ pub fn run_summary(result: &RunResult) -> RunSummary {
 pub enum Better {
     /// More is better (throughput).
     Higher,
-    /// Less is better (latency, errors, memory, CPU).
+    /// Less is better (latency, errors, memory, CPU, context switches).
     Lower,
 }
 
@@ -759,7 +766,8 @@ pub enum Quantity {
     MbitPerS,
     /// A latency in microseconds.
     LatencyUs,
-    /// A plain count.
+    /// A plain count, or a count per second or per operation (context switches): the metric's
+    /// name says which.
     Count,
     /// Occurrences per 1000 operations.
     PerKiloOps,
@@ -844,6 +852,22 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         bar: true,
         value: |s| s.server_cpu_us_per_op,
+    },
+    Metric {
+        id: "server_ctx_switches_per_s",
+        name: "server context switches/s",
+        quantity: Quantity::Count,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.server_ctx_switches_per_s,
+    },
+    Metric {
+        id: "server_ctx_switches_per_op",
+        name: "server context switches per op",
+        quantity: Quantity::Count,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.server_ctx_switches_per_op,
     },
     Metric {
         id: "server_memory_per_connection",
@@ -1362,6 +1386,47 @@ mod tests {
     fn short_series_are_left_alone() {
         let points: Vec<(f64, f64)> = (0..10).map(|i| (i as f64, i as f64)).collect();
         assert_eq!(downsample_min_max(&points, 600), (points.clone(), false));
+    }
+
+    #[test]
+    fn context_switches_are_compared_lower_being_better() {
+        let run = |per_s: Option<f64>, per_op: Option<f64>| RunResult {
+            load_points: vec![LoadPoint {
+                kernel: Some(crate::model::KernelAccounting {
+                    summary: KernelSummary {
+                        server_ctx_switches_per_s: per_s,
+                        server_ctx_switches_per_op: per_op,
+                        ..KernelSummary::default()
+                    },
+                    ..Default::default()
+                }),
+                ..LoadPoint::default()
+            }],
+            ..RunResult::default()
+        };
+        // An event loop, a thread per connection, and a server given by URL (no process).
+        let summaries: Vec<RunSummary> = [
+            run(Some(800.0), Some(0.1)),
+            run(Some(16_000.0), Some(2.0)),
+            run(None, None),
+        ]
+        .iter()
+        .map(run_summary)
+        .collect();
+        assert_eq!(summaries[1].server_ctx_switches_per_s, Some(16_000.0));
+        assert_eq!(summaries[1].server_ctx_switches_per_op, Some(2.0));
+        let rows = comparison_rows(&summaries);
+        let row = |id: &str| rows.iter().find(|r| r.metric.id == id).unwrap();
+        let per_s = row("server_ctx_switches_per_s");
+        assert_eq!(per_s.metric.better, Better::Lower);
+        assert_eq!(per_s.values, [Some(800.0), Some(16_000.0), None]);
+        assert_eq!(per_s.ratios, [Some(1.0), Some(20.0), None]);
+        assert_eq!(row("server_ctx_switches_per_op").ratios[1], Some(20.0));
+        // Results from before the figure: no row.
+        let older = [RunSummary::default(), RunSummary::default()];
+        assert!(comparison_rows(&older)
+            .iter()
+            .all(|r| !r.metric.id.starts_with("server_ctx_switches")));
     }
 
     #[test]

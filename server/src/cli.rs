@@ -38,6 +38,10 @@ Close modes:
   server              close after the last byte; the server holds the TIME_WAIT
   wait-client[=DUR]   keep reading after the reply; close when the client's FIN arrives (the
                       client holds the TIME_WAIT) or DUR (default 500ms) after the send queue drained
+  pause[=DUR]         keep reading after the reply; close when the client's FIN arrives or DUR
+                      (default 500ms) after the reply was handed to the kernel, even with bytes
+                      not yet acknowledged: a client slower than DUR (a 56k modem) is still
+                      receiving, so the server's FIN goes first and the server holds the TIME_WAIT
   reset               once the send queue drained, close with SO_LINGER 0: RST, no TIME_WAIT
 
 Referer table (--reftab), one rule a line, first match wins:
@@ -73,7 +77,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub reftab: Option<PathBuf>,
 
-    /// How connections end after the last reply: server, wait-client[=DURATION] or reset.
+    /// How connections end after the last reply: server, wait-client[=DURATION],
+    /// pause[=DURATION] or reset (list below).
     #[arg(long, value_name = "MODE", default_value = "server", value_parser = parse_close_mode)]
     pub close: (CloseMode, Duration),
 
@@ -198,32 +203,39 @@ const FLAG_NAMES: &[&str] = &[
     "--workers",
 ];
 
-/// The linger duration when `wait-client` names none: the original's half second.
+/// The linger duration when `wait-client` or `pause` names none: the original's half second.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(500);
 
-/// `server`, `wait-client`, `wait-client=2s` or `reset`.
+/// `server`, `wait-client`, `wait-client=2s`, `pause`, `pause=300ms` or `reset`; the duration
+/// (that of `wait-client` and `pause` only) must be more than 0.
 pub fn parse_close_mode(text: &str) -> Result<(CloseMode, Duration), String> {
-    let (mode, duration) = match text.split_once('=') {
-        Some((mode, duration)) => (mode, Some(duration)),
+    let (name, duration) = match text.split_once('=') {
+        Some((name, duration)) => (name, Some(duration)),
         None => (text, None),
     };
-    let linger = duration
-        .map(parse_duration)
-        .transpose()
-        .map_err(|e| e.to_string())?
-        .unwrap_or(DEFAULT_LINGER);
+    let mode = match name {
+        "server" => CloseMode::Server,
+        "wait-client" => CloseMode::WaitClient,
+        "pause" => CloseMode::Pause,
+        "reset" => CloseMode::Reset,
+        _ => {
+            return Err(format!(
+                "unknown close mode `{text}`: expected server, wait-client[=DURATION], \
+                 pause[=DURATION] or reset"
+            ))
+        }
+    };
+    let Some(duration) = duration else {
+        return Ok((mode, DEFAULT_LINGER));
+    };
+    if matches!(mode, CloseMode::Server | CloseMode::Reset) {
+        return Err(format!("`{name}` takes no duration"));
+    }
+    let linger = parse_duration(duration).map_err(|e| e.to_string())?;
     if linger.is_zero() {
-        return Err("the wait-client duration must be more than 0".into());
+        return Err(format!("the {name} duration must be more than 0"));
     }
-    match (mode, duration) {
-        ("server", None) => Ok((CloseMode::Server, linger)),
-        ("reset", None) => Ok((CloseMode::Reset, linger)),
-        ("wait-client", _) => Ok((CloseMode::WaitClient, linger)),
-        ("server" | "reset", Some(_)) => Err(format!("`{mode}` takes no duration")),
-        _ => Err(format!(
-            "unknown close mode `{text}`: expected server, wait-client[=DURATION] or reset"
-        )),
-    }
+    Ok((mode, linger))
 }
 
 #[cfg(test)]
@@ -251,5 +263,37 @@ mod tests {
         assert!(parse_close_mode("server=1s").is_err());
         assert!(parse_close_mode("linger").unwrap_err().contains("linger"));
         assert!(parse_close_mode("wait-client=0s").is_err());
+    }
+
+    #[test]
+    fn pause_parses_with_optional_duration_and_refuses_zero() {
+        assert_eq!(
+            parse_close_mode("pause"),
+            Ok((CloseMode::Pause, DEFAULT_LINGER))
+        );
+        assert_eq!(DEFAULT_LINGER, Duration::from_millis(500));
+        assert_eq!(
+            parse_close_mode("pause=300ms"),
+            Ok((CloseMode::Pause, Duration::from_millis(300)))
+        );
+        assert_eq!(
+            parse_close_mode("pause=2s"),
+            Ok((CloseMode::Pause, Duration::from_secs(2)))
+        );
+        let zero = parse_close_mode("pause=0s").unwrap_err();
+        assert!(
+            zero.contains("pause") && zero.contains("more than 0"),
+            "{zero}"
+        );
+        assert!(parse_close_mode("pause=").is_err());
+        assert!(parse_close_mode("pause=soon").is_err());
+        assert!(parse_close_mode("reset=1s")
+            .unwrap_err()
+            .contains("takes no duration"));
+        let unknown = parse_close_mode("pauses").unwrap_err();
+        assert!(
+            unknown.contains("pauses") && unknown.contains("pause[=DURATION]"),
+            "{unknown}"
+        );
     }
 }

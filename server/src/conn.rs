@@ -7,7 +7,8 @@
 //!   with an empty input buffer, which then holds no allocation at all.
 //! * `Sending`: a response is partly written and the socket is full; wait for writability.
 //! * `Lingering`: the last reply is with the kernel; wait for the client's FIN, for the send
-//!   queue to drain, or for the linger deadline, then close in the configured way.
+//!   queue to drain, or for the linger deadline, then close in the configured way (`pause`:
+//!   the client's FIN, or the linger duration after the reply, whatever the send queue holds).
 
 use std::io::{self, IoSlice, Read, Write};
 
@@ -24,6 +25,22 @@ pub enum CloseMode {
     /// Wait for the client's FIN (the client then holds the TIME_WAIT), or for the linger
     /// duration after the send queue drained.
     WaitClient,
+    /// `--close pause[=DURATION]` (default 500 ms, the 1996 Afterburner page's half-second
+    /// pause): keep reading after the last reply is with the kernel, then close when the client's
+    /// FIN arrives ([`CloseSide::ClientFirst`]) or when the linger duration has passed since the
+    /// reply was handed over ([`CloseSide::ServerFirst`]), even if the kernel send queue still
+    /// holds bytes the client has not acknowledged (SIOCOUTQ > 0): the close then queues the
+    /// server's FIN behind them, and the client receives the whole reply before it.
+    ///
+    /// Unlike [`CloseMode::WaitClient`], the clock starts when the reply was written, not when
+    /// the send queue drained, so the pause does not move the TIME_WAIT to slow clients: a 56k
+    /// modem receives about 7 KB a second (56 kbit/s), 3.5 KB in 500 ms, so any reply larger
+    /// than that is still on its way when the pause ends; the server's FIN goes first and the
+    /// server holds the TIME_WAIT, exactly as in [`CloseMode::Server`]. Only clients that
+    /// receive the reply and close within the pause (LAN clients) take the TIME_WAIT.
+    /// `wait-client` waits for as long as the send queue keeps draining, then the deadline, so
+    /// a slow client has had all the data, and time to close first, before the server gives up.
+    Pause,
     /// Once the send queue drained, close with SO_LINGER 0: RST, no TIME_WAIT on either side.
     Reset,
 }
@@ -491,6 +508,8 @@ impl<'site> Connection<'site> {
         if mode == CloseMode::Reset && unacked == 0 {
             return self.reset(io);
         }
+        // wait-client, pause, reset with bytes unacknowledged, server after an error: linger
+        // under the linger timer, which a `pause` lets fire only once.
         self.state = State::Lingering {
             fin_sent,
             drained: unacked == 0,
@@ -503,7 +522,8 @@ impl<'site> Connection<'site> {
         }
     }
 
-    /// Lingering and readable: discard what the client sends; its FIN ends the wait.
+    /// Lingering and readable: discard what the client sends; its FIN ends the wait. The
+    /// client's bytes never restart the linger timer (a `pause` stays as long as it was).
     fn linger_read(
         &mut self,
         io: &mut impl Transport,
@@ -534,7 +554,7 @@ impl<'site> Connection<'site> {
         }
     }
 
-    /// The linger timer fired: check the send queue and decide.
+    /// The linger timer fired: check the send queue and decide (`pause`: close).
     fn linger_check(
         &mut self,
         io: &mut impl Transport,
@@ -552,8 +572,13 @@ impl<'site> Connection<'site> {
         if fin_sent {
             return Step::Close(CloseSide::ServerFirst);
         }
-        let unacked = unacked_u32(io);
         let mode = shared.settings.close_mode;
+        if mode == CloseMode::Pause {
+            // The pause is over, whatever the send queue holds: the server closes first. Not a
+            // timeout: the pause is the mode's rule, so only the close side is counted.
+            return Step::Close(CloseSide::ServerFirst);
+        }
+        let unacked = unacked_u32(io);
         if unacked == 0 {
             if mode == CloseMode::Reset {
                 return self.reset(io);

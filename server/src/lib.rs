@@ -180,7 +180,9 @@ pub struct ServerConfig {
     /// `--close`: who closes a connection first, and how.
     pub close_mode: CloseMode,
     /// wait-client: how long after the send queue drained to wait for the client's FIN; also
-    /// the interval at which lingering connections check their send queue.
+    /// the interval at which lingering connections check their send queue. pause: how long
+    /// after the last reply was handed to the kernel the server closes, unless the client's FIN
+    /// came first.
     pub linger: Duration,
     /// `--header-timeout`: how long a request head may take to arrive.
     pub header_timeout: Duration,

@@ -34,6 +34,7 @@ pub enum Timeout {
     /// while lingering.
     Send,
     /// wait-client: the send queue drained and no FIN came within the linger duration.
+    /// (The end of a `pause` is not a timeout: it is counted only as a server-first close.)
     WaitClient,
 }
 

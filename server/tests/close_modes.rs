@@ -1,6 +1,8 @@
-//! The three `--close` modes and who ends in TIME_WAIT for the test's own 4-tuple (read from
+//! The four `--close` modes and who ends in TIME_WAIT for the test's own 4-tuple (read from
 //! /proc/net/tcp): `server` (server holds it), `wait-client` (client holds it, or the server after
-//! the deadline), `reset` (nobody; the body still arrives whole); plus the `closes` counters.
+//! the deadline), `pause` (the client if it closes within the pause, else the server, even while
+//! the client is still receiving), `reset` (nobody; the body still arrives whole); plus the
+//! `closes` counters.
 
 mod support;
 
@@ -30,6 +32,14 @@ fn assert_closes(stats: &Stats, client_first: u64, server_first: u64, reset: u64
         (client_first, server_first, reset),
         "closes (client_first, server_first, reset) in {stats:?}"
     );
+}
+
+/// Connections the server closed by any timer.
+fn timeouts_total(stats: &Stats) -> u64 {
+    ["header", "keepalive", "send", "wait_client"]
+        .iter()
+        .map(|timer| stats.u(&["timeouts", timer]))
+        .sum()
 }
 
 /// (client port, server port) of a connection, for looking both sides up in /proc.
@@ -195,6 +205,113 @@ fn wait_client_slow_reader_still_closes_first(design: &str) {
     let stopped = server.stop();
     stopped.assert_exit_0();
     assert_closes(&stopped.stats(), 1, 0, 0);
+}
+
+#[apply(designs)]
+fn pause_closes_after_the_pause_even_if_the_client_stays(design: &str) {
+    let site = site();
+    let mut server = Server::start(design, &site, &["--close", "pause=300ms"]);
+    let mut c = server.connect();
+    let (cp, sp) = ports(&c);
+    let sent = Instant::now();
+    let resp = c.roundtrip(get10("/f.bin", &[]));
+    assert_eq!(resp.status, 200);
+    assert!(resp.body == pattern_bytes(FILE_LEN, 11), "body corrupted");
+    // A client that has the whole reply and never closes: the server does, after the pause.
+    assert_eq!(c.expect_closed(Duration::from_secs(5)), Closed::Eof);
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "server closed after {waited:?}, before the 300ms pause"
+    );
+    drop(c);
+    assert_server_holds_time_wait(cp, sp);
+
+    let stopped = server.stop();
+    stopped.assert_exit_0();
+    let stats = stopped.stats();
+    assert_closes(&stats, 0, 1, 0);
+    // The end of a pause is the mode's close, not a timeout.
+    assert_eq!(stats.u(&["timeouts", "wait_client"]), 0);
+    assert_eq!(stats.u(&["timeouts", "send"]), 0);
+}
+
+#[apply(designs)]
+fn pause_counts_a_client_fin_during_the_pause_as_client_first(design: &str) {
+    let site = site();
+    // A pause far longer than the test needs: the FIN surely arrives inside it.
+    let mut server = Server::start(design, &site, &["--close", "pause=10s"]);
+    let mut c = server.connect();
+    let (cp, sp) = ports(&c);
+    let resp = c.roundtrip(get10("/f.bin", &[]));
+    assert_eq!(resp.status, 200);
+    assert!(resp.body == pattern_bytes(FILE_LEN, 11), "body corrupted");
+    let closed = Instant::now();
+    drop(c);
+    assert_client_holds_time_wait(cp, sp);
+    // The server closed its side on our FIN, long before its pause would have ended.
+    let left = wait_gone(sp, cp, Duration::from_secs(5));
+    assert!(
+        left.is_empty(),
+        "server socket still present {:?} after our FIN: states {left:?}",
+        closed.elapsed()
+    );
+
+    let stopped = server.stop();
+    stopped.assert_exit_0();
+    let stats = stopped.stats();
+    assert_closes(&stats, 1, 0, 0);
+    assert_eq!(timeouts_total(&stats), 0, "timeouts in {stats:?}");
+}
+
+/// What `pause` is for: unlike `wait-client` (see `wait_client_slow_reader_still_closes_first`),
+/// it does not wait for a slow client to have the reply. The client here takes nothing for
+/// well over the pause, as a modem would still be receiving: the server closes anyway, with its
+/// reply still in the send queue (FIN_WAIT1), the reply still arrives whole before the FIN, and
+/// the server holds the TIME_WAIT.
+#[apply(designs)]
+fn pause_does_not_wait_for_a_slow_client_the_server_holds_time_wait(design: &str) {
+    let site = site();
+    let mut server = Server::start(design, &site, &["--close", "pause=300ms"]);
+    let mut c = Client::connect_small_rcvbuf(server.port, 4096);
+    let (cp, sp) = ports(&c);
+    let sent = Instant::now();
+    c.send(get10("/f.bin", &[]));
+    // Read nothing: the 64 KiB reply waits in the server's send queue, our window closed.
+    let deadline = sent + Duration::from_secs(5);
+    let states = loop {
+        let states = tcp_states(sp, cp);
+        if states.contains(&TCP_FIN_WAIT1) || Instant::now() >= deadline {
+            break states;
+        }
+        sleep_ms(10);
+    };
+    let waited = sent.elapsed();
+    assert!(
+        states.contains(&TCP_FIN_WAIT1),
+        "the server did not close (FIN_WAIT1) within {waited:?} while the client read nothing; \
+         server states {states:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(250),
+        "the server closed after {waited:?}, before the 300ms pause"
+    );
+    assert_eq!(c.received, 0, "the client has read nothing yet");
+    let resp = c.read_response();
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.body == pattern_bytes(FILE_LEN, 11),
+        "the close after the pause cut the body"
+    );
+    assert_eq!(c.expect_closed(IO_TIMEOUT), Closed::Eof);
+    drop(c);
+    assert_server_holds_time_wait(cp, sp);
+
+    let stopped = server.stop();
+    stopped.assert_exit_0();
+    let stats = stopped.stats();
+    assert_closes(&stats, 0, 1, 0);
+    assert_eq!(timeouts_total(&stats), 0, "timeouts in {stats:?}");
 }
 
 #[apply(designs)]

@@ -1,7 +1,8 @@
 //! Turns the sampler's raw samples into the result's kernel accounting: per-sample figures on
 //! the load's time axis and the derived figures the 1999 argument was about (TIME_WAIT per side
-//! and its bytes, socket memory, server CPU per operation and memory per connection), plus the
-//! checks that tell whether the run can be trusted. Pure: samples in, figures out.
+//! and its bytes, socket memory, server CPU per operation and memory per connection, the
+//! server's context switches per second and per operation), plus the checks that tell whether
+//! the run can be trusted. Pure: samples in, figures out.
 //!
 //! The generator's own memory (`loadgen_*_rss_bytes`) comes from the raw samples: the result's
 //! per-sample figures do not carry it, only the summary does.
@@ -80,6 +81,8 @@ fn kernel_sample(sample: &Sample) -> KernelSample {
         server_rss_bytes: server.map(|s| s.rss_bytes),
         server_pss_bytes: server.and_then(|s| s.pss_bytes),
         server_cpu_us: server.map(|s| s.cpu_user_us + s.cpu_system_us),
+        server_ctx_switches: server.map(|s| s.voluntary_ctx_switches + s.involuntary_ctx_switches),
+        server_ctx_switches_main_only: server.is_some_and(|s| s.ctx_switches_main_only),
         server_threads: server.map(|s| s.threads),
         server_open_fds: server.map(|s| s.open_fds),
         server_processes: server.map(|s| s.process_count),
@@ -107,6 +110,36 @@ fn window_bounds<'a>(
         .find(|s| s.elapsed_ms <= window.measure_to_ms)
         .or_else(|| samples.last())?;
     (last.elapsed_ms > first.elapsed_ms).then_some((first, last))
+}
+
+/// The server tree's context switches between the bracketing samples `a` and `b` (both must
+/// have the figure): each step up from one sample with the figure to the next, added up, and
+/// whether any of them counted a process by its main thread only.
+///
+/// The sum over live tasks is not a counter: it drops when a thread or a child process exits
+/// and takes its count along (`KernelSample::server_ctx_switches`). `b - a` would subtract the
+/// departed worker's whole count from the others' switches; a step down adds nothing here, so
+/// what is lost is the departed worker's switches since the last sample that saw it, and the
+/// others' in that one step. A step where main-thread-only counting began or ended adds
+/// nothing either: the other threads' whole counts would leave or join the sum at once.
+fn window_ctx_switches(
+    samples: &[KernelSample],
+    a: &KernelSample,
+    b: &KernelSample,
+) -> Option<(u64, bool)> {
+    a.server_ctx_switches?;
+    b.server_ctx_switches?;
+    let known: Vec<(u64, bool)> = samples
+        .iter()
+        .filter(|s| (a.elapsed_ms..=b.elapsed_ms).contains(&s.elapsed_ms))
+        .filter_map(|s| Some((s.server_ctx_switches?, s.server_ctx_switches_main_only)))
+        .collect();
+    let switches = known
+        .windows(2)
+        .filter(|w| w[0].1 == w[1].1)
+        .map(|w| w[1].0.saturating_sub(w[0].0))
+        .sum();
+    Some((switches, known.iter().any(|k| k.1)))
 }
 
 /// The TIME_WAITs of one point by origin (see the module's doc), per side.
@@ -228,6 +261,11 @@ fn summarize(
         let used = b.server_cpu_us?.checked_sub(a.server_cpu_us?)?;
         (window.ops > 0).then(|| used as f64 / window.ops as f64)
     });
+    let ctx_switches = bounds.and_then(|(a, b)| {
+        let (switches, main_only) = window_ctx_switches(samples, a, b)?;
+        let span_s = (b.elapsed_ms - a.elapsed_ms) as f64 / 1000.0;
+        Some((switches as f64, span_s, main_only))
+    });
     let loadgen_cpu_share = bounds
         .map(|(a, b)| {
             let used_us = b.loadgen_cpu_us.saturating_sub(a.loadgen_cpu_us) as f64;
@@ -274,6 +312,11 @@ fn summarize(
         teardown_time_wait_client_side: client_side.teardown,
         peak_tcp_memory_bytes: peak(|s| s.tcp_memory_bytes),
         server_cpu_us_per_op,
+        server_ctx_switches_per_s: ctx_switches.map(|(n, span_s, _)| n / span_s),
+        server_ctx_switches_per_op: ctx_switches
+            .filter(|_| window.ops > 0)
+            .map(|(n, _, _)| n / window.ops as f64),
+        server_ctx_switches_main_only: ctx_switches.is_some_and(|(_, _, main_only)| main_only),
         server_peak_rss_bytes,
         server_memory_per_connection_bytes,
         listen_overflows: delta(|s| s.listen_overflows),
@@ -322,6 +365,7 @@ fn loadgen_memory(raw: &[Sample], peak_open_connections: u64) -> LoadgenMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::ProcessTreeFigures;
 
     fn sample(
         elapsed_ms: u64,
@@ -649,6 +693,152 @@ mod tests {
         assert_eq!(loadgen_memory(&[], 10), LoadgenMemory::default());
     }
 
+    /// A sample with the server tree's context switches and nothing else.
+    fn ctx(elapsed_ms: u64, switches: Option<u64>, main_only: bool) -> KernelSample {
+        KernelSample {
+            elapsed_ms,
+            server_ctx_switches: switches,
+            server_ctx_switches_main_only: main_only,
+            ..KernelSample::default()
+        }
+    }
+
+    fn window_with_ops(measure_from_ms: u64, measure_to_ms: u64, ops: u64) -> PointWindow {
+        PointWindow {
+            ops,
+            ..window(measure_from_ms, measure_to_ms)
+        }
+    }
+
+    #[test]
+    fn context_switches_are_a_rate_and_a_cost_per_op_over_the_window() {
+        // Warm-up 0-1 s, window 1-3 s with 4,000 ops, teardown after.
+        let samples = vec![
+            ctx(0, Some(0), false),
+            ctx(1000, Some(1_000), false),
+            ctx(2000, Some(3_000), false),
+            ctx(3000, Some(5_000), false),
+            ctx(3500, Some(9_000), false),
+        ];
+        let summary = summarize(&samples, &[], &window_with_ops(1000, 3000, 4000), 256);
+        // 4,000 switches in the 2 s between the bracketing samples: the warm-up's 1,000 and
+        // the teardown's 4,000 left out.
+        assert_eq!(summary.server_ctx_switches_per_s, Some(2_000.0));
+        assert_eq!(summary.server_ctx_switches_per_op, Some(1.0));
+        assert!(!summary.server_ctx_switches_main_only);
+        // Nothing completed: a rate, but no cost per op.
+        let summary = summarize(&samples, &[], &window_with_ops(1000, 3000, 0), 256);
+        assert_eq!(summary.server_ctx_switches_per_s, Some(2_000.0));
+        assert_eq!(summary.server_ctx_switches_per_op, None);
+        // A sample inside the window without the figure (the server could not be read then)
+        // is stepped over.
+        let gap = vec![
+            ctx(1000, Some(1_000), false),
+            ctx(2000, None, false),
+            ctx(3000, Some(5_000), false),
+        ];
+        let summary = summarize(&gap, &[], &window_with_ops(1000, 3000, 2000), 256);
+        assert_eq!(summary.server_ctx_switches_per_s, Some(2_000.0));
+        assert_eq!(summary.server_ctx_switches_per_op, Some(2.0));
+    }
+
+    #[test]
+    fn a_worker_that_exits_takes_only_its_own_switches_along() {
+        // Between 1 and 2 s a worker with 1,500 switches exited and its count left the sum, so
+        // the sum fell by 500 though the others switched 1,000 times; then 2,000 more. A step
+        // down adds nothing: 2,000 in 2 s, not the 1,500 of last - first.
+        let samples = vec![
+            ctx(1000, Some(1_000), false),
+            ctx(2000, Some(500), false),
+            ctx(3000, Some(2_500), false),
+        ];
+        let summary = summarize(&samples, &[], &window_with_ops(1000, 3000, 1000), 256);
+        assert_eq!(summary.server_ctx_switches_per_s, Some(1_000.0));
+        assert_eq!(summary.server_ctx_switches_per_op, Some(2.0));
+    }
+
+    #[test]
+    fn steps_where_main_thread_only_counting_begins_or_ends_add_nothing() {
+        // From 2 s the server has too many threads to read one by one: only the main thread's
+        // 300 count (a step down); at 3 s all its threads are read again, and their whole
+        // counts come back at once (a step up of 4,600 that is mostly older switches). Neither
+        // counts; the steps within one way of counting do: 100 + 1,000 in 3 s.
+        let samples = vec![
+            ctx(1000, Some(1_000), false),
+            ctx(2000, Some(300), true),
+            ctx(2500, Some(400), true),
+            ctx(3000, Some(5_000), false),
+            ctx(4000, Some(6_000), false),
+        ];
+        let summary = summarize(&samples, &[], &window_with_ops(1000, 4000, 1100), 256);
+        let per_s = summary.server_ctx_switches_per_s.unwrap();
+        assert!((per_s - 1_100.0 / 3.0).abs() < 1e-9, "{per_s}");
+        assert_eq!(summary.server_ctx_switches_per_op, Some(1.0));
+        // A lower bound, and the summary says so.
+        assert!(summary.server_ctx_switches_main_only);
+        // Main-thread-only counting outside the window does not mark the window's figure.
+        let summary = summarize(&samples[2..], &[], &window_with_ops(3000, 4000, 1), 256);
+        assert_eq!(summary.server_ctx_switches_per_s, Some(1_000.0));
+        assert!(!summary.server_ctx_switches_main_only);
+    }
+
+    #[test]
+    fn context_switches_are_unknown_without_a_readable_server() {
+        // A server given by URL (no process to read), or a result from before the figure: no
+        // sample has it.
+        let samples = vec![ctx(0, None, false), ctx(1000, None, false)];
+        let summary = summarize(&samples, &[], &window_with_ops(0, 1000, 100), 256);
+        assert_eq!(summary.server_ctx_switches_per_s, None);
+        assert_eq!(summary.server_ctx_switches_per_op, None);
+        assert!(!summary.server_ctx_switches_main_only);
+        // A bracketing sample without it: unknown, not a count from the samples that have it.
+        let samples = vec![
+            ctx(0, None, false),
+            ctx(500, Some(10), false),
+            ctx(1000, Some(20), false),
+        ];
+        let summary = summarize(&samples, &[], &window_with_ops(0, 1000, 100), 256);
+        assert_eq!(summary.server_ctx_switches_per_s, None);
+
+        // From the sampler: no server figures give no count; the tree's voluntary and
+        // involuntary switches are added, and main-thread-only counting is passed on.
+        let tree = |voluntary, involuntary, main_only| ProcessTreeFigures {
+            voluntary_ctx_switches: voluntary,
+            involuntary_ctx_switches: involuntary,
+            ctx_switches_main_only: main_only,
+            ..ProcessTreeFigures::default()
+        };
+        let with_server = |elapsed_ms, server| Sample {
+            elapsed_ms,
+            server,
+            ..Sample::default()
+        };
+        let report = SamplerReport {
+            samples: vec![with_server(0, None), with_server(500, None)],
+            ..SamplerReport::default()
+        };
+        let accounting = kernel_accounting(&report, &SlabSizes::fallback(), &window(0, 500));
+        assert!(accounting
+            .samples
+            .iter()
+            .all(|s| s.server_ctx_switches.is_none() && !s.server_ctx_switches_main_only));
+        assert_eq!(accounting.summary.server_ctx_switches_per_s, None);
+        let report = SamplerReport {
+            samples: vec![
+                with_server(0, Some(tree(70, 5, false))),
+                with_server(500, Some(tree(90, 10, true))),
+            ],
+            ..SamplerReport::default()
+        };
+        let accounting = kernel_accounting(&report, &SlabSizes::fallback(), &window(0, 500));
+        let counted: Vec<(Option<u64>, bool)> = accounting
+            .samples
+            .iter()
+            .map(|s| (s.server_ctx_switches, s.server_ctx_switches_main_only))
+            .collect();
+        assert_eq!(counted, [(Some(75), false), (Some(100), true)]);
+    }
+
     #[test]
     fn no_samples_give_empty_figures_not_a_panic() {
         let window = PointWindow {
@@ -661,6 +851,8 @@ mod tests {
         };
         let summary = summarize(&[], &[], &window, 256);
         assert_eq!(summary.server_cpu_us_per_op, None);
+        assert_eq!(summary.server_ctx_switches_per_s, None);
+        assert_eq!(summary.server_ctx_switches_per_op, None);
         assert_eq!(summary.peak_time_wait_client_side, 0);
     }
 }

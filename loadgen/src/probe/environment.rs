@@ -20,6 +20,17 @@ pub fn cpu_model(cpuinfo: &CpuInfo) -> Option<String> {
     cpuinfo.model_name(0).map(|name| name.trim().to_string())
 }
 
+/// The first CPU's clock as `/proc/cpuinfo` gives it (`cpu MHz`), in MHz; `None` where the
+/// kernel does not say (some architectures, some VMs).
+pub fn cpu_mhz() -> Option<f64> {
+    CpuInfo::current()
+        .ok()?
+        .get_field(0, "cpu MHz")?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Whitespace-separated integers of a sysctl's text (pure).
 pub fn parse_sysctl_numbers(text: &str) -> Option<Vec<u64>> {
     text.split_whitespace().map(|w| w.parse().ok()).collect()

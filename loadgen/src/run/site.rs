@@ -81,6 +81,8 @@ pub fn prepare_site(
             let pattern = scenario
                 .verify_content
                 .then(|| ContentPattern::new(scenario.seed));
+            // Absolute: a real server resolves a relative root against its own directory.
+            let root = std::fs::canonicalize(&root).unwrap_or(root);
             Ok((root, Workload::Specweb96 { mix, pattern }))
         }
         SiteSpec::Directory { root, urls } => {
@@ -88,6 +90,8 @@ pub fn prepare_site(
             if !root.is_dir() {
                 return Err(SiteError::Root { path: root });
             }
+            // Absolute: a real server resolves a relative root against its own directory.
+            let root = std::fs::canonicalize(&root).unwrap_or(root);
             let urls = scenario_dir.join(urls);
             let text = std::fs::read_to_string(&urls).map_err(|error| SiteError::ReadUrls {
                 path: urls.clone(),

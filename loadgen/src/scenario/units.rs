@@ -39,7 +39,7 @@ pub mod duration_text {
     }
 }
 
-pub(super) fn some_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn some_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration_text::deserialize(d).map(Some)
 }
 

@@ -6,6 +6,7 @@
 use askama::Template;
 
 use super::format;
+use crate::claims::{ClaimRow, ClaimsReport, Verdict};
 use crate::comparison::Comparison;
 use crate::model::{IsolationMode, LoadPoint, PopulationResult, RunResult, ServerInfo};
 use crate::plot::{self, Figure};
@@ -35,6 +36,36 @@ impl Page {
                 generator: "reports".into(),
                 schema_version: None,
             },
+        }
+    }
+}
+
+/// The claims page of `loadgen claims`.
+#[derive(Template)]
+#[template(path = "claims.html")]
+pub(super) struct ClaimsPage<'a> {
+    page: Page,
+    report: &'a ClaimsReport,
+}
+
+impl<'a> ClaimsPage<'a> {
+    pub(super) fn new(report: &'a ClaimsReport) -> ClaimsPage<'a> {
+        ClaimsPage {
+            page: Page {
+                title: format!("The 1999 claims, measured: {}", report.name),
+                generator: "loadgen claims (reports)".into(),
+                schema_version: Some(report.schema_version),
+            },
+            report,
+        }
+    }
+
+    /// The verdict cell's class, for its colour.
+    fn verdict_class(&self, row: &ClaimRow) -> &'static str {
+        match row.verdict {
+            Verdict::Holds | Verdict::HoldsInRatio => "holds",
+            Verdict::DoesNotHold => "does-not-hold",
+            Verdict::CannotBeMeasured => "cannot",
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! Not here: numbers (`prepare`), drawing (`plot`).
 
-mod format;
+pub mod format;
 mod html;
 pub mod text;
 
@@ -15,6 +15,7 @@ use std::path::Path;
 
 use askama::Template;
 
+use crate::claims::ClaimsReport;
 use crate::comparison::Comparison;
 use crate::model::RunResult;
 
@@ -48,6 +49,11 @@ pub fn render_rounds_comparison(
     render(&html::ComparisonPage::of_rounds(
         comparison, results, labels,
     ))
+}
+
+/// The page of a `loadgen claims`: the claims table of `report` and its measurements.
+pub fn render_claims(report: &ClaimsReport) -> String {
+    render(&html::ClaimsPage::new(report))
 }
 
 fn render(page: &impl Template) -> String {

@@ -4,6 +4,8 @@
 //! and are written by `render::format`, as the HTML report's are, so both say the same: every
 //! all-populations latency is the pooled one (`prepare::pooled_latency`), and TIME_WAIT is the
 //! point's own in its window, with what it inherited and what its teardown left said apart.
+//! The server's context switches are a lower bound (live threads only), said so when only main
+//! threads could be counted.
 
 use std::io::Write;
 
@@ -11,6 +13,7 @@ use super::format::{
     bytes, compact, count, cpu_us, errors_by_kind, line_rate, mean_count, ms, or_missing, percent,
     rate, seconds, times, whole, window_s, MISSING,
 };
+use crate::claims::ClaimsReport;
 use crate::comparison::{Comparison, RoundOutcome};
 use crate::model::{HistogramData, KernelAccounting, LoadPoint, RunResult};
 use crate::prepare::{self, LittleRow, LowEnd, PooledLatency, SlowLineRow};
@@ -99,13 +102,25 @@ fn print_kernel(out: &mut impl Write, kernel: &KernelAccounting) {
         );
     }
     let per_op = or_missing(k.server_cpu_us_per_op, |v| format!("{} µs/op", cpu_us(v)));
+    let switches = or_missing(k.server_ctx_switches_per_s, |v| {
+        format!(
+            "{}/s ({}/op){}",
+            rate(v),
+            or_missing(k.server_ctx_switches_per_op, mean_count),
+            if k.server_ctx_switches_main_only {
+                ", main threads only: a lower bound"
+            } else {
+                ""
+            }
+        )
+    });
     let rss = or_missing(k.server_peak_rss_bytes, |v| bytes(v as f64));
     let per_conn = or_missing(k.server_memory_per_connection_bytes, |v| {
         format!("{}/connection", bytes(v))
     });
     let _ = writeln!(
         out,
-        "  server: CPU {per_op}, peak RSS {rss}, {per_conn}; kernel TCP memory peak {}; accept queue overflows {}",
+        "  server: CPU {per_op}, context switches {switches}, peak RSS {rss}, {per_conn}; kernel TCP memory peak {}; accept queue overflows {}",
         bytes(k.peak_tcp_memory_bytes as f64),
         count(k.listen_overflows)
     );
@@ -486,10 +501,11 @@ pub fn round_line(outcome: &RoundOutcome, rounds: u32, server: &str) -> String {
 type TextColumn = (&'static str, &'static str, fn(f64) -> String);
 
 /// The columns of the text table of `loadgen compare`; the HTML report has every metric.
-const COMPARED_IN_TEXT: [TextColumn; 6] = [
+const COMPARED_IN_TEXT: [TextColumn; 7] = [
     ("ops_per_s", "ops/s", rate),
     ("p99", "p99 ms", ms),
     ("server_cpu_us_per_op", "CPU µs/op", cpu_us),
+    ("server_ctx_switches_per_s", "ctx switches/s", rate),
     ("server_memory_per_connection", "mem/conn", bytes),
     ("peak_time_wait_server_side", "TW server", whole),
     ("errors", "errors", whole),
@@ -565,5 +581,103 @@ pub fn print_comparison(comparison: &Comparison, out: &mut impl Write) {
         .any(|s| s.metrics.values().any(|m| !m.trusted))
     {
         let _ = writeln!(out, "  !: from invalid runs only");
+    }
+}
+
+/// Prints the claims table of a `loadgen claims`: per claim its id, verdict, the figure then
+/// and now, and the rule the verdict follows from; lines are wrapped at about 100 columns.
+pub fn print_claims(report: &ClaimsReport, out: &mut impl Write) {
+    let _ = writeln!(
+        out,
+        "\n{}{}: {} claims",
+        report.name,
+        if report.quick { " (--quick)" } else { "" },
+        report.rows.len()
+    );
+    let _ = writeln!(out, "  1999: {}", report.hardware_then);
+    let _ = writeln!(out, "  now:  {}", report.hardware_now);
+    for row in &report.rows {
+        let _ = writeln!(out, "\n{} [{}]", row.claim, row.verdict.words());
+        for (label, text) in [
+            ("then", row.then.as_str()),
+            ("now", row.now.as_str()),
+            ("from", row.basis.as_str()),
+            ("rule", row.rule_words().as_str()),
+        ] {
+            for (index, line) in wrap(text, 92).into_iter().enumerate() {
+                let head = if index == 0 { label } else { "" };
+                let _ = writeln!(out, "  {head:<5} {line}");
+            }
+        }
+    }
+}
+
+/// `text` cut into lines of at most `width` characters at spaces (a longer word stands alone).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::KernelSummary;
+
+    fn server_line(summary: KernelSummary) -> String {
+        let mut out = Vec::new();
+        print_kernel(
+            &mut out,
+            &KernelAccounting {
+                summary,
+                ..KernelAccounting::default()
+            },
+        );
+        let text = String::from_utf8(out).unwrap();
+        text.lines()
+            .find(|line| line.starts_with("  server: "))
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn the_server_line_gives_context_switches_beside_the_cpu() {
+        let line = server_line(KernelSummary {
+            server_cpu_us_per_op: Some(12.5),
+            server_ctx_switches_per_s: Some(15_234.4),
+            server_ctx_switches_per_op: Some(1.27),
+            ..KernelSummary::default()
+        });
+        assert!(
+            line.contains("CPU 12.5 µs/op, context switches 15234/s (1.3/op), peak RSS"),
+            "{line}"
+        );
+        let line = server_line(KernelSummary {
+            server_ctx_switches_per_s: Some(40.0),
+            server_ctx_switches_main_only: true,
+            ..KernelSummary::default()
+        });
+        assert!(
+            line.contains("context switches 40.0/s (–/op), main threads only: a lower bound,"),
+            "{line}"
+        );
+        // Not measured (a server given by URL, or an older result).
+        let line = server_line(KernelSummary::default());
+        assert!(
+            line.contains("CPU –, context switches –, peak RSS"),
+            "{line}"
+        );
     }
 }

@@ -33,7 +33,7 @@ use slab::Slab;
 use self::stream::{BufRing, ConnIo, OpState, UringStream};
 use super::event_loop::loop_error;
 use super::Serving;
-use crate::conn::{ConnSettings, Connection, LoopShared, Step};
+use crate::conn::{CloseMode, ConnSettings, Connection, LoopShared, Step};
 use crate::site::Site;
 use crate::stats::{CloseSide, Counters, StatsFile};
 use crate::timers::{Deadlines, TimerKind};
@@ -720,7 +720,11 @@ impl<'site> UringLoop<'_, 'site> {
             shutting_down: self.shutdown_deadline.is_some(),
         };
         let step = conn.on_timer(kind, &mut stream, &mut shared);
-        self.apply(key, step, now, true);
+        // A timer's close drops the bytes still queued here, except the end of a `pause`: that
+        // is the mode's ordinary close, and the reply (written, so with the kernel in every other
+        // design) must still reach the client whole, before the FIN, as after `server`'s close.
+        let pause_over = kind == TimerKind::Linger && self.settings.close_mode == CloseMode::Pause;
+        self.apply(key, step, now, !pause_over);
     }
 
     /// Carries out `step`. `timed_out`: it answers a timer, so a close drops unsent bytes.

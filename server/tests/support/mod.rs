@@ -993,6 +993,7 @@ pub fn fetch_raw(port: u16, raw: &[u8]) -> (Response, Client) {
 // ---------------------------------------------------------------------------------------------
 
 pub const TCP_ESTABLISHED: u8 = 0x01;
+pub const TCP_FIN_WAIT1: u8 = 0x04;
 pub const TCP_FIN_WAIT2: u8 = 0x05;
 pub const TCP_TIME_WAIT: u8 = 0x06;
 
