@@ -199,8 +199,8 @@ are in the claims file; real servers that are not installed make their rows 'can
 measured', naming the Debian package.
 
 Examples:
-  loadgen claims                       # the full run, about 30 minutes on 2 cores
-  loadgen claims --quick               # every row at a reduced size, under 3 minutes
+  loadgen claims                       # the full run, about 25 minutes on 2 cores
+  loadgen claims --quick               # every row at a reduced size, about 2 minutes
   loadgen claims --quick --out /tmp/runs --quiet
 
 Exit status: 0 every measurement ran, 1 an error (the message names the file, key or flag),

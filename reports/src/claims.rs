@@ -83,7 +83,7 @@ pub struct ClaimRow {
 
 /// What the measurement says of a claim.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The figure measured now meets the claim.
     Holds,
@@ -92,7 +92,8 @@ pub enum Verdict {
     HoldsInRatio,
     /// The measured figures contradict the claim.
     DoesNotHold,
-    /// Nothing here can measure it.
+    /// Nothing here can measure it, or the runs do not decide (an interval across the
+    /// threshold); the row says which.
     #[default]
     CannotBeMeasured,
 }
@@ -134,10 +135,15 @@ pub enum Rule {
     },
     /// A ratio of 1999 against the same ratio now (servers on one machine in one run): holds in
     /// ratio when `measured >= claimed / tolerance` and, for a claimed ratio above 1, the
-    /// measured one is above 1 too (the same server ahead); does not hold otherwise.
+    /// measured one is above 1 too (the same server ahead); does not hold otherwise. With an
+    /// `interval`, the whole interval must be on one side of that threshold; one across it
+    /// decides nothing ([`Verdict::CannotBeMeasured`]: more rounds).
     RatioAtLeast {
-        /// The ratio measured now.
+        /// The ratio measured now (geometric mean of the paired ratios).
         measured: f64,
+        /// Its 95 % confidence interval (low, high); `None` with fewer than two rounds.
+        #[serde(default)]
+        interval: Option<(f64, f64)>,
         /// The ratio claimed in 1999.
         claimed: f64,
         /// How far below the claimed ratio still counts (1.5: two thirds of it).
@@ -183,14 +189,19 @@ impl Rule {
             } => measured <= limit,
             Rule::RatioAtLeast {
                 measured,
+                interval,
                 claimed,
                 tolerance,
             } => {
-                return if *measured >= ratio_threshold(*claimed, *tolerance) {
+                let threshold = ratio_threshold(*claimed, *tolerance);
+                let (low, high) = interval.unwrap_or((*measured, *measured));
+                return if low >= threshold && *measured >= threshold {
                     Verdict::HoldsInRatio
-                } else {
+                } else if high < threshold && *measured < threshold {
                     Verdict::DoesNotHold
-                }
+                } else {
+                    Verdict::CannotBeMeasured
+                };
             }
             Rule::Within {
                 claimed,
@@ -232,10 +243,12 @@ impl Rule {
             ),
             Rule::RatioAtLeast {
                 measured,
+                interval,
                 claimed,
                 tolerance,
             } => format!(
-                "holds in ratio when the ratio now is at least 1999's {}x / {} = {}x{}: it is {}x",
+                "holds in ratio when the ratio now is at least 1999's {}x / {} = {}x{}{}: it is \
+                 {}x{}",
                 figure(*claimed),
                 figure(*tolerance),
                 figure(claimed / tolerance),
@@ -244,7 +257,17 @@ impl Rule {
                 } else {
                     ""
                 },
-                figure(*measured)
+                if interval.is_some() {
+                    ", with its whole 95 % interval on that side (an interval across it decides \
+                     nothing: more rounds)"
+                } else {
+                    ""
+                },
+                figure(*measured),
+                match interval {
+                    Some((low, high)) => format!(" [{}-{}]", figure(*low), figure(*high)),
+                    None => String::new(),
+                }
             ),
             Rule::Within {
                 claimed,
@@ -414,6 +437,7 @@ mod tests {
     fn a_ratio_holds_in_ratio_down_to_the_claim_over_the_tolerance() {
         let rule = |measured| Rule::RatioAtLeast {
             measured,
+            interval: None,
             claimed: 6.0,
             tolerance: 1.5,
         };
@@ -424,6 +448,7 @@ mod tests {
         // 1999: 1,290 against 1,140 (1.13x); a tolerance of 1.5 must not let the order flip.
         let close = |measured| Rule::RatioAtLeast {
             measured,
+            interval: None,
             claimed: 1290.0 / 1140.0,
             tolerance: 1.5,
         };
@@ -431,6 +456,20 @@ mod tests {
         assert_eq!(close(1.0).verdict(), Verdict::DoesNotHold);
         assert_eq!(close(1.05).verdict(), Verdict::HoldsInRatio);
         assert!(close(0.9).describe().contains("above 1"));
+    }
+
+    #[test]
+    fn an_interval_across_the_threshold_decides_nothing() {
+        let rule = |low, measured, high| Rule::RatioAtLeast {
+            measured,
+            interval: Some((low, high)),
+            claimed: 6.0,
+            tolerance: 1.5,
+        };
+        assert_eq!(rule(4.1, 5.0, 6.0).verdict(), Verdict::HoldsInRatio);
+        assert_eq!(rule(2.0, 3.0, 3.9).verdict(), Verdict::DoesNotHold);
+        assert_eq!(rule(2.85, 3.5, 4.3).verdict(), Verdict::CannotBeMeasured);
+        assert!(rule(2.85, 3.5, 4.3).describe().contains("[2.85-4.30]"));
     }
 
     #[test]

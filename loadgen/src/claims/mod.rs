@@ -179,6 +179,13 @@ pub fn claims(
         };
         match outcome {
             Ok(output) => {
+                if plan.stop.load(Ordering::Relaxed) {
+                    entry.problem = Some(
+                        "stopped (Ctrl-C) during this measurement: the rows use the rounds that \
+                         ran"
+                        .into(),
+                    );
+                }
                 entry.comparison = output
                     .dir
                     .join("comparison.json")
@@ -232,6 +239,16 @@ fn prepare(plan: &ClaimsPlan, dir: &Path) -> Result<Vec<Prepared>, ClaimsError> 
         base.progress = false;
         base.stop = Arc::clone(&plan.stop);
         base.command_line = plan.command_line.clone();
+        if !base.scenario.variants.is_empty() {
+            return Err(ClaimsError::Server {
+                measurement: id.to_string(),
+                message: format!(
+                    "its scenario {} has [[variants]]: a measurement runs one configuration per \
+                     server",
+                    scenario_path.display()
+                ),
+            });
+        }
         // The other size is checked too: a broken claims file fails whichever size runs.
         let other = measurement.sized(!plan.quick);
         RunPlan::load(&scenario_path, &other.overrides).map_err(|error| ClaimsError::Scenario {

@@ -367,6 +367,23 @@ impl ClaimsFile {
                 ));
             }
         }
+        for (key, name) in [
+            ("single_loop", &self.stand_ins.single_loop),
+            ("apache", &self.stand_ins.apache),
+            ("thttpd", &self.stand_ins.thttpd),
+        ]
+        .into_iter()
+        .chain(
+            self.stand_ins
+                .rivals_1999
+                .iter()
+                .chain(&self.stand_ins.per_connection)
+                .map(|name| ("rivals_1999/per_connection", name)),
+        ) {
+            crate::scenario::server_spec_for_name(name)
+                .map_err(|e| format!("stand_ins.{key}: {e}"))?;
+        }
+        self.check_close_modes()?;
         for (id, measurement) in &self.measurements {
             for quick in [false, true] {
                 let sized = measurement.sized(quick);
@@ -378,6 +395,51 @@ impl ClaimsFile {
                 }
                 if sized.servers.is_empty() {
                     return Err(format!("measurements.{id}{size}.servers: none given"));
+                }
+                for (index, server) in sized.servers.iter().enumerate() {
+                    if sized.servers[..index]
+                        .iter()
+                        .any(|earlier| earlier.label == server.label)
+                    {
+                        return Err(format!(
+                            "measurements.{id}{size}.servers: `{}` is named twice",
+                            server.label
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `close-modes` measures the claims' pause: it must have a `wait-client` server and a
+    /// `pause` server closing with `--close pause=` exactly `claims.pause.pause`, so the row's
+    /// words and the measurement cannot drift apart.
+    fn check_close_modes(&self) -> Result<(), String> {
+        let measurement = &self.measurements["close-modes"];
+        for quick in [false, true] {
+            let servers = measurement.sized(quick).servers;
+            let find = |label: &str| servers.iter().find(|s| s.label == label);
+            if find("wait-client").is_none() {
+                return Err("measurements.close-modes: no server labelled `wait-client`".into());
+            }
+            let pause =
+                find("pause").ok_or("measurements.close-modes: no server labelled `pause`")?;
+            let close = pause
+                .extra_args
+                .iter()
+                .position(|arg| arg == "--close")
+                .and_then(|at| pause.extra_args.get(at + 1))
+                .ok_or("measurements.close-modes: the `pause` server has no `--close pause=...`")?;
+            match afterburner::cli::parse_close_mode(close) {
+                Ok((afterburner::conn::CloseMode::Pause, duration))
+                    if duration == self.claims.pause.pause => {}
+                _ => {
+                    return Err(format!(
+                        "measurements.close-modes: the `pause` server closes with `{close}`, \
+                         not `pause={}` as claims.pause.pause says",
+                        humantime::format_duration(self.claims.pause.pause)
+                    ))
                 }
             }
         }
