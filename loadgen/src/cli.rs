@@ -57,7 +57,7 @@ pub enum Command {
     Compare(CompareArgs),
     /// Re-measure the 1999 claims (a claims file, scenarios/claims-1999.toml by default): writes
     /// `runs/<name>/<UTC time>/claims.{json,html}`, a table of claim, figure then, figure now and
-    /// verdict; exits 3 when some measurement could not run.
+    /// verdict; exits 3 when some measurement could not run or some server has no valid round.
     Claims(ClaimsArgs),
     /// Write the SPECweb96 file set (36 files per directory, four classes).
     Fileset(FilesetArgs),
@@ -203,8 +203,12 @@ Examples:
   loadgen claims --quick               # every row at a reduced size, about 2 minutes
   loadgen claims --quick --out /tmp/runs --quiet
 
-Exit status: 0 every measurement ran, 1 an error (the message names the file, key or flag),
-2 a malformed command line, 3 some measurement could not run (Ctrl-C, or an error it names).";
+--quick runs one round per server: ratio verdicts then rest on one pair of runs, with no
+interval; the full run's three rounds give each ratio a 95% interval.
+
+Exit status: 0 every measurement ran and every server has a valid round, 1 an error (the
+message names the file, key or flag), 2 a malformed command line, 3 some measurement could not
+run (Ctrl-C, or an error it names) or some server has no valid round (its rows say why).";
 
 /// `loadgen claims`: the claims file, its size, and where results go.
 #[derive(clap::Args, Debug)]

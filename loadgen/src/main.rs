@@ -19,7 +19,9 @@ fn main() {
 /// the signal reaches only us, and we stop it).
 fn run_plan(scenario: &std::path::Path, flags: &RunFlags) -> Result<loadgen::run::RunPlan> {
     let mut plan = loadgen::run::RunPlan::load(scenario, &flags.overrides())?;
-    plan.out = flags.out.clone();
+    // Absolute: a real server resolves relative paths in its configuration against its own
+    // directory (Apache's `-f` under `-d`), so a relative `runs/...` would be doubled.
+    plan.out = std::path::absolute(&flags.out)?;
     plan.builtin_exe = std::env::current_exe()?;
     plan.private_netns = !flags.no_netns;
     plan.sample_interval = flags.sample_interval;
@@ -95,7 +97,7 @@ fn dispatch(command: Command) -> Result<()> {
                 file: loadgen::claims::plan::ClaimsFile::load(&args.claims_file)?,
                 path: args.claims_file.clone(),
                 quick: args.quick,
-                out: args.out.clone(),
+                out: std::path::absolute(&args.out)?,
                 builtin_exe: std::env::current_exe()?,
                 private_netns: !args.no_netns,
                 sample_interval: args.sample_interval,
@@ -125,6 +127,7 @@ fn dispatch(command: Command) -> Result<()> {
                 .measurements
                 .iter()
                 .any(|m| m.problem.is_some())
+                || output.incomplete_servers > 0
             {
                 std::process::exit(3);
             }

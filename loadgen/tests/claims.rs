@@ -63,7 +63,14 @@ fn quick_claims_give_every_row_a_figure_or_a_reason_and_verdicts_follow_their_ru
         dir.path(),
     );
     let all = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{all}");
+    // 3: a server had no valid round, as when a real server is not installed; CI installs them
+    // all and requires 0.
+    let require_real = std::env::var_os("AFTERBURNER_REQUIRE_REAL_SERVERS").is_some();
+    match output.status.code() {
+        Some(0) => {}
+        Some(3) if !require_real => {}
+        _ => panic!("{all}"),
+    }
     let parent = dir.path().join("claims-1999");
     let run_dir = std::fs::read_dir(&parent)
         .unwrap()
@@ -108,7 +115,7 @@ fn quick_claims_give_every_row_a_figure_or_a_reason_and_verdicts_follow_their_ru
         assert_ne!(row.verdict, Verdict::CannotBeMeasured, "{row:?}");
     }
     // With the real servers installed (CI installs them), the Apache rows are measured too.
-    if std::env::var_os("AFTERBURNER_REQUIRE_REAL_SERVERS").is_some() {
+    if require_real {
         for id in ["mix-apache", "files-512-apache"] {
             let row = report.rows.iter().find(|row| row.id == id).unwrap();
             assert_ne!(row.verdict, Verdict::CannotBeMeasured, "{row:?}");

@@ -266,7 +266,7 @@ impl Rule {
                 figure(*measured),
                 match interval {
                     Some((low, high)) => format!(" [{}-{}]", figure(*low), figure(*high)),
-                    None => String::new(),
+                    None => " (no interval: fewer than two rounds)".to_string(),
                 }
             ),
             Rule::Within {
@@ -377,7 +377,7 @@ impl ClaimRow {
     pub fn rule_words(&self) -> String {
         match &self.rule {
             Some(rule) => rule.describe(),
-            None => "no rule: nothing here measures it".to_string(),
+            None => "no verdict: the figure is missing (why is said under now)".to_string(),
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct ClaimsOutput {
     pub report: ClaimsReport,
     /// `claims.html`.
     pub page: PathBuf,
+    /// Servers (over all measurements) without a valid round: they failed to start, died or
+    /// measured invalid, and their rows say why.
+    pub incomplete_servers: usize,
 }
 
 /// Why a claims run could not start or be written (a measurement that fails is a row that
@@ -215,7 +218,18 @@ pub fn claims(
             error,
         },
     )?;
-    Ok(ClaimsOutput { dir, report, page })
+    let incomplete_servers = measured
+        .values()
+        .filter_map(|m| m.comparison.as_ref())
+        .flat_map(|c| &c.servers)
+        .filter(|s| s.valid_rounds() == 0)
+        .count();
+    Ok(ClaimsOutput {
+        dir,
+        report,
+        page,
+        incomplete_servers,
+    })
 }
 
 /// Every measurement's plan, checked: its scenario loads with its overrides, its servers are
@@ -272,7 +286,15 @@ fn prepare(plan: &ClaimsPlan, dir: &Path) -> Result<Vec<Prepared>, ClaimsError> 
             id: id.to_string(),
             entry: MeasurementEntry {
                 id: id.to_string(),
-                what: measurement.what.clone(),
+                what: if plan.quick {
+                    format!(
+                        "{} (--quick: {})",
+                        measurement.what,
+                        quick_size_words(&sized.overrides, sized.rounds)
+                    )
+                } else {
+                    measurement.what.clone()
+                },
                 scenario: measurement.scenario.display().to_string(),
                 servers: sized.servers.iter().map(|s| s.label.clone()).collect(),
                 rounds: sized.rounds,
@@ -289,6 +311,25 @@ fn prepare(plan: &ClaimsPlan, dir: &Path) -> Result<Vec<Prepared>, ClaimsError> 
         });
     }
     Ok(prepared)
+}
+
+/// What `--quick` changed, in words: `100 modem users, 3 s measured, 1 round`.
+fn quick_size_words(overrides: &crate::scenario::Overrides, rounds: u32) -> String {
+    let mut words = Vec::new();
+    if let Some(users) = overrides.modem_clients {
+        words.push(format!("{users} modem users"));
+    }
+    if let Some(clients) = overrides.clients {
+        words.push(format!("{clients} clients"));
+    }
+    if let Some(duration) = overrides.duration {
+        words.push(format!("{} measured", humantime::format_duration(duration)));
+    }
+    words.push(format!(
+        "{rounds} round{}",
+        if rounds == 1 { "" } else { "s" }
+    ));
+    words.join(", ")
 }
 
 /// Each server's representative run, read back from `dir` (a run that cannot be read is left

@@ -83,16 +83,31 @@ fn median(measured: Option<&Measured>, label: &str, metric: &str) -> Result<f64,
     let server = server_rows(measured, label)?;
     match server.metrics.get(metric) {
         Some(stats) if stats.trusted => Ok(stats.median),
-        Some(_) => Err(format!(
-            "{label}: no valid round ({})",
-            server.problems().join("; ")
-        )),
-        None if server.valid_rounds() == 0 => Err(format!(
-            "{label}: no valid round ({})",
-            server.problems().join("; ")
-        )),
+        Some(_) => Err(no_valid_round(label, server)),
+        None if server.valid_rounds() == 0 => Err(no_valid_round(label, server)),
         None => Err(format!("{label}: the runs did not record {metric}")),
     }
+}
+
+/// `label: no valid round (...)` with the first line of each problem, cut short: the full
+/// messages are in the measurement's comparison.
+fn no_valid_round(label: &str, server: &ServerRows) -> String {
+    const MOST: usize = 160;
+    let problems: Vec<String> = server
+        .problems()
+        .iter()
+        .map(|problem| {
+            let line = problem.lines().next().unwrap_or_default();
+            match line.char_indices().nth(MOST) {
+                Some((cut, _)) => format!("{}...", &line[..cut]),
+                None => line.to_string(),
+            }
+        })
+        .collect();
+    format!(
+        "{label}: no valid round ({}; the measurement's comparison has the whole message)",
+        problems.join("; ")
+    )
 }
 
 fn server_rows<'a>(measured: Option<&'a Measured>, label: &str) -> Result<&'a ServerRows, String> {
@@ -346,6 +361,25 @@ fn best_of_class_row(file: &ClaimsFile, specweb: Option<&Measured>, now: &str) -
             basis,
         );
     };
+    // A missing rival can only lower the best ratio: "does not hold" stands without it,
+    // "holds" does not.
+    let rule = Rule::RatioAtLeast {
+        measured: ratio.value,
+        interval: ratio.interval,
+        claimed,
+        tolerance: file.ratio_tolerance,
+    };
+    if !missing.is_empty() && rule.verdict() != reports::claims::Verdict::DoesNotHold {
+        return ClaimRow::unmeasured(
+            head,
+            format!(
+                "{single_loop} over the best measured ({best}): {}, but not every 1999-kind \
+                 server was measured",
+                ratio_words(&ratio)
+            ),
+            basis,
+        );
+    }
     let listed: Vec<String> = ratios
         .iter()
         .map(|(name, ratio)| format!("{name} {}", ratio_words(ratio)))
@@ -358,12 +392,7 @@ fn best_of_class_row(file: &ClaimsFile, specweb: Option<&Measured>, now: &str) -
             listed.join(", ")
         ),
         basis,
-        Rule::RatioAtLeast {
-            measured: ratio.value,
-            interval: ratio.interval,
-            claimed,
-            tolerance: file.ratio_tolerance,
-        },
+        rule,
     )
 }
 
