@@ -162,7 +162,15 @@ pub struct RunFlags {
     /// Generator worker threads [default: the scenario's `workers`, else 1].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub workers: Option<u64>,
-    /// No live progress line.
+    /// How the runs are watched.
+    #[command(flatten)]
+    pub watch: WatchFlags,
+}
+
+/// How runs are watched, for every command that runs load (`run`, `compare`, `claims`).
+#[derive(clap::Args, Debug)]
+pub struct WatchFlags {
+    /// No progress output (`run`'s live line; `compare`'s and `claims`' line per run).
     #[arg(long, short)]
     pub quiet: bool,
     /// Stay in the host's network namespace even as root (kernel counters then include
@@ -223,15 +231,9 @@ pub struct ClaimsArgs {
     /// Directory for results and generated file sets.
     #[arg(long, default_value = "runs")]
     pub out: PathBuf,
-    /// No progress lines (one per run, on stderr).
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Stay in the host's network namespace even as root.
-    #[arg(long)]
-    pub no_netns: bool,
-    /// Time between samples of the kernel's and the server's figures.
-    #[arg(long, value_parser = parse_duration, default_value = "250ms")]
-    pub sample_interval: Duration,
+    /// How the runs are watched.
+    #[command(flatten)]
+    pub watch: WatchFlags,
 }
 
 /// `loadgen report`: stored results and where the page goes.

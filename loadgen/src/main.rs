@@ -23,9 +23,9 @@ fn run_plan(scenario: &std::path::Path, flags: &RunFlags) -> Result<loadgen::run
     // directory (Apache's `-f` under `-d`), so a relative `runs/...` would be doubled.
     plan.out = std::path::absolute(&flags.out)?;
     plan.builtin_exe = std::env::current_exe()?;
-    plan.private_netns = !flags.no_netns;
-    plan.sample_interval = flags.sample_interval;
-    plan.progress = !flags.quiet;
+    plan.private_netns = !flags.watch.no_netns;
+    plan.sample_interval = flags.watch.sample_interval;
+    plan.progress = !flags.watch.quiet;
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&plan.stop))?;
     Ok(plan)
 }
@@ -60,7 +60,7 @@ fn dispatch(command: Command) -> Result<()> {
                 rounds: args.repeat,
                 dir: None,
             };
-            let quiet = args.flags.quiet;
+            let quiet = args.flags.watch.quiet;
             let output = loadgen::compare::compare(&plan, |event| {
                 if !quiet {
                     eprintln!(
@@ -99,13 +99,13 @@ fn dispatch(command: Command) -> Result<()> {
                 quick: args.quick,
                 out: std::path::absolute(&args.out)?,
                 builtin_exe: std::env::current_exe()?,
-                private_netns: !args.no_netns,
-                sample_interval: args.sample_interval,
+                private_netns: !args.watch.no_netns,
+                sample_interval: args.watch.sample_interval,
                 stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
                 command_line: std::env::args().collect::<Vec<_>>().join(" "),
             };
             signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&plan.stop))?;
-            let quiet = args.quiet;
+            let quiet = args.watch.quiet;
             let output = loadgen::claims::claims(&plan, |event| {
                 if !quiet {
                     eprintln!(
