@@ -20,6 +20,7 @@ Examples:
   loadgen compare scenarios/designs.toml --servers loop,poll,threads,nginx,apache-prefork
   loadgen compare scenarios/bench-1k-keepalive.toml --servers loop,uring --repeat 5 --duration 5s
   loadgen claims --quick
+  loadgen check scenarios/check.toml --baseline ./main/afterburner --candidate target/release/afterburner
   loadgen fileset --dirs 10 --out /tmp/specweb96
   loadgen report runs/quick/*/result.json --out compare.html";
 
@@ -59,6 +60,12 @@ pub enum Command {
     /// `runs/<name>/<UTC time>/claims.{json,html}`, a table of claim, figure then, figure now and
     /// verdict; exits 3 when some measurement could not run or some server has no valid round.
     Claims(ClaimsArgs),
+    /// Gate CI on regressions: run a scenario against a baseline and a candidate server in
+    /// interleaved rounds until each metric's verdict (improved, regressed, unchanged,
+    /// inconclusive) is certain, and compare instruction counts of two builds; writes
+    /// `runs/<scenario>-check/<UTC time>/` (check.json, check.md, junit.xml, comparison.html);
+    /// exits 0 pass, 1 regression, 2 usage or configuration error, 3 invalid measurement.
+    Check(CheckArgs),
     /// Write the SPECweb96 file set (36 files per directory, four classes).
     Fileset(FilesetArgs),
     /// Render stored results as a self-contained HTML report (several: side by side).
@@ -234,6 +241,104 @@ pub struct ClaimsArgs {
     /// How the runs are watched.
     #[command(flatten)]
     pub watch: WatchFlags,
+}
+
+/// `loadgen check --help`'s examples.
+const CHECK_EXAMPLES: &str = "\
+A side (--baseline, --candidate) is one of:
+  a design of the built-in server    loop, poll, threads, ... (see afterburner --help)
+  a real server                      nginx, lighttpd, apache-prefork, ... (as for compare)
+  another afterburner build          a path holding a '/', e.g. ../main/target/release/afterburner
+  a command                          anything holding {port}: 'my-server --port {port}'
+  a saved baseline (--baseline only) a NAME saved earlier with --save-baseline NAME
+
+Examples:
+  loadgen check scenarios/check.toml --baseline ../main/target/release/afterburner \\
+                --candidate target/release/afterburner
+  loadgen check scenarios/check.toml --baseline loop --candidate poll --threshold server_cpu_us_per_op=3%
+  loadgen check scenarios/check.toml --candidate target/release/afterburner --save-baseline main
+  loadgen check scenarios/check.toml --baseline main --candidate target/release/afterburner
+  loadgen check --instructions target/instructions-main target/instructions-branch
+  scripts/instructions.sh target/instructions-branch    # writes a build's instruction counts
+
+How it decides: rounds run both sides, A B then B A, after --warmup-rounds thrown away. From
+--min-rounds on, after every round, each metric gets the Hodges-Lehmann change of the paired
+per-round ratios with an exact Wilcoxon signed-rank interval (rank statistics: one disturbed
+round moves them by one rank). Regressed: worse by more than the threshold with the whole
+interval on the worse side; unchanged: the whole interval within the threshold; else
+inconclusive. The check stops as soon as every verdict is certain; each look uses the
+Bonferroni share of 1 - confidence, so looking often does not raise false alarms. Instruction
+counts (callgrind, deterministic) regress past --instructions-threshold.
+
+The scenario's [check] table sets the metrics, thresholds and rounds (scenarios/README.md);
+these flags replace its values.
+
+Exit status: 0 pass (nothing regressed; inconclusive is not a failure), 1 a regression, 2 a
+usage or configuration error (the message names the flag, file or key), 3 the measurement is
+invalid (a run failed, a server died, the generator was the limit, Ctrl-C: check.md says
+which).";
+
+/// `loadgen check`: the scenario, the two sides, the rounds and thresholds, instruction
+/// counts, saved baselines, and the flags `run` takes.
+#[derive(clap::Args, Debug)]
+#[command(after_help = CHECK_EXAMPLES)]
+pub struct CheckArgs {
+    /// The scenario file (TOML); its `[server]` is replaced by each side in turn. Leave it out
+    /// to compare instruction counts only.
+    pub scenario: Option<PathBuf>,
+    /// What the candidate is compared against: a server, a path to an afterburner build, a
+    /// command with {port}, or a baseline saved with --save-baseline.
+    #[arg(long, value_name = "SERVER|PATH|COMMAND|SAVED")]
+    pub baseline: Option<String>,
+    /// What is checked: a server, a path to an afterburner build, or a command with {port}.
+    #[arg(long, value_name = "SERVER|PATH|COMMAND")]
+    pub candidate: Option<String>,
+    /// Most measured rounds [default: the scenario's [check] rounds, else 10].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: Option<u32>,
+    /// Rounds before the check may stop early [default: [check] min_rounds, else 6].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub min_rounds: Option<u32>,
+    /// Rounds run first and thrown away [default: [check] warmup_rounds, else 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub warmup_rounds: Option<u32>,
+    /// A metric and the smallest relative change of it that matters, e.g.
+    /// server_cpu_us_per_op=5%; repeat for several. Given, these replace the scenario's
+    /// [check] thresholds [default: server_cpu_us_per_op=5% and ops_per_s=5%].
+    #[arg(long, value_name = "METRIC=PCT", value_parser = parse_threshold)]
+    pub threshold: Vec<(String, f64)>,
+    /// Compare instruction counts of two builds: the directories scripts/instructions.sh
+    /// wrote for the baseline and for the candidate.
+    #[arg(long, num_args = 2, value_names = ["BASELINE_DIR", "CANDIDATE_DIR"])]
+    pub instructions: Option<Vec<PathBuf>>,
+    /// The relative change of an instruction count that fails the check
+    /// [default: [check] instructions_threshold, else 1%].
+    #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+    pub instructions_threshold: Option<f64>,
+    /// Save the candidate's rounds as the baseline NAME (OUT/baselines/NAME/), for a later
+    /// --baseline NAME; alone (without --baseline) it only measures and saves.
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
+    /// Where results go and what replaces the scenario's values, as for `run`.
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
+/// `--threshold`'s `METRIC=PCT`.
+fn parse_threshold(text: &str) -> Result<(String, f64), String> {
+    let (metric, percent) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: write METRIC=PCT, e.g. server_cpu_us_per_op=5%"))?;
+    crate::scenario::check::check_metric(metric.trim())?;
+    Ok((
+        metric.trim().to_string(),
+        crate::scenario::check::parse_percent(percent)?,
+    ))
+}
+
+/// A relative change: `1%`, `0.5%` or `0.01`.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    crate::scenario::check::parse_percent(text)
 }
 
 /// `loadgen report`: stored results and where the page goes.

@@ -61,14 +61,14 @@ impl CompareServer {
     /// Its `[server]`, from the scenario's: see [`server_spec`], plus `extra_args`.
     pub fn spec(&self, scenario_server: &ServerSpec) -> Result<ServerSpec, String> {
         match server_spec(&self.server, scenario_server)? {
-            ServerSpec::Builtin { args, cpu } => {
+            ServerSpec::Builtin { args, cpu, binary } => {
                 let mut args = args;
                 for flag in self.extra_args.iter().filter(|arg| arg.starts_with("--")) {
                     let name = flag.split_once('=').map_or(flag.as_str(), |(name, _)| name);
                     args = without_flag(&args, name);
                 }
                 args.extend(self.extra_args.iter().cloned());
-                Ok(ServerSpec::Builtin { args, cpu })
+                Ok(ServerSpec::Builtin { args, cpu, binary })
             }
             _ if !self.extra_args.is_empty() => Err(format!(
                 "`{}`: extra flags ({}) are for the built-in server's designs, not for `{}`",
@@ -144,23 +144,58 @@ pub struct RunEvent<'a> {
     pub outcome: &'a RoundOutcome,
 }
 
-/// The `[server]` a name of `--servers` stands for: a design of the built-in server (`loop`,
-/// `poll`, ..., with the scenario's built-in `args` kept and `--design NAME` set), or a real
-/// server (`nginx`, `apache-prefork`, ...; see `scenario::server_spec_for_name`).
+/// The `[server]` a name of `--servers` (or `check`'s `--baseline` / `--candidate`) stands for:
+/// - a design of the built-in server (`loop`, `poll`, ..., with the scenario's built-in `args`
+///   kept and `--design NAME` set), or a real server (`nginx`, `apache-prefork`, ...; see
+///   `scenario::server_spec_for_name`);
+/// - a path (holding a `/`) to another `afterburner` executable, e.g. `./target/release/afterburner`
+///   of another tree: run like the built-in server, with the scenario's built-in `args`;
+/// - a command holding `{port}` (and optionally `{host}`, `{root}`, `{workdir}`), started as a
+///   scenario's `kind = "command"` server and ready once `http://{host}:{port}/` answers.
 pub fn server_spec(name: &str, scenario_server: &ServerSpec) -> Result<ServerSpec, String> {
+    let (kept, cpu) = match scenario_server {
+        ServerSpec::Builtin { args, cpu, .. } => (args.clone(), *cpu),
+        _ => (Vec::new(), None),
+    };
+    if name.contains("{port}") {
+        return Ok(ServerSpec::Command {
+            command: name.to_string(),
+            ready_url: "http://{host}:{port}/".into(),
+            cpu,
+        });
+    }
+    if name.contains('/') {
+        let path = std::path::absolute(name).map_err(|error| format!("`{name}`: {error}"))?;
+        if !path.is_file() {
+            return Err(format!(
+                "`{name}`: no such file (a path names another afterburner executable, e.g.                  ./target/release/afterburner; a command needs `{{port}}`)"
+            ));
+        }
+        return Ok(ServerSpec::Builtin {
+            args: kept,
+            cpu,
+            binary: Some(path),
+        });
+    }
     match (
         crate::scenario::server_spec_for_name(name)?,
         scenario_server,
     ) {
-        (ServerSpec::Builtin { args, .. }, ServerSpec::Builtin { args: kept, cpu }) => {
-            Ok(ServerSpec::Builtin {
-                args: args
-                    .into_iter()
-                    .chain(without_flag(kept, "--design"))
-                    .collect(),
-                cpu: *cpu,
-            })
-        }
+        (
+            ServerSpec::Builtin { args, .. },
+            ServerSpec::Builtin {
+                args: kept,
+                cpu,
+                binary,
+            },
+        ) => Ok(ServerSpec::Builtin {
+            args: args
+                .into_iter()
+                .chain(without_flag(kept, "--design"))
+                .collect(),
+            cpu: *cpu,
+            binary: binary.clone(),
+        }),
         (spec, _) => Ok(spec),
     }
 }
@@ -252,15 +287,7 @@ pub fn compare(
             }
             let name = &plan.servers[index].label;
             let relative = PathBuf::from(name).join(format!("round-{round}"));
-            let mut run_plan = plan.base.clone();
-            run_plan.scenario.server = spec.clone();
-            run_plan.run_dir = Some(dir.join(&relative));
-            let outcome = match crate::run::run(&run_plan) {
-                Ok(RunOutput { result, .. }) => {
-                    RoundOutcome::from_result(round, relative.join("result.json"), &result)
-                }
-                Err(error) => RoundOutcome::failed(round, error.to_string()),
-            };
+            let outcome = run_round(&plan.base, spec, &dir, &relative, round);
             on_run(RunEvent {
                 round,
                 rounds: plan.rounds,
@@ -280,6 +307,27 @@ pub fn compare(
         comparison,
         report,
     })
+}
+
+/// Runs `spec` once under `base`'s scenario into `dir/relative/` and tells what the round
+/// recorded: its figures (paths relative to `dir`), or why it produced none. Shared by
+/// `compare` and `check`.
+pub(crate) fn run_round(
+    base: &RunPlan,
+    spec: &ServerSpec,
+    dir: &Path,
+    relative: &Path,
+    round: u32,
+) -> RoundOutcome {
+    let mut run_plan = base.clone();
+    run_plan.scenario.server = spec.clone();
+    run_plan.run_dir = Some(dir.join(relative));
+    match crate::run::run(&run_plan) {
+        Ok(RunOutput { result, .. }) => {
+            RoundOutcome::from_result(round, relative.join("result.json"), &result)
+        }
+        Err(error) => RoundOutcome::failed(round, error.to_string()),
+    }
 }
 
 /// Renders `comparison.html`: the rounds table, then one run per server side by side, all of
@@ -341,13 +389,48 @@ mod tests {
             .map(String::from)
             .to_vec(),
             cpu: Some(1),
+            binary: None,
         };
-        let ServerSpec::Builtin { args, cpu } = server_spec("threads", &scenario_server).unwrap()
+        let ServerSpec::Builtin { args, cpu, .. } =
+            server_spec("threads", &scenario_server).unwrap()
         else {
             panic!("a design is the built-in server");
         };
         assert_eq!(args, ["--design", "threads", "--close", "wait-client"]);
         assert_eq!(cpu, Some(1));
+    }
+
+    #[test]
+    fn a_path_is_another_afterburner_and_a_command_needs_its_port() {
+        let scenario_server = ServerSpec::Builtin {
+            args: ["--design", "poll"].map(String::from).to_vec(),
+            cpu: Some(1),
+            binary: None,
+        };
+        let exe = std::env::current_exe().unwrap();
+        let ServerSpec::Builtin { args, cpu, binary } =
+            server_spec(exe.to_str().unwrap(), &scenario_server).unwrap()
+        else {
+            panic!("a path is another build of the built-in server");
+        };
+        assert_eq!(
+            (args, cpu, binary),
+            (
+                vec!["--design".to_string(), "poll".to_string()],
+                Some(1),
+                Some(exe)
+            )
+        );
+        let error = server_spec("./no/such/afterburner", &scenario_server).unwrap_err();
+        assert!(error.contains("no such file"), "{error}");
+        let ServerSpec::Command {
+            command, ready_url, ..
+        } = server_spec("python3 -m http.server {port}", &scenario_server).unwrap()
+        else {
+            panic!("a command with {{port}} is a command server");
+        };
+        assert_eq!(command, "python3 -m http.server {port}");
+        assert_eq!(ready_url, "http://{host}:{port}/");
     }
 
     #[test]
@@ -357,6 +440,7 @@ mod tests {
                 .map(String::from)
                 .to_vec(),
             cpu: None,
+            binary: None,
         };
         let pause = CompareServer {
             label: "pause".into(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Parser;
-use loadgen::cli::{Cli, Command, RunFlags};
+use loadgen::cli::{CheckArgs, Cli, Command, RunFlags};
 
 fn main() {
     let cli = Cli::parse();
@@ -133,6 +133,7 @@ fn dispatch(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Check(args) => check(args),
         Command::Report(args) => {
             let mut results = Vec::new();
             for path in &args.results {
@@ -172,4 +173,60 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `loadgen check`: its own exit statuses (0 pass, 1 regression, 2 usage or configuration,
+/// 3 invalid), so every error here exits 2 rather than `main`'s 1.
+fn check(args: CheckArgs) -> Result<()> {
+    let usage = |error: anyhow::Error| -> ! {
+        eprintln!("Error: {error:#}");
+        std::process::exit(2);
+    };
+    let base = match &args.scenario {
+        Some(scenario) => {
+            let mut plan = run_plan(scenario, &args.flags).unwrap_or_else(|e| usage(e));
+            // One progress line per run, not a live one per point.
+            plan.progress = false;
+            Some(plan)
+        }
+        None => None,
+    };
+    let out = std::path::absolute(&args.flags.out).unwrap_or_else(|e| usage(e.into()));
+    let request = loadgen::check::CheckRequest {
+        baseline: args.baseline,
+        candidate: args.candidate,
+        rounds: args.rounds,
+        min_rounds: args.min_rounds,
+        warmup_rounds: args.warmup_rounds,
+        thresholds: args.threshold,
+        instructions: args
+            .instructions
+            .map(|dirs| (dirs[0].clone(), dirs[1].clone())),
+        instructions_threshold: args.instructions_threshold,
+        save_baseline: args.save_baseline,
+    };
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let plan = loadgen::check::CheckPlan::new(request, base, out, command_line)
+        .unwrap_or_else(|e| usage(e.into()));
+    let quiet = args.flags.watch.quiet;
+    let output = loadgen::check::check(&plan, |event| {
+        if !quiet {
+            let line = reports::render::text::round_line(event.outcome, event.rounds, event.side);
+            let warmup = if event.warmup { "warm-up " } else { "" };
+            eprintln!("{warmup}{line}");
+        }
+    })
+    .unwrap_or_else(|e| usage(e.into()));
+    println!("{}", output.summary.trim_end());
+    println!();
+    println!("check: {}", output.dir.join("check.json").display());
+    println!("summary: {}", output.dir.join("check.md").display());
+    println!("junit: {}", output.dir.join("junit.xml").display());
+    if let Some(page) = &output.comparison_page {
+        println!("report: {}", page.display());
+    }
+    if let Some(saved) = &output.saved_baseline {
+        println!("saved baseline: {}", saved.display());
+    }
+    std::process::exit(output.exit_status());
 }

@@ -76,6 +76,7 @@ fn builtin_server_listens_in_the_server_namespace() {
         let spec = ServerSpec::Builtin {
             args: Vec::new(),
             cpu: None,
+            binary: None,
         };
         let server = start_in_server_namespace(
             &split,

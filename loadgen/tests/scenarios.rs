@@ -538,9 +538,10 @@ fn defaults_are_the_documented_ones() {
     assert!(!scenario.verify_content);
     assert!(scenario.sweep.is_none());
     match &scenario.server {
-        ServerSpec::Builtin { args, cpu } => {
+        ServerSpec::Builtin { args, cpu, binary } => {
             assert!(args.is_empty());
             assert_eq!(*cpu, None);
+            assert_eq!(*binary, None);
         }
         other => panic!("{other:?}"),
     }

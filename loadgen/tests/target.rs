@@ -27,6 +27,7 @@ fn builtin(args: &[&str]) -> ServerSpec {
     ServerSpec::Builtin {
         args: args.iter().map(|a| a.to_string()).collect(),
         cpu: None,
+        binary: None,
     }
 }
 

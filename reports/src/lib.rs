@@ -1,6 +1,7 @@
 //! `reports`: the result model of afterburner-bench runs (`model`, the `result.json` that
 //! `loadgen` writes; `comparison`, the `comparison.json` of `loadgen compare`; `claims`, the
-//! `claims.json` of `loadgen claims`), the figures computed from it (`prepare`), and what is made of them: the
+//! `claims.json` of `loadgen claims`; `check`, the
+//! `check.json` of `loadgen check` and its verdicts), the figures computed from it (`prepare`), and what is made of them: the
 //! self-contained HTML report and the text summary printed after a run (`render`), with the
 //! charts drawn by `plot`.
 
@@ -8,6 +9,7 @@
 // is, in which unit.
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod claims;
 pub mod comparison;
 pub mod model;

@@ -8,11 +8,13 @@
 //! | file | what |
 //! |---|---|
 //! | `mod.rs` | the scenario, its server and variants, loading and cross-field checks |
+//! | `check.rs` | `[check]`: what `loadgen check` gates on |
 //! | `population.rs` | `[[clients]]`: closed, open and slow-line populations |
 //! | `site.rs` | `[site]`: the SPECweb96 file set or a directory and URL list |
 //! | `overrides.rs` | command-line values replacing the file's, checked again |
 //! | `units.rs` | durations, counts and bit rates as the file writes them |
 
+pub mod check;
 mod overrides;
 mod population;
 mod site;
@@ -82,6 +84,9 @@ pub struct Scenario {
     /// What makes a load point's measurement untrustworthy.
     #[serde(default)]
     pub validity: Validity,
+    /// What `loadgen check` gates on; `None`: its defaults.
+    #[serde(default)]
+    pub check: Option<check::CheckTable>,
 }
 
 /// Where slow-line round-trip times come from (`rtt` in a scenario, `--rtt` on the command line).
@@ -209,6 +214,11 @@ pub enum ServerSpec {
         /// CPU to pin the server to; the generator takes the others.
         #[serde(default)]
         cpu: Option<usize>,
+        /// An `afterburner` executable to run instead of the loadgen's own copy of the server
+        /// (another build of it, e.g. the baseline of `loadgen check`); it gets the same flags.
+        /// `None`: the loadgen's own (`loadgen serve-builtin`).
+        #[serde(default)]
+        binary: Option<PathBuf>,
     },
     /// Any server started from a command line with `{port}`, `{root}` and `{workdir}` filled in.
     Command {
@@ -252,9 +262,10 @@ impl ServerSpec {
     /// The same server with a variant's flags added (built-in server only).
     pub fn with_extra_args(&self, extra: &[String]) -> ServerSpec {
         match self {
-            ServerSpec::Builtin { args, cpu } => ServerSpec::Builtin {
+            ServerSpec::Builtin { args, cpu, binary } => ServerSpec::Builtin {
                 args: args.iter().chain(extra).cloned().collect(),
                 cpu: *cpu,
+                binary: binary.clone(),
             },
             other => other.clone(),
         }
@@ -271,6 +282,7 @@ pub fn server_spec_for_name(name: &str) -> Result<ServerSpec, String> {
         return Ok(ServerSpec::Builtin {
             args: vec!["--design".into(), design.name().into()],
             cpu: None,
+            binary: None,
         });
     }
     if let Some(server) = RealServer::from_name(name) {
@@ -297,6 +309,7 @@ impl Default for ServerSpec {
         ServerSpec::Builtin {
             args: Vec::new(),
             cpu: None,
+            binary: None,
         }
     }
 }
@@ -363,6 +376,9 @@ impl Scenario {
                 "name `{}`: use letters, digits, `-`, `_` and `.` only (it names a directory)",
                 self.name
             ));
+        }
+        if let Some(check) = &self.check {
+            check.validate()?;
         }
         if self.duration.is_zero() {
             return Err("duration: must be more than 0".into());

@@ -323,7 +323,8 @@ impl ServerHandle {
     /// - Builtin: runs `BUILTIN_EXE serve-builtin --root SITE --listen LISTEN_IP:0 --stats
     ///   WORKDIR/server-stats.json [--cpu N] ARGS...` (the scenario's `cpu` wins over
     ///   `options.server_cpu`), stderr to `WORKDIR/server.stderr`, and reads the address from the
-    ///   `afterburner listening on ADDR` line on its stdout.
+    ///   `afterburner listening on ADDR` line on its stdout. With a `binary`, that executable runs
+    ///   with the same flags and no `serve-builtin`.
     /// - Command: picks a port free on `listen_ip`, fills in `{port}`, `{host}` (`listen_ip`),
     ///   `{root}` and `{workdir}`, runs it with `sh -c` in a new process group (pinned to the CPU
     ///   if one is given), stdout and stderr to `WORKDIR/server.stdout` and `.stderr`, and polls
@@ -338,8 +339,8 @@ impl ServerHandle {
     /// A server that did not get ready is killed.
     pub fn start(spec: &ServerSpec, options: &TargetOptions) -> Result<ServerHandle, TargetError> {
         match spec {
-            ServerSpec::Builtin { args, cpu } => {
-                start_builtin(args, cpu.or(options.server_cpu), options)
+            ServerSpec::Builtin { args, cpu, binary } => {
+                start_builtin(args, cpu.or(options.server_cpu), binary.as_deref(), options)
             }
             ServerSpec::Command {
                 command,
@@ -524,6 +525,7 @@ impl ServerHandle {
 fn start_builtin(
     args: &[String],
     cpu: Option<usize>,
+    binary: Option<&Path>,
     options: &TargetOptions,
 ) -> Result<ServerHandle, TargetError> {
     create_workdir(options.workdir)?;
@@ -542,28 +544,34 @@ fn start_builtin(
     let stderr_path = options.workdir.join("server.stderr");
     let stderr = create_file(&stderr_path)?;
 
-    let mut argv: Vec<OsString> = vec![
-        "serve-builtin".into(),
+    // Another build of afterburner takes its flags directly; the loadgen's own copy behind its
+    // hidden subcommand.
+    let (exe, subcommand) = match binary {
+        Some(binary) => (binary, None),
+        None => (options.builtin_exe, Some("serve-builtin")),
+    };
+    let mut argv: Vec<OsString> = subcommand.into_iter().map(OsString::from).collect();
+    argv.extend::<[OsString; 6]>([
         "--root".into(),
         options.site_root.into(),
         "--listen".into(),
         SocketAddr::new(options.listen_ip, 0).to_string().into(),
         "--stats".into(),
         stats_path.clone().into(),
-    ];
+    ]);
     if let Some(cpu) = cpu {
         argv.push("--cpu".into());
         argv.push(cpu.to_string().into());
     }
     argv.extend(args.iter().map(OsString::from));
-    let command_line = std::iter::once(options.builtin_exe.as_os_str())
+    let command_line = std::iter::once(exe.as_os_str())
         .chain(argv.iter().map(OsString::as_os_str))
         .map(|arg| shell_quote(&arg.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ");
 
     // The server pins itself (`--cpu`): it knows its one thread.
-    let mut child = as_group_leader(&mut Command::new(options.builtin_exe), None)
+    let mut child = as_group_leader(&mut Command::new(exe), None)
         .args(&argv)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -10,9 +10,7 @@ use crate::claims::{ClaimRow, ClaimsReport, Verdict};
 use crate::comparison::Comparison;
 use crate::model::{IsolationMode, LoadPoint, PopulationResult, RunResult, ServerInfo};
 use crate::plot::{self, Figure};
-use crate::prepare::{
-    self, Better, LittleRow, LowEnd, MetricRow, PopulationAcross, Quantity, SlowLineRow,
-};
+use crate::prepare::{self, Better, LittleRow, LowEnd, MetricRow, PopulationAcross, SlowLineRow};
 
 /// What every page's `<head>` and footer say.
 pub(super) struct Page {
@@ -275,13 +273,13 @@ impl RoundsView {
             .map(|metric| RoundsRow {
                 id: metric.id,
                 name: metric.name,
-                unit: quantity_unit(metric.quantity),
+                unit: format::quantity_unit(metric.quantity),
                 cells: comparison
                     .servers
                     .iter()
                     .map(|server| {
                         let stats = server.metrics.get(metric.id)?;
-                        let value = |v: f64| quantity_value(metric.quantity, v);
+                        let value = |v: f64| format::quantity(metric.quantity, v);
                         Some(RoundsCell {
                             median: value(stats.median),
                             spread: (stats.n > 1)
@@ -552,7 +550,7 @@ impl RatioRow {
         RatioRow {
             id: metric.id,
             name: metric.name,
-            unit: quantity_unit(metric.quantity),
+            unit: format::quantity_unit(metric.quantity),
             cells: row
                 .values
                 .iter()
@@ -560,33 +558,10 @@ impl RatioRow {
                 .enumerate()
                 .map(|(n, (value, ratio))| {
                     let ratio = (n > 0).then(|| Ratio::new(*ratio, metric.better));
-                    (value.map(|v| quantity_value(metric.quantity, v)), ratio)
+                    (value.map(|v| format::quantity(metric.quantity, v)), ratio)
                 })
                 .collect(),
         }
-    }
-}
-
-fn quantity_value(quantity: Quantity, value: f64) -> String {
-    match quantity {
-        Quantity::OpsPerS | Quantity::MbitPerS => format::rate(value),
-        Quantity::LatencyUs => format::ms(value),
-        Quantity::Count => format::whole(value),
-        Quantity::PerKiloOps => format::per_kilo_ops(value),
-        Quantity::CpuUsPerOp => format::cpu_us(value),
-        Quantity::Bytes => format::bytes(value),
-    }
-}
-
-fn quantity_unit(quantity: Quantity) -> &'static str {
-    match quantity {
-        Quantity::OpsPerS => "ops/s",
-        Quantity::MbitPerS => "Mbit/s",
-        Quantity::LatencyUs => "ms",
-        Quantity::Count => "",
-        Quantity::PerKiloOps => "per 1000 ops",
-        Quantity::CpuUsPerOp => "µs/op",
-        Quantity::Bytes => "bytes",
     }
 }
 

@@ -2,12 +2,15 @@
 //! (`render_comparison`), written atomically by `write_report`. The pages are askama templates
 //! (`templates/`, compiled in) filled by `html` with escaped text, tables and the inline SVG
 //! charts of `plot`; no script, no font or style sheet from elsewhere, nothing fetched. The text
-//! summary printed after a run is `text`; both write numbers through `format`.
+//! summary printed after a run is `text`; both write numbers through `format`. `loadgen check`'s
+//! CI outputs are `markdown` (`check.md`) and `junit` (`junit.xml`).
 //!
 //! Not here: numbers (`prepare`), drawing (`plot`).
 
 pub mod format;
 mod html;
+pub mod junit;
+pub mod markdown;
 pub mod text;
 
 use std::io::Write as _;
