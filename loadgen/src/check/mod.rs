@@ -201,16 +201,19 @@ impl CheckPlan {
                         .into(),
                 )),
             };
-        let mut thresholds: Vec<(String, f64)> = if request.thresholds.is_empty() {
-            table.thresholds.clone().into_iter().collect()
-        } else {
-            request.thresholds.clone()
-        };
-        for (metric, _) in &thresholds {
+        let mut thresholds: Vec<(String, f64)> = Vec::new();
+        if request.thresholds.is_empty() {
+            thresholds.extend(table.thresholds.clone());
+        }
+        for (metric, threshold) in &request.thresholds {
             crate::scenario::check::check_metric(metric)
                 .map_err(|error| CheckError::Usage(format!("--threshold {error}")))?;
+            // A metric given twice keeps its last threshold, in its first place.
+            match thresholds.iter_mut().find(|(m, _)| m == metric) {
+                Some(entry) => entry.1 = *threshold,
+                None => thresholds.push((metric.clone(), *threshold)),
+            }
         }
-        thresholds.dedup_by(|a, b| a.0 == b.0);
         let max_rounds = request.rounds.unwrap_or(table.rounds);
         // A --rounds below the table's min_rounds lowers it with it.
         let min_rounds = request
