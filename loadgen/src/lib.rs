@@ -2,6 +2,7 @@
 
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod claims;
 pub mod cli;
 pub mod compare;
