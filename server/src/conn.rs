@@ -466,12 +466,15 @@ impl<'site> Connection<'site> {
         }
     }
 
+    /// Every request of every design, parsed or rejected, passes here once.
     fn start_response(
         &mut self,
         selection: Selection<'site>,
         rejected: bool,
         shared: &mut LoopShared<'_, 'site>,
     ) {
+        #[cfg(feature = "extra-cost")]
+        extra_cost::per_request();
         let counters = &mut *shared.counters;
         counters.requests_by_status[selection.resource.status().index()] += 1;
         if let Some(rule) = selection.hotlink_rule {
@@ -668,4 +671,61 @@ fn write_out(
         }
     }
     Ok(WriteOutcome::Done)
+}
+
+/// Test-only, behind the cargo feature `extra-cost`: a deliberate, fixed cost per request. It
+/// exists only so CI can prove `loadgen check` catches a slower server; a server built without
+/// the feature has none of it.
+#[cfg(feature = "extra-cost")]
+mod extra_cost {
+    /// `AFTERBURNER_EXTRA_COST` as it was when the server was built. rustc records the variable
+    /// in the dep-info, so cargo rebuilds when it changes.
+    const SETTING: Option<&str> = option_env!("AFTERBURNER_EXTRA_COST");
+
+    /// Loop iterations per request when `AFTERBURNER_EXTRA_COST` is unset.
+    const DEFAULT_ITERATIONS: u64 = 2000;
+
+    /// Loop iterations per request. Evaluated while compiling: a malformed setting stops the
+    /// build with the message of [`parse`] rather than turning into 0.
+    const ITERATIONS: u64 = match SETTING {
+        Some(text) => parse(text),
+        None => DEFAULT_ITERATIONS,
+    };
+
+    /// A count of iterations in decimal digits, nothing else.
+    const fn parse(text: &str) -> u64 {
+        let digits = text.as_bytes();
+        assert!(
+            !digits.is_empty(),
+            "AFTERBURNER_EXTRA_COST is empty: give a count of loop iterations per request, \
+             such as 1000, or unset it for 2000"
+        );
+        let mut value: u64 = 0;
+        let mut i = 0;
+        while i < digits.len() {
+            assert!(
+                digits[i].is_ascii_digit(),
+                "AFTERBURNER_EXTRA_COST must be a count of loop iterations per request in \
+                 decimal digits, such as 1000"
+            );
+            value = match value.checked_mul(10) {
+                Some(tens) => match tens.checked_add((digits[i] - b'0') as u64) {
+                    Some(sum) => sum,
+                    None => panic!("AFTERBURNER_EXTRA_COST does not fit in 64 bits"),
+                },
+                None => panic!("AFTERBURNER_EXTRA_COST does not fit in 64 bits"),
+            };
+            i += 1;
+        }
+        value
+    }
+
+    /// The extra work of one request: [`ITERATIONS`] turns of a loop the compiler can neither
+    /// drop nor shorten, the same instructions every time (callgrind counts them exactly).
+    #[inline(never)]
+    pub(super) fn per_request() {
+        for i in 0..std::hint::black_box(ITERATIONS) {
+            std::hint::black_box(i);
+        }
+    }
 }
