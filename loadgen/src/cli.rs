@@ -261,13 +261,13 @@ Examples:
   loadgen check --instructions target/instructions-main target/instructions-branch
   scripts/instructions.sh target/instructions-branch    # writes a build's instruction counts
 
-How it decides: rounds run both sides, A B then B A, after --warmup-rounds thrown away. From
---min-rounds on, after every round, each metric gets the Hodges-Lehmann change of the paired
+How it decides: rounds run both sides, A B then B A, after --warmup-rounds thrown away. At
+--min-rounds and every [check] look_every (5) rounds after, each metric gets the Hodges-Lehmann change of the paired
 per-round ratios with an exact Wilcoxon signed-rank interval (rank statistics: one disturbed
 round moves them by one rank). Regressed: worse by more than the threshold with the whole
 interval on the worse side; unchanged: the whole interval within the threshold; else
-inconclusive. The check stops as soon as every verdict is certain; each look uses the
-Bonferroni share of 1 - confidence, so looking often does not raise false alarms. Instruction
+inconclusive. The check stops at the first look where every verdict is certain; each look
+uses the Bonferroni share of 1 - confidence, so looking early does not raise false alarms. Instruction
 counts (callgrind, deterministic) regress past --instructions-threshold.
 
 The scenario's [check] table sets the metrics, thresholds and rounds (scenarios/README.md);
@@ -293,10 +293,10 @@ pub struct CheckArgs {
     /// What is checked: a server, a path to an afterburner build, or a command with {port}.
     #[arg(long, value_name = "SERVER|PATH|COMMAND")]
     pub candidate: Option<String>,
-    /// Most measured rounds [default: the scenario's [check] rounds, else 10].
+    /// Most measured rounds [default: the scenario's [check] rounds, else 20].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rounds: Option<u32>,
-    /// Rounds before the check may stop early [default: [check] min_rounds, else 6].
+    /// Rounds before the check may stop early [default: [check] min_rounds, else 10].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub min_rounds: Option<u32>,
     /// Rounds run first and thrown away [default: [check] warmup_rounds, else 1].

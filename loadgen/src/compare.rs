@@ -200,6 +200,22 @@ pub fn server_spec(name: &str, scenario_server: &ServerSpec) -> Result<ServerSpe
     }
 }
 
+/// The directory of server `index` named `label`: the label itself when it is a plain name
+/// (`loop`, `nginx`, `pause`), else (a path or a command) `<index>-` and the label with every
+/// character but letters, digits, `-`, `_` and `.` turned into `_`, so that it stays one
+/// directory below the comparison's and two servers never share one.
+fn dir_name(index: usize, label: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if !label.is_empty() && !label.starts_with('.') && label.chars().all(plain) {
+        return label.to_string();
+    }
+    let cleaned: String = label
+        .chars()
+        .map(|c| if plain(c) { c } else { '_' })
+        .collect();
+    format!("{}-{}", index + 1, cleaned.trim_matches('_'))
+}
+
 /// `args` without any `FLAG VALUE` / `FLAG=VALUE` (every flag of the built-in server but
 /// `--help` and `--version` takes a value).
 fn without_flag(args: &[String], flag: &str) -> Vec<String> {
@@ -286,7 +302,7 @@ pub fn compare(
                 break 'rounds;
             }
             let name = &plan.servers[index].label;
-            let relative = PathBuf::from(name).join(format!("round-{round}"));
+            let relative = PathBuf::from(dir_name(index, name)).join(format!("round-{round}"));
             let outcome = run_round(&plan.base, spec, &dir, &relative, round);
             on_run(RunEvent {
                 round,
@@ -467,6 +483,14 @@ mod tests {
         };
         let error = nginx.spec(&scenario_server).unwrap_err();
         assert!(error.contains("not for `nginx`"), "{error}");
+    }
+
+    #[test]
+    fn paths_and_commands_get_a_directory_of_their_own() {
+        assert_eq!(dir_name(0, "loop"), "loop");
+        assert_eq!(dir_name(1, "/tmp/a/afterburner"), "2-tmp_a_afterburner");
+        assert_eq!(dir_name(2, "../x"), "3-.._x");
+        assert_eq!(dir_name(0, "srv --port {port}"), "1-srv_--port__port");
     }
 
     #[test]

@@ -269,3 +269,80 @@ fn a_server_that_does_not_start_makes_the_check_invalid() {
         text(&output)
     );
 }
+
+/// Writes `summary` where gungraun puts `afterburner`'s `connection::request_cycle.ID` summary.
+fn place_summary(home: &Path, id: &str, instructions: u64) {
+    let mut summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gungraun-summary.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    summary["id"] = id.into();
+    summary["profiles"][0]["data"]["total"]["metrics"]["Ir"]["values"]["new"] = instructions.into();
+    let dir = home.join(format!(
+        "afterburner/instructions/connection/request_cycle.{id}"
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
+}
+
+#[test]
+fn instruction_counts_of_two_builds_pass_alike_and_fail_a_costlier_one() {
+    let out = tempfile::tempdir().unwrap();
+    let (a, same, costlier) = (
+        out.path().join("a"),
+        out.path().join("same"),
+        out.path().join("costlier"),
+    );
+    for (home, keepalive) in [(&a, 2867), (&same, 2867), (&costlier, 2867 + 60)] {
+        place_summary(home, "wrk_keepalive", keepalive);
+        place_summary(home, "browser_like", 4235);
+    }
+    // A bench only the candidate has is listed, not judged.
+    place_summary(&costlier, "new_shape", 100);
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+
+    let output = loadgen(&["--instructions", &arg(&a), &arg(&same)], out.path());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    // +2.1 % on one bench, past the 1 % default.
+    let output = loadgen(&["--instructions", &arg(&a), &arg(&costlier)], out.path());
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(
+            "request_cycle::wrk_keepalive` | 1.0% | 2867 | 2927 | +2.1% | **regressed** |"
+        ),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        stdout.contains("new_shape` | 1.0% | absent | 100 | – | not compared |"),
+        "{stdout}"
+    );
+    // A looser threshold lets it pass.
+    let output = loadgen(
+        &[
+            "--instructions",
+            &arg(&a),
+            &arg(&costlier),
+            "--instructions-threshold",
+            "3%",
+        ],
+        out.path(),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    // A directory without summaries is a configuration error naming it and the command.
+    let empty = out.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let output = loadgen(&["--instructions", &arg(&a), &arg(&empty)], out.path());
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("scripts/instructions.sh"),
+        "{}",
+        text(&output)
+    );
+}

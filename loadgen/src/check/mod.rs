@@ -227,6 +227,7 @@ impl CheckPlan {
         let settings = CheckSettings {
             max_rounds,
             min_rounds,
+            look_every: table.look_every,
             warmup_rounds: request.warmup_rounds.unwrap_or(table.warmup_rounds),
             confidence: table.confidence,
         };
@@ -523,7 +524,7 @@ fn run_load(
         }
         let decided = !matches!(load.baseline, Baseline::Nothing)
             && report.metrics.iter().all(|m| m.verdict.is_decided());
-        if round >= settings.min_rounds && decided {
+        if settings.is_look(round) && decided {
             report.stopped_early = round < settings.max_rounds;
             break;
         }

@@ -10,13 +10,19 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CheckTable {
-    /// Most measured rounds (each runs the baseline and the candidate once); 10 by default.
+    /// Most measured rounds (each runs the baseline and the candidate once); 20 by default.
     #[serde(default = "default_rounds")]
     pub rounds: u32,
-    /// Rounds before the check may stop because every verdict is certain; 6 by default (the
-    /// fewest with which a 95 % signed-rank interval exists).
+    /// The first look at the data, after which the check may stop because every verdict is
+    /// certain; 10 by default. Each look is taken at `1 - (1 - confidence) / looks`, and an
+    /// exact signed-rank interval at level `1 - a` needs `2 / 2^n <= a`: 7 pairs for the
+    /// default 3 looks (98.3 %); a look with fewer is always inconclusive.
     #[serde(default = "default_min_rounds")]
     pub min_rounds: u32,
+    /// Rounds between looks after the first (the last round is always one); 5 by default, so
+    /// the default looks are after rounds 10, 15 and 20.
+    #[serde(default = "default_look_every")]
+    pub look_every: u32,
     /// Rounds run first and thrown away (caches, page cache, CPU frequency); 1 by default.
     #[serde(default = "default_warmup_rounds")]
     pub warmup_rounds: u32,
@@ -45,6 +51,7 @@ impl Default for CheckTable {
         CheckTable {
             rounds: default_rounds(),
             min_rounds: default_min_rounds(),
+            look_every: default_look_every(),
             warmup_rounds: default_warmup_rounds(),
             confidence: default_confidence(),
             thresholds: default_thresholds(),
@@ -64,6 +71,9 @@ impl CheckTable {
                 "check.min_rounds: {} must be from 1 to check.rounds ({})",
                 self.min_rounds, self.rounds
             ));
+        }
+        if self.look_every == 0 {
+            return Err("check.look_every: must be at least 1".into());
         }
         if !(0.5..1.0).contains(&self.confidence) {
             return Err(format!(
@@ -154,11 +164,15 @@ fn thresholds_from_text<'de, D: Deserializer<'de>>(
 }
 
 fn default_rounds() -> u32 {
-    10
+    20
 }
 
 fn default_min_rounds() -> u32 {
-    6
+    10
+}
+
+fn default_look_every() -> u32 {
+    5
 }
 
 fn default_warmup_rounds() -> u32 {

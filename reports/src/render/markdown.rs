@@ -57,11 +57,16 @@ pub fn check_summary(report: &CheckReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "{how}{stop}. Intervals at {} per look, {} over the {} looks from round {} on.\n",
-                format::percent(settings.look_confidence()),
+                "{how}{stop}. Intervals at {:.2}% per look, {} over the {} looks (after rounds {}).\n",
+                settings.look_confidence() * 100.0,
                 format::percent(settings.confidence),
                 settings.looks(),
-                settings.min_rounds
+                settings
+                    .look_rounds()
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }
@@ -218,7 +223,7 @@ mod tests {
             text.contains("| 10.0 | 11.0 | +10% | +8.0% … +12% | **regressed** |"),
             "{text}"
         );
-        assert!(text.contains("stopped before the 10 allowed"), "{text}");
+        assert!(text.contains("stopped before the 20 allowed"), "{text}");
         assert!(
             text.contains("| `server::cycle` | 1.0% | 1000 | absent |"),
             "{text}"
