@@ -293,18 +293,18 @@ pub struct CheckArgs {
     /// What is checked: a server, a path to an afterburner build, or a command with {port}.
     #[arg(long, value_name = "SERVER|PATH|COMMAND")]
     pub candidate: Option<String>,
-    /// Most measured rounds [default: the scenario's [check] rounds, else 20].
+    /// Most measured rounds [default: the scenario's `[check]` rounds, else 20].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rounds: Option<u32>,
-    /// Rounds before the check may stop early [default: [check] min_rounds, else 10].
+    /// Rounds before the check may stop early [default: `[check]` min_rounds, else 10].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub min_rounds: Option<u32>,
-    /// Rounds run first and thrown away [default: [check] warmup_rounds, else 1].
+    /// Rounds run first and thrown away [default: `[check]` warmup_rounds, else 1].
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub warmup_rounds: Option<u32>,
     /// A metric and the smallest relative change of it that matters, e.g.
     /// server_cpu_us_per_op=5%; repeat for several. Given, these replace the scenario's
-    /// [check] thresholds [default: server_cpu_us_per_op=5% and ops_per_s=5%].
+    /// `[check]` thresholds [default: server_cpu_us_per_op=5% and ops_per_s=5%].
     #[arg(long, value_name = "METRIC=PCT", value_parser = parse_threshold)]
     pub threshold: Vec<(String, f64)>,
     /// Compare instruction counts of two builds: the directories scripts/instructions.sh
@@ -312,7 +312,7 @@ pub struct CheckArgs {
     #[arg(long, num_args = 2, value_names = ["BASELINE_DIR", "CANDIDATE_DIR"])]
     pub instructions: Option<Vec<PathBuf>>,
     /// The relative change of an instruction count that fails the check
-    /// [default: [check] instructions_threshold, else 1%].
+    /// [default: `[check]` instructions_threshold, else 1%].
     #[arg(long, value_name = "PCT", value_parser = parse_percent)]
     pub instructions_threshold: Option<f64>,
     /// Save the candidate's rounds as the baseline NAME (OUT/baselines/NAME/), for a later

@@ -105,21 +105,18 @@ fn usage_and_configuration_errors_exit_2_and_name_the_culprit() {
     // A malformed [check] table names its key.
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad-check.toml");
+    let sites = workspace_dir().join("scenarios/sites");
     std::fs::write(
         &bad,
         std::fs::read_to_string(check_scenario())
             .unwrap()
-            .replace("min_rounds = 6", "min_rounds = 60")
-            .replace(
-                "root = \"sites/onek\"",
-                "root = \"../../scenarios/sites/onek\"",
-            )
-            .replace(
-                "urls = \"sites/onek.urls\"",
-                "urls = \"../../scenarios/sites/onek.urls\"",
-            ),
+            .replace("min_rounds = 10", "min_rounds = 60")
+            .replace("\"sites/onek", &format!("\"{}/onek", sites.display())),
     )
     .unwrap();
+    assert!(std::fs::read_to_string(&bad)
+        .unwrap()
+        .contains("min_rounds = 60"));
     let output = loadgen(
         &[
             bad.to_str().unwrap(),

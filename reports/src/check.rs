@@ -128,7 +128,7 @@ impl CheckSettings {
         round == self.max_rounds
             || (round >= self.min_rounds
                 && round < self.max_rounds
-                && (round - self.min_rounds) % self.look_every.max(1) == 0)
+                && (round - self.min_rounds).is_multiple_of(self.look_every.max(1)))
     }
 
     /// How many looks at the data: see [`CheckSettings::is_look`].

@@ -692,7 +692,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), CheckError> {
 }
 
 impl CheckOutput {
-    /// The exit status CI reads (see [`Outcome::exit_status`]).
+    /// The exit status CI reads (see [`reports::check::Outcome::exit_status`]).
     pub fn exit_status(&self) -> i32 {
         self.report.outcome.exit_status()
     }

@@ -135,6 +135,41 @@ pub fn errors_by_kind(errors: &BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
+/// A comparison metric's value in its own display unit (see [`quantity_unit`]).
+pub fn quantity(quantity: Quantity, value: f64) -> String {
+    match quantity {
+        Quantity::OpsPerS | Quantity::MbitPerS => rate(value),
+        Quantity::LatencyUs => ms(value),
+        Quantity::Count => whole(value),
+        Quantity::PerKiloOps => per_kilo_ops(value),
+        Quantity::CpuUsPerOp => cpu_us(value),
+        Quantity::Bytes => bytes(value),
+    }
+}
+
+/// The display unit [`quantity`] writes a metric's value in.
+pub fn quantity_unit(quantity: Quantity) -> &'static str {
+    match quantity {
+        Quantity::OpsPerS => "ops/s",
+        Quantity::MbitPerS => "Mbit/s",
+        Quantity::LatencyUs => "ms",
+        Quantity::Count => "",
+        Quantity::PerKiloOps => "per 1000 ops",
+        Quantity::CpuUsPerOp => "µs/op",
+        Quantity::Bytes => "bytes",
+    }
+}
+
+/// A signed relative change: +10.2%, -3.1%, +0.00%.
+pub fn change(fraction: f64) -> String {
+    let text = percent(fraction);
+    if fraction >= 0.0 {
+        format!("+{text}")
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,40 +231,5 @@ mod tests {
         let errors = BTreeMap::from([("timeout".to_string(), 3), ("reset".to_string(), 1_200)]);
         assert_eq!(errors_by_kind(&errors), "reset 1200, timeout 3");
         assert_eq!(errors_by_kind(&BTreeMap::new()), "");
-    }
-}
-
-/// A comparison metric's value in its own display unit (see [`quantity_unit`]).
-pub fn quantity(quantity: Quantity, value: f64) -> String {
-    match quantity {
-        Quantity::OpsPerS | Quantity::MbitPerS => rate(value),
-        Quantity::LatencyUs => ms(value),
-        Quantity::Count => whole(value),
-        Quantity::PerKiloOps => per_kilo_ops(value),
-        Quantity::CpuUsPerOp => cpu_us(value),
-        Quantity::Bytes => bytes(value),
-    }
-}
-
-/// The display unit [`quantity`] writes a metric's value in.
-pub fn quantity_unit(quantity: Quantity) -> &'static str {
-    match quantity {
-        Quantity::OpsPerS => "ops/s",
-        Quantity::MbitPerS => "Mbit/s",
-        Quantity::LatencyUs => "ms",
-        Quantity::Count => "",
-        Quantity::PerKiloOps => "per 1000 ops",
-        Quantity::CpuUsPerOp => "µs/op",
-        Quantity::Bytes => "bytes",
-    }
-}
-
-/// A signed relative change: +10.2%, -3.1%, +0.00%.
-pub fn change(fraction: f64) -> String {
-    let text = percent(fraction);
-    if fraction >= 0.0 {
-        format!("+{text}")
-    } else {
-        text
     }
 }
