@@ -54,7 +54,8 @@ if ! command -v valgrind >/dev/null || ! command -v gungraun-runner >/dev/null; 
 fi
 scripts/instructions.sh "$out/instructions-a"
 scripts/instructions.sh "$out/instructions-a2"
-scripts/instructions.sh "$out/instructions-b" --features afterburner/extra-cost
+# In B's own target directory: the feature build must not replace target/release's binaries.
+CARGO_TARGET_DIR=target/extra-cost scripts/instructions.sh "$out/instructions-b" --features afterburner/extra-cost
 expect 0 "instructions, A against A" "$loadgen" check --instructions "$out/instructions-a" "$out/instructions-a2" --out "$out"
 expect 1 "instructions, A against B" "$loadgen" check --instructions "$out/instructions-a" "$out/instructions-b" --out "$out"
 echo "== check-self: every verdict as expected"

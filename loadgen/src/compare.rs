@@ -168,7 +168,8 @@ pub fn server_spec(name: &str, scenario_server: &ServerSpec) -> Result<ServerSpe
         let path = std::path::absolute(name).map_err(|error| format!("`{name}`: {error}"))?;
         if !path.is_file() {
             return Err(format!(
-                "`{name}`: no such file (a path names another afterburner executable, e.g.                  ./target/release/afterburner; a command needs `{{port}}`)"
+                "`{name}`: no such file (a path names another afterburner executable, e.g. \
+                 ./target/release/afterburner; a command needs `{{port}}`)"
             ));
         }
         return Ok(ServerSpec::Builtin {

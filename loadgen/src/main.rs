@@ -26,8 +26,18 @@ fn run_plan(scenario: &std::path::Path, flags: &RunFlags) -> Result<loadgen::run
     plan.private_netns = !flags.watch.no_netns;
     plan.sample_interval = flags.watch.sample_interval;
     plan.progress = !flags.watch.quiet;
-    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&plan.stop))?;
+    stop_on_signals(&plan.stop)?;
     Ok(plan)
+}
+
+/// Ctrl-C (SIGINT) and a CI job's cancel or timeout (SIGTERM) set `stop`: the load ends, what
+/// was measured is written and marked interrupted, and the server under test is stopped rather
+/// than left running.
+fn stop_on_signals(stop: &Arc<std::sync::atomic::AtomicBool>) -> Result<()> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(stop))?;
+    }
+    Ok(())
 }
 
 fn dispatch(command: Command) -> Result<()> {
@@ -104,7 +114,7 @@ fn dispatch(command: Command) -> Result<()> {
                 stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
                 command_line: std::env::args().collect::<Vec<_>>().join(" "),
             };
-            signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&plan.stop))?;
+            stop_on_signals(&plan.stop)?;
             let quiet = args.watch.quiet;
             let output = loadgen::claims::claims(&plan, |event| {
                 if !quiet {

@@ -92,6 +92,9 @@ pub enum Pairing {
     },
     /// No load was run: instruction counts only.
     InstructionsOnly,
+    /// Only the candidate ran, to be saved as a baseline (`--save-baseline` without
+    /// `--baseline`): nothing compared.
+    CandidateOnly,
 }
 
 /// How many rounds, and at what confidence.
@@ -374,6 +377,14 @@ pub fn instruction_verdict(change: f64, threshold: f64) -> Verdict {
     } else {
         Verdict::Unchanged
     }
+}
+
+/// The fewest pairs for which an exact signed-rank interval at `confidence` exists: the
+/// smallest two-sided level n pairs reach is 2 / 2^n.
+pub fn fewest_pairs(confidence: f64) -> u32 {
+    (1..64)
+        .find(|&n| 2.0 / 2f64.powi(n as i32) <= 1.0 - confidence)
+        .unwrap_or(64)
 }
 
 /// The relative change of paired rounds (`candidate[i]` ran in the same round as
@@ -687,6 +698,13 @@ mod tests {
             ..CheckSettings::default()
         };
         assert_eq!(settings.look_rounds(), [10, 12]);
+    }
+
+    #[test]
+    fn the_fewest_pairs_for_an_interval() {
+        assert_eq!(fewest_pairs(0.95), 6);
+        assert_eq!(fewest_pairs(1.0 - 0.05 / 3.0), 7);
+        assert_eq!(fewest_pairs(0.995), 9);
     }
 
     #[test]

@@ -148,7 +148,9 @@ impl CheckPlan {
             }
             if instructions.is_none() {
                 return Err(CheckError::Usage(
-                    "nothing to check: give a scenario (loadgen check SCENARIO --baseline A                      --candidate B) or instruction counts (--instructions BASELINE_DIR                      CANDIDATE_DIR)"
+                    "nothing to check: give a scenario (loadgen check SCENARIO --baseline A \
+                     --candidate B) or instruction counts (--instructions BASELINE_DIR \
+                     CANDIDATE_DIR)"
                         .into(),
                 ));
             }
@@ -190,8 +192,24 @@ impl CheckPlan {
         let baseline =
             match &request.baseline {
                 Some(name) => match baseline::find(&out, name, &scenario.name)? {
-                    Some(saved) => Baseline::Saved(Box::new(saved)),
-                    None => Baseline::Run(side(name, "--baseline")?),
+                    Some(saved) => {
+                        let here = toml::to_string(scenario).unwrap_or_default();
+                        if let Some(difference) = first_difference(&saved.scenario_toml, &here) {
+                            return Err(CheckError::Usage(format!(
+                                "--baseline {name}: it was saved with another scenario or other \
+                                 command-line values ({difference}); its figures would compare \
+                                 unlike with like: re-save it, or give the same values"
+                            )));
+                        }
+                        Baseline::Saved(Box::new(saved))
+                    }
+                    None => Baseline::Run(side(name, "--baseline").map_err(|error| {
+                        CheckError::Usage(format!(
+                            "{error}; nor is it a baseline saved in {} (saved baselines live \
+                             under --out)",
+                            out.join("baselines").display()
+                        ))
+                    })?),
                 },
                 None if request.save_baseline.is_some() => Baseline::Nothing,
                 None => return Err(CheckError::Usage(
@@ -390,6 +408,15 @@ fn run_load(
 ) -> Result<Comparison, CheckError> {
     let settings = load.settings;
     report.settings = settings;
+    let needed = reports::check::fewest_pairs(settings.look_confidence());
+    if matches!(load.baseline, Baseline::Run(_)) && settings.max_rounds < needed {
+        report.warnings.push(format!(
+            "with at most {} rounds no interval exists at {:.2}% per look (it takes {needed} \
+             pairs): every verdict can only be inconclusive, which passes",
+            settings.max_rounds,
+            settings.look_confidence() * 100.0
+        ));
+    }
     report.candidate = load.candidate.what.clone();
     let baseline_side = match &load.baseline {
         Baseline::Run(side) => {
@@ -399,13 +426,6 @@ fn run_load(
         }
         Baseline::Saved(saved) => {
             report.baseline = format!("saved baseline {} ({})", saved.name, saved.server);
-            if saved.scenario_toml != toml::to_string(&load.base.scenario).unwrap_or_default() {
-                report.warnings.push(format!(
-                    "the baseline `{}` was saved with another version of scenario `{}` (or \
-                     other command-line values): its figures may not be comparable",
-                    saved.name, saved.scenario_name
-                ));
-            }
             let here = baseline::machine(&crate::probe::environment::read_environment());
             if saved.machine != here {
                 report.warnings.push(format!(
@@ -421,7 +441,7 @@ fn run_load(
         }
         Baseline::Nothing => {
             report.baseline = "none (measuring the candidate to save it)".into();
-            report.pairing = Pairing::Interleaved;
+            report.pairing = Pairing::CandidateOnly;
             None
         }
     };
@@ -530,6 +550,26 @@ fn run_load(
         }
     }
     Ok(comparison)
+}
+
+/// The first line where the saved scenario text and this one differ, as `` `there` saved,
+/// `here` now ``; `None` when they are the same.
+fn first_difference(saved: &str, here: &str) -> Option<String> {
+    let mut saved_lines = saved.lines();
+    let mut here_lines = here.lines();
+    loop {
+        match (saved_lines.next(), here_lines.next()) {
+            (None, None) => return None,
+            (a, b) if a == b => continue,
+            (a, b) => {
+                return Some(format!(
+                    "`{}` saved, `{}` now",
+                    a.unwrap_or("(nothing)"),
+                    b.unwrap_or("(nothing)")
+                ))
+            }
+        }
+    }
 }
 
 /// A problem line: which side, which round, what happened.

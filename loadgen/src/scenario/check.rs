@@ -123,6 +123,13 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
         None => text.parse::<f64>(),
     }
     .map_err(|_| format!("`{text}` is not a percentage (e.g. 5% or 0.05)"))?;
+    if !text.ends_with('%') && value >= 1.0 {
+        // `1` is far more likely to mean 1 % than 100 %.
+        return Err(format!(
+            "`{text}`: a fraction of 1 or more is ambiguous; write {text}% or {}",
+            value / 100.0
+        ));
+    }
     check_threshold(value)?;
     Ok(value)
 }

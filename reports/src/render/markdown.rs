@@ -32,6 +32,11 @@ pub fn check_summary(report: &CheckReport) -> String {
         Pairing::InstructionsOnly => {}
         pairing => {
             let how = match pairing {
+                Pairing::CandidateOnly => format!(
+                    "{} rounds of the candidate alone, measured to be saved as a baseline; \
+                     nothing compared",
+                    report.rounds
+                ),
                 Pairing::Saved { name, saved_utc } => format!(
                     "{} rounds of the candidate against the baseline saved as `{name}` on \
                      {saved_utc} (unpaired: drift of the machine between the two sessions \
@@ -107,6 +112,14 @@ pub fn check_summary(report: &CheckReport) -> String {
                 Some(c) => (
                     format::change(c.estimate),
                     format!("{} … {}", format::change(c.low), format::change(c.high)),
+                ),
+                None if check.baseline.is_empty() || check.candidate.is_empty() => (
+                    format::MISSING.to_string(),
+                    if report.pairing == Pairing::CandidateOnly {
+                        "nothing compared".to_string()
+                    } else {
+                        "not measured in any valid round".to_string()
+                    },
                 ),
                 None => (
                     format::MISSING.to_string(),
