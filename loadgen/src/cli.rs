@@ -9,7 +9,32 @@ use afterburner::units::{parse_count, parse_duration};
 
 use crate::scenario::{Overrides, RttChoice};
 
-const AFTER_HELP: &str = "\
+/// The exit statuses of every command, ending every `--help` (the README's "Exit statuses and
+/// faults" gives them too, with what is kept on each fault); a macro so that `concat!` can
+/// join it to each command's own text.
+macro_rules! exit_statuses {
+    () => {
+        "\
+Exit statuses (the same for every command):
+  0    success: a valid measurement, no regression, the file written
+  1    `check` only: a regression
+  2    refused before measuring anything: a malformed command line, scenario or claims file,
+       an unknown server, a server command that does not exist or does not start, an output
+       folder that cannot be written, a result.json that cannot be read (corrupt, truncated,
+       newer schema); the message names the flag, file, key, command or folder
+  3    measured, but invalid or incomplete: the server died or never answered, the generator
+       was the limit, too many errors; results are written and marked, the summary says why
+  4    measured, but a result file could not be written (a full disk): the message names the
+       file and the reason, and where what was measured was kept instead
+  130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: the load and the server under test
+       are stopped, what was measured is written and marked interrupted, and the loadgen
+       ends by the same signal (so a shell loop running it stops too)"
+    };
+}
+
+/// `loadgen --help`'s examples and exit statuses.
+const AFTER_HELP: &str = concat!(
+    "\
 Examples:
   loadgen run scenarios/quick.toml
   loadgen run scenarios/quick.toml --duration 30s --rate 2k
@@ -22,10 +47,36 @@ Examples:
   loadgen claims --quick
   loadgen check scenarios/check.toml --baseline ./main/afterburner --candidate target/release/afterburner
   loadgen fileset --dirs 10 --out /tmp/specweb96
-  loadgen report runs/quick/*/result.json --out compare.html";
+  loadgen report runs/quick/*/result.json --out compare.html
 
-/// `loadgen run --help`'s examples.
-const RUN_EXAMPLES: &str = "\
+",
+    exit_statuses!()
+);
+
+/// How `loadgen` ends: the list at the end of every `--help`, the README's "Exit statuses and
+/// faults". Interrupted commands end by the signal instead (128 + its number in a shell's `$?`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: a valid measurement (`run`), every server with a valid round (`compare`, `claims`),
+    /// no regression (`check`), the file written (`report`, `fileset`).
+    Success = 0,
+    /// 1: `check` found a regression.
+    Regression = 1,
+    /// 2: nothing was measured: a usage, configuration or set-up error (bad flag, malformed
+    /// scenario, server command not found or not starting, `--out` not writable, a
+    /// `result.json` that cannot be read).
+    Refused = 2,
+    /// 3: measured, but the measurement is invalid or incomplete (server died or never
+    /// answered, generator saturated, too many errors); results written and marked.
+    Invalid = 3,
+    /// 4: measured, but a result file could not be written (a full disk); the message names
+    /// the file and where the result was kept instead.
+    NotWritten = 4,
+}
+
+/// `loadgen run --help`'s examples and exit statuses.
+const RUN_EXAMPLES: &str = concat!(
+    "\
 Examples:
   loadgen run scenarios/quick.toml
   loadgen run scenarios/quick.toml --duration 30s --warmup 5s --rate 2k
@@ -33,9 +84,12 @@ Examples:
   loadgen run scenarios/specweb96.toml --out /tmp/runs --quiet
   loadgen run scenarios/modem10k.toml --modem-clients 2k --rtt application
 
-Exit status: 0 a valid measurement, 1 an error (the message names the file, key or flag),
-2 a malformed command line, 3 a measurement that cannot be trusted (the summary and result.json
-say why).";
+For `run`: 0 a valid measurement; 3 a measurement that cannot be trusted (the summary, the
+last line on stderr and result.json say why; a run cut short is marked partial).
+
+",
+    exit_statuses!()
+);
 
 /// The whole command line: one subcommand.
 #[derive(Parser, Debug)]
@@ -50,7 +104,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a scenario: writes `runs/<scenario>/<UTC time>/result.json` and `report.html`; exits 3
-    /// when the measurement is invalid (server died, Ctrl-C, generator saturated).
+    /// when the measurement is invalid (server died, generator saturated).
     Run(RunArgs),
     /// Run a scenario against several servers in interleaved rounds: writes
     /// `runs/<scenario>-compare/<UTC time>/comparison.{json,html}` with every run beside them;
@@ -64,7 +118,8 @@ pub enum Command {
     /// interleaved rounds until each metric's verdict (improved, regressed, unchanged,
     /// inconclusive) is certain, and compare instruction counts of two builds; writes
     /// `runs/<scenario>-check/<UTC time>/` (check.json, check.md, junit.xml, comparison.html);
-    /// exits 0 pass, 1 regression, 2 usage or configuration error, 3 invalid measurement.
+    /// exits 0 pass, 1 regression, 2 usage or configuration error, 3 invalid measurement, 4 a
+    /// file not written.
     Check(CheckArgs),
     /// Write the SPECweb96 file set (36 files per directory, four classes).
     Fileset(FilesetArgs),
@@ -90,8 +145,9 @@ pub struct RunArgs {
     pub flags: RunFlags,
 }
 
-/// `loadgen compare --help`'s examples.
-const COMPARE_EXAMPLES: &str = "\
+/// `loadgen compare --help`'s examples and exit statuses.
+const COMPARE_EXAMPLES: &str = concat!(
+    "\
 Server names: the built-in server's designs (loop, poll, select, threads, prefork, fork,
 reactors, uring; see afterburner --help) and real servers started from configurations generated
 for the scenario (nginx, lighttpd, apache-prefork, apache-event, mini-httpd, h2o, caddy; a
@@ -107,9 +163,13 @@ network namespace as root). The first server is the baseline: per metric the rep
 server's median over its valid rounds, their range, and the ratio to the baseline (geometric
 mean of same-round ratios) with a 95% confidence interval.
 
-Exit status: 0 every server has a valid round, 1 an error (the message names the file, key or
-flag), 2 a malformed command line, 3 some server has none (it failed to start, died, or measured
-invalid: its row says why).";
+For `compare`: 0 every server has a valid round; 3 some server has none (it failed to start,
+died, or measured invalid: its row says why); 2 also for an unknown or repeated name in
+--servers.
+
+",
+    exit_statuses!()
+);
 
 /// `loadgen compare`: the scenario, the servers, the rounds, and the flags `run` takes.
 #[derive(clap::Args, Debug)]
@@ -205,8 +265,9 @@ impl RunFlags {
     }
 }
 
-/// `loadgen claims --help`'s examples.
-const CLAIMS_EXAMPLES: &str = "\
+/// `loadgen claims --help`'s examples and exit statuses.
+const CLAIMS_EXAMPLES: &str = concat!(
+    "\
 Each claim of 1999 becomes a row: the figure then (with its source), the figure measured now, and
 a verdict (holds, holds in ratio, does not hold, cannot be measured here) with the rule it follows
 from. The figures of 1999, the measurements (scenarios, servers, rounds) and the --quick sizes
@@ -221,9 +282,13 @@ Examples:
 --quick runs one round per server: ratio verdicts then rest on one pair of runs, with no
 interval; the full run's three rounds give each ratio a 95% interval.
 
-Exit status: 0 every measurement ran and every server has a valid round, 1 an error (the
-message names the file, key or flag), 2 a malformed command line, 3 some measurement could not
-run (Ctrl-C, or an error it names) or some server has no valid round (its rows say why).";
+For `claims`: 0 every measurement ran and every server has a valid round; 3 some measurement
+could not run (an error it names) or some server has no valid round (its rows say why); 2 also
+for a malformed claims file or one of its scenarios.
+
+",
+    exit_statuses!()
+);
 
 /// `loadgen claims`: the claims file, its size, and where results go.
 #[derive(clap::Args, Debug)]
@@ -243,8 +308,9 @@ pub struct ClaimsArgs {
     pub watch: WatchFlags,
 }
 
-/// `loadgen check --help`'s examples.
-const CHECK_EXAMPLES: &str = "\
+/// `loadgen check --help`'s examples and exit statuses.
+const CHECK_EXAMPLES: &str = concat!(
+    "\
 A side (--baseline, --candidate) is one of:
   a design of the built-in server    loop, poll, threads, ... (see afterburner --help)
   a real server                      nginx, lighttpd, apache-prefork, ... (as for compare)
@@ -273,10 +339,14 @@ counts (callgrind, deterministic) regress past --instructions-threshold.
 The scenario's [check] table sets the metrics, thresholds and rounds (scenarios/README.md);
 these flags replace its values.
 
-Exit status: 0 pass (nothing regressed; inconclusive is not a failure), 1 a regression, 2 a
-usage or configuration error (the message names the flag, file or key), 3 the measurement is
-invalid (a run failed, a server died, the generator was the limit, Ctrl-C: check.md says
-which).";
+For `check`: 0 pass (nothing regressed; inconclusive is not a failure); 1 a regression; 2 a
+usage or configuration error (the message names the flag, file or key); 3 the measurement is
+invalid (a run failed, a server died, the generator was the limit: check.md says which); an
+interrupted check ends by the signal, with check.md saying where it stopped.
+
+",
+    exit_statuses!()
+);
 
 /// `loadgen check`: the scenario, the two sides, the rounds and thresholds, instruction
 /// counts, saved baselines, and the flags `run` takes.
@@ -341,8 +411,31 @@ fn parse_percent(text: &str) -> Result<f64, String> {
     crate::scenario::check::parse_percent(text)
 }
 
+/// `loadgen report --help`'s exit statuses.
+const REPORT_HELP: &str = concat!(
+    "\
+For `report`: 0 the page written; 2 a result.json that cannot be read (missing, not JSON,
+truncated, of a newer or older schema version: the message names the file and what to do);
+4 the page could not be written.
+
+",
+    exit_statuses!()
+);
+
+/// `loadgen fileset --help`'s exit statuses.
+const FILESET_HELP: &str = concat!(
+    "\
+For `fileset`: 0 the file set written; 2 --out cannot be written or --dirs is out of range;
+4 a file could not be written (a full disk: the message names it; rerunning writes only what
+is missing or damaged).
+
+",
+    exit_statuses!()
+);
+
 /// `loadgen report`: stored results and where the page goes.
 #[derive(clap::Args, Debug)]
+#[command(after_help = REPORT_HELP)]
 pub struct ReportArgs {
     /// One or more result.json files; the first is the baseline of the ratios.
     #[arg(required = true)]
@@ -355,6 +448,7 @@ pub struct ReportArgs {
 
 /// `loadgen fileset`: how many SPECweb96 directories, where, and their seed.
 #[derive(clap::Args, Debug)]
+#[command(after_help = FILESET_HELP)]
 pub struct FilesetArgs {
     /// Number of directories (5,119,484 bytes each).
     #[arg(long)]

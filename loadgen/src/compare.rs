@@ -131,6 +131,21 @@ pub enum CompareError {
     },
 }
 
+impl CompareError {
+    /// True when runs were measured but `comparison.json` or `comparison.html` could not be
+    /// written (a full disk): `loadgen` exits 4 then, not 2.
+    pub fn is_write(&self) -> bool {
+        match self {
+            CompareError::ComparisonFile(error) => error.is_write(),
+            CompareError::Report { .. } => true,
+            CompareError::UnknownServer(_)
+            | CompareError::DuplicateServer(_)
+            | CompareError::Variants { .. }
+            | CompareError::Output { .. } => false,
+        }
+    }
+}
+
 /// One finished run, as `compare` reports it to its caller for progress lines.
 #[derive(Debug)]
 pub struct RunEvent<'a> {

@@ -1,27 +1,113 @@
-//! The `loadgen` binary: parse the command line, dispatch, print `Error: ...` and exit 1 on failure.
+//! The `loadgen` binary: parse the command line, dispatch, and end with one of the documented
+//! exit statuses ([`ExitStatus`], README "Exit statuses and faults"): a failure prints one
+//! message naming its culprit on stderr, and Ctrl-C or SIGTERM end the process by that signal
+//! once what was measured is written.
 
-use std::sync::Arc;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use anyhow::Result;
+use anyhow::anyhow;
 use clap::Parser;
-use loadgen::cli::{CheckArgs, Cli, Command, RunFlags};
+use loadgen::cli::{CheckArgs, Cli, Command, ExitStatus, RunFlags};
+use loadgen::run::RunError;
+use reports::check::Outcome;
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(error) = dispatch(cli.command) {
-        eprintln!("Error: {error:#}");
-        std::process::exit(1);
+    let status = match dispatch(cli.command) {
+        Ok(status) => status,
+        Err(failure) => {
+            eprintln!("Error: {:#}", failure.error);
+            failure.status
+        }
+    };
+    let _ = std::io::stdout().flush();
+    if let Some(signal) = caught_signal() {
+        // Die of the signal, as a program that did not catch it would: a shell loop or `make`
+        // running the loadgen then stops too (POSIX.1-2017 XCU 2.11 and 2.8.2: the caller sees
+        // a death by signal, 128 + N in `$?`: 130 for SIGINT, 143 for SIGTERM).
+        let _ = signal_hook::low_level::emulate_default_handler(signal);
+    }
+    std::process::exit(status as i32);
+}
+
+/// A command that ended in failure: its exit status and the message for stderr.
+struct Failure {
+    status: ExitStatus,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    /// Nothing was measured: a usage, configuration or set-up error (exit status 2).
+    fn refused(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            status: ExitStatus::Refused,
+            error: error.into(),
+        }
+    }
+
+    /// Something was measured but a file of it could not be written (exit status 4).
+    fn not_written(error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            status: ExitStatus::NotWritten,
+            error: error.into(),
+        }
+    }
+
+    /// Exit status 4 for a failed write (`is_write`), else 2.
+    fn refused_or_not_written(error: impl Into<anyhow::Error>, is_write: bool) -> Failure {
+        if is_write {
+            Failure::not_written(error)
+        } else {
+            Failure::refused(error)
+        }
     }
 }
 
-/// The plan of one run of `scenario` with the shared flags applied; Ctrl-C ends the load and
-/// still writes what was measured (the server under test leads a process group of its own, so
-/// the signal reaches only us, and we stop it).
-fn run_plan(scenario: &std::path::Path, flags: &RunFlags) -> Result<loadgen::run::RunPlan> {
+/// The signal number a handler stored, 0 while none came.
+fn signal_slot() -> &'static Arc<AtomicUsize> {
+    static SLOT: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+    SLOT.get_or_init(|| Arc::new(AtomicUsize::new(0)))
+}
+
+/// SIGINT or SIGTERM, if one came while the load ran.
+fn caught_signal() -> Option<i32> {
+    match signal_slot().load(Ordering::Relaxed) {
+        0 => None,
+        signal => i32::try_from(signal).ok(),
+    }
+}
+
+/// The signal's name as a user knows it.
+fn signal_words(signal: i32) -> &'static str {
+    if signal == signal_hook::consts::SIGINT {
+        "SIGINT (Ctrl-C)"
+    } else {
+        "SIGTERM"
+    }
+}
+
+/// Says on stderr that a signal ended the command, and where what was measured is.
+fn say_interrupted(kept: &str) {
+    if let Some(signal) = caught_signal() {
+        eprintln!(
+            "Interrupted by {}: the load was stopped and so was the server under test; {kept}",
+            signal_words(signal)
+        );
+    }
+}
+
+/// The plan of one run of `scenario` with the shared flags applied; `--out` is checked before
+/// anything starts. Ctrl-C ends the load and still writes what was measured (the server under
+/// test leads a process group of its own, so the signal reaches only us, and we stop it).
+fn run_plan(scenario: &Path, flags: &RunFlags) -> anyhow::Result<loadgen::run::RunPlan> {
     let mut plan = loadgen::run::RunPlan::load(scenario, &flags.overrides())?;
     // Absolute: a real server resolves relative paths in its configuration against its own
     // directory (Apache's `-f` under `-d`), so a relative `runs/...` would be doubled.
     plan.out = std::path::absolute(&flags.out)?;
+    loadgen::run::output::check_writable(&plan.out)?;
     plan.builtin_exe = std::env::current_exe()?;
     plan.private_netns = !flags.watch.no_netns;
     plan.sample_interval = flags.watch.sample_interval;
@@ -31,33 +117,21 @@ fn run_plan(scenario: &std::path::Path, flags: &RunFlags) -> Result<loadgen::run
 }
 
 /// Ctrl-C (SIGINT) and a CI job's cancel or timeout (SIGTERM) set `stop`: the load ends, what
-/// was measured is written and marked interrupted, and the server under test is stopped rather
-/// than left running.
-fn stop_on_signals(stop: &Arc<std::sync::atomic::AtomicBool>) -> Result<()> {
+/// was measured is written and marked interrupted, the server under test is stopped rather
+/// than left running, and `main` then ends the process by the same signal.
+fn stop_on_signals(stop: &Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(stop))?;
+        signal_hook::flag::register_usize(signal, Arc::clone(signal_slot()), signal as usize)?;
     }
     Ok(())
 }
 
-fn dispatch(command: Command) -> Result<()> {
+fn dispatch(command: Command) -> Result<ExitStatus, Failure> {
     match command {
-        Command::Run(args) => {
-            let plan = run_plan(&args.scenario, &args.flags)?;
-            let output = loadgen::run::run(&plan)?;
-            reports::render::text::print_summary(&output.result, &mut std::io::stdout().lock());
-            println!("result: {}", output.result_path.display());
-            let report = output.result_path.with_file_name("report.html");
-            if report.exists() {
-                println!("report: {}", report.display());
-            }
-            if !output.result.valid {
-                std::process::exit(3);
-            }
-            Ok(())
-        }
+        Command::Run(args) => run(&args.scenario, &args.flags),
         Command::Compare(args) => {
-            let mut base = run_plan(&args.scenario, &args.flags)?;
+            let mut base = run_plan(&args.scenario, &args.flags).map_err(Failure::refused)?;
             // One progress line per run, not a live one per point: the runs are many.
             base.progress = false;
             let plan = loadgen::compare::ComparePlan {
@@ -82,39 +156,55 @@ fn dispatch(command: Command) -> Result<()> {
                         )
                     );
                 }
+            })
+            .map_err(|error| {
+                let is_write = error.is_write();
+                Failure::refused_or_not_written(error, is_write)
             })?;
             reports::render::text::print_comparison(
                 &output.comparison,
                 &mut std::io::stdout().lock(),
             );
-            println!(
-                "comparison: {}",
-                output.dir.join("comparison.json").display()
-            );
+            let json = output.dir.join("comparison.json");
+            println!("comparison: {}", json.display());
             println!("report: {}", output.report.display());
-            if output
+            say_interrupted(&format!(
+                "the rounds that ran are in {}, the one cut short marked interrupted",
+                json.display()
+            ));
+            let without = output
                 .comparison
                 .servers
                 .iter()
-                .any(|s| s.valid_rounds() == 0)
-            {
-                std::process::exit(3);
+                .filter(|s| s.valid_rounds() == 0)
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>();
+            if without.is_empty() {
+                return Ok(ExitStatus::Success);
             }
-            Ok(())
+            eprintln!(
+                "Invalid measurement: no valid round for {} (the rows above say why)",
+                without.join(", ")
+            );
+            Ok(ExitStatus::Invalid)
         }
         Command::Claims(args) => {
+            let file = loadgen::claims::plan::ClaimsFile::load(&args.claims_file)
+                .map_err(Failure::refused)?;
+            let out = std::path::absolute(&args.out).map_err(Failure::refused)?;
+            loadgen::run::output::check_writable(&out).map_err(Failure::refused)?;
             let plan = loadgen::claims::ClaimsPlan {
-                file: loadgen::claims::plan::ClaimsFile::load(&args.claims_file)?,
+                file,
                 path: args.claims_file.clone(),
                 quick: args.quick,
-                out: std::path::absolute(&args.out)?,
-                builtin_exe: std::env::current_exe()?,
+                out,
+                builtin_exe: std::env::current_exe().map_err(Failure::refused)?,
                 private_netns: !args.watch.no_netns,
                 sample_interval: args.watch.sample_interval,
                 stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
                 command_line: std::env::args().collect::<Vec<_>>().join(" "),
             };
-            stop_on_signals(&plan.stop)?;
+            stop_on_signals(&plan.stop).map_err(Failure::refused)?;
             let quiet = args.watch.quiet;
             let output = loadgen::claims::claims(&plan, |event| {
                 if !quiet {
@@ -128,26 +218,40 @@ fn dispatch(command: Command) -> Result<()> {
                         )
                     );
                 }
+            })
+            .map_err(|error| {
+                let is_write = error.is_write();
+                Failure::refused_or_not_written(error, is_write)
             })?;
             reports::render::text::print_claims(&output.report, &mut std::io::stdout().lock());
-            println!("claims: {}", output.dir.join("claims.json").display());
+            let json = output.dir.join("claims.json");
+            println!("claims: {}", json.display());
             println!("report: {}", output.page.display());
-            if output
+            say_interrupted(&format!(
+                "the measurements that ran are in {}, the others marked not run",
+                json.display()
+            ));
+            let problems = output
                 .report
                 .measurements
                 .iter()
-                .any(|m| m.problem.is_some())
-                || output.incomplete_servers > 0
-            {
-                std::process::exit(3);
+                .filter(|m| m.problem.is_some())
+                .count();
+            if problems == 0 && output.incomplete_servers == 0 {
+                return Ok(ExitStatus::Success);
             }
-            Ok(())
+            eprintln!(
+                "Invalid measurement: {problems} measurements could not run and {} servers have \
+                 no valid round (the rows above say why)",
+                output.incomplete_servers
+            );
+            Ok(ExitStatus::Invalid)
         }
         Command::Check(args) => check(args),
         Command::Report(args) => {
             let mut results = Vec::new();
             for path in &args.results {
-                results.push(reports::model::RunResult::read(path)?);
+                results.push(reports::model::RunResult::read(path).map_err(Failure::refused)?);
             }
             let out = match (&args.out, args.results.as_slice()) {
                 (Some(out), _) => out.clone(),
@@ -155,13 +259,19 @@ fn dispatch(command: Command) -> Result<()> {
                 (None, _) => "comparison.html".into(),
             };
             reports::render::write_report(&out, &results)
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+                .map_err(|e| Failure::not_written(anyhow!("writing {}: {e}", out.display())))?;
             println!("report: {}", out.display());
-            Ok(())
+            Ok(ExitStatus::Success)
         }
         Command::Fileset(args) => {
+            let out = std::path::absolute(&args.out).map_err(Failure::refused)?;
+            loadgen::run::output::check_writable(&out).map_err(Failure::refused)?;
             let summary =
-                loadgen::specweb96::fileset::write_fileset(&args.out, args.dirs, args.seed)?;
+                loadgen::specweb96::fileset::write_fileset(&args.out, args.dirs, args.seed)
+                    .map_err(|error| {
+                        let is_write = error.kind() != std::io::ErrorKind::InvalidInput;
+                        Failure::refused_or_not_written(error, is_write)
+                    })?;
             println!(
                 "{} directories, {} files, {} bytes in {} ({} written, {} already there)",
                 summary.dirs,
@@ -171,7 +281,7 @@ fn dispatch(command: Command) -> Result<()> {
                 summary.files_written,
                 summary.files_skipped
             );
-            Ok(())
+            Ok(ExitStatus::Success)
         }
         Command::ServeBuiltin { args } => {
             let argv = std::iter::once("afterburner".to_string()).chain(args);
@@ -180,28 +290,99 @@ fn dispatch(command: Command) -> Result<()> {
                 eprintln!("afterburner: error: {error:#}");
                 std::process::exit(2);
             }
-            Ok(())
+            Ok(ExitStatus::Success)
         }
     }
 }
 
-/// `loadgen check`: its own exit statuses (0 pass, 1 regression, 2 usage or configuration,
-/// 3 invalid), so every error here exits 2 rather than `main`'s 1.
-fn check(args: CheckArgs) -> Result<()> {
-    let usage = |error: anyhow::Error| -> ! {
-        eprintln!("Error: {error:#}");
-        std::process::exit(2);
+/// `loadgen run`: the summary on stdout, then one line on stderr when the run is not a clean
+/// success, saying why.
+fn run(scenario: &Path, flags: &RunFlags) -> Result<ExitStatus, Failure> {
+    let plan = run_plan(scenario, flags).map_err(Failure::refused)?;
+    let output = match loadgen::run::run(&plan) {
+        Ok(output) => output,
+        Err(RunError::NotWritten {
+            error,
+            kept,
+            result,
+        }) => {
+            // What was measured, at least on the terminal.
+            reports::render::text::print_summary(&result, &mut std::io::stdout().lock());
+            let error = RunError::NotWritten {
+                error,
+                kept,
+                result,
+            };
+            return Err(Failure::not_written(error));
+        }
+        Err(RunError::Server(error)) => {
+            return Err(Failure::refused(anyhow!(
+                "scenario {}: [server]: {error}",
+                scenario.display()
+            )))
+        }
+        Err(error) => return Err(Failure::refused(error)),
     };
+    let result = &output.result;
+    reports::render::text::print_summary(result, &mut std::io::stdout().lock());
+    println!("result: {}", output.result_path.display());
+    if output.report_not_written.is_none() {
+        println!(
+            "report: {}",
+            output.result_path.with_file_name("report.html").display()
+        );
+    }
+    if result.interrupted && caught_signal().is_some() {
+        say_interrupted(&format!(
+            "what was measured is in {}, marked interrupted",
+            output.result_path.display()
+        ));
+    } else if !result.valid {
+        // The first reason is the cause (a stop comes first); the summary above has them all.
+        eprintln!(
+            "Invalid measurement: {}",
+            result.invalid_reasons.first().map_or("", String::as_str)
+        );
+        eprintln!(
+            "{} is in {}, marked invalid{}",
+            if result.partial {
+                "What was measured up to then"
+            } else {
+                "What was measured"
+            },
+            output.result_path.display(),
+            if result.partial { " and partial" } else { "" }
+        );
+    }
+    if let Some(why) = &output.report_not_written {
+        eprintln!(
+            "Error: {why}; {} is whole: `loadgen report {} --out OTHER.html` renders it",
+            output.result_path.display(),
+            output.result_path.display()
+        );
+        return Ok(ExitStatus::NotWritten);
+    }
+    Ok(if result.valid {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Invalid
+    })
+}
+
+/// `loadgen check`: 0 pass, 1 regression, 2 usage or configuration error, 3 invalid, 4 a file
+/// not written; Ctrl-C and SIGTERM end it by the signal, as every command.
+fn check(args: CheckArgs) -> Result<ExitStatus, Failure> {
     let base = match &args.scenario {
         Some(scenario) => {
-            let mut plan = run_plan(scenario, &args.flags).unwrap_or_else(|e| usage(e));
+            let mut plan = run_plan(scenario, &args.flags).map_err(Failure::refused)?;
             // One progress line per run, not a live one per point.
             plan.progress = false;
             Some(plan)
         }
         None => None,
     };
-    let out = std::path::absolute(&args.flags.out).unwrap_or_else(|e| usage(e.into()));
+    let out = std::path::absolute(&args.flags.out).map_err(Failure::refused)?;
+    loadgen::run::output::check_writable(&out).map_err(Failure::refused)?;
     let request = loadgen::check::CheckRequest {
         baseline: args.baseline,
         candidate: args.candidate,
@@ -217,7 +398,7 @@ fn check(args: CheckArgs) -> Result<()> {
     };
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let plan = loadgen::check::CheckPlan::new(request, base, out, command_line)
-        .unwrap_or_else(|e| usage(e.into()));
+        .map_err(Failure::refused)?;
     let quiet = args.flags.watch.quiet;
     let output = loadgen::check::check(&plan, |event| {
         if !quiet {
@@ -226,10 +407,14 @@ fn check(args: CheckArgs) -> Result<()> {
             eprintln!("{warmup}{line}");
         }
     })
-    .unwrap_or_else(|e| usage(e.into()));
+    .map_err(|error| {
+        let is_write = error.is_write();
+        Failure::refused_or_not_written(error, is_write)
+    })?;
     println!("{}", output.summary.trim_end());
     println!();
-    println!("check: {}", output.dir.join("check.json").display());
+    let json = output.dir.join("check.json");
+    println!("check: {}", json.display());
     println!("summary: {}", output.dir.join("check.md").display());
     println!("junit: {}", output.dir.join("junit.xml").display());
     if let Some(page) = &output.comparison_page {
@@ -238,5 +423,13 @@ fn check(args: CheckArgs) -> Result<()> {
     if let Some(saved) = &output.saved_baseline {
         println!("saved baseline: {}", saved.display());
     }
-    std::process::exit(output.exit_status());
+    say_interrupted(&format!(
+        "the rounds that ran are in {}, the check marked invalid",
+        json.display()
+    ));
+    Ok(match output.report.outcome {
+        Outcome::Pass => ExitStatus::Success,
+        Outcome::Regression => ExitStatus::Regression,
+        Outcome::Invalid => ExitStatus::Invalid,
+    })
 }

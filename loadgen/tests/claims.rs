@@ -198,7 +198,7 @@ fn a_bad_claims_file_is_refused_before_anything_runs_and_names_the_culprit() {
         let path = edited_claims_file(dir.path(), edit);
         let output = claims(&path, &out);
         let all = text(&output);
-        assert_eq!(output.status.code(), Some(1), "{case}: {all}");
+        assert_eq!(output.status.code(), Some(2), "{case}: {all}");
         for fragment in fragments {
             assert!(
                 all.contains(fragment),

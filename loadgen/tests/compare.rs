@@ -149,17 +149,17 @@ fn a_server_that_cannot_start_is_a_row_saying_so_and_the_others_still_run() {
 fn bad_server_lists_are_errors_naming_the_culprit() {
     let tmp = tempfile::tempdir().unwrap();
     let unknown = compare(tmp.path(), "loop,lop", "1");
-    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(unknown.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert!(
         stderr.contains("`lop`") && stderr.contains("nginx"),
         "{stderr}"
     );
     let empty = compare(tmp.path(), "loop,,poll", "1");
-    assert_eq!(empty.status.code(), Some(1));
+    assert_eq!(empty.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&empty.stderr).contains("an empty name"));
     let twice = compare(tmp.path(), "loop,loop", "1");
-    assert_eq!(twice.status.code(), Some(1));
+    assert_eq!(twice.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&twice.stderr).contains("`loop` is named twice"));
     assert!(!tmp.path().join("out").join("compare-test-compare").exists());
 }

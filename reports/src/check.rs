@@ -28,7 +28,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{check_schema, read_json, write_json_atomically, ResultFileError};
+use crate::model::{read_document, write_json_atomically, ResultFileError};
 
 /// The shape of `check.json`; what this build writes and reads.
 pub const CHECK_SCHEMA_VERSION: u32 = 1;
@@ -282,8 +282,7 @@ impl CheckReport {
 
     /// Reads `check.json`, refusing another schema version.
     pub fn read(path: &Path) -> Result<CheckReport, ResultFileError> {
-        let report: CheckReport = read_json(path)?;
-        check_schema(path, report.schema_version, CHECK_SCHEMA_VERSION)?;
+        let report: CheckReport = read_document(path, "loadgen check.json", CHECK_SCHEMA_VERSION)?;
         Ok(report)
     }
 
@@ -322,8 +321,11 @@ pub struct SavedBaseline {
 impl SavedBaseline {
     /// Reads a saved baseline, refusing another schema version.
     pub fn read(path: &Path) -> Result<SavedBaseline, ResultFileError> {
-        let saved: SavedBaseline = read_json(path)?;
-        check_schema(path, saved.schema_version, SAVED_BASELINE_SCHEMA_VERSION)?;
+        let saved: SavedBaseline = read_document(
+            path,
+            "loadgen saved baseline",
+            SAVED_BASELINE_SCHEMA_VERSION,
+        )?;
         Ok(saved)
     }
 

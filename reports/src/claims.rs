@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{check_schema, read_json, write_json_atomically, ResultFileError};
+use crate::model::{read_document, write_json_atomically, ResultFileError};
 
 /// The shape of `claims.json`; what this build writes and reads.
 pub const CLAIMS_SCHEMA_VERSION: u32 = 1;
@@ -399,8 +399,8 @@ pub struct RowHead {
 impl ClaimsReport {
     /// Reads `claims.json`, checking its schema version.
     pub fn read(path: &Path) -> Result<ClaimsReport, ResultFileError> {
-        let report: ClaimsReport = read_json(path)?;
-        check_schema(path, report.schema_version, CLAIMS_SCHEMA_VERSION)?;
+        let report: ClaimsReport =
+            read_document(path, "loadgen claims.json", CLAIMS_SCHEMA_VERSION)?;
         Ok(report)
     }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use crate::model::{check_schema, read_json, write_json_atomically, ResultFileError, RunResult};
+use crate::model::{read_document, write_json_atomically, ResultFileError, RunResult};
 use crate::prepare::{run_summary, METRICS};
 
 /// The shape of `comparison.json`; what this build writes and reads.
@@ -226,13 +226,13 @@ impl Comparison {
 
     /// Reads a stored comparison and checks its `schema_version`.
     pub fn read(path: &Path) -> Result<Comparison, ResultFileError> {
-        let comparison: Comparison = read_json(path)?;
-        check_schema(path, comparison.schema_version, COMPARISON_SCHEMA_VERSION)?;
+        let comparison: Comparison =
+            read_document(path, "loadgen comparison.json", COMPARISON_SCHEMA_VERSION)?;
         Ok(comparison)
     }
 
-    /// Writes `PATH.tmp` and renames it over `path`: a reader sees the old file or the whole
-    /// new one.
+    /// Writes the comparison atomically ([`crate::files::write_atomically`]): a reader sees the
+    /// old file or the whole new one.
     pub fn write_atomically(&self, path: &Path) -> Result<(), ResultFileError> {
         write_json_atomically(self, path)
     }

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 /// Bumped on every incompatible change of the shape below.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Why a `result.json` could not be read or written; each names the file.
+/// Why a stored JSON document (`result.json`, `comparison.json`, `check.json`, `claims.json`, a
+/// saved baseline) could not be read or written; each message names the file and says what to
+/// do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultFileError {
     /// The file could not be read.
@@ -24,88 +26,177 @@ pub enum ResultFileError {
         /// What the system said.
         error: std::io::Error,
     },
-    /// The file is not JSON of a `RunResult`.
-    #[error("{} is not a loadgen result.json: {error}", path.display())]
+    /// The file ends in the middle of its JSON: a copy cut short, a disk that filled up under a
+    /// writer that does not write atomically, or an empty file.
+    #[error(
+        "{} is {}: not a whole {what}",
+        path.display(),
+        if *.bytes == 0 { "empty".to_string() } else {
+            format!("truncated at byte {}: its JSON stops in the middle", .bytes)
+        }
+    )]
+    Truncated {
+        /// The file read.
+        path: PathBuf,
+        /// Its length: where the JSON stops.
+        bytes: usize,
+        /// What it was read as, e.g. `loadgen result.json`.
+        what: &'static str,
+    },
+    /// The file is not JSON at all.
+    #[error("{} is not JSON ({error}): not a {what}", path.display())]
+    NotJson {
+        /// The file read.
+        path: PathBuf,
+        /// Where the JSON syntax breaks.
+        error: serde_json::Error,
+        /// What it was read as.
+        what: &'static str,
+    },
+    /// The file is JSON but not of the expected shape.
+    #[error("{} is not a {what}: {error}", path.display())]
     Parse {
         /// The file read.
         path: PathBuf,
         /// Where and why the JSON does not fit the model.
         error: serde_json::Error,
+        /// What it was read as.
+        what: &'static str,
     },
-    /// The file was written by a loadgen with another result shape.
-    #[error("{} has schema_version {found}; this build reads {SCHEMA_VERSION}", path.display())]
+    /// The file was written by a loadgen with another shape of the document.
+    #[error(
+        "{} has schema version {found}, {}",
+        path.display(),
+        if .found > .expected {
+            format!(
+                "newer than this loadgen's {expected}: upgrade loadgen (or read it with the \
+                 loadgen that wrote it, {})", .writer.as_deref().unwrap_or("a newer one")
+            )
+        } else {
+            format!(
+                "older than this loadgen's {expected}, which cannot read it: read it with the \
+                 loadgen that wrote it ({})", .writer.as_deref().unwrap_or("an older one")
+            )
+        }
+    )]
     Schema {
         /// The file read.
         path: PathBuf,
-        /// Its `schema_version`, not `SCHEMA_VERSION`.
+        /// Its `schema_version`.
         found: u32,
+        /// The one this build reads and writes.
+        expected: u32,
+        /// `tool tool_version` of the loadgen that wrote it, when the file says.
+        writer: Option<String>,
     },
-    /// The file (or its temporary sibling) could not be written or renamed into place.
+    /// The file (or its temporary sibling) could not be written or renamed into place; the file
+    /// under `path` is untouched (see [`crate::files::write_atomically`]).
     #[error("writing {}: {error}", path.display())]
     Write {
-        /// The file (or its temporary sibling) that could not be written or renamed.
+        /// The file that could not be written.
         path: PathBuf,
-        /// What the system said.
+        /// What the system said, e.g. `No space left on device (os error 28)`.
         error: std::io::Error,
     },
 }
 
-impl RunResult {
-    /// Reads a stored result and checks its `schema_version`.
-    pub fn read(path: &Path) -> Result<RunResult, ResultFileError> {
-        let result: RunResult = read_json(path)?;
-        check_schema(path, result.schema_version, SCHEMA_VERSION)?;
-        Ok(result)
+impl ResultFileError {
+    /// True for a failed write; false when an existing file could not be read or understood.
+    pub fn is_write(&self) -> bool {
+        matches!(self, ResultFileError::Write { .. })
     }
 
-    /// Writes the result to `PATH.tmp` and renames it over `path`: a reader sees the old file or
-    /// the whole new one, never half a result.
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ResultFileError::Read { path, .. }
+            | ResultFileError::Truncated { path, .. }
+            | ResultFileError::NotJson { path, .. }
+            | ResultFileError::Parse { path, .. }
+            | ResultFileError::Schema { path, .. }
+            | ResultFileError::Write { path, .. } => path,
+        }
+    }
+}
+
+impl RunResult {
+    /// Reads a stored result. Errors name the file: unreadable, empty or truncated (with the
+    /// byte where it stops), not JSON, not a result, or of another `schema_version` than
+    /// [`SCHEMA_VERSION`] (newer: upgrade; older: use the loadgen that wrote it).
+    pub fn read(path: &Path) -> Result<RunResult, ResultFileError> {
+        read_document(path, "loadgen result.json", SCHEMA_VERSION)
+    }
+
+    /// Writes the result atomically ([`crate::files::write_atomically`]): a reader sees the old
+    /// file or the whole new one, never half a result, even when the disk fills up.
     pub fn write_atomically(&self, path: &Path) -> Result<(), ResultFileError> {
         write_json_atomically(self, path)
     }
 }
 
-/// Reads and parses a stored JSON document (`result.json`, `comparison.json`).
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ResultFileError> {
-    let text = std::fs::read(path).map_err(|error| ResultFileError::Read {
+/// Reads a stored JSON document described as `what` (for messages) whose `schema_version` must
+/// be `expected`. The syntax is checked first (a truncated file is told from a corrupt one), then
+/// the version, then the shape: a newer file is reported as newer even when its shape changed.
+pub(crate) fn read_document<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+    expected: u32,
+) -> Result<T, ResultFileError> {
+    let bytes = std::fs::read(path).map_err(|error| ResultFileError::Read {
         path: path.to_path_buf(),
         error,
     })?;
-    serde_json::from_slice(&text).map_err(|error| ResultFileError::Parse {
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|error| {
+        if error.classify() == serde_json::error::Category::Eof {
+            ResultFileError::Truncated {
+                path: path.to_path_buf(),
+                bytes: bytes.len(),
+                what,
+            }
+        } else {
+            ResultFileError::NotJson {
+                path: path.to_path_buf(),
+                error,
+                what,
+            }
+        }
+    })?;
+    let found = value
+        .get("schema_version")
+        .and_then(serde_json::Value::as_u64);
+    if let Some(found) = found.filter(|&found| found != u64::from(expected)) {
+        let writer = match (value.get("tool"), value.get("tool_version")) {
+            (Some(serde_json::Value::String(tool)), Some(serde_json::Value::String(version))) => {
+                Some(format!("{tool} {version}"))
+            }
+            _ => None,
+        };
+        return Err(ResultFileError::Schema {
+            path: path.to_path_buf(),
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+            expected,
+            writer,
+        });
+    }
+    // From the bytes again rather than the value: shape errors then carry a line and column.
+    serde_json::from_slice(&bytes).map_err(|error| ResultFileError::Parse {
         path: path.to_path_buf(),
         error,
+        what,
     })
 }
 
-/// Fails unless a document's `found` schema version is the `expected` one this build reads.
-pub(crate) fn check_schema(path: &Path, found: u32, expected: u32) -> Result<(), ResultFileError> {
-    if found == expected {
-        Ok(())
-    } else {
-        Err(ResultFileError::Schema {
-            path: path.to_path_buf(),
-            found,
-        })
-    }
-}
-
-/// Writes `value` as pretty JSON to `PATH.tmp` and renames it over `path`: a reader sees the
-/// old file or the whole new one, never half of one.
+/// Writes `value` as pretty JSON to `path` atomically ([`crate::files::write_atomically`]).
 pub(crate) fn write_json_atomically(
     value: &impl Serialize,
     path: &Path,
 ) -> Result<(), ResultFileError> {
-    let tmp = path.with_extension("json.tmp");
-    let write_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error| ResultFileError::Write { path, error }
-    };
-    let json = serde_json::to_vec_pretty(value).map_err(|e| ResultFileError::Write {
+    let write_error = |error| ResultFileError::Write {
         path: path.to_path_buf(),
-        error: e.into(),
-    })?;
-    std::fs::write(&tmp, json).map_err(write_error(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(write_error(path))
+        error,
+    };
+    let json = serde_json::to_vec_pretty(value).map_err(|e| write_error(e.into()))?;
+    crate::files::write_atomically(path, &json).map_err(write_error)
 }
 
 /// One `loadgen run`: what ran, whether its numbers can be trusted, where it ran, and the
@@ -133,8 +224,14 @@ pub struct RunResult {
     pub invalid_reasons: Vec<String>,
     /// What a reader should know before trusting the numbers, short of making them invalid.
     pub warnings: Vec<String>,
-    /// True when Ctrl-C ended the run early.
+    /// True when Ctrl-C or SIGTERM ended the run early.
     pub interrupted: bool,
+    /// True when the load points are not all the run planned: the run was still going when this
+    /// file was written (it is rewritten after every load point), or it ended early (the server
+    /// died, Ctrl-C, an error); `invalid_reasons` says which. Absent (false) in results from
+    /// before it was recorded.
+    #[serde(default)]
+    pub partial: bool,
     /// The server under test.
     pub server: ServerInfo,
     /// The load generator's own set-up.
@@ -883,6 +980,108 @@ mod tests {
         let older: KernelSummary =
             serde_json::from_value(strip(serde_json::to_value(&summary).unwrap())).unwrap();
         assert_eq!(older, KernelSummary::default());
+    }
+
+    /// A result as this build writes it, saved in `dir`; its path and bytes.
+    fn stored_result(dir: &Path) -> (PathBuf, Vec<u8>) {
+        let result = RunResult {
+            schema_version: SCHEMA_VERSION,
+            tool: "loadgen".into(),
+            tool_version: "0.1.0".into(),
+            scenario_name: "quick".into(),
+            ..RunResult::default()
+        };
+        let path = dir.join("result.json");
+        result.write_atomically(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(RunResult::read(&path).unwrap(), result);
+        (path, bytes)
+    }
+
+    #[test]
+    fn a_truncated_or_empty_result_says_where_it_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = stored_result(dir.path());
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let error = RunResult::read(&path).unwrap_err();
+        assert!(
+            matches!(error, ResultFileError::Truncated { bytes: n, .. } if n == bytes.len() / 2)
+        );
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{} is truncated at byte {}",
+                path.display(),
+                bytes.len() / 2
+            )),
+            "{message}"
+        );
+        std::fs::write(&path, b"").unwrap();
+        let message = RunResult::read(&path).unwrap_err().to_string();
+        assert!(message.contains("result.json is empty"), "{message}");
+    }
+
+    #[test]
+    fn a_corrupt_result_is_not_json_and_a_foreign_one_is_not_a_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = stored_result(dir.path());
+        std::fs::write(&path, b"\x00\x17garbage{").unwrap();
+        let message = RunResult::read(&path).unwrap_err().to_string();
+        assert!(
+            message.contains("is not JSON (expected value at line 1 column 1)"),
+            "{message}"
+        );
+        std::fs::write(&path, br#"{"schema_version": 1, "name": "something else"}"#).unwrap();
+        let message = RunResult::read(&path).unwrap_err().to_string();
+        assert!(
+            message.contains("is not a loadgen result.json: missing field"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn another_schema_version_says_newer_or_older_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = stored_result(dir.path());
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        // A newer shape may also have dropped fields this build needs: the version is told first.
+        value["schema_version"] = 99.into();
+        value.as_object_mut().unwrap().remove("load_points");
+        value["tool_version"] = "7.0.0".into();
+        std::fs::write(&path, serde_json::to_vec(&value).unwrap()).unwrap();
+        let error = RunResult::read(&path).unwrap_err();
+        assert!(matches!(
+            error,
+            ResultFileError::Schema {
+                found: 99,
+                expected: SCHEMA_VERSION,
+                ..
+            }
+        ));
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!(
+                "has schema version 99, newer than this loadgen's {SCHEMA_VERSION}: upgrade loadgen"
+            )) && message.contains("loadgen 7.0.0"),
+            "{message}"
+        );
+        value["schema_version"] = 0.into();
+        std::fs::write(&path, serde_json::to_vec(&value).unwrap()).unwrap();
+        let message = RunResult::read(&path).unwrap_err().to_string();
+        assert!(
+            message.contains("schema version 0, older than"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn results_from_before_the_partial_flag_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = stored_result(dir.path());
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        value.as_object_mut().unwrap().remove("partial").unwrap();
+        std::fs::write(&path, serde_json::to_vec(&value).unwrap()).unwrap();
+        assert!(!RunResult::read(&path).unwrap().partial);
     }
 
     #[test]

@@ -177,13 +177,17 @@ impl CheckPlan {
                     .into(),
             ));
         };
+        // A command whose program does not exist is refused here, before any round: the check
+        // could only be invalid.
         let side = |what: &str, flag: &str| -> Result<Side, CheckError> {
-            crate::compare::server_spec(what, &scenario.server)
-                .map(|spec| Side {
-                    what: what.to_string(),
-                    spec,
-                })
-                .map_err(|error| CheckError::Usage(format!("{flag}: {error}")))
+            let spec = crate::compare::server_spec(what, &scenario.server)
+                .map_err(|error| CheckError::Usage(format!("{flag}: {error}")))?;
+            crate::target::check_startable(&spec)
+                .map_err(|error| CheckError::Usage(format!("{flag}: {error}")))?;
+            Ok(Side {
+                what: what.to_string(),
+                spec,
+            })
         };
         let candidate = side(&candidate, "--candidate")?;
         if let Some(name) = &request.save_baseline {
@@ -291,7 +295,15 @@ pub enum CheckError {
     /// Instruction counts could not be read.
     #[error(transparent)]
     Instructions(#[from] instructions::InstructionsError),
-    /// A directory could not be created or a file written.
+    /// The check's directory could not be created (before anything was measured).
+    #[error("creating {}: {error}", path.display())]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+    },
+    /// A file (or the saved baseline's directory) could not be written, after the measuring.
     #[error("writing {}: {error}", path.display())]
     Output {
         /// The file or directory.
@@ -526,7 +538,7 @@ fn run_load(
         if stop.load(Ordering::Relaxed) {
             report
                 .problems
-                .push(format!("stopped by Ctrl-C in round {round}"));
+                .push(format!("stopped by Ctrl-C or SIGTERM in round {round}"));
         }
         comparison.summarize();
         comparison.write_atomically(&json_path)?;
@@ -718,17 +730,32 @@ fn compare_instructions(plan: &InstructionsPlan) -> Result<Vec<InstructionCheck>
 }
 
 fn create_dir(dir: &Path) -> Result<(), CheckError> {
-    std::fs::create_dir_all(dir).map_err(|error| CheckError::Output {
+    std::fs::create_dir_all(dir).map_err(|error| CheckError::Directory {
         path: dir.to_path_buf(),
         error,
     })
 }
 
+/// Writes `text` atomically (`reports::files::write_atomically`): CI never reads half a file.
 fn write_file(path: &Path, text: &str) -> Result<(), CheckError> {
-    std::fs::write(path, text).map_err(|error| CheckError::Output {
+    reports::files::write_atomically(path, text.as_bytes()).map_err(|error| CheckError::Output {
         path: path.to_path_buf(),
         error,
     })
+}
+
+impl CheckError {
+    /// True when the check measured but a file could not be written (a full disk): `loadgen`
+    /// exits 4 then, not 2.
+    pub fn is_write(&self) -> bool {
+        match self {
+            CheckError::Output { .. } | CheckError::Junit(_) => true,
+            CheckError::File(error) => error.is_write(),
+            CheckError::Usage(_) | CheckError::Instructions(_) | CheckError::Directory { .. } => {
+                false
+            }
+        }
+    }
 }
 
 impl CheckOutput {

@@ -108,6 +108,21 @@ pub enum ClaimsError {
     },
 }
 
+impl ClaimsError {
+    /// True when measurements ran but `claims.json` or `claims.html` could not be written (a
+    /// full disk): `loadgen` exits 4 then, not 2.
+    pub fn is_write(&self) -> bool {
+        match self {
+            ClaimsError::ClaimsFile(error) => error.is_write(),
+            ClaimsError::Page { .. } => true,
+            ClaimsError::File(_)
+            | ClaimsError::Scenario { .. }
+            | ClaimsError::Server { .. }
+            | ClaimsError::Output { .. } => false,
+        }
+    }
+}
+
 /// One finished run of a measurement, for progress lines.
 #[derive(Debug)]
 pub struct ClaimsEvent<'a> {
@@ -159,7 +174,7 @@ pub fn claims(
     for (index, prepared) in prepared.into_iter().enumerate() {
         let entry = &mut report.measurements[index];
         if plan.stop.load(Ordering::Relaxed) {
-            entry.problem = Some("not run: stopped (Ctrl-C)".into());
+            entry.problem = Some("not run: stopped (Ctrl-C or SIGTERM)".into());
             measured.insert(
                 prepared.id.clone(),
                 Measured {
@@ -184,9 +199,9 @@ pub fn claims(
             Ok(output) => {
                 if plan.stop.load(Ordering::Relaxed) {
                     entry.problem = Some(
-                        "stopped (Ctrl-C) during this measurement: the rows use the rounds that \
-                         ran"
-                        .into(),
+                        "stopped (Ctrl-C or SIGTERM) during this measurement: the rows use the \
+                         rounds that ran"
+                            .into(),
                     );
                 }
                 entry.comparison = output

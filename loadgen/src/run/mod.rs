@@ -1,7 +1,14 @@
 //! One run of a scenario: the single pipeline every command calls (`loadgen run` today; the
 //! comparisons, CI checks and shards call the same [`run`] many times). A checked [`RunPlan`]
-//! goes in, a [`RunOutput`] with the `RunResult` comes out; `result.json` is written after every
-//! load point, so a later failure loses nothing already measured.
+//! goes in, a [`RunOutput`] with the `RunResult` comes out; `result.json` is written atomically
+//! after every load point (marked partial until the run ends), so a later failure loses nothing
+//! already measured and a file left by a killed run never looks complete.
+//!
+//! Faults: `--out` is checked before anything starts (`output`); a server that dies, Ctrl-C
+//! and SIGTERM end the load and give a result marked invalid (and partial, and interrupted);
+//! an error after something was measured (a later variant's server does not start) does too;
+//! only a run that measured nothing is an error. A result that cannot be written (a full
+//! disk) is kept in the system's temporary folder and the error says where.
 //!
 //! This file holds the orchestration only: per variant, place the run in its network namespaces,
 //! start the server, run each load point with the sampler beside it, stop the server. The parts
@@ -9,6 +16,7 @@
 //! the engine's and the sampler's figures), `validity` (pure checks), `progress` (the terminal
 //! line); namespaces are `netns::policy`'s, the server `target`'s, the load `engine`'s.
 
+pub mod output;
 pub mod point;
 pub mod progress;
 pub mod site;
@@ -57,8 +65,8 @@ pub struct RunPlan {
     pub sample_interval: Duration,
     /// Draw a live progress line when stderr is a terminal.
     pub progress: bool,
-    /// Set it (Ctrl-C does, through the command line's handler) to end the run early; what was
-    /// measured is kept and the result marked invalid.
+    /// Set it (Ctrl-C and SIGTERM do, through the command line's handler) to end the run early;
+    /// what was measured is kept and the result marked invalid, partial and interrupted.
     pub stop: Arc<AtomicBool>,
     /// The command line as typed, recorded in the result.
     pub command_line: String,
@@ -95,11 +103,18 @@ pub struct RunOutput {
     pub result_path: PathBuf,
     /// The result as written there; `valid` says whether its numbers can be trusted.
     pub result: RunResult,
+    /// Why `report.html` could not be written (`writing PATH: what the system said`); the
+    /// result says so in a warning, and `result.json` is whole. `None` when it was written.
+    pub report_not_written: Option<String>,
 }
 
-/// A run that could not produce a result (an invalid measurement is a result, not an error).
+/// A run that measured nothing, or whose result could not be written (an invalid measurement is
+/// a result, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// `--out` cannot take results; found before anything started.
+    #[error(transparent)]
+    OutputDir(#[from] output::OutputDirError),
     /// The site could not be prepared (file set, URL list).
     #[error(transparent)]
     Site(#[from] SiteError),
@@ -111,9 +126,18 @@ pub enum RunError {
         /// What the system said.
         error: std::io::Error,
     },
-    /// `result.json` could not be written.
-    #[error(transparent)]
-    ResultFile(#[from] ResultFileError),
+    /// The load ran but `result.json` could not be written (a full disk): what was measured is
+    /// kept elsewhere when it can be, and in `result` for the caller to print.
+    #[error("{error}; {}", kept_text(.kept))]
+    NotWritten {
+        /// The write that failed, naming `result.json` and the system's reason.
+        error: ResultFileError,
+        /// Where the result was kept instead (the system's temporary folder), or why it could
+        /// not be kept there either.
+        kept: Result<PathBuf, String>,
+        /// What was measured.
+        result: Box<RunResult>,
+    },
     /// A network placement asked for explicitly (`rtt = "netem"` or `"tun-relay"`) cannot be had,
     /// or a namespace could not be entered.
     #[error(transparent)]
@@ -132,12 +156,30 @@ pub enum RunError {
     Load(std::io::Error),
 }
 
+/// What [`RunError::NotWritten`] says about where the result went instead.
+fn kept_text(kept: &Result<PathBuf, String>) -> String {
+    match kept {
+        Ok(path) => format!("what was measured is kept in {} instead", path.display()),
+        Err(why) => format!(
+            "what was measured could not be kept elsewhere either ({why}): only the summary \
+             printed is left"
+        ),
+    }
+}
+
 /// Runs the plan: every variant, every load point; writes `result.json` (after each point) and
 /// `report.html` into a new directory `OUT/<scenario>/<UTC time>/`.
+///
+/// Errors: `--out` cannot be written (checked first, before the site, the server or any load),
+/// a set-up failure before anything was measured (the site, the namespaces, the server does
+/// not start), or `result.json` could not be written ([`RunError::NotWritten`], which carries
+/// the result and where it was kept instead).
 pub fn run(plan: &RunPlan) -> Result<RunOutput, RunError> {
     // The run pins this thread to the generator's CPUs; the caller gets its own mask back.
     let _affinity = crate::os::AffinityRestore::save();
     let scenario = &plan.scenario;
+    output::check_writable(&plan.out)?;
+    crate::target::check_startable(&scenario.server)?;
     let (site_root, workload) = prepare_site(scenario, &plan.scenario_dir, &plan.out)?;
     let started = SystemTime::now();
     let started_utc = humantime::format_rfc3339_seconds(started).to_string();
@@ -152,8 +194,9 @@ pub fn run(plan: &RunPlan) -> Result<RunOutput, RunError> {
     let outcome = run_into(plan, &run_dir, started_utc, &site_root, &workload);
     // A directory the caller named is kept: it holds the server's stderr, which says why.
     if outcome.is_err() && plan.run_dir.is_none() && !run_dir.join("result.json").exists() {
-        // Nothing was measured: leave no directory a later `loadgen report runs/X/*/...`
-        // would trip over (the error already shows what the server said).
+        // Nothing was measured, or the result is kept elsewhere (the disk is full): leave no
+        // directory a later `loadgen report runs/X/*/...` would trip over (the error already
+        // shows what the server said, and where the result went).
         let _ = std::fs::remove_dir_all(&run_dir);
         if let Some(scenario_dir) = run_dir.parent() {
             let _ = std::fs::remove_dir(scenario_dir);
@@ -191,35 +234,125 @@ fn run_into(
         ..RunResult::default()
     };
     let result_path = run_dir.join("result.json");
+    let variants = scenario.variants_or_default();
+    let planned_points =
+        variants.len() * load_fractions(scenario.sweep.as_ref().map(|s| s.points)).len();
     let context = RunContext {
         plan,
         workload,
         site_root,
         cpus: &cpus,
         result_path: &result_path,
+        planned_points,
     };
-    for variant in scenario.variants_or_default() {
+    for variant in &variants {
+        if plan.stop.load(Ordering::Relaxed) {
+            // Ctrl-C between two variants (or before the first): none is started.
+            mark_stopped(
+                &mut result,
+                "interrupted by Ctrl-C or SIGTERM before it began",
+                true,
+            );
+            break;
+        }
         let workdir = match &variant.label {
             Some(label) => run_dir.join(label),
             None => run_dir.to_path_buf(),
         };
-        create_dir(&workdir)?;
-        if run_variant(&context, &variant, &workdir, &mut result)? == Continue::Stop {
-            break;
+        let outcome = create_dir(&workdir)
+            .and_then(|()| run_variant(&context, variant, &workdir, &mut result));
+        match outcome {
+            Ok(Continue::Next) => {}
+            Ok(Continue::Stop) => break,
+            // Nothing measured: an error, and no result.
+            Err(error) if result.load_points.is_empty() => return Err(error),
+            // Something was: it is kept, marked with what ended the run.
+            Err(error) => {
+                let what = variant.label.as_deref().unwrap_or("the run");
+                mark_stopped(&mut result, &format!("{what}: {error}"), false);
+                break;
+            }
         }
     }
-    result.write_atomically(&result_path)?;
+    if let Err(error) = result.write_atomically(&result_path) {
+        let kept = keep_result_elsewhere(&result, run_dir);
+        return Err(RunError::NotWritten {
+            error,
+            kept,
+            result: Box::new(result),
+        });
+    }
     let report_path = run_dir.join("report.html");
+    let mut report_not_written = None;
     if let Err(e) = reports::render::write_report(&report_path, std::slice::from_ref(&result)) {
-        result
-            .warnings
-            .push(format!("the HTML report could not be written: {e}"));
-        result.write_atomically(&result_path)?;
+        let why = format!("writing {}: {e}", report_path.display());
+        result.warnings.push(format!(
+            "the HTML report could not be written ({why}): `loadgen report {}` renders it later",
+            result_path.display()
+        ));
+        report_not_written = Some(why);
+        // The result without the warning is already whole on disk: keep it if this fails too.
+        let _ = result.write_atomically(&result_path);
     }
     Ok(RunOutput {
         result_path,
         result,
+        report_not_written,
     })
+}
+
+/// Marks `result` as ended before its plan, `reason` first among its invalid reasons (it is
+/// the cause; what the points measured after it is the consequence).
+fn mark_stopped(result: &mut RunResult, reason: &str, interrupted: bool) {
+    result.valid = false;
+    result.partial = true;
+    result.interrupted |= interrupted;
+    result
+        .invalid_reasons
+        .insert(0, format!("stopped early: {reason}"));
+}
+
+/// Writes `result` where it is kept when `result.json` cannot be written: the system's
+/// temporary folder, named after the scenario and the run's directory.
+fn keep_result_elsewhere(result: &RunResult, run_dir: &Path) -> Result<PathBuf, String> {
+    let json = serde_json::to_vec_pretty(result).map_err(|e| e.to_string())?;
+    let run = run_dir
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = format!(
+        "{}-{run}-{}-result.json",
+        result.scenario_name,
+        std::process::id()
+    );
+    output::keep_elsewhere(&name, &json).map_err(|error| {
+        format!(
+            "writing {}: {error}",
+            std::env::temp_dir()
+                .join(format!("loadgen-{name}"))
+                .display()
+        )
+    })
+}
+
+/// Writes the result of a run still going: marked partial and invalid, with how many of the
+/// planned points it holds, so a file left behind by a loadgen killed outright (SIGKILL, a
+/// power cut) never passes for a whole run. A failure is not fatal here: the run goes on, and
+/// the final write tries again (and keeps the result elsewhere if it fails too).
+fn write_progress(result: &RunResult, path: &Path, planned_points: usize) {
+    let mut progress = result.clone();
+    progress.valid = false;
+    progress.partial = true;
+    progress.invalid_reasons.insert(
+        0,
+        format!(
+            "incomplete: the run was still going when this file was written ({} of {} load \
+             points measured)",
+            result.load_points.len(),
+            planned_points
+        ),
+    );
+    let _ = progress.write_atomically(path);
 }
 
 fn create_dir(path: &Path) -> Result<(), RunError> {
@@ -236,6 +369,8 @@ struct RunContext<'a> {
     site_root: &'a Path,
     cpus: &'a CpuPlan,
     result_path: &'a Path,
+    /// Load points over all variants, for the partial results written as the run goes.
+    planned_points: usize,
 }
 
 /// Whether the run goes on after a variant.
@@ -269,20 +404,17 @@ fn run_variant(
             result.invalid_reasons.extend(verdict.invalid);
         }
         if let Some(reason) = stopped_early {
-            result.valid = false;
-            result.interrupted = reason.contains("Ctrl-C");
-            result
-                .invalid_reasons
-                .push(format!("stopped early: {reason}"));
+            let interrupted = context.plan.stop.load(Ordering::Relaxed);
+            mark_stopped(result, &reason, interrupted);
             next = Continue::Stop;
         }
-        result.write_atomically(context.result_path)?;
+        write_progress(result, context.result_path, context.planned_points);
         if next == Continue::Stop {
             break;
         }
     }
     setup.stop(variant, first_point, result);
-    result.write_atomically(context.result_path)?;
+    write_progress(result, context.result_path, context.planned_points);
     Ok(next)
 }
 
@@ -461,7 +593,7 @@ impl VariantSetup {
         let mut monitor = |progress: &crate::engine::Progress| -> Option<String> {
             progress_line.show(progress);
             if plan.stop.load(Ordering::Relaxed) {
-                return Some("interrupted by Ctrl-C".into());
+                return Some("interrupted by Ctrl-C or SIGTERM".into());
             }
             server.check_alive().err()
         };

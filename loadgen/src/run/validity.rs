@@ -34,6 +34,8 @@ pub struct Rules {
     pub warmup: Duration,
     /// Per population by name, the time its users take to arrive (slow lines' `ramp_up`).
     pub ramp_ups: Vec<(String, Duration)>,
+    /// The scenario's `request_timeout`: a reply not complete by then is a `timeout` error.
+    pub request_timeout: Duration,
 }
 
 impl Rules {
@@ -51,6 +53,7 @@ impl Rules {
                     _ => None,
                 })
                 .collect(),
+            request_timeout: scenario.request_timeout,
         }
     }
 }
@@ -62,6 +65,7 @@ impl Default for Rules {
             measures: Measures::Server,
             warmup: Duration::ZERO,
             ramp_ups: Vec::new(),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -176,7 +180,21 @@ fn check_answers(point: &LoadPoint, rules: &Rules, v: &mut Verdict) {
     let totals = &point.totals;
     let unanswered: u64 = point.populations.iter().map(|p| p.unanswered).sum();
     let offered = point.populations.iter().any(|p| p.offered > 0.0);
-    if offered && point.measured_s > 0.0 && totals.ops == 0 {
+    let timeouts = |kind: ErrorKind| totals.errors.get(kind.name()).copied().unwrap_or(0);
+    let timed_out = timeouts(ErrorKind::Timeout) + timeouts(ErrorKind::ConnectTimeout);
+    let nothing_answered = offered && point.measured_s > 0.0 && totals.ops == 0;
+    if nothing_answered && totals.errors_total > 0 && timed_out == totals.errors_total {
+        // Only waits that ran out: the server took connections, or at least did not refuse
+        // them, and never replied.
+        v.invalid.push(format!(
+            "{label}: no response in {:.1} s: {} requests timed out (request_timeout {}) and \
+             {unanswered} were still unanswered at the end: the server under test never \
+             answered (hung, deadlocked, or not an HTTP server)",
+            point.measured_s,
+            totals.errors_total,
+            afterburner::units::format_duration(rules.request_timeout),
+        ));
+    } else if nothing_answered {
         let failed = if totals.errors_total > 0 {
             format!("{} failed: {}", totals.errors_total, errors_text(totals))
         } else {
@@ -391,6 +409,37 @@ mod tests {
 
     fn kernel_samples(point: &mut LoadPoint) -> &mut Vec<KernelSample> {
         &mut point.kernel.as_mut().unwrap().samples
+    }
+
+    #[test]
+    fn a_point_where_every_request_timed_out_says_the_server_never_answered() {
+        let mut p = point();
+        p.totals.ops = 0;
+        p.totals.errors_total = 16;
+        p.totals.errors.insert("timeout".into(), 12);
+        p.totals.errors.insert("connect_timeout".into(), 4);
+        p.populations[0].unanswered = 4;
+        let rules = Rules {
+            request_timeout: Duration::from_millis(500),
+            ..Rules::default()
+        };
+        let verdict = check_point(&p, &rules);
+        assert_eq!(verdict.invalid.len(), 1, "{verdict:?}");
+        assert!(
+            verdict.invalid[0].starts_with(
+                "full load: no response in 10.0 s: 16 requests timed out (request_timeout \
+                 500ms) and 4 were still unanswered at the end"
+            ),
+            "{verdict:?}"
+        );
+        // A refused connection is another story: the server is not there at all.
+        p.totals.errors.insert("refused".into(), 1);
+        p.totals.errors_total = 17;
+        let verdict = check_point(&p, &rules);
+        assert!(
+            verdict.invalid[0].contains("no request was answered successfully"),
+            "{verdict:?}"
+        );
     }
 
     #[test]

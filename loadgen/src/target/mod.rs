@@ -31,6 +31,7 @@
 //! get ready; the message stands on its own (no separate `source()`).
 
 mod process;
+mod program;
 mod ready;
 pub mod real;
 
@@ -118,6 +119,15 @@ pub enum TargetError {
         /// Why binding it failed.
         error: io::Error,
     },
+    /// The program of the server command does not exist or cannot be run; found before
+    /// anything was started.
+    #[error("the server command `{command}` cannot start: {why}")]
+    CommandNotFound {
+        /// The command as the scenario (or `--baseline` / `--candidate`) gives it.
+        command: String,
+        /// What is wrong with its program, naming the file or the PATH searched.
+        why: String,
+    },
     /// The server's process could not be started at all.
     #[error("starting {what}: {command_line}: {error}")]
     Spawn {
@@ -187,7 +197,7 @@ pub enum TargetError {
     /// The server command exited before its `ready_url` answered.
     #[error(
         "the server command exited with {exit} before {ready_url} answered{}{server}",
-        if *.success { DAEMON_HINT } else { "" }
+        exit_hint(*.success, .exit)
     )]
     CommandExited {
         /// How it ended, e.g. `exit status: 3`.
@@ -273,6 +283,20 @@ pub enum TargetError {
     },
 }
 
+/// What an early exit of a server command probably means: success, a daemon; 127 and 126, the
+/// shell's own statuses for a command not found and not executable (POSIX.1-2017 XCU 2.8.2).
+fn exit_hint(success: bool, exit: &str) -> &'static str {
+    if success {
+        DAEMON_HINT
+    } else if exit.ends_with("exit status: 127") {
+        " (status 127: the shell found no such command; see its stderr)"
+    } else if exit.ends_with("exit status: 126") {
+        " (status 126: the shell found the command but could not run it; see its stderr)"
+    } else {
+        ""
+    }
+}
+
 /// The lines a server printed on stdout before an error, as a block of an error message.
 fn stdout_block(lines: &[String]) -> String {
     if lines.is_empty() {
@@ -325,7 +349,8 @@ impl ServerHandle {
     ///   `options.server_cpu`), stderr to `WORKDIR/server.stderr`, and reads the address from the
     ///   `afterburner listening on ADDR` line on its stdout. With a `binary`, that executable runs
     ///   with the same flags and no `serve-builtin`.
-    /// - Command: picks a port free on `listen_ip`, fills in `{port}`, `{host}` (`listen_ip`),
+    /// - Command: refuses a program that does not exist or is not executable
+    ///   ([`TargetError::CommandNotFound`], nothing started), picks a port free on `listen_ip`, fills in `{port}`, `{host}` (`listen_ip`),
     ///   `{root}` and `{workdir}`, runs it with `sh -c` in a new process group (pinned to the CPU
     ///   if one is given), stdout and stderr to `WORKDIR/server.stdout` and `.stderr`, and polls
     ///   `ready_url` every 50 ms until any HTTP status line comes back. The clients then go to
@@ -403,7 +428,7 @@ impl ServerHandle {
         match process.poll_exit() {
             None => Ok(()),
             Some(exited) => Err(format!(
-                "the server (pid {}) exited with {}{}",
+                "the server under test (pid {}) exited mid-run with {}{}",
                 process.pid(),
                 exited.text,
                 process.context(&self.command_line)
@@ -641,6 +666,7 @@ fn start_command(
     cpu: Option<usize>,
     options: &TargetOptions,
 ) -> Result<ServerHandle, TargetError> {
+    check_command_program(command)?;
     create_workdir(options.workdir)?;
     if let Some(cpu) = cpu {
         crate::os::check_cpu(cpu).map_err(|error| TargetError::Cpu { error })?;
@@ -663,6 +689,30 @@ fn start_command(
         .replace("{root}", &root)
         .replace("{workdir}", &workdir);
     run_command(Kind::Command, command_line, ready_url, port, cpu, options)
+}
+
+/// Checks, before anything is prepared or started, what can be checked of `spec` without
+/// starting it: the program of a `kind = "command"` server exists and is executable (see
+/// [`TargetError::CommandNotFound`]). Other kinds pass; [`ServerHandle::start`] checks again.
+pub fn check_startable(spec: &ServerSpec) -> Result<(), TargetError> {
+    match spec {
+        ServerSpec::Command { command, .. } => check_command_program(command),
+        _ => Ok(()),
+    }
+}
+
+/// [`TargetError::CommandNotFound`] unless the program of `command` exists and is executable,
+/// or cannot be told without the shell.
+fn check_command_program(command: &str) -> Result<(), TargetError> {
+    match program::command_program(command) {
+        Some(program) => {
+            program::check_program(program).map_err(|why| TargetError::CommandNotFound {
+                command: command.to_string(),
+                why,
+            })
+        }
+        None => Ok(()),
+    }
 }
 
 /// Starts a real server: its configuration for a free port, then its binary as a command.
@@ -927,6 +977,15 @@ mod tests {
         let handle = start_url(&url, &options).unwrap();
         answer.join().unwrap();
         handle
+    }
+
+    #[test]
+    fn an_early_exit_of_the_shell_is_explained() {
+        assert_eq!(exit_hint(true, "exit status: 0"), DAEMON_HINT);
+        assert!(exit_hint(false, "exit status: 127").contains("no such command"));
+        assert!(exit_hint(false, "exit status: 126").contains("could not run it"));
+        assert_eq!(exit_hint(false, "exit status: 1"), "");
+        assert_eq!(exit_hint(false, "signal: 9 (SIGKILL)"), "");
     }
 
     #[test]

@@ -13,7 +13,6 @@ pub mod junit;
 pub mod markdown;
 pub mod text;
 
-use std::io::Write as _;
 use std::path::Path;
 
 use askama::Template;
@@ -81,30 +80,10 @@ pub fn write_report(path: &Path, results: &[RunResult]) -> std::io::Result<()> {
     write_html(path, &html)
 }
 
-/// Writes `html` to `path` atomically: a reader sees the old file or the whole new one.
+/// Writes `html` to `path` atomically ([`crate::files::write_atomically`]): a reader sees the
+/// old file or the whole new one.
 pub fn write_html(path: &Path, html: &str) -> std::io::Result<()> {
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{} names no file", path.display()),
-        )
-    })?;
-    // Beside the target, so the rename stays on one file system.
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(html.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    crate::files::write_atomically(path, html.as_bytes())
 }
 
 /// Labels for runs: the scenario names when they tell the runs apart, else name and start time,
