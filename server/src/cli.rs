@@ -9,6 +9,7 @@ use clap::Parser;
 
 use crate::conn::CloseMode;
 use crate::designs::Design;
+use crate::site::Dotfiles;
 use crate::units::{parse_bytes, parse_duration};
 use crate::ServerConfig;
 
@@ -48,6 +49,10 @@ Referer table (--reftab), one rule a line, first match wins:
   # PATTERN       ALLOWED-REFERER-HOSTS      ALTERNATE           [empty=allow|empty=alternate]
   /images/*.gif   example.com,.example.org   /images/hotlink.gif empty=allow
 
+Security: binds 127.0.0.1 unless --listen says otherwise; serves only the files loaded at start
+  (a symlink is followed only to a file inside --root; dotfiles only with --dotfiles); no
+  directory listing; a connection buffers at most --max-header-bytes of request (plus one read).
+
 Sizes take K/KiB, M/MiB, G/GiB (all powers of 1024); durations take ms, s, m.
 SIGINT/SIGTERM: stop accepting, finish replies in flight within --grace, write --stats, exit 0.
 SIGUSR1: write --stats now and keep serving (ignored without --stats); each write of the file
@@ -64,6 +69,11 @@ pub struct Args {
     /// Address and port to listen on (port 0 picks a free one; the address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Also load files and directories whose names begin with `.` (.git, .env, .htpasswd); by
+    /// default they are not loaded, so requests for them are 404.
+    #[arg(long)]
+    pub dotfiles: bool,
 
     /// Refuse to start if the site is larger than this.
     #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_bytes)]
@@ -134,6 +144,11 @@ impl Args {
         let (close_mode, linger) = self.close;
         ServerConfig {
             root: self.root,
+            dotfiles: if self.dotfiles {
+                Dotfiles::Serve
+            } else {
+                Dotfiles::Skip
+            },
             listen: self.listen,
             max_site_bytes: self.max_site_bytes,
             max_header_bytes: self.max_header_bytes.min(usize::MAX as u64) as usize,
@@ -186,6 +201,7 @@ impl Args {
 /// Every flag's name as a design's `IGNORED_FLAGS` writes it.
 const FLAG_NAMES: &[&str] = &[
     "--root",
+    "--dotfiles",
     "--listen",
     "--max-site-bytes",
     "--max-header-bytes",

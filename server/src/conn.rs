@@ -13,7 +13,7 @@
 use std::io::{self, IoSlice, Read, Write};
 
 use crate::http::{parse_request, Parsed, Status};
-use crate::site::{ConnectionHeader, Resource, Selection, Site};
+use crate::site::{Answer, ConnectionHeader, Selection, Site};
 use crate::stats::{CloseSide, Counters, Timeout};
 use crate::timers::TimerKind;
 
@@ -130,9 +130,10 @@ enum State {
     },
 }
 
-/// A response in progress: a borrowed resource and a cursor, never a copy.
+/// A response in progress: a resource and a cursor. The resource is borrowed from the site,
+/// never copied; only a redirect that keeps the request's query owns one built for it.
 struct Outgoing<'site> {
-    resource: &'site Resource,
+    resource: Answer<'site>,
     connection: ConnectionHeader,
     send_body: bool,
     sent: usize,
@@ -147,7 +148,8 @@ impl Outgoing<'_> {
 }
 
 /// One connection: its state (see the module docs), the unanswered request bytes and the
-/// response in progress, which borrows from the `'site` and is never copied.
+/// response in progress, which borrows from the `'site` and is never copied (but for the rare
+/// redirect built for its request, [`Answer::Built`]).
 pub struct Connection<'site> {
     state: State,
     /// Bytes of requests not yet answered; empty (unallocated) whenever the client is idle.
@@ -327,9 +329,9 @@ impl<'site> Connection<'site> {
                         self.start_response(selection, false, shared);
                         continue;
                     }
-                    Parsed::Reject(status) => {
+                    Parsed::Reject(violation) => {
                         self.input = Vec::new();
-                        self.start_response(shared.site.error(status), true, shared);
+                        self.start_response(shared.site.error(violation.status()), true, shared);
                         continue;
                     }
                     Parsed::Partial => {}
@@ -417,9 +419,11 @@ impl<'site> Connection<'site> {
                     consumed += n;
                     self.start_response(selection, false, shared);
                 }
-                Parsed::Reject(status) => {
+                Parsed::Reject(violation) => {
+                    // Whatever follows a rejected head (a body never read, a smuggled request) is
+                    // never parsed: the connection closes after the reply.
                     consumed = buf.len();
-                    self.start_response(shared.site.error(status), true, shared);
+                    self.start_response(shared.site.error(violation.status()), true, shared);
                 }
                 Parsed::Partial => return (consumed, answered, None),
             }
@@ -476,7 +480,8 @@ impl<'site> Connection<'site> {
         #[cfg(feature = "extra-cost")]
         extra_cost::per_request();
         let counters = &mut *shared.counters;
-        counters.requests_by_status[selection.resource.status().index()] += 1;
+        let status = selection.resource.status();
+        counters.requests_by_status[status.index()] += 1;
         if let Some(rule) = selection.hotlink_rule {
             counters.hotlink_alternates[rule] += 1;
         }
@@ -485,7 +490,7 @@ impl<'site> Connection<'site> {
             connection: selection.connection,
             send_body: selection.send_body,
             sent: 0,
-            rejected: rejected || selection.resource.status() == Status::BadRequest,
+            rejected: rejected || status == Status::BadRequest,
         });
     }
 

@@ -169,6 +169,8 @@ pub enum ServerError {
 pub struct ServerConfig {
     /// `--root`: the directory loaded into RAM and served.
     pub root: PathBuf,
+    /// `--dotfiles`: whether names beginning with `.` under the root are loaded.
+    pub dotfiles: site::Dotfiles,
     /// `--listen`: the address to bind (port 0: any free one, announced on stdout).
     pub listen: SocketAddr,
     /// `--max-site-bytes`: the most the site's files may add up to.
@@ -246,7 +248,17 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
         }
         None => Vec::new(),
     };
-    let site = Site::load(&config.root, config.max_site_bytes, rules)?;
+    let site = Site::load_with(&config.root, config.max_site_bytes, config.dotfiles, rules)?;
+    let skipped = site.skipped();
+    if skipped.dotfiles > 0 || skipped.outside_root > 0 {
+        eprintln!(
+            "afterburner: not served: {} names beginning with `.` (--dotfiles serves them), {} \
+             symlinks leading out of {}",
+            skipped.dotfiles,
+            skipped.outside_root,
+            config.root.display()
+        );
+    }
     let listener = bind(
         config.listen,
         config.backlog,

@@ -4,13 +4,21 @@
 //! A `Resource` holds one response: three precomputed heads (HTTP/1.1 keep-alive with no
 //! `Connection` header, HTTP/1.0 `Connection: keep-alive`, and `Connection: close`) followed by
 //! the body, in one allocation. Connections borrow a `&Resource` and a cursor; nothing is copied
-//! or built per request, and the disk is never touched after start-up.
+//! or built per request, and the disk is never touched after start-up. The one exception is rare:
+//! `/dir?query` is redirected to `/dir/?query`, a `Location` only the request knows, so that
+//! response is built for it ([`Answer::Built`]).
+//!
+//! Only what the root holds is loaded: a symbolic link is followed only to a file whose real
+//! path is inside the root, links to directories are not followed, and names beginning with `.`
+//! are skipped unless `--dotfiles` ([`Dotfiles`]). There is no directory listing: a directory
+//! is served only through its `index.html`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::io::Read;
+use std::ops::Deref;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -109,6 +117,46 @@ impl Resource {
     }
 }
 
+/// The response chosen for a request: almost always one of the site's, built at start and
+/// borrowed; a directory redirect that keeps the request's query is built for that request.
+pub enum Answer<'site> {
+    /// A response of the site, shared by every request for it.
+    Prebuilt(&'site Resource),
+    /// A response built for one request (`/dir?q` redirected to `/dir/?q`).
+    Built(Box<Resource>),
+}
+
+impl Deref for Answer<'_> {
+    type Target = Resource;
+
+    fn deref(&self) -> &Resource {
+        match self {
+            Answer::Prebuilt(resource) => resource,
+            Answer::Built(resource) => resource,
+        }
+    }
+}
+
+/// Whether names beginning with `.` belong to the site (`--dotfiles`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dotfiles {
+    /// Files and directories whose name begins with `.` (`.git`, `.env`, `.htpasswd`) are not
+    /// loaded, nor links into them: requests for them are 404.
+    #[default]
+    Skip,
+    /// They are loaded and served like any other file.
+    Serve,
+}
+
+/// Entries under the root that were not loaded, and why (directories count once).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Names beginning with `.`, and links to such names, under [`Dotfiles::Skip`].
+    pub dotfiles: usize,
+    /// Symbolic links whose real path is outside the root.
+    pub outside_root: usize,
+}
+
 /// What a normalised path routes to.
 #[derive(Clone, Copy, Debug)]
 struct Route {
@@ -138,13 +186,13 @@ pub struct Site {
     hotlink_rules: Vec<HotlinkRule>,
     file_count: usize,
     body_bytes: u64,
+    skipped: Skipped,
 }
 
 /// The answer chosen for one request.
-#[derive(Clone, Copy)]
 pub struct Selection<'site> {
-    /// The response.
-    pub resource: &'site Resource,
+    /// The response: the site's own, or (a redirect keeping a query) one built for the request.
+    pub resource: Answer<'site>,
     /// False for HEAD: the head only.
     pub send_body: bool,
     /// Which head: keep-alive as the request asked, or close.
@@ -161,16 +209,37 @@ impl Selection<'_> {
 }
 
 impl Site {
-    /// Loads every regular file under `root` into RAM, refusing sites over `max_bytes`.
+    /// Loads every regular file under `root` into RAM, refusing sites over `max_bytes`; names
+    /// beginning with `.` are skipped ([`Dotfiles::Skip`]).
     pub fn load(root: &Path, max_bytes: u64, rules: Vec<Rule>) -> Result<Site, ServerError> {
+        Site::load_with(root, max_bytes, Dotfiles::Skip, rules)
+    }
+
+    /// Loads every regular file under `root` into RAM, refusing sites over `max_bytes`. A
+    /// symbolic link is loaded only if it leads to a file whose real path is inside the root;
+    /// links to directories are not followed (no cycles); `dotfiles` says whether names
+    /// beginning with `.` are loaded. What was left out is in [`Site::skipped`].
+    pub fn load_with(
+        root: &Path,
+        max_bytes: u64,
+        dotfiles: Dotfiles,
+        rules: Vec<Rule>,
+    ) -> Result<Site, ServerError> {
         let meta = fs::metadata(root).map_err(file_error("site root", root))?;
         if !meta.is_dir() {
             return Err(ServerError::RootNotADirectory {
                 path: root.to_path_buf(),
             });
         }
-        let mut files = Vec::new();
-        collect_files(root, &mut Vec::new(), &mut files)?;
+        let real_root = fs::canonicalize(root).map_err(file_error("site root", root))?;
+        let mut walk = Walk {
+            real_root: &real_root,
+            dotfiles,
+            skipped: Skipped::default(),
+            files: Vec::new(),
+        };
+        walk.collect(root, &mut Vec::new())?;
+        let Walk { files, skipped, .. } = walk;
         let total: u64 = files.iter().map(|f| f.size).sum();
         if total > max_bytes {
             return Err(ServerError::SiteTooLarge {
@@ -188,6 +257,7 @@ impl Site {
             hotlink_rules: Vec::new(),
             file_count: files.len(),
             body_bytes: 0,
+            skipped,
         };
         for file in &files {
             let resource = load_file(&file.path, file.size)?;
@@ -212,7 +282,8 @@ impl Site {
         self.resources.len() - 1
     }
 
-    /// `/dir/` serves `/dir/index.html`; `/dir` redirects to `/dir/` as nginx does.
+    /// `/dir/` serves `/dir/index.html`; `/dir` redirects to `/dir/` as nginx does (the
+    /// redirect of `/dir?query` is built per request, see [`Site::select`]).
     fn add_directory_routes(&mut self, files: &[SiteFile]) {
         for file in files {
             let Some(dir) = file.url_path.strip_suffix(b"index.html") else {
@@ -230,16 +301,7 @@ impl Site {
                 if self.routes.contains_key(bare) {
                     continue;
                 }
-                let location = String::from_utf8_lossy(dir);
-                let body =
-                    format!("<html><body><a href=\"{location}\">{location}</a></body></html>\n");
-                let redirect = Resource::in_memory(
-                    Status::MovedPermanently,
-                    "text/html; charset=utf-8",
-                    &format!("Location: {location}\r\n"),
-                    body.as_bytes(),
-                );
-                let resource = self.push(redirect);
+                let resource = self.push(directory_redirect(bare, None));
                 self.routes.insert(
                     bare.to_vec().into_boxed_slice(),
                     Route {
@@ -316,6 +378,11 @@ impl Site {
         self.body_bytes
     }
 
+    /// What the root held that was not loaded: dotfiles, links leading out of the root.
+    pub fn skipped(&self) -> &Skipped {
+        &self.skipped
+    }
+
     /// The reftab rules, in the table's order.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.hotlink_rules.iter().map(|h| &h.rule)
@@ -329,7 +396,7 @@ impl Site {
             .copied()
             .unwrap_or(self.errors[&Status::BadRequest]);
         Selection {
-            resource: &self.resources[index],
+            resource: Answer::Prebuilt(&self.resources[index]),
             send_body: true,
             connection: ConnectionHeader::Close,
             hotlink_rule: None,
@@ -337,10 +404,12 @@ impl Site {
     }
 
     /// Chooses the response for a parsed request. `scratch` is reused for the decoded path so
-    /// that routing allocates nothing.
+    /// that routing allocates nothing, except for a directory redirect of a target with a query:
+    /// `/dir?x=1` is answered `Location: /dir/?x=1` (the query kept, RFC 9110 section 10.2.2),
+    /// built for the request.
     pub fn select(&self, request: &Request<'_>, scratch: &mut Vec<u8>) -> Selection<'_> {
-        if let Err(status) = normalize_target(request.target, scratch) {
-            return self.error(status);
+        if let Err(violation) = normalize_target(request.target, scratch) {
+            return self.error(violation.status());
         }
         let connection = match (request.keep_alive, request.version) {
             (false, _) => ConnectionHeader::Close,
@@ -351,13 +420,24 @@ impl Site {
         let Some(route) = self.routes.get(scratch.as_slice()) else {
             let not_found = self.errors[&Status::NotFound];
             return Selection {
-                resource: &self.resources[not_found],
+                resource: Answer::Prebuilt(&self.resources[not_found]),
                 send_body,
                 connection,
                 hotlink_rule: None,
             };
         };
         let mut resource = route.resource;
+        if self.resources[resource].status() == Status::MovedPermanently {
+            if let Some(question) = request.target.iter().position(|&b| b == b'?') {
+                let query = &request.target[question + 1..];
+                return Selection {
+                    resource: Answer::Built(Box::new(directory_redirect(scratch, Some(query)))),
+                    send_body,
+                    connection,
+                    hotlink_rule: None,
+                };
+            }
+        }
         let mut hotlink_rule = None;
         if let Some(rule_index) = route.hotlink_rule {
             let hotlink = &self.hotlink_rules[rule_index as usize];
@@ -370,7 +450,7 @@ impl Site {
             }
         }
         Selection {
-            resource: &self.resources[resource],
+            resource: Answer::Prebuilt(&self.resources[resource]),
             send_body,
             connection,
             hotlink_rule,
@@ -384,41 +464,167 @@ struct SiteFile {
     size: u64,
 }
 
-/// Walks `dir` depth-first in name order. Symlinks to files are followed; symlinks to
-/// directories are not, so a link cycle cannot loop the loader.
-fn collect_files(
-    dir: &Path,
-    url_prefix: &mut Vec<u8>,
-    out: &mut Vec<SiteFile>,
-) -> Result<(), ServerError> {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(file_error("reading directory", dir))?
-        .collect::<Result<_, _>>()
-        .map_err(file_error("reading directory", dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let link_meta =
-            fs::symlink_metadata(&path).map_err(file_error("reading metadata of", &path))?;
-        let name = entry.file_name();
-        let prefix_len = url_prefix.len();
-        url_prefix.push(b'/');
-        url_prefix.extend_from_slice(name.as_bytes());
-        if link_meta.is_dir() {
-            collect_files(&path, url_prefix, out)?;
-        } else {
-            // Sockets, FIFOs and dangling links are not content: skip them.
-            if let Ok(Some(size)) = fs::metadata(&path).map(|m| m.is_file().then_some(m.len())) {
-                out.push(SiteFile {
-                    path: path.clone(),
+/// The loader's walk of the root: what it keeps, what it skips.
+struct Walk<'a> {
+    /// The root's real path (symlinks resolved): a link must lead inside it.
+    real_root: &'a Path,
+    dotfiles: Dotfiles,
+    skipped: Skipped,
+    files: Vec<SiteFile>,
+}
+
+impl Walk<'_> {
+    /// Walks `dir` depth-first in name order. Directories are entered only when they are real
+    /// directories, not links to one, so a link cycle cannot loop the loader; a link to a file
+    /// is loaded only when the file's real path is inside the root.
+    fn collect(&mut self, dir: &Path, url_prefix: &mut Vec<u8>) -> Result<(), ServerError> {
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .map_err(file_error("reading directory", dir))?
+            .collect::<Result<_, _>>()
+            .map_err(file_error("reading directory", dir))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            if self.dotfiles == Dotfiles::Skip && is_dot_name(name.as_bytes()) {
+                self.skipped.dotfiles += 1;
+                continue;
+            }
+            let path = entry.path();
+            let link_meta =
+                fs::symlink_metadata(&path).map_err(file_error("reading metadata of", &path))?;
+            let prefix_len = url_prefix.len();
+            url_prefix.push(b'/');
+            url_prefix.extend_from_slice(name.as_bytes());
+            if link_meta.is_dir() {
+                self.collect(&path, url_prefix)?;
+            } else if link_meta.is_symlink() {
+                self.follow_link(&path, url_prefix);
+            } else if link_meta.is_file() {
+                self.files.push(SiteFile {
+                    path,
                     url_path: url_prefix.clone(),
-                    size,
+                    size: link_meta.len(),
+                });
+            }
+            // Sockets, FIFOs and devices are not content: skipped.
+            url_prefix.truncate(prefix_len);
+        }
+        Ok(())
+    }
+
+    /// Loads the file a link leads to if its real path is inside the root (and, without
+    /// `--dotfiles`, does not pass through a dot name); dangling links and links to anything
+    /// but a regular file are left out.
+    fn follow_link(&mut self, link: &Path, url_path: &[u8]) {
+        let Ok(real) = fs::canonicalize(link) else {
+            return;
+        };
+        let Ok(inside) = real.strip_prefix(self.real_root) else {
+            self.skipped.outside_root += 1;
+            return;
+        };
+        if self.dotfiles == Dotfiles::Skip
+            && inside
+                .components()
+                .any(|part| is_dot_name(part.as_os_str().as_bytes()))
+        {
+            self.skipped.dotfiles += 1;
+            return;
+        }
+        if let Ok(meta) = fs::metadata(&real) {
+            if meta.is_file() {
+                self.files.push(SiteFile {
+                    path: real,
+                    url_path: url_path.to_vec(),
+                    size: meta.len(),
                 });
             }
         }
-        url_prefix.truncate(prefix_len);
     }
-    Ok(())
+}
+
+fn is_dot_name(name: &[u8]) -> bool {
+    name.first() == Some(&b'.')
+}
+
+/// The 301 from `bare` (a directory's path, decoded, without its slash) to `bare/`, with the
+/// request's raw `query` if it had one. The `Location` is a valid URI reference (RFC 3986):
+/// bytes outside `pchar` are percent-encoded, so no file name can break the header (a CR or LF
+/// becomes `%0D%0A`); the link in the body is HTML-escaped.
+fn directory_redirect(bare: &[u8], query: Option<&[u8]>) -> Resource {
+    let mut location = String::with_capacity(bare.len() + 1 + query.map_or(0, |q| q.len() + 1));
+    for &byte in bare {
+        push_uri_byte(&mut location, byte, byte == b'/' || is_pchar(byte));
+    }
+    location.push('/');
+    if let Some(query) = query {
+        location.push('?');
+        for (i, &byte) in query.iter().enumerate() {
+            let escape = byte == b'%'
+                && query
+                    .get(i + 1..i + 3)
+                    .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+            let keep = escape || byte == b'/' || byte == b'?' || is_pchar(byte);
+            push_uri_byte(&mut location, byte, keep);
+        }
+    }
+    let link = html_escape(&location);
+    let body = format!("<html><body><a href=\"{link}\">{link}</a></body></html>\n");
+    Resource::in_memory(
+        Status::MovedPermanently,
+        "text/html; charset=utf-8",
+        &format!("Location: {location}\r\n"),
+        body.as_bytes(),
+    )
+}
+
+/// `pchar` but `%` (RFC 3986 section 3.3): unreserved, sub-delims, `:` and `@`.
+fn is_pchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+        || matches!(
+            byte,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+        )
+}
+
+/// Appends `byte` as it is when `keep`, else as `%XX` (RFC 3986 section 2.1).
+fn push_uri_byte(out: &mut String, byte: u8, keep: bool) {
+    if keep {
+        out.push(byte as char);
+    } else {
+        let _ = write!(out, "%{byte:02X}");
+    }
+}
+
+/// `text` with `&`, `<`, `>`, `"` and `'` as HTML character references.
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn load_file(path: &Path, size: u64) -> Result<Resource, ServerError> {
@@ -460,5 +666,188 @@ pub fn content_type_for(path: &Path) -> &'static str {
         "mp4" => "video/mp4",
         "woff2" => "font/woff2",
         _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// `<tmp>/site` as the root, `<tmp>` around it for what must stay outside.
+    fn tree(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("site");
+        fs::create_dir(&root).unwrap();
+        for (path, text) in files {
+            let path = root.join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        (dir, root)
+    }
+
+    fn get<'a>(target: &'a [u8]) -> Request<'a> {
+        Request {
+            method: Method::Get,
+            version: Version::Http11,
+            target,
+            keep_alive: true,
+            referer: None,
+        }
+    }
+
+    /// Status, `Location` (if any) and body of the answer to `GET target`.
+    fn answer(site: &Site, target: &str) -> (u16, Option<String>, String) {
+        let mut scratch = Vec::new();
+        let selection = site.select(&get(target.as_bytes()), &mut scratch);
+        let head = String::from_utf8(selection.resource.head(ConnectionHeader::Implicit).to_vec())
+            .unwrap();
+        let location = head
+            .lines()
+            .find_map(|line| line.strip_prefix("Location: "))
+            .map(str::to_string);
+        let body = String::from_utf8_lossy(selection.resource.body()).into_owned();
+        (selection.resource.status().code(), location, body)
+    }
+
+    #[test]
+    fn dotfiles_are_skipped_unless_asked() {
+        let (_dir, root) = tree(&[
+            ("index.html", "home"),
+            (".env", "SECRET=1"),
+            (".git/config", "[core]"),
+            ("a/.htpasswd", "user:hash"),
+            ("a/b.txt", "b"),
+        ]);
+        let site = Site::load(&root, 1 << 20, Vec::new()).unwrap();
+        assert_eq!(site.file_count(), 2);
+        assert_eq!(site.skipped().dotfiles, 3);
+        for hidden in ["/.env", "/.git/config", "/a/.htpasswd"] {
+            assert_eq!(answer(&site, hidden).0, 404, "{hidden}");
+        }
+        assert_eq!(answer(&site, "/a/b.txt").0, 200);
+
+        let site = Site::load_with(&root, 1 << 20, Dotfiles::Serve, Vec::new()).unwrap();
+        assert_eq!(site.file_count(), 5);
+        assert_eq!(site.skipped(), &Skipped::default());
+        assert_eq!(answer(&site, "/.env"), (200, None, "SECRET=1".into()));
+        assert_eq!(answer(&site, "/.git/config").0, 200);
+    }
+
+    #[test]
+    fn symlinks_never_lead_out_of_the_root() {
+        let (dir, root) = tree(&[("inside.txt", "inside"), (".hidden/key", "key")]);
+        fs::write(dir.path().join("secret.txt"), "outside").unwrap();
+        fs::create_dir(dir.path().join("elsewhere")).unwrap();
+        fs::write(dir.path().join("elsewhere/x.txt"), "outside too").unwrap();
+        // A sibling whose name starts with the root's: a string prefix test would let it in.
+        fs::create_dir(dir.path().join("site2")).unwrap();
+        fs::write(dir.path().join("site2/y.txt"), "sibling").unwrap();
+
+        symlink(dir.path().join("secret.txt"), root.join("absolute.txt")).unwrap();
+        symlink("../secret.txt", root.join("relative.txt")).unwrap();
+        symlink("../site2/y.txt", root.join("sibling.txt")).unwrap();
+        symlink("/etc/passwd", root.join("passwd")).unwrap();
+        symlink(dir.path().join("elsewhere"), root.join("dirlink")).unwrap();
+        symlink("inside.txt", root.join("alias.txt")).unwrap();
+        symlink(".hidden/key", root.join("key.txt")).unwrap();
+        symlink("nowhere", root.join("dangling.txt")).unwrap();
+        symlink(".", root.join("loop")).unwrap();
+
+        let site = Site::load(&root, 1 << 20, Vec::new()).unwrap();
+        for outside in [
+            "/absolute.txt",
+            "/relative.txt",
+            "/sibling.txt",
+            "/passwd",
+            "/dirlink/x.txt",
+            "/dangling.txt",
+            "/loop/inside.txt",
+            "/key.txt",
+        ] {
+            let (status, _, body) = answer(&site, outside);
+            assert_eq!(status, 404, "{outside}: {body}");
+        }
+        assert_eq!(answer(&site, "/alias.txt"), (200, None, "inside".into()));
+        assert_eq!(answer(&site, "/inside.txt").0, 200);
+        assert_eq!(
+            site.skipped(),
+            &Skipped {
+                // `.hidden` itself and the link into it.
+                dotfiles: 2,
+                // absolute.txt, relative.txt, sibling.txt, passwd, dirlink; `loop` stays
+                // inside but is not followed either: no link to a directory is.
+                outside_root: 5,
+            }
+        );
+    }
+
+    #[test]
+    fn a_root_reached_through_a_symlink_still_serves_its_links() {
+        let (dir, root) = tree(&[("a.txt", "a")]);
+        symlink("a.txt", root.join("b.txt")).unwrap();
+        let via_link = dir.path().join("root-link");
+        symlink(&root, &via_link).unwrap();
+        let site = Site::load(&via_link, 1 << 20, Vec::new()).unwrap();
+        assert_eq!(answer(&site, "/b.txt"), (200, None, "a".into()));
+    }
+
+    #[test]
+    fn directory_redirect_keeps_the_query_and_is_a_valid_uri_reference() {
+        let (_dir, root) = tree(&[
+            ("sub/index.html", "sub"),
+            ("a b/index.html", "spaced"),
+            ("<x>&\"/index.html", "html"),
+        ]);
+        let site = Site::load(&root, 1 << 20, Vec::new()).unwrap();
+
+        let (status, location, body) = answer(&site, "/sub");
+        assert_eq!((status, location.as_deref()), (301, Some("/sub/")));
+        assert_eq!(
+            body,
+            "<html><body><a href=\"/sub/\">/sub/</a></body></html>\n"
+        );
+        let (status, location, body) = answer(&site, "/sub?x=1&y=2");
+        assert_eq!((status, location.as_deref()), (301, Some("/sub/?x=1&y=2")));
+        assert!(body.contains("href=\"/sub/?x=1&amp;y=2\""), "{body}");
+        // An empty query is still a query; an absolute-form target keeps it too.
+        assert_eq!(answer(&site, "/sub?").1.as_deref(), Some("/sub/?"));
+        assert_eq!(
+            answer(&site, "http://h.test/sub?q=/a?b").1.as_deref(),
+            Some("/sub/?q=/a?b")
+        );
+
+        let (_, location, _) = answer(&site, "/a%20b?q=%41%zz[");
+        assert_eq!(location.as_deref(), Some("/a%20b/?q=%41%25zz%5B"));
+
+        let (status, location, body) = answer(&site, "/%3Cx%3E%26%22");
+        assert_eq!(status, 301);
+        assert_eq!(location.as_deref(), Some("/%3Cx%3E&%22/"));
+        assert!(!body.contains("<x>"), "{body}");
+        assert!(body.contains("href=\"/%3Cx%3E&amp;%22/\""), "{body}");
+        assert_eq!(answer(&site, "/%3Cx%3E%26%22/").2, "html");
+    }
+
+    #[test]
+    fn only_a_redirect_with_a_query_is_built_per_request() {
+        let (_dir, root) = tree(&[("sub/index.html", "sub"), ("a.txt", "a")]);
+        let site = Site::load(&root, 1 << 20, Vec::new()).unwrap();
+        let mut scratch = Vec::new();
+        for (target, built) in [
+            (&b"/sub?x=1"[..], true),
+            (b"/sub", false),
+            (b"/a.txt?x=1", false),
+            (b"/sub/?x=1", false),
+            (b"/missing?x=1", false),
+        ] {
+            let selection = site.select(&get(target), &mut scratch);
+            assert_eq!(
+                matches!(selection.resource, Answer::Built(_)),
+                built,
+                "{}",
+                String::from_utf8_lossy(target)
+            );
+        }
     }
 }
