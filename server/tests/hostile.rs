@@ -1,6 +1,6 @@
-//! Hostile clients against the running server, every design: slowloris (a thousand or more
-//! connections trickling a request head while fast clients' p99 is compared with a quiet
-//! baseline), readers that never drain their reply (the send timeout), oversized request lines
+//! Hostile clients against the running server, every design: slowloris (up to 2,000
+//! connections, as many as the design holds, trickling a request head while fast clients' p99
+//! is compared with a quiet baseline), readers that never drain their reply (the send timeout), oversized request lines
 //! and heads, binary junk, a pipelined flood (the server stops reading a client that does not
 //! read, and its memory stays bounded), half-closed connections, clients that reset mid-reply,
 //! and descriptor exhaustion under a low `ulimit -n` (no spinning while saturated, serving again
@@ -198,7 +198,8 @@ fn trickle(slow: &[SlowConnection], stop: &AtomicBool) {
     }
 }
 
-/// Thousands of slowloris connections trickle a head that never ends while fast clients are
+/// Hundreds to thousands of slowloris connections ([`slowloris_plan`]) trickle a head that
+/// never ends while fast clients are
 /// measured: the fast clients' p99 stays within twice the quiet one plus [`LATENCY_FLOOR`],
 /// and the server cuts every slow connection at its header timeout.
 ///
