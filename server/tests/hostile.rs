@@ -199,9 +199,9 @@ fn trickle(slow: &[SlowConnection], stop: &AtomicBool) {
 }
 
 /// Hundreds to thousands of slowloris connections ([`slowloris_plan`]) trickle a head that
-/// never ends while fast clients are
-/// measured: the fast clients' p99 stays within twice the quiet one plus [`LATENCY_FLOOR`],
-/// and the server cuts every slow connection at its header timeout.
+/// never ends while fast clients are measured: the fast clients' p99 stays within twice the
+/// quiet one plus [`LATENCY_FLOOR`], and the server cuts every slow connection at its header
+/// timeout.
 ///
 /// The machine is shared (other tests' builds come and go), so the quiet p99 is measured
 /// before the slowloris and again after the server cut it, and the slower of the two is the
