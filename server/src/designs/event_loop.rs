@@ -87,7 +87,9 @@ pub fn serve<'a>(
     max_conns: usize,
     stats: Option<&'a mut StatsFile>,
 ) -> Result<Counters, ServerError> {
+    let poll = Poll::new().map_err(loop_error("creating the epoll instance"))?;
     serve_with(
+        poll,
         listener,
         signals,
         site,
@@ -97,9 +99,14 @@ pub fn serve<'a>(
     )
 }
 
-/// [`serve`], with SIGUSR1 snapshots going to `snapshots`: what each loop of a design with
-/// several loops runs, on its own thread with its own listener and signal sockets.
+/// [`serve`] on `poll`, a new epoll instance, with SIGUSR1 snapshots going to `snapshots`: what
+/// each loop of a design with several loops runs, on its own thread with its own listener and
+/// signal sockets. The caller makes `poll`, so that a design whose loops share one descriptor
+/// table can make every loop's descriptors before any loop accepts: connections taken by the
+/// first loop could otherwise leave none for the epoll instance of the next (EMFILE under a
+/// low `ulimit -n`), and the server would fail instead of serving.
 pub fn serve_with<'a>(
+    poll: Poll,
     listener: std::net::TcpListener,
     signals: SignalSockets,
     site: &Site,
@@ -111,7 +118,6 @@ pub fn serve_with<'a>(
         mut stop,
         snapshot: mut snapshot_signal,
     } = signals;
-    let poll = Poll::new().map_err(loop_error("creating the epoll instance"))?;
     let mut listener = TcpListener::from_std(listener);
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)

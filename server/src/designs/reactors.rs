@@ -92,44 +92,51 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
     let (done_writer, done_reader) = socket_pair()?;
     let (reports, reports_received) = mpsc::channel();
 
+    // Every descriptor of every loop is made before the first loop starts: the loops share the
+    // process's descriptor table, and a loop accepting already could otherwise take the last
+    // descriptors the next one needs to start (its epoll instance, its signal sockets), which
+    // under a low `ulimit -n` would fail the server instead of pausing its accepts.
+    let mut prepared = Vec::with_capacity(loops);
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let (stop, loop_stop) = socket_pair()?;
+        let (snapshot, loop_snapshot) = socket_pair()?;
+        let done = done_writer
+            .try_clone()
+            .map_err(loop_error("duplicating a socket"))?;
+        let poll = mio::Poll::new().map_err(loop_error("creating the epoll instance"))?;
+        let end = LoopEnd {
+            index,
+            reports: reports.clone(),
+            done,
+            result: None,
+        };
+        let run = LoopRun {
+            index,
+            cpu: cpu_of(index),
+            max_conns: conns_per_loop(index),
+            poll,
+            listener,
+            signals: SignalSockets {
+                stop: loop_stop,
+                snapshot: loop_snapshot,
+            },
+            site,
+            config,
+        };
+        prepared.push((run, end, LoopControl { stop, snapshot }));
+    }
+
     thread::scope(|scope| {
         let mut controls = Vec::with_capacity(loops);
         let mut results: Vec<Option<Result<Counters, ServerError>>> = Vec::new();
         let mut failed_to_start = None;
-        for (index, listener) in listeners.into_iter().enumerate() {
-            let started = (|| {
-                let (stop, loop_stop) = socket_pair()?;
-                let (snapshot, loop_snapshot) = socket_pair()?;
-                let done = done_writer
-                    .try_clone()
-                    .map_err(loop_error("duplicating a socket"))?;
-                let end = LoopEnd {
-                    index,
-                    reports: reports.clone(),
-                    done,
-                    result: None,
-                };
-                let signals = SignalSockets {
-                    stop: loop_stop,
-                    snapshot: loop_snapshot,
-                };
-                let run = LoopRun {
-                    index,
-                    cpu: cpu_of(index),
-                    max_conns: conns_per_loop(index),
-                    listener,
-                    signals,
-                    site,
-                    config,
-                };
-                thread::Builder::new()
-                    .name(format!("reactor-{index}"))
-                    .spawn_scoped(scope, move || run.serve(end))
-                    .map_err(loop_error("starting a loop's thread"))?;
-                Ok(LoopControl { stop, snapshot })
-            })();
+        for (run, end, control) in prepared {
+            let started = thread::Builder::new()
+                .name(format!("reactor-{}", run.index))
+                .spawn_scoped(scope, move || run.serve(end))
+                .map_err(loop_error("starting a loop's thread"));
             match started {
-                Ok(control) => {
+                Ok(_) => {
                     controls.push(control);
                     results.push(None);
                 }
@@ -178,6 +185,8 @@ struct LoopRun<'a> {
     index: usize,
     cpu: usize,
     max_conns: usize,
+    /// The loop's epoll instance, made before any loop started (see [`serve`]).
+    poll: mio::Poll,
     listener: std::net::TcpListener,
     signals: SignalSockets,
     site: &'a Site,
@@ -205,6 +214,7 @@ impl LoopRun<'_> {
             });
         }));
         end.result = Some(event_loop::serve_with(
+            self.poll,
             self.listener,
             self.signals,
             self.site,
@@ -314,8 +324,12 @@ impl Relay<'_> {
     }
 
     fn record(&mut self, report: Report) {
+        // A loop whose thread could not be started (nor those after it) has no place here: its
+        // end reports as it is dropped, and the failure to start is the server's error.
         if let Report::Finished { index, result } = report {
-            self.results[index] = Some(result);
+            if let Some(place) = self.results.get_mut(index) {
+                *place = Some(result);
+            }
         }
     }
 
@@ -338,11 +352,14 @@ impl Relay<'_> {
         while waiting.contains(&true) {
             match self.reports.recv() {
                 Ok(Report::Snapshot { index, counters }) => {
-                    if std::mem::take(&mut waiting[index]) {
+                    if waiting.get_mut(index).is_some_and(std::mem::take) {
                         sum.merge(&counters);
                     }
                 }
                 Ok(Report::Finished { index, result }) => {
+                    if index >= waiting.len() {
+                        continue; // a loop that never started (see `record`)
+                    }
                     if let Ok(counters) = &result {
                         sum.merge(counters);
                     }

@@ -1,8 +1,9 @@
 //! Shared helpers for the black-box tests: a temporary site, starting and stopping the real
 //! `afterburner` binary (port from its stdout, SIGTERM, `--stats` JSON at exit and SIGUSR1
-//! snapshots), raw HTTP/1.x clients
-//! with timeouts over plain TCP, and a reader of /proc/net/tcp{,6} that tells which side of a
-//! test's own connection holds TIME_WAIT.
+//! snapshots; optionally under a low descriptor limit), raw HTTP/1.x clients with timeouts over
+//! plain TCP, a reader of /proc/net/tcp{,6} that tells which side of a test's own connection
+//! holds TIME_WAIT and how many bytes wait in its queues, and the server's CPU time and memory
+//! (its child processes included) from /proc.
 //!
 //! Nothing here knows the server's internals: every check goes through sockets, signals, exit
 //! codes and files, as a user of the binary would see them.
@@ -214,6 +215,23 @@ impl Server {
 
     /// Like [`Server::start`], with `--stats` only if `stats`.
     pub fn start_with_stats(design: &str, site: &Site, extra: &[&str], stats: bool) -> Server {
+        Server::spawn(design, site, extra, stats, None)
+    }
+
+    /// Like [`Server::start`], with the server's RLIMIT_NOFILE (soft and hard, so that its
+    /// start-up raise to the hard limit changes nothing) set to `nofile` before it runs:
+    /// descriptor exhaustion at a size a test can reach.
+    pub fn start_with_nofile(design: &str, site: &Site, extra: &[&str], nofile: u64) -> Server {
+        Server::spawn(design, site, extra, true, Some(nofile))
+    }
+
+    fn spawn(
+        design: &str,
+        site: &Site,
+        extra: &[&str],
+        stats: bool,
+        nofile: Option<u64>,
+    ) -> Server {
         let stats_path = site.stats_path();
         let _ = fs::remove_file(&stats_path);
         let mut cmd = Command::new(server_bin());
@@ -231,6 +249,24 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(nofile) = nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: nofile,
+                rlim_max: nofile,
+            };
+            // SAFETY: runs in the forked child before exec; setrlimit is async-signal-safe, and
+            // `limit` is a plain value copied into the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("spawn afterburner");
         let stderr = drain_into(child.stderr.take().unwrap());
 
@@ -390,6 +426,18 @@ impl Server {
     pub fn connect(&self) -> Client {
         Client::connect(self.port)
     }
+
+    /// CPU time (user + system) the server has used so far, its child processes (`prefork`
+    /// workers, `fork` children) included: see [`tree_cpu_time`].
+    pub fn cpu_time(&self) -> Duration {
+        tree_cpu_time(self.pid())
+    }
+
+    /// Proportional set size of the server and its child processes, in KiB: see
+    /// [`tree_pss_kib`].
+    pub fn memory_kib(&self) -> u64 {
+        tree_pss_kib(self.pid())
+    }
 }
 
 impl Drop for Server {
@@ -453,6 +501,94 @@ pub fn run_to_exit(args: &[&std::ffi::OsStr]) -> Exited {
         stdout,
         stderr,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: CPU time and memory from /proc
+// ---------------------------------------------------------------------------------------------
+
+/// The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses,
+/// so the split is at the last `)`), as numbers: index `i` is field `i + 3` of proc(5). Field 3,
+/// `state`, is a letter and reads as 0.
+fn stat_fields(pid: i32) -> Option<Vec<u64>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &text[text.rfind(')')? + 1..];
+    Some(
+        after_name
+            .split_whitespace()
+            .map(|field| field.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// `pid` and every process descended from it (found by parent pid in /proc/*/stat), zombies
+/// not yet reaped included.
+pub fn process_tree(pid: i32) -> Vec<i32> {
+    let mut parent_of = Vec::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if let Some(fields) = stat_fields(child) {
+                // proc(5) field 4, ppid.
+                parent_of.push((child, fields.get(1).copied().unwrap_or(0) as i32));
+            }
+        }
+    }
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        tree.extend(
+            parent_of
+                .iter()
+                .filter(|&&(_, ppid)| ppid == parent)
+                .map(|&(child, _)| child),
+        );
+        next += 1;
+    }
+    tree
+}
+
+/// CPU time (user + system, every thread) used by `pid` and its descendants, plus what the
+/// children they already reaped used (cutime + cstime): a process that forks per connection is
+/// charged for the children gone since. Resolution: one clock tick (10 ms at USER_HZ 100).
+pub fn tree_cpu_time(pid: i32) -> Duration {
+    // SAFETY: sysconf only reads a constant of the system.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ticks: u64 = process_tree(pid)
+        .into_iter()
+        .filter_map(stat_fields)
+        // proc(5) fields 14-17: utime, stime, cutime, cstime.
+        .map(|fields| fields.get(11..15).map_or(0, |times| times.iter().sum()))
+        .sum();
+    Duration::from_millis(ticks * 1000 / ticks_per_second)
+}
+
+/// Proportional set size (Pss, /proc/PID/smaps_rollup) of `pid` and its descendants, in KiB.
+/// Pages shared between them (a forked child's copy-on-write view of its parent) count once
+/// in total, so the sum is the memory the tree holds, however many processes it has.
+pub fn tree_pss_kib(pid: i32) -> u64 {
+    process_tree(pid)
+        .into_iter()
+        .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok())
+        .filter_map(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("Pss:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        })
+        .sum()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1009,13 +1145,24 @@ fn parse_endpoint(field: &str) -> Option<(&str, u16)> {
     Some((addr, u16::from_str_radix(port, 16).ok()?))
 }
 
-/// The TCP states of every socket on 127.0.0.1 whose local port is `local_port` and whose
-/// remote port is `remote_port`, from /proc/net/tcp and /proc/net/tcp6.
-pub fn tcp_states(local_port: u16, remote_port: u16) -> Vec<u8> {
+/// One socket of /proc/net/tcp{,6}.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpEntry {
+    /// `st`: TCP_ESTABLISHED, TCP_TIME_WAIT, ...
+    pub state: u8,
+    /// `tx_queue`: bytes in the send queue (sent or not, not yet acknowledged).
+    pub tx_queue: u64,
+    /// `rx_queue`: bytes received that the application has not read yet.
+    pub rx_queue: u64,
+}
+
+/// Every socket on 127.0.0.1 whose local port is `local_port` and whose remote port is
+/// `remote_port`, from /proc/net/tcp and /proc/net/tcp6.
+pub fn tcp_entries(local_port: u16, remote_port: u16) -> Vec<TcpEntry> {
     // Machines can hold tens of thousands of unrelated sockets: a cheap substring test on the
     // local port skips almost every line before any parsing.
     let local_tag = format!(":{local_port:04X} ");
-    let mut states = Vec::new();
+    let mut entries = Vec::new();
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = fs::read_to_string(file) else {
             continue;
@@ -1025,8 +1172,8 @@ pub fn tcp_states(local_port: u16, remote_port: u16) -> Vec<u8> {
                 continue;
             }
             let mut fields = line.split_whitespace().skip(1);
-            let (Some(local), Some(remote), Some(state)) =
-                (fields.next(), fields.next(), fields.next())
+            let (Some(local), Some(remote), Some(state), Some(queues)) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
             else {
                 continue;
             };
@@ -1035,18 +1182,39 @@ pub fn tcp_states(local_port: u16, remote_port: u16) -> Vec<u8> {
             else {
                 continue;
             };
-            if lport == local_port
-                && rport == remote_port
-                && is_loopback_v4(laddr)
-                && is_loopback_v4(raddr)
+            if lport != local_port
+                || rport != remote_port
+                || !is_loopback_v4(laddr)
+                || !is_loopback_v4(raddr)
             {
-                if let Ok(st) = u8::from_str_radix(state, 16) {
-                    states.push(st);
-                }
+                continue;
+            }
+            let Some((tx, rx)) = queues.split_once(':') else {
+                continue;
+            };
+            if let (Ok(state), Ok(tx_queue), Ok(rx_queue)) = (
+                u8::from_str_radix(state, 16),
+                u64::from_str_radix(tx, 16),
+                u64::from_str_radix(rx, 16),
+            ) {
+                entries.push(TcpEntry {
+                    state,
+                    tx_queue,
+                    rx_queue,
+                });
             }
         }
     }
-    states
+    entries
+}
+
+/// The TCP states of every socket on 127.0.0.1 whose local port is `local_port` and whose
+/// remote port is `remote_port`, from /proc/net/tcp and /proc/net/tcp6.
+pub fn tcp_states(local_port: u16, remote_port: u16) -> Vec<u8> {
+    tcp_entries(local_port, remote_port)
+        .into_iter()
+        .map(|entry| entry.state)
+        .collect()
 }
 
 /// True if the socket (127.0.0.1:local_port -> 127.0.0.1:remote_port) is in TIME_WAIT now.
