@@ -7,10 +7,10 @@
 //! Run through `scripts/instructions.sh` (needs valgrind and `gungraun-runner` 0.20.0).
 
 use std::hint::black_box;
-use std::io::{self, IoSlice, Read, Write};
 
-use afterburner::conn::{CloseMode, ConnSettings, Connection, LoopShared, Step, Transport};
+use afterburner::conn::{CloseMode, ConnSettings, Connection, LoopShared, Step};
 use afterburner::http::{normalize_target, parse_request, Parsed, Request};
+use afterburner::memory_transport::MemoryTransport;
 use afterburner::site::Site;
 use afterburner::stats::Counters;
 use gungraun::prelude::*;
@@ -93,66 +93,6 @@ fn response((mut fixture, request): (SiteFixture, Request<'static>)) -> SiteFixt
 
 library_benchmark_group!(name = select, benchmarks = [response]);
 
-/// A client's socket in memory: the request waits to be read (then reads would block), replies
-/// are kept.
-struct MemorySocket {
-    request: &'static [u8],
-    read: usize,
-    written: Vec<u8>,
-}
-
-impl Read for MemorySocket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let rest = &self.request[self.read..];
-        if rest.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = rest.len().min(buf.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        self.read += n;
-        Ok(n)
-    }
-}
-
-impl Write for MemorySocket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.written.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    /// Takes every slice, as a socket with room does.
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let mut n = 0;
-        for buf in bufs {
-            self.written.extend_from_slice(buf);
-            n += buf.len();
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Transport for MemorySocket {
-    fn shutdown_write(&self) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn unacked_bytes(&self) -> io::Result<usize> {
-        Ok(0)
-    }
-
-    fn set_reset_on_close(&self) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn set_nodelay(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A loop's state for one connection: the site, the settings and counters, its read buffer, and
 /// the client's socket.
 struct ConnFixture {
@@ -161,7 +101,9 @@ struct ConnFixture {
     counters: Counters,
     /// The loop's read buffer, 64 KiB as in the `loop` design.
     read_buf: Vec<u8>,
-    socket: MemorySocket,
+    /// The client's socket: the request waits to be read, then reads would block; its send
+    /// buffer is allocated here, so the reply's writes allocate nothing.
+    socket: MemoryTransport,
 }
 
 fn connection_with(raw: &'static [u8]) -> ConnFixture {
@@ -177,11 +119,7 @@ fn connection_with(raw: &'static [u8]) -> ConnFixture {
         },
         counters,
         read_buf: vec![0; 64 * 1024],
-        socket: MemorySocket {
-            request: raw,
-            read: 0,
-            written: Vec::with_capacity(16 * 1024),
-        },
+        socket: MemoryTransport::new(vec![raw.to_vec()]).with_send_capacity(16 * 1024),
     }
 }
 
@@ -214,7 +152,7 @@ fn request_cycle(mut fixture: ConnFixture) -> ConnFixture {
         }
     };
     assert!(
-        !fixture.socket.written.is_empty(),
+        !fixture.socket.send_queue().is_empty(),
         "the connection must answer"
     );
     black_box(step);

@@ -327,8 +327,16 @@ impl ResponseReader {
             (parse_head(input)?, 0)
         } else {
             let before = self.partial_head.len();
-            self.keep_partial(input)?;
-            (parse_head(&self.partial_head)?, before)
+            // Only the bytes that could still end a head within the limit are kept: the read
+            // that completes a head usually carries body bytes too, and may be as large as the
+            // limit itself (the worker's read buffer is).
+            let kept = input.len().min(MAX_HEAD_BYTES - before);
+            self.partial_head.extend_from_slice(&input[..kept]);
+            let parsed = parse_head(&self.partial_head)?;
+            if parsed.is_none() && kept < input.len() {
+                return Err(FramingError::HeadTooLarge);
+            }
+            (parsed, before)
         };
         let Some((length, head)) = parsed else {
             if before == 0 {
