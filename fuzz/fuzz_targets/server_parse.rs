@@ -49,9 +49,10 @@ fuzz_target!(|data: &[u8]| {
             check_normalised(request.target);
         }
         Parsed::Partial => assert!(buf.len() <= limit, "partial beyond the limit"),
-        Parsed::Reject(status) => {
+        Parsed::Reject(violation) => {
+            let status = violation.status();
             let code = status.code();
-            assert!((400..500).contains(&code) || *status == Status::VersionNotSupported);
+            assert!((400..500).contains(&code) || status == Status::VersionNotSupported);
         }
     }
     // What a shorter read would have decided must stand once the rest arrives: the same
@@ -59,7 +60,12 @@ fuzz_target!(|data: &[u8]| {
     // `same_but_for_final_error_status` in server_connection.rs).
     for cut in [buf.len() / 2, buf.len() / 3, buf.len().saturating_sub(1)] {
         match (parse_request(&buf[..cut], limit), &parsed) {
-            (Parsed::Partial, _) | (Parsed::Reject(_), Parsed::Reject(_)) => {}
+            (Parsed::Partial, _) => {}
+            (Parsed::Reject(early), Parsed::Reject(late)) => assert_eq!(
+                early.status(),
+                late.status(),
+                "{cut} bytes were {early:?}, all of them {late:?}"
+            ),
             (early, late) => {
                 assert_eq!(
                     &early, late,

@@ -15,7 +15,10 @@
 //! 1. **Size** (while the head arrives): a request line longer than `--max-header-bytes` is 414
 //!    ([`Violation::RequestLineTooLong`], RFC 9110 section 15.5.15); a head longer than it, or
 //!    with more than [`MAX_HEADERS`] fields, is 431 ([`Violation::HeadTooLarge`],
-//!    [`Violation::TooManyFields`], RFC 6585 section 5).
+//!    [`Violation::TooManyFields`], RFC 6585 section 5). Size and the syntax of step 2 are
+//!    judged as the bytes arrive, on the first `--max-header-bytes` only: a syntax error inside
+//!    them is a 400 even if the head then runs over, and bytes past them are never looked at, so
+//!    the answer is the same however the client's bytes were split into reads.
 //! 2. **Framing and syntax** (RFC 9112 sections 2 to 6), all 400:
 //!    the request line is exactly `method SP request-target SP HTTP-version CRLF`, the method a
 //!    token (RFC 9110 section 5.6.2), one SP between the parts and none inside the target
@@ -638,36 +641,35 @@ fn is_reg_name(name: &[u8]) -> bool {
 /// Parses one request head from the start of `buf`, which holds at most what the client sent,
 /// and checks it in the order of the module docs.
 ///
-/// `max_head_bytes` bounds the request line plus headers: a request line alone over it is 414, a
-/// head over it is 431, so a client can never make the server buffer more than that.
+/// `max_head_bytes` bounds the request line plus headers: a request line not ended within it is
+/// 414, a head not ended within it is 431, so a client can never make the server buffer more
+/// than that.
+///
+/// Only the first `max_head_bytes` bytes are read: bytes past the limit can neither complete a
+/// head nor excuse a broken one. So the answer never depends on how the bytes were split into
+/// reads: whatever a prefix of the bytes was judged (a head, or a rule broken) stands once the
+/// rest arrives, and a syntax error and an oversize are told apart by which comes first in the
+/// stream, whole or in pieces (the fuzz target `server_parse` holds the parser to this).
 pub fn parse_request(buf: &[u8], max_head_bytes: usize) -> Parsed<'_> {
-    let line = match scan_request_line(buf) {
+    let over_limit = buf.len() > max_head_bytes;
+    let window = &buf[..buf.len().min(max_head_bytes)];
+    let line = match scan_request_line(window) {
         LineScan::Line(line) => line,
         LineScan::Broken(violation) => return Parsed::Reject(violation),
-        LineScan::Partial if buf.len() > max_head_bytes => {
-            return Parsed::Reject(Violation::RequestLineTooLong)
-        }
+        LineScan::Partial if over_limit => return Parsed::Reject(Violation::RequestLineTooLong),
         LineScan::Partial => return Parsed::Partial,
     };
-    let oversize = if line.end > max_head_bytes {
-        Violation::RequestLineTooLong
-    } else {
-        Violation::HeadTooLarge
-    };
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let (fields_len, headers) = match httparse::parse_headers(&buf[line.end..], &mut headers) {
+    let (fields_len, headers) = match httparse::parse_headers(&window[line.end..], &mut headers) {
         Ok(httparse::Status::Complete(done)) => done,
-        Ok(httparse::Status::Partial) if buf.len() > max_head_bytes => {
-            return Parsed::Reject(oversize)
+        Ok(httparse::Status::Partial) if over_limit => {
+            return Parsed::Reject(Violation::HeadTooLarge)
         }
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(httparse::Error::TooManyHeaders) => return Parsed::Reject(Violation::TooManyFields),
         Err(_) => return Parsed::Reject(Violation::MalformedField),
     };
     let consumed = line.end + fields_len;
-    if consumed > max_head_bytes {
-        return Parsed::Reject(oversize);
-    }
     match check(&line, &Fields::read(headers)) {
         Ok(request) => Parsed::Complete { request, consumed },
         Err(violation) => Parsed::Reject(violation),
