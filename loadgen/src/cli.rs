@@ -85,7 +85,7 @@ Examples:
   loadgen run scenarios/modem10k.toml --modem-clients 2k --rtt application
 
 For `run`: 0 a valid measurement; 3 a measurement that cannot be trusted (the summary, the
-last line on stderr and result.json say why; a run cut short is marked partial).
+first line on stderr and result.json say why; a run cut short is marked partial).
 
 ",
     exit_statuses!()
@@ -441,7 +441,8 @@ pub struct ReportArgs {
     #[arg(required = true)]
     pub results: Vec<PathBuf>,
     /// Where to write the page [default: report.html beside the first result for one result,
-    /// comparison.html in the current directory for several].
+    /// comparison.html in the current directory for several]; an existing folder gets that name
+    /// inside it. A folder that cannot be written is refused before rendering (exit 2).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

@@ -253,11 +253,23 @@ fn dispatch(command: Command) -> Result<ExitStatus, Failure> {
             for path in &args.results {
                 results.push(reports::model::RunResult::read(path).map_err(Failure::refused)?);
             }
-            let out = match (&args.out, args.results.as_slice()) {
-                (Some(out), _) => out.clone(),
-                (None, [one]) => one.with_file_name("report.html"),
-                (None, _) => "comparison.html".into(),
+            let page_name = match args.results.as_slice() {
+                [_] => "report.html",
+                _ => "comparison.html",
             };
+            let out = match (&args.out, args.results.as_slice()) {
+                // An existing folder gets the page inside it, as `cp FILE DIR` would.
+                (Some(out), _) if out.is_dir() => out.join(page_name),
+                (Some(out), _) => out.clone(),
+                (None, [one]) => one.with_file_name(page_name),
+                (None, _) => page_name.into(),
+            };
+            // The page's folder must be writable before anything is rendered: exit 2, not 4.
+            let folder = match out.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                _ => std::path::PathBuf::from("."),
+            };
+            loadgen::run::output::check_writable(&folder).map_err(Failure::refused)?;
             reports::render::write_report(&out, &results)
                 .map_err(|e| Failure::not_written(anyhow!("writing {}: {e}", out.display())))?;
             println!("report: {}", out.display());

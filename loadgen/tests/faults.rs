@@ -548,6 +548,32 @@ fn report_refuses_corrupt_truncated_and_newer_results_with_exit_2_naming_the_fil
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(page.exists());
+
+    // A page below a regular file: refused before rendering, like any unwritable output (2).
+    let below_a_file = page.join("x.html");
+    let output = run_within(
+        loadgen()
+            .arg("report")
+            .arg(&good)
+            .arg("--out")
+            .arg(&below_a_file),
+        LIMIT,
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(
+        stderr(&output).contains(&format!("{} is a file, not a folder", page.display())),
+        "{all}"
+    );
+    // An existing folder gets the page inside it.
+    let folder = tmp.path().join("pages");
+    std::fs::create_dir(&folder).unwrap();
+    let output = run_within(
+        loadgen().arg("report").arg(&good).arg("--out").arg(&folder),
+        LIMIT,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(folder.join("report.html").exists());
 }
 
 // ---- 7. a server command that does not exist --------------------------------------------------

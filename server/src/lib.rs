@@ -251,14 +251,32 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
     };
     let site = Site::load_with(&config.root, config.max_site_bytes, config.dotfiles, rules)?;
     let skipped = site.skipped();
-    if skipped.dotfiles > 0 || skipped.outside_root > 0 {
-        eprintln!(
-            "afterburner: not served: {} names beginning with `.` (--dotfiles serves them), {} \
-             symlinks leading out of {}",
+    let mut left_out = Vec::new();
+    if skipped.dotfiles > 0 {
+        left_out.push(format!(
+            "{} {} beginning with `.` (--dotfiles serves them)",
             skipped.dotfiles,
+            if skipped.dotfiles == 1 {
+                "name"
+            } else {
+                "names"
+            }
+        ));
+    }
+    if skipped.outside_root > 0 {
+        left_out.push(format!(
+            "{} {} leading out of {}",
             skipped.outside_root,
+            if skipped.outside_root == 1 {
+                "symlink"
+            } else {
+                "symlinks"
+            },
             config.root.display()
-        );
+        ));
+    }
+    if !left_out.is_empty() {
+        eprintln!("afterburner: not served: {}", left_out.join(", "));
     }
     let listener = bind(
         config.listen,
@@ -278,12 +296,17 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
     designs::preflight(config.design, config, max_conns)?;
     announce(address).map_err(|error| ServerError::Announce { error })?;
     eprintln!(
-        "afterburner: design {}; {} files, {} bytes in RAM from {}; close mode {:?}; at most {} connections",
+        "afterburner: design {}; {} files, {} bytes in RAM from {}; close mode {}; at most {} connections",
         config.design,
         site.file_count(),
         site.body_bytes(),
         config.root.display(),
-        config.close_mode,
+        match config.close_mode {
+            CloseMode::Server => "server",
+            CloseMode::WaitClient => "wait-client",
+            CloseMode::Pause => "pause",
+            CloseMode::Reset => "reset",
+        },
         designs::connection_limit(config.design, config, max_conns)
     );
 

@@ -1039,6 +1039,7 @@ mod tests {
     fn errors_read_as_one_message_with_the_server_context() {
         let server = ServerContext {
             command_line: "true 8080".into(),
+            // No such file here, so the message does not name it.
             stderr_path: "/w/server.stderr".into(),
             stderr_tail: String::new(),
         };
@@ -1052,7 +1053,7 @@ mod tests {
             exited.to_string(),
             format!(
                 "the server command exited with exit status: 0 before http://127.0.0.1:8080/ \
-                 answered{DAEMON_HINT}\ncommand: true 8080\nstderr (/w/server.stderr): empty"
+                 answered{DAEMON_HINT}\ncommand: true 8080\nstderr: empty"
             )
         );
         let wrong = TargetError::CommandWrongAddress {

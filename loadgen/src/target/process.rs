@@ -211,15 +211,25 @@ pub struct ServerContext {
 impl fmt::Display for ServerContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "\ncommand: {}\n", self.command_line)?;
-        if self.stderr_tail.trim().is_empty() {
-            write!(f, "stderr ({}): empty", self.stderr_path.display())
-        } else {
-            write!(
+        // A run refused before measuring removes its directory, stderr file included: name the
+        // file only while it is there to be read.
+        let path = self
+            .stderr_path
+            .exists()
+            .then(|| self.stderr_path.display().to_string());
+        match (path, self.stderr_tail.trim().is_empty()) {
+            (Some(path), true) => write!(f, "stderr ({path}): empty"),
+            (None, true) => write!(f, "stderr: empty"),
+            (Some(path), false) => write!(
                 f,
-                "stderr ({}, last {STDERR_TAIL_LINES} lines at most):\n{}",
-                self.stderr_path.display(),
+                "stderr ({path}, last {STDERR_TAIL_LINES} lines at most):\n{}",
                 indent(&self.stderr_tail)
-            )
+            ),
+            (None, false) => write!(
+                f,
+                "stderr (last {STDERR_TAIL_LINES} lines at most):\n{}",
+                indent(&self.stderr_tail)
+            ),
         }
     }
 }
@@ -324,23 +334,36 @@ mod tests {
 
     #[test]
     fn the_context_quotes_the_command_and_the_indented_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr_path = dir.path().join("server.stderr");
+        std::fs::write(&stderr_path, "boom\nbang\n").unwrap();
         let context = ServerContext {
             command_line: "sh -c 'exit 3'".into(),
-            stderr_path: "/w/server.stderr".into(),
+            stderr_path: stderr_path.clone(),
             stderr_tail: "boom\nbang".into(),
         };
         assert_eq!(
             context.to_string(),
-            "\ncommand: sh -c 'exit 3'\n\
-             stderr (/w/server.stderr, last 20 lines at most):\n  boom\n  bang"
+            format!(
+                "\ncommand: sh -c 'exit 3'\n\
+                 stderr ({}, last 20 lines at most):\n  boom\n  bang",
+                stderr_path.display()
+            )
         );
         let quiet = ServerContext {
             stderr_tail: " \n".into(),
-            ..context
+            ..context.clone()
         };
         assert!(quiet
             .to_string()
-            .ends_with("stderr (/w/server.stderr): empty"));
+            .ends_with(&format!("stderr ({}): empty", stderr_path.display())));
+        // Once its run directory is removed (a run refused before measuring), the file is not
+        // named; the tail quoted is all there is.
+        std::fs::remove_file(&stderr_path).unwrap();
+        assert!(context
+            .to_string()
+            .ends_with("stderr (last 20 lines at most):\n  boom\n  bang"));
+        assert!(quiet.to_string().ends_with("stderr: empty"));
     }
 
     #[test]
