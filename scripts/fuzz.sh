@@ -24,6 +24,12 @@ usage() {
   exit 2
 }
 
+# --help: the whole header above, on stdout.
+help() {
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+  exit 0
+}
+
 jobs=1
 sanitizer=address
 update_corpus=0
@@ -32,7 +38,7 @@ while [ $# -gt 0 ]; do
     --jobs) jobs="${2:?--jobs needs a number}"; shift 2 ;;
     --sanitizer) sanitizer="${2:?--sanitizer needs address or none}"; shift 2 ;;
     --update-corpus) update_corpus=1; shift ;;
-    -h|--help) usage ;;
+    -h|--help) help ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; usage ;;
     *) break ;;
   esac
