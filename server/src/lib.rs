@@ -251,30 +251,26 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
     };
     let site = Site::load_with(&config.root, config.max_site_bytes, config.dotfiles, rules)?;
     let skipped = site.skipped();
-    let mut left_out = Vec::new();
-    if skipped.dotfiles > 0 {
-        left_out.push(format!(
-            "{} {} beginning with `.` (--dotfiles serves them)",
+    let counted = |count: usize, one: &str, many: &str, what: String| {
+        (count > 0).then(|| format!("{count} {} {what}", if count == 1 { one } else { many }))
+    };
+    let left_out: Vec<String> = [
+        counted(
             skipped.dotfiles,
-            if skipped.dotfiles == 1 {
-                "name"
-            } else {
-                "names"
-            }
-        ));
-    }
-    if skipped.outside_root > 0 {
-        left_out.push(format!(
-            "{} {} leading out of {}",
+            "name",
+            "names",
+            "beginning with `.` (--dotfiles serves them)".into(),
+        ),
+        counted(
             skipped.outside_root,
-            if skipped.outside_root == 1 {
-                "symlink"
-            } else {
-                "symlinks"
-            },
-            config.root.display()
-        ));
-    }
+            "symlink",
+            "symlinks",
+            format!("leading out of {}", config.root.display()),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if !left_out.is_empty() {
         eprintln!("afterburner: not served: {}", left_out.join(", "));
     }
