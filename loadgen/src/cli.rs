@@ -1,12 +1,14 @@
 //! The `loadgen` command line: subcommands, flags with human-friendly values, help and examples.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
 
 use afterburner::units::{parse_count, parse_duration};
 
+use crate::engine::share::ShardSpec;
 use crate::scenario::{Overrides, RttChoice};
 
 /// The exit statuses of every command, ending every `--help` (the README's "Exit statuses and
@@ -48,6 +50,10 @@ Examples:
   loadgen check scenarios/check.toml --baseline ./main/afterburner --candidate target/release/afterburner
   loadgen fileset --dirs 10 --out /tmp/specweb96
   loadgen report runs/quick/*/result.json --out compare.html
+  loadgen plan scenarios/modem50k.toml --shard 1/4
+  loadgen serve scenarios/quick.toml --listen 198.19.16.11:8080 --start-at 1796029200
+  loadgen run scenarios/quick.toml --shard 0/2 --start-at 1796029200 --target http://198.19.16.11:8080/
+  loadgen merge runs/quick/2026-11-30T09-00-00Z
 
 ",
     exit_statuses!()
@@ -125,6 +131,18 @@ pub enum Command {
     Fileset(FilesetArgs),
     /// Render stored results as a self-contained HTML report (several: side by side).
     Report(ReportArgs),
+    /// Print one generator shard's share of a scenario (`--shard I/N`): per load point and
+    /// population, its clients (global numbers), its slots of the open-loop schedule and its
+    /// share of `max_in_flight`, beside the whole run's; runs nothing.
+    Plan(PlanArgs),
+    /// The server side of a sharded run: start the scenario's server on a fixed address, take
+    /// the server-side probes (its CPU and memory, the server host's TIME_WAIT and sockets)
+    /// through every load point's slot from `--start-at`, write its part of the result, stop.
+    Serve(ServeArgs),
+    /// Merge the parts of a sharded run (the generator shards' and the server's result.json)
+    /// into one result.json and report: histograms added, counters summed, timelines aligned
+    /// by wall clock, each part's own figures in a `shards` section.
+    Merge(MergeArgs),
     /// Run the built-in afterburner server (used by `run`; takes afterburner's own flags).
     #[command(hide = true)]
     ServeBuiltin {
@@ -143,6 +161,143 @@ pub struct RunArgs {
     /// Where results go and what replaces the scenario's values.
     #[command(flatten)]
     pub flags: RunFlags,
+    /// One part of a run sharded over several generators.
+    #[command(flatten)]
+    pub shard: ShardFlags,
+}
+
+/// The flags of one generator shard of a sharded run (`loadgen run`). All shards of a run get
+/// the same scenario, overrides, `--start-at` and `--target`, and differ only in I.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Sharded runs (several generators; see deploy/README.md)")]
+pub struct ShardFlags {
+    /// Run shard I of N (I counts from 0): this generator's share of the load, worked out from
+    /// the scenario, the seed and (I, N) alone (k6's execution segments). Needs --start-at and
+    /// --target.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    pub shard: Option<ShardSpec>,
+    /// Run one of N shards, I read from the environment: JOB_COMPLETION_INDEX (a Kubernetes
+    /// Indexed Job), else SLURM_PROCID (a Slurm task), else LOADGEN_SHARD_INDEX.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: Option<u32>,
+    /// When the first load point's warm-up begins, the same for every part of the run: Unix
+    /// seconds (e.g. $(( $(date +%s) + 20 ))) or RFC 3339 (2026-11-30T09:00:00Z). Load point k
+    /// begins k slots later (a slot: warm-up + duration + 5 s). A time already past is refused;
+    /// a shard that cannot start a point on time is marked invalid, never shifted.
+    #[arg(long, env = "LOADGEN_START_AT", value_name = "TIME", value_parser = parse_start_at)]
+    pub start_at: Option<SystemTime>,
+    /// The server under test, already running (started by `loadgen serve`): http://IP:PORT/.
+    /// The scenario's [server] is not started.
+    #[arg(long, env = "LOADGEN_TARGET", value_name = "URL")]
+    pub target: Option<String>,
+    /// Write exactly into this directory [default for a shard:
+    /// OUT/<scenario>/<start-at, UTC>/shard-I-of-N].
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+}
+
+/// `loadgen plan`: the scenario, the shard, and the overrides `run` would take.
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// The shard whose share is printed, I/N [default: 0/1, the whole run].
+    #[arg(long, value_name = "I/N", default_value = "0/1")]
+    pub shard: ShardSpec,
+    /// What replaces the scenario's values, as for `run`.
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
+/// `loadgen serve --help`'s examples.
+const SERVE_EXAMPLES: &str = concat!(
+    "\
+Examples:
+  loadgen serve scenarios/quick.toml --listen 198.19.16.11:8080 --start-at 1796029200
+  START=$(( $(date +%s) + 20 ))
+  loadgen serve scenarios/quick.toml --listen 127.0.0.1:8080 --start-at $START &
+  loadgen run scenarios/quick.toml --shard 0/2 --start-at $START --target http://127.0.0.1:8080/ &
+  loadgen run scenarios/quick.toml --shard 1/2 --start-at $START --target http://127.0.0.1:8080/
+  wait; loadgen merge runs/quick/*/
+
+The server starts at once (generators check it answers before their slot), is measured through
+each load point's slot and stops after the last; its part goes to
+OUT/<scenario>/<start-at, UTC>/server/.
+
+For `serve`: 0 the part written; 2 refused (a bad address, a start time already past, a server
+that does not start); 3 the server died.
+
+",
+    exit_statuses!()
+);
+
+/// `loadgen serve`: the server side of a sharded run.
+#[derive(clap::Args, Debug)]
+#[command(after_help = SERVE_EXAMPLES)]
+pub struct ServeArgs {
+    /// The scenario file (TOML); its [server] is started.
+    pub scenario: PathBuf,
+    /// Where the server listens: IP:PORT (the generators' --target is http://IP:PORT/).
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: SocketAddr,
+    /// When the first load point's warm-up begins, as for `run --start-at`.
+    #[arg(long, env = "LOADGEN_START_AT", value_name = "TIME", value_parser = parse_start_at)]
+    pub start_at: SystemTime,
+    /// Write exactly into this directory [default: OUT/<scenario>/<start-at, UTC>/server].
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Where results go and what replaces the scenario's values, as for `run`.
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
+/// `loadgen merge --help`'s examples.
+const MERGE_EXAMPLES: &str = concat!(
+    "\
+Examples:
+  loadgen merge runs/quick/2026-11-30T09-00-00Z
+  loadgen merge /results/shard-0 /results/shard-1 /results/server --out /results/merged
+
+A DIR holding result.json is one part; a DIR holding part directories (shard-I-of-N/,
+server/) gives them all. The parts must be one run: the same scenario, seed, N and start
+time, every shard exactly once, at most one server part, clocks that agree (one boot_id, or
+synchronised clocks). Missing, duplicate or mismatched parts are refused, naming them.
+
+For `merge`: 0 a valid merged run; 3 merged, but invalid (a shard invalid, late or
+generator-bound: the shards section says which); 2 the parts refused; 4 not written.
+
+",
+    exit_statuses!()
+);
+
+/// `loadgen merge`: the parts and where the merged run goes.
+#[derive(clap::Args, Debug)]
+#[command(after_help = MERGE_EXAMPLES)]
+pub struct MergeArgs {
+    /// Part directories (each holding a result.json), or a directory holding them.
+    #[arg(required = true, value_name = "DIR")]
+    pub parts: Vec<PathBuf>,
+    /// Where the merged result.json and report.html go [default: the directory that holds
+    /// the parts, when they share one].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `--start-at`: Unix seconds (a whole or decimal number) or an RFC 3339 time.
+pub fn parse_start_at(text: &str) -> Result<SystemTime, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        if !(seconds.is_finite() && seconds >= 0.0) {
+            return Err(format!("`{text}` is not a time: give Unix seconds >= 0"));
+        }
+        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds));
+    }
+    humantime::parse_rfc3339_weak(text).map_err(|error| {
+        format!(
+            "`{text}` is not a time ({error}): give Unix seconds, e.g. $(( $(date +%s) + 20 )), \
+             or RFC 3339, e.g. 2026-11-30T09:00:00Z"
+        )
+    })
 }
 
 /// `loadgen compare --help`'s examples and exit statuses.

@@ -10,8 +10,11 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::anyhow;
 use clap::Parser;
-use loadgen::cli::{CheckArgs, Cli, Command, ExitStatus, RunFlags};
+use loadgen::cli::{
+    CheckArgs, Cli, Command, ExitStatus, PlanArgs, RunFlags, ServeArgs, ShardFlags,
+};
 use loadgen::run::RunError;
+use loadgen::shard::{shard_from_environment, ShardError, ShardPart, ShardRole};
 use reports::check::Outcome;
 
 fn main() {
@@ -129,7 +132,7 @@ fn stop_on_signals(stop: &Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<
 
 fn dispatch(command: Command) -> Result<ExitStatus, Failure> {
     match command {
-        Command::Run(args) => run(&args.scenario, &args.flags),
+        Command::Run(args) => run(&args.scenario, &args.flags, &args.shard),
         Command::Compare(args) => {
             let mut base = run_plan(&args.scenario, &args.flags).map_err(Failure::refused)?;
             // One progress line per run, not a live one per point: the runs are many.
@@ -295,6 +298,12 @@ fn dispatch(command: Command) -> Result<ExitStatus, Failure> {
             );
             Ok(ExitStatus::Success)
         }
+        Command::Plan(args) => plan(&args),
+        Command::Serve(args) => serve(&args),
+        Command::Merge(args) => loadgen::merge::command(&args).map_err(|failure| Failure {
+            status: failure.status,
+            error: failure.error,
+        }),
         Command::ServeBuiltin { args } => {
             let argv = std::iter::once("afterburner".to_string()).chain(args);
             let config = afterburner::cli::Args::parse_config_from(argv);
@@ -307,11 +316,87 @@ fn dispatch(command: Command) -> Result<ExitStatus, Failure> {
     }
 }
 
+/// `loadgen run`'s part of a sharded run from its flags: `None` without `--shard`/`--shards`;
+/// refused when a sharded run lacks `--start-at` or `--target`, or they come without a shard.
+fn generator_part(shard: &ShardFlags) -> Result<Option<ShardPart>, ShardError> {
+    let spec = match (shard.shard, shard.shards) {
+        (Some(spec), _) => spec,
+        (None, Some(count)) => shard_from_environment(count, |name| std::env::var(name).ok())?,
+        (None, None) => {
+            // The environment may carry LOADGEN_START_AT or LOADGEN_TARGET for another
+            // command; only the flags themselves are refused without a shard.
+            let given = |flag: &str| std::env::args().any(|arg| arg.starts_with(flag));
+            if given("--start-at") {
+                return Err(ShardError::NotSharded("--start-at"));
+            }
+            if given("--target") {
+                return Err(ShardError::NotSharded("--target"));
+            }
+            return Ok(None);
+        }
+    };
+    let start_at = shard.start_at.ok_or(ShardError::Missing("--start-at"))?;
+    let target = shard
+        .target
+        .clone()
+        .ok_or(ShardError::Missing("--target"))?;
+    Ok(Some(ShardPart {
+        role: ShardRole::Generator {
+            shard: spec,
+            target,
+        },
+        start_at,
+    }))
+}
+
 /// `loadgen run`: the summary on stdout, then one line on stderr when the run is not a clean
 /// success, saying why.
-fn run(scenario: &Path, flags: &RunFlags) -> Result<ExitStatus, Failure> {
-    let plan = run_plan(scenario, flags).map_err(Failure::refused)?;
-    let output = match loadgen::run::run(&plan) {
+fn run(scenario: &Path, flags: &RunFlags, shard: &ShardFlags) -> Result<ExitStatus, Failure> {
+    let mut plan = run_plan(scenario, flags).map_err(Failure::refused)?;
+    plan.part = generator_part(shard).map_err(Failure::refused)?;
+    if let Some(dir) = &shard.run_dir {
+        plan.run_dir = Some(std::path::absolute(dir).map_err(Failure::refused)?);
+    }
+    run_and_report(scenario, &plan)
+}
+
+/// `loadgen serve`: the server side of a sharded run, written as a run is.
+fn serve(args: &ServeArgs) -> Result<ExitStatus, Failure> {
+    let mut plan = run_plan(&args.scenario, &args.flags).map_err(Failure::refused)?;
+    plan.part = Some(ShardPart {
+        role: ShardRole::Server {
+            listen: args.listen,
+        },
+        start_at: args.start_at,
+    });
+    if let Some(dir) = &args.run_dir {
+        plan.run_dir = Some(std::path::absolute(dir).map_err(Failure::refused)?);
+    }
+    if plan.progress {
+        eprintln!(
+            "serving {} on {} for the generators; its first load point begins at {}",
+            plan.scenario.name,
+            args.listen,
+            humantime::format_rfc3339_millis(args.start_at)
+        );
+    }
+    run_and_report(&args.scenario, &plan)
+}
+
+/// `loadgen plan`: one shard's share, printed; nothing runs.
+fn plan(args: &PlanArgs) -> Result<ExitStatus, Failure> {
+    let scenario =
+        loadgen::scenario::Scenario::load_with_overrides(&args.scenario, &args.flags.overrides())
+            .map_err(Failure::refused)?;
+    loadgen::shard::check_shardable(&scenario, args.shard)
+        .map_err(|error| Failure::refused(anyhow!("{}: {error}", args.scenario.display())))?;
+    print!("{}", loadgen::shard::plan_text(&scenario, args.shard));
+    Ok(ExitStatus::Success)
+}
+
+/// Runs `plan` and prints its summary and, when it is not a clean success, why.
+fn run_and_report(scenario: &Path, plan: &loadgen::run::RunPlan) -> Result<ExitStatus, Failure> {
+    let output = match loadgen::run::run(plan) {
         Ok(output) => output,
         Err(RunError::NotWritten {
             error,

@@ -45,6 +45,7 @@ fn run(
         host_header: target.to_string(),
         populations: &populations,
         load_fraction: 1.0,
+        shard: loadgen::engine::share::ShardSpec::WHOLE,
         workers: 1,
         cpus: Vec::new(),
         warmup: Duration::ZERO,

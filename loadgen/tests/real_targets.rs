@@ -68,6 +68,8 @@ fn options<'a>(site: &'a Path, work: &'a Path) -> TargetOptions<'a> {
         server_cpu: None,
         ready_timeout: Duration::from_secs(15),
         listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        listen_port: None,
+        url_grace: Duration::ZERO,
     }
 }
 

@@ -247,6 +247,86 @@ pub struct RunResult {
     pub command_line: String,
     /// One per load point: a single run has one, a sweep has one per step.
     pub load_points: Vec<LoadPoint>,
+    /// The part of a sharded run this result is (`loadgen run --shard I/N`, `loadgen serve`);
+    /// absent for a run on one generator and in a merged result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// A merged result (`loadgen merge`): every part it was made of, with its own figures and
+    /// validity. Empty for a run on one generator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardSummary>,
+}
+
+/// Which part of a sharded run a result is, and the facts `loadgen merge` checks before it
+/// trusts the parts' clocks to line up (one `boot_id`: one kernel clock; otherwise each host's
+/// clock must be synchronised, `adjtimex(2)`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ShardInfo {
+    /// `generator` (`loadgen run --shard`) or `server` (`loadgen serve`).
+    pub role: String,
+    /// The generator shard's index I, counting from 0; 0 for the server's part.
+    pub index: u32,
+    /// Generator shards in the run, N.
+    pub count: u32,
+    /// The agreed wall-clock start of the first load point's warm-up (`--start-at`), Unix time
+    /// in milliseconds; load point k starts `k` slots later.
+    pub start_at_unix_ms: u64,
+    /// Length of one load point's slot (warm-up, measured window and the settling time after
+    /// it), in milliseconds.
+    pub slot_ms: u64,
+    /// The host's name (`gethostname(2)`).
+    pub hostname: String,
+    /// The running kernel's boot id (`/proc/sys/kernel/random/boot_id`): parts with the same
+    /// one ran on one kernel, so on one clock.
+    pub boot_id: Option<String>,
+    /// The kernel's view of its clock's synchronisation when the part started.
+    pub clock: ClockSync,
+}
+
+/// The kernel's clock discipline, from `adjtimex(2)` with no change (modes 0).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClockSync {
+    /// False when the kernel says its clock is not synchronised (`STA_UNSYNC`, or the call
+    /// returned `TIME_ERROR`); `None` when it could not be asked.
+    pub synchronised: Option<bool>,
+    /// The kernel's maximum error of its clock, in microseconds (`maxerror`).
+    pub max_error_us: Option<i64>,
+    /// The kernel's estimated error, in microseconds (`esterror`).
+    pub est_error_us: Option<i64>,
+}
+
+/// One part of a merged result: where it came from, what it measured and whether it was valid.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ShardSummary {
+    /// `generator` or `server`.
+    pub role: String,
+    /// The generator shard's index I (0 for the server's part).
+    pub index: u32,
+    /// The directory its `result.json` was read from.
+    pub source: String,
+    /// Its host's name.
+    pub hostname: String,
+    /// Its kernel's boot id.
+    pub boot_id: Option<String>,
+    /// Its clock when it started.
+    pub clock: ClockSync,
+    /// Whether its own measurement was valid.
+    pub valid: bool,
+    /// Why it was not, as it said.
+    pub invalid_reasons: Vec<String>,
+    /// Requests completed in the measured windows of all its load points.
+    pub ops: u64,
+    /// Errors in those windows.
+    pub errors: u64,
+    /// How many milliseconds after its slot the part's first load point started (negative:
+    /// early), from the point's recorded wall-clock start; `None` when not recorded.
+    pub start_offset_ms: Option<f64>,
+    /// The generator's CPU share over its headline point (1.0 = all of its CPUs), when sampled.
+    pub loadgen_cpu_share: Option<f64>,
+    /// The peak of its host's client-side TIME_WAIT sockets, when sampled.
+    pub peak_time_wait_client_side: Option<u64>,
+    /// The generator's peak resident memory, in bytes, when sampled.
+    pub loadgen_peak_rss_bytes: Option<u64>,
 }
 
 /// The server under test and how it ended.
@@ -374,6 +454,11 @@ pub struct LoadPoint {
     /// server's only one carries the counters the server wrote on exit.
     #[serde(default)]
     pub server_stats: Option<serde_json::Value>,
+    /// Wall-clock time of the start of the warm-up (timeline index 0), Unix time in
+    /// nanoseconds: what lines up the timelines of parts run on several hosts. Absent in
+    /// results from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_unix_ns: Option<u64>,
 }
 
 /// The kernel's and the server's side of one load point.

@@ -35,7 +35,7 @@ use reports::model::Timeline;
 use crate::record::{IntervalReport, PopulationRecorder};
 use crate::scenario::Population;
 use modem::RttMode;
-use share::split_shares;
+use share::{split_shares, ShardSpec};
 use timeline::TimelineBuilder;
 use worker::{run_worker, WorkerPlan};
 use workload::Workload;
@@ -53,6 +53,8 @@ pub struct PointPlan<'a> {
     pub populations: &'a [Population],
     /// Share of the full load: clients and rates are scaled by it (sweeps).
     pub load_fraction: f64,
+    /// Which generator shard this is ([`ShardSpec::WHOLE`]: the whole run).
+    pub shard: ShardSpec,
     /// Worker threads, each one readiness loop.
     pub workers: usize,
     /// CPUs for the workers, assigned round-robin; empty: not pinned.
@@ -195,6 +197,7 @@ fn worker_plans<'a>(
     let mut shares = split_shares(
         plan.populations,
         plan.load_fraction,
+        plan.shard,
         plan.workers,
         plan.request_timeout,
         plan.rtt_mode,

@@ -19,6 +19,9 @@ pub struct TimelineBuilder {
     pending: BTreeMap<usize, (usize, Vec<IntervalFigures>)>,
     series: Vec<PopulationTimeline>,
     names: Vec<String>,
+    /// Intervals made final so far (also with no populations: the server side of a sharded
+    /// run keeps the time axis without any).
+    finished: usize,
 }
 
 impl TimelineBuilder {
@@ -36,6 +39,7 @@ impl TimelineBuilder {
                 .map(|_| PopulationTimeline::default())
                 .collect(),
             names,
+            finished: 0,
         }
     }
 
@@ -54,7 +58,7 @@ impl TimelineBuilder {
             mine.merge(theirs);
         }
         while let Some((&index, (count, _))) = self.pending.first_key_value() {
-            if *count < self.workers || index != self.series[0].ops.len() {
+            if *count < self.workers || index != self.finished {
                 break;
             }
             let (_, figures) = self.pending.remove(&index).expect("present");
@@ -63,6 +67,7 @@ impl TimelineBuilder {
     }
 
     fn push(&mut self, figures: Vec<IntervalFigures>) {
+        self.finished += 1;
         for (series, figures) in self.series.iter_mut().zip(figures) {
             series.ops.push(figures.ops);
             series.bytes.push(figures.bytes);

@@ -33,6 +33,7 @@ use reports::model::{
 };
 
 use crate::engine::modem::RttMode;
+use crate::engine::share::ShardSpec;
 use crate::engine::source::{sources_for, DEFAULT_LOOPBACK_SOURCES};
 use crate::engine::workload::Workload;
 use crate::engine::{run_load_point, PointPlan};
@@ -43,6 +44,7 @@ use crate::probe::sampler::{Sampler, SamplerConfig};
 use crate::scenario::{
     Overrides, Population, RttChoice, Scenario, ScenarioError, ServerSpec, Variant,
 };
+use crate::shard::{ShardError, ShardPart, ShardRole};
 use crate::target::{ServerHandle, TargetError, TargetOptions};
 use point::{build_point, load_fractions, point_counters, point_label, PointContext, RttOutcome};
 use progress::ProgressLine;
@@ -74,6 +76,9 @@ pub struct RunPlan {
     /// `OUT/<scenario>/<UTC time>/`; file sets still go to `OUT/filesets/`. `loadgen compare`
     /// puts each of its runs beside its `comparison.json` this way.
     pub run_dir: Option<PathBuf>,
+    /// A part of a sharded run (`run --shard`, `serve`): its share, the agreed start, and the
+    /// server it measures or runs; `None` for a run on one generator.
+    pub part: Option<ShardPart>,
 }
 
 impl RunPlan {
@@ -93,6 +98,7 @@ impl RunPlan {
             stop: Arc::new(AtomicBool::new(false)),
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
             run_dir: None,
+            part: None,
         })
     }
 }
@@ -154,6 +160,9 @@ pub enum RunError {
     /// The engine could not run the load (a worker's poll or timer failed).
     #[error("running the load: {0}")]
     Load(std::io::Error),
+    /// A part of a sharded run that cannot run (a start already past, several variants).
+    #[error(transparent)]
+    Shard(#[from] ShardError),
 }
 
 /// What [`RunError::NotWritten`] says about where the result went instead.
@@ -179,13 +188,36 @@ pub fn run(plan: &RunPlan) -> Result<RunOutput, RunError> {
     let _affinity = crate::os::AffinityRestore::save();
     let scenario = &plan.scenario;
     output::check_writable(&plan.out)?;
-    crate::target::check_startable(&scenario.server)?;
+    if let Some(part) = &plan.part {
+        crate::shard::check_start_at(part.start_at, SystemTime::now())?;
+        if let ShardRole::Generator { shard, .. } = &part.role {
+            crate::shard::check_shardable(scenario, *shard)?;
+        } else {
+            crate::shard::check_shardable(scenario, crate::engine::share::ShardSpec::WHOLE)?;
+        }
+    }
+    // A generator shard measures a server someone else started.
+    if !matches!(
+        plan.part,
+        Some(ShardPart {
+            role: ShardRole::Generator { .. },
+            ..
+        })
+    ) {
+        crate::target::check_startable(&scenario.server)?;
+    }
     let (site_root, workload) = prepare_site(scenario, &plan.scenario_dir, &plan.out)?;
     let started = SystemTime::now();
     let started_utc = humantime::format_rfc3339_seconds(started).to_string();
-    let run_dir = match &plan.run_dir {
-        Some(dir) => dir.clone(),
-        None => plan
+    let run_dir = match (&plan.run_dir, &plan.part) {
+        (Some(dir), _) => dir.clone(),
+        // Every part of a sharded run lands in one directory named by the agreed start.
+        (None, Some(part)) => plan
+            .out
+            .join(&scenario.name)
+            .join(crate::shard::run_directory(part.start_at))
+            .join(crate::shard::part_directory(&part.role)),
+        (None, None) => plan
             .out
             .join(&scenario.name)
             .join(started_utc.replace(':', "-")),
@@ -231,6 +263,10 @@ fn run_into(
         },
         environment: Some(crate::probe::environment::read_environment()),
         command_line: plan.command_line.clone(),
+        shard: plan
+            .part
+            .as_ref()
+            .map(|part| crate::shard::shard_info(part, scenario)),
         ..RunResult::default()
     };
     let result_path = run_dir.join("result.json");
@@ -395,8 +431,33 @@ fn run_variant(
     let mut next = Continue::Next;
     for (index, &fraction) in fractions.iter().enumerate() {
         let label = point_label(variant.label.as_deref(), index, fractions.len(), fraction);
-        let (point, stopped_early) = setup.run_point(context, label, index, fraction)?;
-        let verdict = validity::check_point(&point, &validity::Rules::of(&context.plan.scenario));
+        let start = match &context.plan.part {
+            Some(part) => match wait_for_slot(context.plan, part, index) {
+                Slot::Ready(start) => start,
+                Slot::Late(reason) => {
+                    mark_stopped(result, &reason, false);
+                    next = Continue::Stop;
+                    break;
+                }
+                Slot::Stopped => {
+                    mark_stopped(
+                        result,
+                        "interrupted by Ctrl-C or SIGTERM before it began",
+                        true,
+                    );
+                    next = Continue::Stop;
+                    break;
+                }
+            },
+            None => Instant::now() + Duration::from_millis(50),
+        };
+        let (point, stopped_early) = setup.run_point(context, label, index, fraction, start)?;
+        let verdict = if setup.serves_only() {
+            // The server side sends no requests: only a death or a stop makes it invalid.
+            validity::Verdict::default()
+        } else {
+            validity::check_point(&point, &validity::Rules::of(&context.plan.scenario))
+        };
         result.load_points.push(point);
         result.warnings.extend(verdict.warnings);
         if !verdict.invalid.is_empty() {
@@ -418,6 +479,65 @@ fn run_variant(
     Ok(next)
 }
 
+/// Whether a part of a sharded run reached its slot in time.
+enum Slot {
+    /// The slot's start, as an instant on this host's monotonic clock.
+    Ready(Instant),
+    /// Too late to start at the agreed time: why, for the result.
+    Late(String),
+    /// Ctrl-C or SIGTERM while waiting.
+    Stopped,
+}
+
+/// Sleeps until just before load point `index`'s slot (looking at the stop flag every 100 ms)
+/// and returns its start, or says by how much this part missed it: a late part is never
+/// shifted (its load would fall outside the others' window), it is marked invalid instead.
+fn wait_for_slot(plan: &RunPlan, part: &ShardPart, index: usize) -> Slot {
+    let slot = crate::shard::slot_start(part.start_at, &plan.scenario, index);
+    loop {
+        if plan.stop.load(Ordering::Relaxed) {
+            return Slot::Stopped;
+        }
+        let now = SystemTime::now();
+        let ahead = slot.duration_since(now).unwrap_or(Duration::ZERO);
+        if ahead < crate::shard::READY_BEFORE {
+            let late = now
+                .duration_since(slot)
+                .unwrap_or(Duration::ZERO)
+                .as_secs_f64()
+                * 1000.0;
+            let what = match &part.role {
+                ShardRole::Generator { shard, .. } => format!("shard {shard}"),
+                ShardRole::Server { .. } => "the server side".into(),
+            };
+            return Slot::Late(format!(
+                "{what} was not ready for load point {} on time: its slot began at {}, and it                  was ready {late:.0} ms after that (parts of a sharded run are never shifted;                  start them earlier or give a later --start-at)",
+                index + 1,
+                humantime::format_rfc3339_millis(slot),
+            ));
+        }
+        // Wake 300 ms before the slot to set the point up; the engine waits for the instant.
+        let sleep = ahead.saturating_sub(Duration::from_millis(300));
+        if sleep.is_zero() {
+            return Slot::Ready(Instant::now() + ahead);
+        }
+        std::thread::sleep(sleep.min(Duration::from_millis(100)));
+    }
+}
+
+/// The wall-clock time of `instant` (a moment near now), Unix nanoseconds.
+fn unix_ns_of(instant: Instant) -> Option<u64> {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let at = if instant >= now {
+        wall + (instant - now)
+    } else {
+        wall - (now - instant)
+    };
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_nanos() as u64)
+}
+
 /// A variant while its points run: where it was placed, its server, its clients' addresses.
 struct VariantSetup {
     populations: Vec<Population>,
@@ -428,9 +548,17 @@ struct VariantSetup {
     /// path; empty: the common ones).
     sources: Vec<IpAddr>,
     population_sources: Vec<Vec<IpAddr>>,
+    /// The server side of a sharded run: no clients, a closing snapshot after the generators'
+    /// last requests arrived.
+    serves_only: bool,
 }
 
 impl VariantSetup {
+    /// Whether this is the server side of a sharded run (it sends no requests).
+    fn serves_only(&self) -> bool {
+        self.serves_only
+    }
+
     /// Places the variant in its network namespaces and starts its server there. Before the
     /// server and the workers start, so they are all inside; each variant gets fresh
     /// namespaces, so the TIME_WAITs of the one before cannot leak into its counts.
@@ -441,15 +569,33 @@ impl VariantSetup {
     ) -> Result<VariantSetup, RunError> {
         let plan = context.plan;
         let scenario = &plan.scenario;
+        let serves_only = matches!(
+            plan.part,
+            Some(ShardPart {
+                role: ShardRole::Server { .. },
+                ..
+            })
+        );
+        let target_url = match &plan.part {
+            Some(ShardPart {
+                role: ShardRole::Generator { target, .. },
+                ..
+            }) => Some(target.clone()),
+            _ => None,
+        };
         let populations: Vec<Population> = scenario
             .clients
             .iter()
+            .filter(|_| !serves_only)
             .filter(|p| variant.clients.is_empty() || variant.clients.iter().any(|n| n == p.name()))
             .cloned()
             .collect();
         let placement = place_variant(&NetworkWish {
-            private_namespace: plan.private_netns,
-            server_outside: matches!(scenario.server, ServerSpec::Url { .. }),
+            // The parts of a sharded run meet on addresses the launcher gave them: none makes a
+            // private namespace of its own (run each in one, as deploy/ shows, to isolate it).
+            private_namespace: plan.private_netns && plan.part.is_none(),
+            server_outside: matches!(scenario.server, ServerSpec::Url { .. })
+                || target_url.is_some(),
             rtt: scenario.rtt.unwrap_or(RttChoice::Auto),
             round_trips: populations
                 .iter()
@@ -468,17 +614,35 @@ impl VariantSetup {
             },
             reason: placement.rtt_reason.clone(),
         };
-        let server_spec = scenario.server.with_extra_args(&variant.args);
+        let server_spec = match &target_url {
+            Some(url) => ServerSpec::Url { url: url.clone() },
+            None => scenario.server.with_extra_args(&variant.args),
+        };
+        let listen = match &plan.part {
+            Some(ShardPart {
+                role: ShardRole::Server { listen },
+                ..
+            }) => Some(*listen),
+            _ => None,
+        };
         let split = placement.split.as_ref();
         let target_options = TargetOptions {
             builtin_exe: &plan.builtin_exe,
             site_root: context.site_root,
             workdir,
             server_cpu: context.cpus.server,
+            listen_ip: match (split, listen) {
+                (_, Some(listen)) => listen.ip(),
+                (Some(net), None) => net.server_address.into(),
+                (None, None) => std::net::Ipv4Addr::LOCALHOST.into(),
+            },
+            listen_port: listen.map(|listen| listen.port()),
             ready_timeout: Duration::from_secs(15),
-            listen_ip: match split {
-                Some(net) => net.server_address.into(),
-                None => std::net::Ipv4Addr::LOCALHOST.into(),
+            // A generator shard may be launched at the same moment as the server side.
+            url_grace: if target_url.is_some() {
+                Duration::from_secs(60)
+            } else {
+                Duration::ZERO
             },
         };
         let server = match split {
@@ -518,6 +682,7 @@ impl VariantSetup {
             server,
             sources,
             population_sources,
+            serves_only,
         })
     }
 
@@ -548,17 +713,24 @@ impl VariantSetup {
         label: String,
         index: usize,
         fraction: f64,
+        start: Instant,
     ) -> Result<(LoadPoint, Option<String>), RunError> {
         let plan = context.plan;
         let scenario = &plan.scenario;
         let target = self.server.addr();
-        let start = Instant::now() + Duration::from_millis(50);
         let point_plan = PointPlan {
             start,
             target,
             host_header: self.server.host_header(),
             populations: &self.populations,
             load_fraction: fraction,
+            shard: match &plan.part {
+                Some(ShardPart {
+                    role: ShardRole::Generator { shard, .. },
+                    ..
+                }) => *shard,
+                _ => ShardSpec::WHOLE,
+            },
             workers: scenario.workers,
             cpus: context.cpus.generator.clone(),
             warmup: scenario.warmup,
@@ -602,6 +774,11 @@ impl VariantSetup {
         let samples = sampler.stop_report();
         let outcome = outcome.map_err(RunError::Load)?;
         progress_line.finish();
+        if self.serves_only && outcome.stopped_early.is_none() {
+            // Requests the generators sent in their window's last instant are still on their
+            // way: count them in this point, not in none.
+            std::thread::sleep(crate::shard::SERVER_SNAPSHOT_DELAY);
+        }
         let counters_after = self.server.stats_snapshot();
         let class_names = context.workload.class_names();
         let mut point = build_point(
@@ -619,6 +796,7 @@ impl VariantSetup {
             &samples,
             &slab,
         );
+        point.start_unix_ns = unix_ns_of(start);
         point.server_stats = match (counters_before, counters_after) {
             (Some(before), Some(after)) => Some(point_counters(&before, &after)),
             _ => None,

@@ -147,6 +147,7 @@ pub fn build_point(
         populations,
         timeline: outcome.timeline.clone(),
         server_stats: None,
+        start_unix_ns: None,
     }
 }
 

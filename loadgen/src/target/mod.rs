@@ -85,6 +85,13 @@ pub struct TargetOptions<'a> {
     /// Where a started server listens and the clients connect: 127.0.0.1 normally, the
     /// server's veth address in the split namespaces. `{host}` of a command. Not used for a URL.
     pub listen_ip: IpAddr,
+    /// The port a started server listens on (`loadgen serve --listen`, where generators on
+    /// other hosts must know it in advance); `None`: a free one.
+    pub listen_port: Option<u16>,
+    /// How long a URL server that refuses connections is tried again (every 100 ms): the
+    /// server side of a sharded run may be launched at the same moment as the generators.
+    /// Zero: it is checked once.
+    pub url_grace: Duration,
 }
 
 /// Why a server could not be started or found answering. Whatever was started is killed and
@@ -359,7 +366,8 @@ impl ServerHandle {
     ///   missing), writes its configuration into WORKDIR for a free port on `listen_ip`
     ///   ([`real`]), and runs `exec BINARY ARGS...` as a command (same process group, pinning,
     ///   readiness poll of `http://LISTEN_IP:PORT/` and stop).
-    /// - Url: checks once that the URL answers; nothing is started.
+    /// - Url: checks that the URL answers (trying a refused connection again for
+    ///   `options.url_grace`); nothing is started.
     ///
     /// A server that did not get ready is killed.
     pub fn start(spec: &ServerSpec, options: &TargetOptions) -> Result<ServerHandle, TargetError> {
@@ -580,7 +588,9 @@ fn start_builtin(
         "--root".into(),
         options.site_root.into(),
         "--listen".into(),
-        SocketAddr::new(options.listen_ip, 0).to_string().into(),
+        SocketAddr::new(options.listen_ip, options.listen_port.unwrap_or(0))
+            .to_string()
+            .into(),
         "--stats".into(),
         stats_path.clone().into(),
     ]);
@@ -610,7 +620,7 @@ fn start_builtin(
     let lines = watch_stdout(child.stdout.take().expect("stdout is piped"));
     let mut process = Process::new(child, false, stderr_path, Some(stats_path));
 
-    let deadline = Instant::now() + options.ready_timeout;
+    let deadline = Instant::now() + options.url_grace;
     let mut stdout_open = true;
     let mut other_lines = Vec::new();
     let addr = loop {
@@ -671,7 +681,10 @@ fn start_command(
     if let Some(cpu) = cpu {
         crate::os::check_cpu(cpu).map_err(|error| TargetError::Cpu { error })?;
     }
-    let port = free_port(options.listen_ip)?;
+    let port = match options.listen_port {
+        Some(port) => port,
+        None => free_port(options.listen_ip)?,
+    };
     let port_text = port.to_string();
     let host_text = options.listen_ip.to_string();
     let root = options.site_root.to_string_lossy();
@@ -739,7 +752,10 @@ fn start_real(
             return Err(TargetError::RealSiteUnreadable { server, dir, mode });
         }
     }
-    let port = free_port(options.listen_ip)?;
+    let port = match options.listen_port {
+        Some(port) => port,
+        None => free_port(options.listen_ip)?,
+    };
     let addr = SocketAddr::new(options.listen_ip, port);
     let launch = real::configure(
         server,
@@ -877,10 +893,23 @@ fn start_url(url: &str, options: &TargetOptions) -> Result<ServerHandle, TargetE
         url: url.to_string(),
         error,
     })?;
-    probe(&target, options.ready_timeout).map_err(|error| TargetError::UrlNotAnswering {
-        url: url.to_string(),
-        error,
-    })?;
+    // A server launched beside this process (the server side of a sharded run) may not be
+    // listening yet: a refused connection is tried again every 100 ms until the timeout.
+    let deadline = Instant::now() + options.url_grace;
+    loop {
+        match probe(&target, options.ready_timeout) {
+            Ok(_) => break,
+            Err(NoAnswer::Connect { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => {
+                return Err(TargetError::UrlNotAnswering {
+                    url: url.to_string(),
+                    error,
+                })
+            }
+        }
+    }
     Ok(ServerHandle {
         kind: Kind::Url,
         addr: target.addr,
@@ -973,6 +1002,8 @@ mod tests {
             server_cpu: None,
             ready_timeout: Duration::from_secs(5),
             listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            listen_port: None,
+            url_grace: Duration::ZERO,
         };
         let handle = start_url(&url, &options).unwrap();
         answer.join().unwrap();

@@ -40,6 +40,8 @@ pub fn options_on(dirs: &Dirs, listen_ip: IpAddr) -> TargetOptions<'_> {
         server_cpu: None,
         ready_timeout: Duration::from_secs(20),
         listen_ip,
+        listen_port: None,
+        url_grace: Duration::ZERO,
     }
 }
 
