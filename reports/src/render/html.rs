@@ -88,6 +88,8 @@ pub(super) struct RunPage<'a> {
     generator: GeneratorView<'a>,
     /// The machine, field by field; `None` in results from before it was recorded.
     machine: Option<Vec<(String, String)>>,
+    /// A merged run's parts, one row each; empty for a run on one generator.
+    shards: Vec<super::shards::ShardRow>,
 }
 
 impl<'a> RunPage<'a> {
@@ -122,6 +124,7 @@ impl<'a> RunPage<'a> {
             server: ServerView::new(&result.server),
             generator: GeneratorView::new(result),
             machine: machine_fields(result),
+            shards: super::shards::rows(result),
         }
     }
 }

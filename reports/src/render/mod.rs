@@ -2,8 +2,9 @@
 //! (`render_comparison`), written atomically by `write_report`. The pages are askama templates
 //! (`templates/`, compiled in) filled by `html` with escaped text, tables and the inline SVG
 //! charts of `plot`; no script, no font or style sheet from elsewhere, nothing fetched. The text
-//! summary printed after a run is `text`; both write numbers through `format`. `loadgen check`'s
-//! CI outputs are `markdown` (`check.md`) and `junit` (`junit.xml`).
+//! summary printed after a run is `text`; both write numbers through `format`, and a merged run's
+//! table of its parts through `shards`. `loadgen check`'s CI outputs are `markdown` (`check.md`)
+//! and `junit` (`junit.xml`).
 //!
 //! Not here: numbers (`prepare`), drawing (`plot`).
 
@@ -11,6 +12,7 @@ pub mod format;
 mod html;
 pub mod junit;
 pub mod markdown;
+mod shards;
 pub mod text;
 
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! all-populations latency is the pooled one (`prepare::pooled_latency`), and TIME_WAIT is the
 //! point's own in its window, with what it inherited and what its teardown left said apart.
 //! The server's context switches are a lower bound (live threads only), said so when only main
-//! threads could be counted.
+//! threads could be counted. A merged run (`loadgen merge`) adds a table of its shards.
 
 use std::io::Write;
 
@@ -295,6 +295,51 @@ fn print_point_table(result: &RunResult, out: &mut impl Write) {
     }
 }
 
+/// The parts of a merged run (`loadgen merge`), one row each: where it ran, whether it was
+/// valid, what it measured, how far its start was from its slot, what it cost its host; then
+/// each part's directory. Nothing for a run that is not a merged one.
+pub fn print_shards(result: &RunResult, out: &mut impl Write) {
+    let rows = super::shards::rows(result);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "
+shards: {} parts merged
+  {:<12} {:<24} {:<8} {:>10} {:>7} {:>9} {:>8} {:>11} {:>11}  clock",
+        rows.len(),
+        "part",
+        "host",
+        "validity",
+        "ops",
+        "errors",
+        "start ms",
+        "gen CPU",
+        "TW clients",
+        "gen memory"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<24} {:<8} {:>10} {:>7} {:>9} {:>8} {:>11} {:>11}  {}",
+            r.part,
+            r.host,
+            r.validity,
+            r.ops,
+            r.errors,
+            r.start_offset_ms,
+            r.cpu,
+            r.time_wait_client_side,
+            r.rss,
+            r.clock
+        );
+    }
+    for r in &rows {
+        let _ = writeln!(out, "  {:<12} {}", r.part, r.source);
+    }
+}
+
 /// Writes the summary of `result` to `out` (the terminal, at the end of `loadgen run`). Write
 /// errors are ignored: a closed terminal must not fail the run whose result is already saved.
 pub fn print_summary(result: &RunResult, out: &mut impl Write) {
@@ -464,6 +509,7 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
             stats["closes"]
         );
     }
+    print_shards(result, out);
     for warning in &result.warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
