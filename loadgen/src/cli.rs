@@ -187,11 +187,11 @@ pub struct ShardFlags {
     #[arg(long, env = "LOADGEN_START_AT", value_name = "TIME", value_parser = parse_start_at)]
     pub start_at: Option<SystemTime>,
     /// The server under test, already running (started by `loadgen serve`): http://IP:PORT/.
-    /// The scenario's [server] is not started.
+    /// The scenario's `[server]` is not started.
     #[arg(long, env = "LOADGEN_TARGET", value_name = "URL")]
     pub target: Option<String>,
-    /// Write exactly into this directory [default for a shard:
-    /// OUT/<scenario>/<start-at, UTC>/shard-I-of-N].
+    /// Write exactly into this directory (by default a shard writes into
+    /// `OUT/<scenario>/<start-at, UTC>/shard-I-of-N`).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
 }
@@ -235,7 +235,7 @@ that does not start); 3 the server died.
 #[derive(clap::Args, Debug)]
 #[command(after_help = SERVE_EXAMPLES)]
 pub struct ServeArgs {
-    /// The scenario file (TOML); its [server] is started.
+    /// The scenario file (TOML); its `[server]` is started.
     pub scenario: PathBuf,
     /// Where the server listens: IP:PORT (the generators' --target is http://IP:PORT/).
     #[arg(long, value_name = "IP:PORT")]
@@ -243,7 +243,7 @@ pub struct ServeArgs {
     /// When the first load point's warm-up begins, as for `run --start-at`.
     #[arg(long, env = "LOADGEN_START_AT", value_name = "TIME", value_parser = parse_start_at)]
     pub start_at: SystemTime,
-    /// Write exactly into this directory [default: OUT/<scenario>/<start-at, UTC>/server].
+    /// Write exactly into this directory (by default `OUT/<scenario>/<start-at, UTC>/server`).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
     /// Where results go and what replaces the scenario's values, as for `run`.

@@ -212,6 +212,9 @@ pub fn shard_info(part: &ShardPart, scenario: &Scenario) -> ShardInfo {
             .ok()
             .map(|id| id.trim().to_string()),
         clock: clock_sync(),
+        net_namespace: std::fs::read_link("/proc/self/ns/net")
+            .ok()
+            .map(|link| link.to_string_lossy().into_owned()),
     }
 }
 

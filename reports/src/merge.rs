@@ -610,32 +610,48 @@ fn clock_problems(ordered: &[Known]) -> Vec<String> {
         .collect()
 }
 
-/// A warning when generator shards ran on one host: their samplers each read every client-side
-/// TIME_WAIT of the server's port in their network namespace, so the sum counts a shared
-/// namespace's sockets once per shard.
+/// A warning when generator shards shared a network namespace of one kernel: each shard's
+/// sampler read every client-side TIME_WAIT of the server's port there, so the merge counts
+/// them once (from the first shard), and each shard's own figure in the shards section holds
+/// the others' too. Shards whose namespace was not recorded are assumed apart, and said so.
 fn shared_host_warning(generators: &[&Known]) -> Option<String> {
-    let mut hosts: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+    let mut namespaces: BTreeMap<(&str, &str), (&str, Vec<String>)> = BTreeMap::new();
+    let mut unknown = Vec::new();
     for k in generators {
-        if let Some(boot) = &k.info.boot_id {
-            hosts
-                .entry((k.info.hostname.as_str(), boot.as_str()))
-                .or_default()
-                .push(k.role.to_string());
+        match (&k.info.boot_id, &k.info.net_namespace) {
+            // Keyed by kernel and namespace: containers on one node have host names of their
+            // own but may share a namespace.
+            (Some(boot), Some(namespace)) => namespaces
+                .entry((boot.as_str(), namespace.as_str()))
+                .or_insert_with(|| (k.info.hostname.as_str(), Vec::new()))
+                .1
+                .push(k.role.to_string()),
+            _ => unknown.push(k.role.to_string()),
         }
     }
-    let shared: Vec<String> = hosts
+    let shared: Vec<String> = namespaces
         .iter()
-        .filter(|(_, shards)| shards.len() > 1)
-        .map(|((host, _), shards)| format!("{} on {host}", shards.join(", ")))
+        .filter(|(_, (_, shards))| shards.len() > 1)
+        .map(|((_, namespace), (host, shards))| {
+            format!("{} in {namespace} on {host}", shards.join(", "))
+        })
         .collect();
-    (!shared.is_empty()).then(|| {
-        format!(
-            "several shards ran on one kernel ({}): the client-side TIME_WAIT figures add up \
-             each shard's count, which is right when each ran in a network namespace of its own \
-             and counts a shared namespace's sockets once per shard otherwise",
+    let mut said = Vec::new();
+    if !shared.is_empty() {
+        said.push(format!(
+            "several shards shared a network namespace ({}): its client-side TIME_WAIT is \
+             counted once, and each of those shards' own TIME_WAIT figures include the others'",
             shared.join("; ")
-        )
-    })
+        ));
+    }
+    if unknown.len() > 1 {
+        said.push(format!(
+            "the network namespaces of {} were not recorded: their client-side TIME_WAIT is \
+             added up, which counts a shared namespace's sockets once per shard",
+            unknown.join(", ")
+        ));
+    }
+    (!said.is_empty()).then(|| said.join("; "))
 }
 
 /// The generators together: their worker threads added up, the first shard's CPUs (each
@@ -1249,6 +1265,21 @@ fn merge_kernel(
             .cloned()
     };
     let all_some = |values: Vec<Option<u64>>| values.into_iter().sum::<Option<u64>>();
+    // Shards in one network namespace of one kernel see the same client-side sockets: their
+    // TIME_WAIT is counted once, from the first of them.
+    let mut namespaces_seen: Vec<(&str, &str)> = Vec::new();
+    let distinct: Vec<bool> = generators
+        .iter()
+        .map(|(k, _, _)| match (&k.info.boot_id, &k.info.net_namespace) {
+            (Some(boot), Some(namespace)) => {
+                let key = (boot.as_str(), namespace.as_str());
+                let first = !namespaces_seen.contains(&key);
+                namespaces_seen.push(key);
+                first
+            }
+            _ => true,
+        })
+        .collect();
     let samples: Vec<KernelSample> = base
         .samples
         .iter()
@@ -1267,9 +1298,15 @@ fn merge_kernel(
                     ..KernelSample::default()
                 }
             };
-            let theirs: Vec<KernelSample> = generators
+            let all_theirs: Vec<(bool, KernelSample)> = generators
                 .iter()
-                .filter_map(|(_, _, k)| at(&k.samples, own.elapsed_ms))
+                .zip(&distinct)
+                .filter_map(|((_, _, k), &first)| Some((first, at(&k.samples, own.elapsed_ms)?)))
+                .collect();
+            sample.loadgen_cpu_us = all_theirs.iter().map(|(_, s)| s.loadgen_cpu_us).sum();
+            let theirs: Vec<KernelSample> = all_theirs
+                .into_iter()
+                .filter_map(|(distinct, s)| distinct.then_some(s))
                 .collect();
             sample.time_wait_client_side = theirs.iter().map(|s| s.time_wait_client_side).sum();
             sample.time_wait_client_side_bytes =
@@ -1286,11 +1323,21 @@ fn merge_kernel(
                     .map(|s| s.time_wait_client_side_since_window_end)
                     .collect(),
             );
-            sample.loadgen_cpu_us = theirs.iter().map(|s| s.loadgen_cpu_us).sum();
             sample
         })
         .collect();
-    let summary = merge_kernel_summary(&samples, &generators, server_kernel, base, window);
+    let distinct_generators: Vec<_> = generators
+        .iter()
+        .zip(&distinct)
+        .filter_map(|(g, &own)| own.then_some(*g))
+        .collect();
+    let summary = merge_kernel_summary(
+        &samples,
+        (&generators, &distinct_generators),
+        server_kernel,
+        base,
+        window,
+    );
     let mut probe_errors: Vec<String> = Vec::new();
     let sampled = generators.iter().map(|(k, _, kernel)| (*k, *kernel));
     for (k, kernel) in sampled.chain(server_kernel) {
@@ -1311,17 +1358,24 @@ fn merge_kernel(
     })
 }
 
+/// A generator part's load point and its kernel figures.
+type MeasuredKernel<'a> = (&'a Known<'a>, &'a LoadPoint, &'a KernelAccounting);
+
 /// The merged point's kernel summary (see [`merge_kernel`] and the module's doc).
 fn merge_kernel_summary(
     samples: &[KernelSample],
-    generators: &[(&Known, &LoadPoint, &KernelAccounting)],
+    (generators, distinct): (&[MeasuredKernel], &[MeasuredKernel]),
     server: Option<(&Known, &KernelAccounting)>,
     base: &KernelAccounting,
     window: &KernelWindow,
 ) -> KernelSummary {
     let own = server.map(|(_, k)| k.summary.clone()).unwrap_or_default();
+    // Client-side TIME_WAIT over one shard per network namespace; the rest over every shard.
     let client = |f: fn(&KernelSummary) -> Option<f64>| -> Option<f64> {
-        generators.iter().map(|(_, _, k)| f(&k.summary)).sum()
+        distinct.iter().map(|(_, _, k)| f(&k.summary)).sum()
+    };
+    let client_time_wait = |f: fn(&KernelSummary) -> Option<u64>| -> Option<u64> {
+        distinct.iter().map(|(_, _, k)| f(&k.summary)).sum()
     };
     let client_count = |f: fn(&KernelSummary) -> Option<u64>| -> Option<u64> {
         generators.iter().map(|(_, _, k)| f(&k.summary)).sum()
@@ -1399,14 +1453,16 @@ fn merge_kernel_summary(
             .map(|s| s.time_wait_client_side_bytes)
             .max()
             .unwrap_or(0),
-        time_wait_seconds_client_side: generators
+        time_wait_seconds_client_side: distinct
             .iter()
             .map(|(_, _, k)| k.summary.time_wait_seconds_client_side)
             .sum(),
         own_peak_time_wait_client_side: own_peak_client,
         own_peak_time_wait_client_side_bytes: bytes(own_peak_client),
         own_time_wait_seconds_client_side: client(|s| s.own_time_wait_seconds_client_side),
-        carried_over_time_wait_client_side: client_count(|s| s.carried_over_time_wait_client_side),
+        carried_over_time_wait_client_side: client_time_wait(|s| {
+            s.carried_over_time_wait_client_side
+        }),
         teardown_time_wait_client_side: samples
             .iter()
             .filter_map(|s| s.time_wait_client_side_since_window_end)

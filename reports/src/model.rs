@@ -281,6 +281,11 @@ pub struct ShardInfo {
     pub boot_id: Option<String>,
     /// The kernel's view of its clock's synchronisation when the part started.
     pub clock: ClockSync,
+    /// The part's network namespace (`readlink /proc/self/ns/net`, e.g. `net:[4026531840]`):
+    /// parts with one boot id and one namespace see the same sockets, so `loadgen merge`
+    /// counts their client-side TIME_WAIT once. Absent when it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_namespace: Option<String>,
 }
 
 /// The kernel's clock discipline, from `adjtimex(2)` with no change (modes 0).

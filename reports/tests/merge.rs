@@ -203,6 +203,7 @@ fn generator(index: u32, count: u32, samples: usize, late_ms: u64) -> (Part, Mea
                 max_error_us: Some(16_000_000),
                 est_error_us: Some(16_000_000),
             },
+            net_namespace: Some(format!("net:[40265320{index}]")),
         }),
         ..RunResult::default()
     };
@@ -481,6 +482,26 @@ fn without_a_server_part_the_merge_warns_that_its_figures_are_absent() {
     let kernel = merged.load_points[0].kernel.as_ref().unwrap();
     assert_eq!(kernel.summary.server_cpu_us_per_op, None);
     assert_eq!(kernel.summary.peak_time_wait_client_side, 8 * 30);
+}
+
+#[test]
+fn shards_in_one_network_namespace_count_its_time_wait_once() {
+    let (mut parts, _) = shards(3, 50);
+    // Shards 1 and 2 shared one namespace of one kernel: each saw the other's sockets.
+    for part in &mut parts[1..] {
+        part.result.shard.as_mut().unwrap().net_namespace = Some("net:[4026531840]".into());
+    }
+    let merged = merge(&parts, "m").unwrap();
+    let kernel = merged.load_points[0].kernel.as_ref().unwrap();
+    assert_eq!(kernel.summary.peak_time_wait_client_side, 8 * (10 + 20));
+    assert!(
+        merged
+            .warnings
+            .iter()
+            .any(|w| w.contains("shared a network namespace") && w.contains("counted once")),
+        "{:?}",
+        merged.warnings
+    );
 }
 
 #[test]

@@ -511,7 +511,9 @@ fn wait_for_slot(plan: &RunPlan, part: &ShardPart, index: usize) -> Slot {
                 ShardRole::Server { .. } => "the server side".into(),
             };
             return Slot::Late(format!(
-                "{what} was not ready for load point {} on time: its slot began at {}, and it                  was ready {late:.0} ms after that (parts of a sharded run are never shifted;                  start them earlier or give a later --start-at)",
+                "{what} was not ready for load point {} on time: its slot began at {}, and it \
+                 was ready {late:.0} ms after that (parts of a sharded run are never shifted; \
+                 start them earlier or give a later --start-at)",
                 index + 1,
                 humantime::format_rfc3339_millis(slot),
             ));
