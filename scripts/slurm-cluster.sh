@@ -10,8 +10,9 @@
 # with a shard, and Slurm's backfill scheduler, the only one that starts heterogeneous jobs, plans
 # whole nodes per component: such a job waits until its first component's time limit is over.)
 # AFTERBURNER_SLURM_NODES sets another count (2 to 9). Each node has 2 CPUs (the machine's two,
-# claimed by every node). Jobs run as root, in the namespace of the slurmd that starts them. The daemons are entered with `nsenter --net=`, not
-# `ip netns exec`: the latter also remounts /sys, which hides the cgroup tree slurmd looks at.
+# claimed by every node). Jobs run as root, in the namespace of the slurmd that starts them.
+# The daemons are entered with `nsenter --net=`, not `ip netns exec`: the latter also remounts
+# /sys, which hides the cgroup tree slurmd looks at.
 # Installs slurmctld, slurmd, slurm-client and munge with apt-get when they are missing.
 #
 # Usage: scripts/slurm-cluster.sh up [STATE_DIR]    (default: a new directory under /tmp)
