@@ -27,8 +27,13 @@
 //! - Kernel figures: what concerns the server (its process, its port's server-side TIME_WAIT,
 //!   its listener's overflows and drops, the host-wide sockstat) comes from the server's part
 //!   alone, once. Client-side TIME_WAITs are the generators' hosts': their samples are lined up
-//!   by time since the point's start (the nearest sample of each) and added; integrals and carried-over counts add up, peaks
-//!   are read off the summed samples. The server's per-op figures are recomputed with the
+//!   by time since the point's start (the nearest sample of each) and added for the merged
+//!   series; integrals, carried-over counts and peaks add up over the hosts (one shard per
+//!   network namespace). A sum of peaks is the peak of the sum whenever the hosts peak
+//!   together, which they do when the load point is shorter than the TIME_WAIT lifetime (60 s
+//!   on Linux): TIME_WAITs then only accumulate, and every host peaks at the window's end.
+//!   Reading the peak off the summed samples instead would lose each host's last sockets to
+//!   the samplers' different ticks. The server's per-op figures are recomputed with the
 //!   merged ops. The generator CPU share is the busiest shard's (a generator-bound shard is
 //!   what makes a run generator-bound); generator memory adds up over the processes.
 //!
@@ -1386,11 +1391,15 @@ fn merge_kernel_summary(
                 .saturating_sub(s.time_wait_client_side_since_window_end.unwrap_or(0)),
         )
     };
-    let own_peak_client = samples
-        .iter()
-        .filter(|s| s.elapsed_ms >= window.from_ms)
-        .filter_map(own_client)
-        .max();
+    // Each host's own peak, added up (see the module's doc on peaks); from the summed samples
+    // only when some host did not record it.
+    let own_peak_client = client_time_wait(|s| s.own_peak_time_wait_client_side).or_else(|| {
+        samples
+            .iter()
+            .filter(|s| s.elapsed_ms >= window.from_ms)
+            .filter_map(own_client)
+            .max()
+    });
     // The server's CPU and context switches between the samples that bracket the window, as
     // the generator computes them, over the merged ops.
     let bracket = server.and_then(|(_, k)| {
@@ -1443,16 +1452,14 @@ fn merge_kernel_summary(
         .fold((0.0, 0u64), |(g, c), (pg, pc)| (g + pg, c + pc));
     let bytes = |n: Option<u64>| n.map(|n| n * base.time_wait_object_bytes);
     KernelSummary {
-        peak_time_wait_client_side: samples
+        peak_time_wait_client_side: distinct
             .iter()
-            .map(|s| s.time_wait_client_side)
-            .max()
-            .unwrap_or(0),
-        peak_time_wait_client_side_bytes: samples
+            .map(|(_, _, k)| k.summary.peak_time_wait_client_side)
+            .sum(),
+        peak_time_wait_client_side_bytes: distinct
             .iter()
-            .map(|s| s.time_wait_client_side_bytes)
-            .max()
-            .unwrap_or(0),
+            .map(|(_, _, k)| k.summary.peak_time_wait_client_side_bytes)
+            .sum(),
         time_wait_seconds_client_side: distinct
             .iter()
             .map(|(_, _, k)| k.summary.time_wait_seconds_client_side)
