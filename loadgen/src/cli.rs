@@ -89,6 +89,9 @@ Examples:
   loadgen run scenarios/bench-1k-keepalive.toml --clients 64 --workers 2
   loadgen run scenarios/specweb96.toml --out /tmp/runs --quiet
   loadgen run scenarios/modem10k.toml --modem-clients 2k --rtt application
+  loadgen run scenarios/quick.toml --shard 0/2 --start-at 1796029200 --target http://198.19.16.11:8080/
+  JOB_COMPLETION_INDEX=1 loadgen run scenarios/quick.toml --shards 2 --start-at 1796029200 \\
+      --target http://198.19.16.11:8080/
 
 For `run`: 0 a valid measurement; 3 a measurement that cannot be trusted (the summary, the
 first line on stderr and result.json say why; a run cut short is marked partial).
@@ -218,7 +221,7 @@ Examples:
   loadgen serve scenarios/quick.toml --listen 127.0.0.1:8080 --start-at $START &
   loadgen run scenarios/quick.toml --shard 0/2 --start-at $START --target http://127.0.0.1:8080/ &
   loadgen run scenarios/quick.toml --shard 1/2 --start-at $START --target http://127.0.0.1:8080/
-  wait; loadgen merge runs/quick/*/
+  wait; loadgen merge runs/quick/$(date -u -d @$START +%Y-%m-%dT%H-%M-%SZ)
 
 The server starts at once (generators check it answers before their slot), is measured through
 each load point's slot and stops after the last; its part goes to
