@@ -3,7 +3,7 @@
 //! JOB_COMPLETION_INDEX, all given one `--start-at`, then `loadgen merge` of their directory.
 //! The merged ops are the shards' sum, the server counted exactly the requests the shards sent,
 //! and the merged histogram holds every shard's replies. A shard whose server answers only after
-//! the agreed start (behind a relay that opens late) is late: the merge exits 3 naming it.
+//! the agreed start (behind a relay that starts relaying late) is late: the merge exits 3 naming it.
 //!
 //! Each case is a 1 s warm-up and a 2 s window starting a few seconds ahead; the two cases run
 //! in parallel, about 15 s in all. Every process is waited for with a deadline and killed by
@@ -295,14 +295,15 @@ fn two_shards_and_the_server_merge_into_the_sum_of_their_parts() {
     assert!(kernel.summary.server_cpu_us_per_op.is_some());
 }
 
-/// Relays connections from `listen` to `target`, accepting only from `open_at` on and for
-/// `open_for`: a server that is not there yet when its shard asks.
-fn late_relay(listen: u16, target: SocketAddr, open_at: SystemTime, open_for: Duration) {
+/// Relays connections from `listener` to `target`, accepting only from `open_at` on and for
+/// `open_for`: a server that does not answer yet when its shard asks. The listener is bound by
+/// the caller before any shard starts (a port merely found free could be taken meanwhile as
+/// the source port of some client's connection); connections wait in its backlog until then.
+fn late_relay(listener: TcpListener, target: SocketAddr, open_at: SystemTime, open_for: Duration) {
     thread::spawn(move || {
         if let Ok(wait) = open_at.duration_since(SystemTime::now()) {
             thread::sleep(wait);
         }
-        let listener = TcpListener::bind(("127.0.0.1", listen)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let until = Instant::now() + open_for;
         while Instant::now() < until {
@@ -343,7 +344,8 @@ fn relay(mut from: TcpStream, mut to: TcpStream) {
 fn a_shard_not_ready_at_the_agreed_start_makes_the_merged_run_invalid_naming_it() {
     let case = Case::new();
     let port = free_port();
-    let relay_port = free_port();
+    let relay = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_port = relay.local_addr().unwrap().port();
     let (start, at) = start_at();
     let mut processes = Processes::new(case.tmp.path());
     processes.start("server", &case.serve_args(port, &start), &[]);
@@ -354,7 +356,7 @@ fn a_shard_not_ready_at_the_agreed_start_makes_the_merged_run_invalid_naming_it(
     );
     // Shard 1's server answers half a second after the agreed start: it is ready too late.
     late_relay(
-        relay_port,
+        relay,
         SocketAddr::from(([127, 0, 0, 1], port)),
         at + Duration::from_millis(500),
         Duration::from_secs(20),
