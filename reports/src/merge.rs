@@ -66,6 +66,31 @@ use crate::model::{
 /// (RFC 5905 section 6, `PHI`) until the kernel marks it unsynchronised at 16 s.
 pub const CLOCK_MAX_ERROR_US: i64 = 100_000;
 
+/// The CPU share above which generator shards that ran on the same CPUs of one kernel set the
+/// pace together (the limit `loadgen run` applies to one generator: 90 % of its CPUs). Each shard measures its share against its CPUs alone, so a dozen
+/// shards on one busy core each look idle; their sum does not.
+pub const SHARED_GENERATOR_CPU_LIMIT: f64 = 0.9;
+
+/// Generator shards that ran on the same CPUs of one kernel (same `boot_id`, same pinned CPUs)
+/// and their CPU shares added up, largest first; shards whose kernel is unknown stand alone.
+fn shared_cpu_groups<'a>(
+    shards: impl Iterator<Item = (&'a Known<'a>, f64)>,
+) -> Vec<(Vec<String>, f64)> {
+    let mut groups: BTreeMap<(String, Vec<usize>), (Vec<String>, f64)> = BTreeMap::new();
+    for (k, share) in shards {
+        let key = match &k.info.boot_id {
+            Some(boot) => (boot.clone(), k.result().generator.cpus.clone()),
+            None => (k.role.to_string(), Vec::new()),
+        };
+        let group = groups.entry(key).or_default();
+        group.0.push(k.role.to_string());
+        group.1 += share;
+    }
+    let mut groups: Vec<_> = groups.into_values().collect();
+    groups.sort_by(|a, b| b.1.total_cmp(&a.1));
+    groups
+}
+
 /// One part of a sharded run: the directory its `result.json` was read from, and the result.
 #[derive(Clone, Debug)]
 pub struct Part {
@@ -340,6 +365,24 @@ pub fn merge(parts: &[Part], command_line: &str) -> Result<RunResult, MergeError
         }
         let server_point = server.and_then(|k| k.result().load_points.get(index).map(|p| (k, p)));
         let point = merge_point(&measured, server_point, &mut merged.warnings)?;
+        let shared = shared_cpu_groups(
+            measured
+                .iter()
+                .filter_map(|(k, p)| Some((*k, p.kernel.as_ref()?.summary.loadgen_cpu_share))),
+        );
+        for (shards, share) in &shared {
+            if shards.len() > 1 && *share > SHARED_GENERATOR_CPU_LIMIT {
+                merged.valid = false;
+                merged.invalid_reasons.push(format!(
+                    "load point '{label}': {} ran on the same CPUs of one kernel and used {:.0} % \
+                     of them together (over {:.0} %): the generators, not the server, may have \
+                     set the pace; give them more CPUs or fewer shards per CPU",
+                    shards.join(", "),
+                    share * 100.0,
+                    SHARED_GENERATOR_CPU_LIMIT * 100.0
+                ));
+            }
+        }
         if absent.is_empty() {
             if let Some(warning) = request_count_warning(&point) {
                 merged.warnings.push(warning);
@@ -1482,10 +1525,14 @@ fn merge_kernel_summary(
         server_cpu_us_per_op,
         server_ctx_switches_per_op,
         server_memory_per_connection_bytes,
-        loadgen_cpu_share: generators
-            .iter()
-            .map(|(_, _, k)| k.summary.loadgen_cpu_share)
-            .fold(0.0, f64::max),
+        // The busiest CPUs: shards sharing them add up (a shard alone is its own group).
+        loadgen_cpu_share: shared_cpu_groups(
+            generators
+                .iter()
+                .map(|(k, _, kernel)| (*k, kernel.summary.loadgen_cpu_share)),
+        )
+        .first()
+        .map_or(0.0, |(_, share)| *share),
         sampler_cpu_share: generators
             .iter()
             .map(|(_, _, k)| k)

@@ -190,6 +190,12 @@ fn generator(index: u32, count: u32, samples: usize, late_ms: u64) -> (Part, Mea
         started_utc: "2026-11-30T08:59:55Z".into(),
         valid: true,
         load_points: vec![point],
+        // Each generator on a CPU of its own, as on hosts of their own.
+        generator: reports::model::GeneratorInfo {
+            workers: 1,
+            cpus: vec![index as usize],
+            source_addresses: Vec::new(),
+        },
         shard: Some(ShardInfo {
             role: "generator".into(),
             index,
@@ -448,7 +454,7 @@ fn counters_add_up_and_rates_use_the_common_window() {
     assert!(merged.shard.is_none());
     assert_eq!(merged.started_utc, "2026-11-30T09:00:00Z");
     assert_eq!(merged.command_line, "loadgen merge a b c");
-    assert_eq!(merged.generator.workers, 0);
+    assert_eq!(merged.generator.workers, 3, "worker threads add up");
 }
 
 #[test]
@@ -502,6 +508,41 @@ fn shards_in_one_network_namespace_count_its_time_wait_once() {
         "{:?}",
         merged.warnings
     );
+}
+
+#[test]
+fn shards_on_the_same_cpus_of_one_kernel_add_up_their_cpu_shares() {
+    let (mut parts, _) = shards(3, 50);
+    // Shards 0.2, 0.3 and 0.4 of their CPU: apart, none is near the limit; on one CPU, 0.9+.
+    for part in &mut parts {
+        part.result.generator.cpus = vec![0];
+        for point in &mut part.result.load_points {
+            point.kernel.as_mut().unwrap().summary.loadgen_cpu_share += 0.01;
+        }
+    }
+    let merged = merge(&parts, "m").unwrap();
+    let share = merged.load_points[0]
+        .kernel
+        .as_ref()
+        .unwrap()
+        .summary
+        .loadgen_cpu_share;
+    assert!((share - 0.93).abs() < 1e-9, "{share}");
+    assert!(!merged.valid);
+    assert!(
+        merged
+            .invalid_reasons
+            .iter()
+            .any(|r| r.contains("same CPUs of one kernel") && r.contains("93 %")),
+        "{:?}",
+        merged.invalid_reasons
+    );
+    // On CPUs of their own (or other kernels), the busiest shard is the figure, and all is well.
+    for (cpu, part) in parts.iter_mut().enumerate() {
+        part.result.generator.cpus = vec![cpu];
+    }
+    let merged = merge(&parts, "m").unwrap();
+    assert!(merged.valid, "{:?}", merged.invalid_reasons);
 }
 
 #[test]
