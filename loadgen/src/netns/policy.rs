@@ -19,6 +19,9 @@ pub struct NetworkWish {
     pub private_namespace: bool,
     /// The server is an outside URL, reachable only from the host's namespace.
     pub server_outside: bool,
+    /// A part of a sharded run: it stays in the namespace it was started in (where the
+    /// launcher gave it the address the other parts reach).
+    pub sharded: bool,
     /// Where slow-line round trips should come from.
     pub rtt: RttChoice,
     /// The round trip of each slow-line population of the variant (empty: no slow lines).
@@ -66,7 +69,9 @@ pub enum PlacementError {
 /// Puts the calling thread (and so the server and the workers it starts) where `wish` says.
 pub fn place_variant(wish: &NetworkWish) -> Result<Placement, PlacementError> {
     let explicit_kernel = matches!(wish.rtt, RttChoice::Netem | RttChoice::TunRelay);
-    let host_reason = if !wish.private_namespace {
+    let host_reason = if wish.sharded {
+        Some("a part of a sharded run stays in the network namespace it was started in")
+    } else if !wish.private_namespace {
         Some("--no-netns given")
     } else if wish.server_outside {
         Some("the server is an outside URL, reachable only from the host namespace")

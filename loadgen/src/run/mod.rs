@@ -595,7 +595,8 @@ impl VariantSetup {
         let placement = place_variant(&NetworkWish {
             // The parts of a sharded run meet on addresses the launcher gave them: none makes a
             // private namespace of its own (run each in one, as deploy/ shows, to isolate it).
-            private_namespace: plan.private_netns && plan.part.is_none(),
+            private_namespace: plan.private_netns,
+            sharded: plan.part.is_some(),
             server_outside: matches!(scenario.server, ServerSpec::Url { .. })
                 || target_url.is_some(),
             rtt: scenario.rtt.unwrap_or(RttChoice::Auto),
