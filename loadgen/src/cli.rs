@@ -204,7 +204,7 @@ pub struct ShardFlags {
 pub struct PlanArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
-    /// The shard whose share is printed, I/N [default: 0/1, the whole run].
+    /// The shard whose share is printed, I/N (0/1: the whole run).
     #[arg(long, value_name = "I/N", default_value = "0/1")]
     pub shard: ShardSpec,
     /// What replaces the scenario's values, as for `run`.
@@ -287,21 +287,37 @@ pub struct MergeArgs {
 }
 
 /// `--start-at`: Unix seconds (a whole or decimal number) or an RFC 3339 time.
+/// More than [`START_AT_HORIZON`] ahead is refused: such a time is a slip (milliseconds given
+/// for seconds), not a plan.
 pub fn parse_start_at(text: &str) -> Result<SystemTime, String> {
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<f64>() {
-        if !(seconds.is_finite() && seconds >= 0.0) {
-            return Err(format!("`{text}` is not a time: give Unix seconds >= 0"));
+    let at = if let Ok(seconds) = text.parse::<f64>() {
+        if !(seconds.is_finite() && (0.0..1e11).contains(&seconds)) {
+            return Err(format!(
+                "`{text}` is not a time: give Unix seconds, e.g. $(( $(date +%s) + 20 ))"
+            ));
         }
-        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds));
+        SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds)
+    } else {
+        humantime::parse_rfc3339_weak(text).map_err(|error| {
+            format!(
+                "`{text}` is not a time ({error}): give Unix seconds, e.g. $(( $(date +%s) + \
+                 20 )), or RFC 3339, e.g. 2026-11-30T09:00:00Z"
+            )
+        })?
+    };
+    match at.duration_since(SystemTime::now()) {
+        Ok(ahead) if ahead > START_AT_HORIZON => Err(format!(
+            "`{text}` is {} days ahead: give Unix seconds (not milliseconds), a few seconds \
+             ahead, e.g. $(( $(date +%s) + 20 ))",
+            ahead.as_secs() / 86_400
+        )),
+        _ => Ok(at),
     }
-    humantime::parse_rfc3339_weak(text).map_err(|error| {
-        format!(
-            "`{text}` is not a time ({error}): give Unix seconds, e.g. $(( $(date +%s) + 20 )), \
-             or RFC 3339, e.g. 2026-11-30T09:00:00Z"
-        )
-    })
 }
+
+/// How far ahead `--start-at` may be: a week.
+pub const START_AT_HORIZON: Duration = Duration::from_secs(7 * 86_400);
 
 /// `loadgen compare --help`'s examples and exit statuses.
 const COMPARE_EXAMPLES: &str = concat!(

@@ -335,11 +335,13 @@ fn generator_part(shard: &ShardFlags) -> Result<Option<ShardPart>, ShardError> {
             return Ok(None);
         }
     };
-    let start_at = shard.start_at.ok_or(ShardError::Missing("--start-at"))?;
+    let start_at = shard
+        .start_at
+        .ok_or(ShardError::Missing("--start-at (or LOADGEN_START_AT)"))?;
     let target = shard
         .target
         .clone()
-        .ok_or(ShardError::Missing("--target"))?;
+        .ok_or(ShardError::Missing("--target (or LOADGEN_TARGET)"))?;
     Ok(Some(ShardPart {
         role: ShardRole::Generator {
             shard: spec,
@@ -413,10 +415,15 @@ fn run_and_report(scenario: &Path, plan: &loadgen::run::RunPlan) -> Result<ExitS
             return Err(Failure::not_written(error));
         }
         Err(RunError::Server(error)) => {
-            return Err(Failure::refused(anyhow!(
-                "scenario {}: [server]: {error}",
-                scenario.display()
-            )))
+            // A generator shard's server is its --target, not the scenario's [server].
+            let culprit = match &plan.part {
+                Some(ShardPart {
+                    role: ShardRole::Generator { .. },
+                    ..
+                }) => "--target (or LOADGEN_TARGET; is `loadgen serve` running there?)".into(),
+                _ => format!("scenario {}: [server]", scenario.display()),
+            };
+            return Err(Failure::refused(anyhow!("{culprit}: {error}")));
         }
         Err(error) => return Err(Failure::refused(error)),
     };

@@ -97,7 +97,7 @@ pub enum ShardError {
     /// server.
     #[error(
         "scenario {0}: a sharded run measures one server, but the scenario has {1} variants; \
-         shard a scenario without [[variant]] tables"
+         shard a scenario without [[variants]] tables"
     )]
     Variants(String, usize),
     /// A shard whose share of an open-loop population's `max_in_flight` is zero could send
@@ -302,7 +302,7 @@ pub fn plan_text(scenario: &Scenario, shard: ShardSpec) -> String {
             let _ = writeln!(
                 text,
                 "  {}",
-                population_line(population.name(), &loads, shard)
+                population_line(population, fraction, &loads, shard)
             );
         }
     }
@@ -310,7 +310,13 @@ pub fn plan_text(scenario: &Scenario, shard: ShardSpec) -> String {
 }
 
 /// One population's line of [`plan_text`].
-fn population_line(name: &str, loads: &[&ShareLoad], shard: ShardSpec) -> String {
+fn population_line(
+    population: &Population,
+    fraction: f64,
+    loads: &[&ShareLoad],
+    shard: ShardSpec,
+) -> String {
+    let name = population.name();
     match loads.first() {
         Some(ShareLoad::Closed { .. }) | Some(ShareLoad::Modem { .. }) => {
             let mut numbers: Vec<u32> = loads
@@ -327,8 +333,14 @@ fn population_line(name: &str, loads: &[&ShareLoad], shard: ShardSpec) -> String
             } else {
                 "closed-loop clients"
             };
-            let whole = match loads[0] {
-                ShareLoad::Modem { population, .. } => format!(" of {population}"),
+            let whole = match (loads[0], population) {
+                (ShareLoad::Modem { population, .. }, _) => format!(" of {population}"),
+                (_, Population::Closed { clients, .. }) => {
+                    format!(
+                        " of {}",
+                        crate::engine::share::clients_at(*clients, fraction)
+                    )
+                }
                 _ => String::new(),
             };
             format!(
@@ -352,9 +364,14 @@ fn population_line(name: &str, loads: &[&ShareLoad], shard: ShardSpec) -> String
                     _ => String::new(),
                 })
                 .collect();
+            let whole_in_flight = match population {
+                Population::Open { max_in_flight, .. } => *max_in_flight,
+                _ => 0,
+            };
             format!(
                 "{name}: open loop, the whole schedule {rate:.1}/s, this shard's arrivals \
-                 i % {} == {} (about {:.1}/s; per worker {}), max_in_flight {in_flight}",
+                 i % {} == {} (about {:.1}/s; per worker {}), max_in_flight {in_flight} of \
+                 {whole_in_flight}",
                 shard.count,
                 shard.index,
                 rate / f64::from(shard.count),

@@ -300,6 +300,18 @@ fn run_into(
         match outcome {
             Ok(Continue::Next) => {}
             Ok(Continue::Stop) => break,
+            // A generator shard whose server never answered before its slot: a late part,
+            // written (invalid) so the merge names it rather than missing it.
+            Err(RunError::Server(error @ crate::target::TargetError::UrlNotAnswering { .. }))
+                if plan.part.is_some() =>
+            {
+                mark_stopped(
+                    &mut result,
+                    &format!("the server under test did not answer before the slot began: {error}"),
+                    false,
+                );
+                break;
+            }
             // Nothing measured: an error, and no result.
             Err(error) if result.load_points.is_empty() => return Err(error),
             // Something was: it is kept, marked with what ended the run.
@@ -641,11 +653,14 @@ impl VariantSetup {
             },
             listen_port: listen.map(|listen| listen.port()),
             ready_timeout: Duration::from_secs(15),
-            // A generator shard may be launched at the same moment as the server side.
-            url_grace: if target_url.is_some() {
-                Duration::from_secs(60)
-            } else {
-                Duration::ZERO
+            // A generator shard may be launched at the same moment as the server side (or long
+            // before it answers, e.g. while its image is pulled): it is tried until the slot.
+            url_grace: match &plan.part {
+                Some(part) if target_url.is_some() => part
+                    .start_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+                _ => Duration::ZERO,
             },
         };
         let server = match split {

@@ -329,8 +329,9 @@ pub struct FilesetSummary {
 /// Idempotent and cheap to repeat: a file that already has the right size and the right first
 /// line (which carries the seed's file hash) is left alone, so only the first 64 bytes of each
 /// existing file are read; a file damaged further in is not noticed (a client's
-/// [`ContentVerifier`] will). Each file is written under a temporary name and renamed, so an
-/// interrupted run never leaves a short file under a real name. Directories beyond `dirs` from
+/// [`ContentVerifier`] will). Each file is written under a temporary dotfile name and renamed,
+/// so an interrupted run never leaves a short file under a real name, and several processes
+/// may write one file set at once. Directories beyond `dirs` from
 /// an earlier, larger run are left in place; they are never requested.
 pub fn write_fileset(root: &Path, dirs: u32, seed: u64) -> io::Result<FilesetSummary> {
     if dirs == 0 || dirs > MAX_DIRS {
@@ -395,9 +396,13 @@ fn is_up_to_date(path: &Path, pattern: &ContentPattern, id: FileId) -> io::Resul
     Ok(verifier.feed(&first[..n]))
 }
 
-/// Writes file `id` to `path` via a temporary file in the same directory.
+/// Writes file `id` to `path` via a temporary file in the same directory, named with a leading
+/// dot: a server loading the directory meanwhile (the parts of a sharded run on one machine
+/// share a file set) skips dotfiles, so it never opens a temporary file another writer is
+/// about to rename.
 fn write_file(path: &Path, pattern: &ContentPattern, id: FileId, buf: &mut [u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     let mut file = File::create(&tmp)?;
     let mut expected = Expected::new(pattern, id);
     let len = id.size_bytes();
