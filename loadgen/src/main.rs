@@ -416,12 +416,9 @@ fn run_and_report(scenario: &Path, plan: &loadgen::run::RunPlan) -> Result<ExitS
         }
         Err(RunError::Server(error)) => {
             // A generator shard's server is its --target, not the scenario's [server].
-            let culprit = match &plan.part {
-                Some(ShardPart {
-                    role: ShardRole::Generator { .. },
-                    ..
-                }) => "--target (or LOADGEN_TARGET; is `loadgen serve` running there?)".into(),
-                _ => format!("scenario {}: [server]", scenario.display()),
+            let culprit = match plan.part.as_ref().and_then(ShardPart::target) {
+                Some(_) => "--target (or LOADGEN_TARGET; is `loadgen serve` running there?)".into(),
+                None => format!("scenario {}: [server]", scenario.display()),
             };
             return Err(Failure::refused(anyhow!("{culprit}: {error}")));
         }

@@ -57,6 +57,32 @@ pub struct ShardPart {
     pub start_at: SystemTime,
 }
 
+impl ShardPart {
+    /// The generator shard's place, `None` for the server side.
+    pub fn generator_shard(&self) -> Option<ShardSpec> {
+        match &self.role {
+            ShardRole::Generator { shard, .. } => Some(*shard),
+            ShardRole::Server { .. } => None,
+        }
+    }
+
+    /// The generator shard's `--target`, `None` for the server side.
+    pub fn target(&self) -> Option<&str> {
+        match &self.role {
+            ShardRole::Generator { target, .. } => Some(target),
+            ShardRole::Server { .. } => None,
+        }
+    }
+
+    /// The server side's `--listen`, `None` for a generator shard.
+    pub fn listen(&self) -> Option<SocketAddr> {
+        match &self.role {
+            ShardRole::Server { listen } => Some(*listen),
+            ShardRole::Generator { .. } => None,
+        }
+    }
+}
+
 /// Why a part of a sharded run cannot run: each message names the flag or variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {

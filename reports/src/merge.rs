@@ -658,6 +658,13 @@ fn clock_problems(ordered: &[Known]) -> Vec<String> {
         .collect()
 }
 
+/// The network namespace a part ran in, as (boot id, namespace): parts with the same one saw the
+/// same sockets. Keyed by kernel and namespace, not host name: containers on one node have host
+/// names of their own but may share a namespace. `None` when either was not recorded.
+fn network_namespace<'a>(k: &'a Known<'_>) -> Option<(&'a str, &'a str)> {
+    Some((k.info.boot_id.as_deref()?, k.info.net_namespace.as_deref()?))
+}
+
 /// A warning when generator shards shared a network namespace of one kernel: each shard's
 /// sampler read every client-side TIME_WAIT of the server's port there, so the merge counts
 /// them once (from the first shard), and each shard's own figure in the shards section holds
@@ -666,15 +673,13 @@ fn shared_host_warning(generators: &[&Known]) -> Option<String> {
     let mut namespaces: BTreeMap<(&str, &str), (&str, Vec<String>)> = BTreeMap::new();
     let mut unknown = Vec::new();
     for k in generators {
-        match (&k.info.boot_id, &k.info.net_namespace) {
-            // Keyed by kernel and namespace: containers on one node have host names of their
-            // own but may share a namespace.
-            (Some(boot), Some(namespace)) => namespaces
-                .entry((boot.as_str(), namespace.as_str()))
+        match network_namespace(k) {
+            Some(key) => namespaces
+                .entry(key)
                 .or_insert_with(|| (k.info.hostname.as_str(), Vec::new()))
                 .1
                 .push(k.role.to_string()),
-            _ => unknown.push(k.role.to_string()),
+            None => unknown.push(k.role.to_string()),
         }
     }
     let shared: Vec<String> = namespaces
@@ -1318,14 +1323,13 @@ fn merge_kernel(
     let mut namespaces_seen: Vec<(&str, &str)> = Vec::new();
     let distinct: Vec<bool> = generators
         .iter()
-        .map(|(k, _, _)| match (&k.info.boot_id, &k.info.net_namespace) {
-            (Some(boot), Some(namespace)) => {
-                let key = (boot.as_str(), namespace.as_str());
+        .map(|(k, _, _)| match network_namespace(k) {
+            Some(key) => {
                 let first = !namespaces_seen.contains(&key);
                 namespaces_seen.push(key);
                 first
             }
-            _ => true,
+            None => true,
         })
         .collect();
     let samples: Vec<KernelSample> = base

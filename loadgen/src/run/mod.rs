@@ -44,7 +44,7 @@ use crate::probe::sampler::{Sampler, SamplerConfig};
 use crate::scenario::{
     Overrides, Population, RttChoice, Scenario, ScenarioError, ServerSpec, Variant,
 };
-use crate::shard::{ShardError, ShardPart, ShardRole};
+use crate::shard::{ShardError, ShardPart};
 use crate::target::{ServerHandle, TargetError, TargetOptions};
 use point::{build_point, load_fractions, point_counters, point_label, PointContext, RttOutcome};
 use progress::ProgressLine;
@@ -190,20 +190,13 @@ pub fn run(plan: &RunPlan) -> Result<RunOutput, RunError> {
     output::check_writable(&plan.out)?;
     if let Some(part) = &plan.part {
         crate::shard::check_start_at(part.start_at, SystemTime::now())?;
-        if let ShardRole::Generator { shard, .. } = &part.role {
-            crate::shard::check_shardable(scenario, *shard)?;
-        } else {
-            crate::shard::check_shardable(scenario, crate::engine::share::ShardSpec::WHOLE)?;
-        }
+        crate::shard::check_shardable(
+            scenario,
+            part.generator_shard().unwrap_or(ShardSpec::WHOLE),
+        )?;
     }
     // A generator shard measures a server someone else started.
-    if !matches!(
-        plan.part,
-        Some(ShardPart {
-            role: ShardRole::Generator { .. },
-            ..
-        })
-    ) {
+    if plan.part.as_ref().and_then(ShardPart::target).is_none() {
         crate::target::check_startable(&scenario.server)?;
     }
     let (site_root, workload) = prepare_site(scenario, &plan.scenario_dir, &plan.out)?;
@@ -518,9 +511,9 @@ fn wait_for_slot(plan: &RunPlan, part: &ShardPart, index: usize) -> Slot {
                 .unwrap_or(Duration::ZERO)
                 .as_secs_f64()
                 * 1000.0;
-            let what = match &part.role {
-                ShardRole::Generator { shard, .. } => format!("shard {shard}"),
-                ShardRole::Server { .. } => "the server side".into(),
+            let what = match part.generator_shard() {
+                Some(shard) => format!("shard {shard}"),
+                None => "the server side".into(),
             };
             return Slot::Late(format!(
                 "{what} was not ready for load point {} on time: its slot began at {}, and it \
@@ -583,20 +576,9 @@ impl VariantSetup {
     ) -> Result<VariantSetup, RunError> {
         let plan = context.plan;
         let scenario = &plan.scenario;
-        let serves_only = matches!(
-            plan.part,
-            Some(ShardPart {
-                role: ShardRole::Server { .. },
-                ..
-            })
-        );
-        let target_url = match &plan.part {
-            Some(ShardPart {
-                role: ShardRole::Generator { target, .. },
-                ..
-            }) => Some(target.clone()),
-            _ => None,
-        };
+        let listen = plan.part.as_ref().and_then(ShardPart::listen);
+        let serves_only = listen.is_some();
+        let target_url = plan.part.as_ref().and_then(ShardPart::target);
         let populations: Vec<Population> = scenario
             .clients
             .iter()
@@ -629,16 +611,9 @@ impl VariantSetup {
             },
             reason: placement.rtt_reason.clone(),
         };
-        let server_spec = match &target_url {
-            Some(url) => ServerSpec::Url { url: url.clone() },
+        let server_spec = match target_url {
+            Some(url) => ServerSpec::Url { url: url.into() },
             None => scenario.server.with_extra_args(&variant.args),
-        };
-        let listen = match &plan.part {
-            Some(ShardPart {
-                role: ShardRole::Server { listen },
-                ..
-            }) => Some(*listen),
-            _ => None,
         };
         let split = placement.split.as_ref();
         let target_options = TargetOptions {
@@ -742,13 +717,11 @@ impl VariantSetup {
             host_header: self.server.host_header(),
             populations: &self.populations,
             load_fraction: fraction,
-            shard: match &plan.part {
-                Some(ShardPart {
-                    role: ShardRole::Generator { shard, .. },
-                    ..
-                }) => *shard,
-                _ => ShardSpec::WHOLE,
-            },
+            shard: plan
+                .part
+                .as_ref()
+                .and_then(ShardPart::generator_shard)
+                .unwrap_or(ShardSpec::WHOLE),
             workers: scenario.workers,
             cpus: context.cpus.generator.clone(),
             warmup: scenario.warmup,
