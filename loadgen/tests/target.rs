@@ -503,3 +503,27 @@ fn a_snapshot_left_by_a_killed_builtin_is_not_its_final_stats() {
         "{outcome:?}"
     );
 }
+
+/// A built-in server that takes a while to print its address (a big site to load) is waited
+/// for up to `ready_timeout`, not one poll: a regression test for a deadline once taken from
+/// the URL grace (zero) instead.
+#[test]
+fn builtin_slow_to_announce_is_waited_for() {
+    use std::os::unix::fs::PermissionsExt;
+    let dirs = dirs();
+    let script = dirs.work.join("slow-afterburner");
+    std::fs::create_dir_all(&dirs.work).unwrap();
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nsleep 0.5\necho 'afterburner listening on 127.0.0.1:9'\nexec sleep 30\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spec = ServerSpec::Builtin {
+        args: Vec::new(),
+        cpu: None,
+        binary: Some(script),
+    };
+    let handle = ServerHandle::start(&spec, &options(&dirs)).unwrap();
+    assert_eq!(handle.addr(), "127.0.0.1:9".parse().unwrap());
+}

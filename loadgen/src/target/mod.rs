@@ -620,7 +620,7 @@ fn start_builtin(
     let lines = watch_stdout(child.stdout.take().expect("stdout is piped"));
     let mut process = Process::new(child, false, stderr_path, Some(stats_path));
 
-    let deadline = Instant::now() + options.url_grace;
+    let deadline = Instant::now() + options.ready_timeout;
     let mut stdout_open = true;
     let mut other_lines = Vec::new();
     let addr = loop {
