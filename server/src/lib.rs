@@ -14,6 +14,7 @@ pub mod cli;
 pub mod conn;
 pub mod designs;
 pub mod http;
+pub mod live;
 pub mod memory_transport;
 pub mod reftab;
 pub mod site;
