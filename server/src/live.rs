@@ -283,6 +283,20 @@ pub fn body_byte(seq: u64, index: usize) -> u8 {
     BODY_ALPHABET[(start + index % 62) % 62]
 }
 
+/// Checks an MJPEG body of frame `seq` against [`body_byte`] in one pass: `Err(index)` of the
+/// first byte that differs.
+pub fn verify_body(seq: u64, body: &[u8]) -> Result<(), usize> {
+    let start = (body_seed(seq) % 62) as usize;
+    match body
+        .iter()
+        .enumerate()
+        .position(|(index, byte)| *byte != BODY_ALPHABET[(start + index) % 62])
+    {
+        Some(index) => Err(index),
+        None => Ok(()),
+    }
+}
+
 /// MJPEG part `seq`: `--BOUNDARY CRLF`, the part head (`Content-Type: image/jpeg`,
 /// `Content-Length`, `X-Frame-Seq`, `X-Timestamp: SECONDS.MICROS` of `capture_unix_us`), a blank
 /// line, `frame_bytes` body bytes from [`body_byte`], CRLF. That CRLF and the next part's
@@ -775,6 +789,11 @@ mod tests {
         assert_eq!(body[0], body[62]);
         assert_ne!(body[0], body[1]);
         assert_ne!(body_seed(0) % 62, body_seed(1) % 62);
+        assert_eq!(verify_body(7, body), Ok(()));
+        assert_eq!(verify_body(8, body), Err(0));
+        let mut damaged = body.to_vec();
+        damaged[150] = b'-';
+        assert_eq!(verify_body(7, &damaged), Err(150));
     }
 
     #[test]
@@ -1063,5 +1082,100 @@ mod tests {
         assert_eq!(viewer.counts.fifo_cap_kicks, 1);
         assert_eq!(viewer.counts.sent, 4);
         assert_eq!((viewer.counts.skipped, viewer.counts.dropped), (0, 0));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Event {
+        /// Time moves on by this many frame periods (0: none due).
+        Publish(u64),
+        /// The kernel takes this many bytes of what is pending.
+        Accept(usize),
+        /// The kernel now holds this many bytes unsent.
+        Unsent(u64),
+    }
+
+    fn events() -> impl proptest::strategy::Strategy<Value = Vec<Event>> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![
+                (0u64..6).prop_map(Event::Publish),
+                (0usize..400).prop_map(Event::Accept),
+                (0u64..8000).prop_map(Event::Unsent),
+            ],
+            1..120,
+        )
+    }
+
+    /// Plays `script` for one viewer and returns the sequence numbers it started, in order.
+    fn play(policy: Policy, script: &[Event]) -> (Vec<u64>, Viewer, FrameRing) {
+        let config = LiveConfig {
+            fifo_cap_bytes: 2000,
+            ..mjpeg(policy, 100)
+        };
+        let mut ring = FrameRing::new(config, 0);
+        let mut viewer = Viewer::new(false);
+        let (mut frames, mut unsent, mut started) = (0, 0, Vec::new());
+        for event in script {
+            match *event {
+                Event::Publish(periods) => {
+                    frames += periods;
+                    ring.publish(at_frame(frames));
+                    if viewer.on_publish(policy, &ring).is_some() {
+                        break;
+                    }
+                }
+                Event::Accept(bytes) => viewer.accepted(bytes),
+                Event::Unsent(bytes) => unsent = bytes,
+            }
+            let before = viewer.current_seq();
+            match viewer.next(policy, &ring, unsent, Some(4096), 0) {
+                Next::Disconnect(_) => break,
+                Next::Write if before.is_none() => started.extend(viewer.current_seq()),
+                _ => {}
+            }
+        }
+        (started, viewer, ring)
+    }
+
+    fn gaps(started: &[u64]) -> u64 {
+        started.windows(2).map(|pair| pair[1] - pair[0] - 1).sum()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_gap_a_viewer_sees_is_counted_once_by_its_policy(script in events()) {
+            for policy in [
+                Policy::Latest,
+                Policy::Queue { frames: 3 },
+                Policy::QueueBytesDisconnect { bytes: 450 },
+                Policy::Fifo,
+            ] {
+                let (started, viewer, ring) = play(policy, &script);
+                proptest::prop_assert!(started.windows(2).all(|pair| pair[0] < pair[1]));
+                let counts = viewer.counts;
+                let held_outside_ring = viewer
+                    .current_seq()
+                    .is_some_and(|seq| ring.get(seq).is_none());
+                proptest::prop_assert_eq!(
+                    ring.tally().alive(),
+                    ring.len() as u64 + u64::from(held_outside_ring)
+                );
+                match policy {
+                    Policy::Latest => {
+                        proptest::prop_assert_eq!(gaps(&started), counts.skipped);
+                        proptest::prop_assert_eq!((counts.dropped, counts.kicks), (0, 0));
+                    }
+                    Policy::Queue { .. } => {
+                        proptest::prop_assert_eq!(gaps(&started), counts.dropped);
+                        proptest::prop_assert_eq!((counts.skipped, counts.kicks), (0, 0));
+                    }
+                    Policy::QueueBytesDisconnect { .. } | Policy::Fifo => {
+                        proptest::prop_assert_eq!(gaps(&started), 0);
+                        proptest::prop_assert_eq!((counts.skipped, counts.dropped), (0, 0));
+                        proptest::prop_assert!(counts.kicks <= 1);
+                    }
+                }
+            }
+        }
     }
 }
