@@ -111,6 +111,47 @@ impl LiveConfig {
         }
     }
 
+    /// Whether a response to a request of this HTTP version is `Transfer-Encoding: chunked`
+    /// (RFC 9112 §7.1): CBR to HTTP/1.1 only. MJPEG and HTTP/1.0 are close-delimited (RFC 9112
+    /// §6.3 rule 8), as mjpg-streamer sends it.
+    pub fn chunked(&self, http11: bool) -> bool {
+        http11 && matches!(self.format, Format::Cbr { .. })
+    }
+
+    /// The response head, built once: `HTTP/1.1 200 OK`, `Server`, `Content-Type`
+    /// (`multipart/x-mixed-replace;boundary=afterburnerframe` or `application/octet-stream`),
+    /// `Cache-Control: no-store`, `Connection: close`, then `Transfer-Encoding: chunked` for
+    /// [`LiveConfig::chunked`], `X-Stream-Fps` (MJPEG) or `X-Stream-Rate` (CBR, bytes per second
+    /// actually sent: chunk bytes x fps), and `X-Stream-Epoch` (capture time of frame 0, Unix
+    /// seconds with 6 decimals), a blank line. No `Content-Length`: the stream never ends.
+    pub fn response_head(&self, epoch_unix_us: u64, http11: bool) -> String {
+        let (content_type, pace) = match self.format {
+            Format::Mjpeg => (
+                format!("multipart/x-mixed-replace;boundary={BOUNDARY}"),
+                format!("X-Stream-Fps: {}\r\n", self.fps),
+            ),
+            Format::Cbr { .. } => (
+                "application/octet-stream".to_string(),
+                format!(
+                    "X-Stream-Rate: {}\r\n",
+                    (self.body_bytes() as f64 * self.fps).round() as u64
+                ),
+            ),
+        };
+        let framing = if self.chunked(http11) {
+            "Transfer-Encoding: chunked\r\n"
+        } else {
+            ""
+        };
+        format!(
+            "HTTP/1.1 200 OK\r\nServer: afterburner\r\nContent-Type: {content_type}\r\n\
+             Cache-Control: no-store\r\nConnection: close\r\n{framing}{pace}\
+             X-Stream-Epoch: {}.{:06}\r\n\r\n",
+            epoch_unix_us / 1_000_000,
+            epoch_unix_us % 1_000_000
+        )
+    }
+
     /// Frame `seq` of this stream whose capture time is `epoch_unix_us + seq * period_us`.
     pub fn frame(&self, epoch_unix_us: u64, seq: u64) -> Frame {
         let capture_unix_us = epoch_unix_us + seq * self.period_us();
@@ -779,6 +820,30 @@ mod tests {
             config.frame(1_733_000_000_000_000, 1).bytes.len(),
             one.bytes.len() - 8 + 3072 + 3
         );
+    }
+
+    #[test]
+    fn response_heads_are_these_exact_bytes() {
+        let mjpeg = LiveConfig::new("/cam.mjpg");
+        let head = "HTTP/1.1 200 OK\r\nServer: afterburner\r\n\
+                    Content-Type: multipart/x-mixed-replace;boundary=afterburnerframe\r\n\
+                    Cache-Control: no-store\r\nConnection: close\r\nX-Stream-Fps: 4\r\n\
+                    X-Stream-Epoch: 1733000000.000000\r\n\r\n";
+        assert_eq!(mjpeg.response_head(1_733_000_000_000_000, true), head);
+        assert_eq!(mjpeg.response_head(1_733_000_000_000_000, false), head);
+        let cbr = LiveConfig {
+            format: Format::Cbr {
+                bytes_per_second: 3000,
+            },
+            ..mjpeg
+        };
+        assert_eq!(
+            cbr.response_head(1_733_000_000_500_000, true),
+            "HTTP/1.1 200 OK\r\nServer: afterburner\r\nContent-Type: application/octet-stream\r\n\
+             Cache-Control: no-store\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\
+             X-Stream-Rate: 2976\r\nX-Stream-Epoch: 1733000000.500000\r\n\r\n"
+        );
+        assert!(!cbr.response_head(0, false).contains("chunked"));
     }
 
     #[test]
