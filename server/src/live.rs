@@ -84,6 +84,33 @@ impl LiveConfig {
         }
     }
 
+    /// Refuses settings no stream can have: fps not in (0, 1000], an MJPEG frame of 0 bytes
+    /// or over 16 MiB, a path not starting with `/`, a CBR rate under 8 bytes per frame.
+    pub fn check(&self) -> Result<(), LiveConfigError> {
+        let error = |why: String| Err(LiveConfigError(why));
+        if !self.path.starts_with('/') {
+            return error(format!("the live path `{}` must start with /", self.path));
+        }
+        if !(self.fps > 0.0 && self.fps <= 1000.0) {
+            return error(format!("{} fps is not in (0, 1000]", self.fps));
+        }
+        match self.format {
+            Format::Mjpeg if self.frame_bytes == 0 || self.frame_bytes > 16 << 20 => {
+                error(format!(
+                    "a frame of {} bytes is not in 1 B..=16 MiB",
+                    self.frame_bytes
+                ))
+            }
+            Format::Cbr { bytes_per_second } if (bytes_per_second as f64) < 8.0 * self.fps => {
+                error(format!(
+                    "{bytes_per_second} bytes/s at {} fps is under 8 bytes per chunk",
+                    self.fps
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The publication period in microseconds: `round(10^6 / fps)`, at least 1.
     pub fn period_us(&self) -> u64 {
         ((1e6 / self.fps).round() as u64).max(1)
@@ -161,6 +188,11 @@ impl LiveConfig {
         }
     }
 }
+
+/// Live settings refused by [`LiveConfig::check`], saying which and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("live source: {0}")]
+pub struct LiveConfigError(pub String);
 
 /// What a viewer whose line is slower than the stream gets (`--live-policy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -463,11 +495,9 @@ impl FrameRing {
         if due_end - self.next_seq > 1 {
             self.source_late += 1;
         }
-        if self.keep_frames != usize::MAX {
-            self.next_seq = self
-                .next_seq
-                .max(due_end.saturating_sub(self.keep_frames as u64));
-        }
+        let body = self.config.body_bytes().max(1) as u64;
+        let most_kept = (self.keep_frames as u64).min((self.keep_bytes / body).max(1));
+        self.next_seq = self.next_seq.max(due_end.saturating_sub(most_kept));
         let mut built = 0;
         while self.next_seq < due_end {
             let frame = self
@@ -847,6 +877,32 @@ mod tests {
     }
 
     #[test]
+    fn impossible_settings_are_refused_saying_why() {
+        assert_eq!(LiveConfig::new("/cam.mjpg").check(), Ok(()));
+        let refused = |config: LiveConfig| config.check().unwrap_err().to_string();
+        assert!(refused(LiveConfig::new("cam")).contains("`cam` must start with /"));
+        for fps in [0.0, -1.0, f64::NAN, 1001.0] {
+            let message = refused(LiveConfig {
+                fps,
+                ..LiveConfig::new("/c")
+            });
+            assert!(message.contains("fps is not in (0, 1000]"), "{message}");
+        }
+        let empty = LiveConfig {
+            frame_bytes: 0,
+            ..LiveConfig::new("/c")
+        };
+        assert!(refused(empty).contains("a frame of 0 bytes"));
+        let trickle = LiveConfig {
+            format: Format::Cbr {
+                bytes_per_second: 31,
+            },
+            ..LiveConfig::new("/c")
+        };
+        assert!(refused(trickle).contains("31 bytes/s at 4 fps"));
+    }
+
+    #[test]
     fn bodies_never_hold_a_delimiter_and_wrap_the_alphabet() {
         let frame = build_frame(7, 0, 200, BOUNDARY);
         let body = &frame.bytes[frame.bytes.len() - 202..frame.bytes.len() - 2];
@@ -959,7 +1015,7 @@ mod tests {
             0,
         );
         fifo.publish(at_frame(20));
-        assert_eq!(fifo.published(), 21);
+        assert_eq!(fifo.published(), 10, "at most cap / body frames built");
         assert_eq!((fifo.len(), fifo.retained_bytes()), (4, 4 * 211));
 
         let bytes = FrameRing::new(mjpeg(Policy::QueueBytesDisconnect { bytes: 450 }, 100), 0);
