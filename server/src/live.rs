@@ -598,6 +598,18 @@ pub struct ViewerCounts {
     pub fifo_cap_kicks: u64,
 }
 
+impl std::ops::AddAssign for ViewerCounts {
+    /// Sums viewers (and loops) field by field, as the `--stats` counters add up.
+    fn add_assign(&mut self, other: ViewerCounts) {
+        self.sent += other.sent;
+        self.bytes_sent += other.bytes_sent;
+        self.skipped += other.skipped;
+        self.dropped += other.dropped;
+        self.kicks += other.kicks;
+        self.fifo_cap_kicks += other.fifo_cap_kicks;
+    }
+}
+
 /// Why a viewer is disconnected by the server (counted as a kick, not an error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kick {
@@ -1203,6 +1215,14 @@ mod tests {
         assert_eq!(viewer.counts.fifo_cap_kicks, 1);
         assert_eq!(viewer.counts.sent, 4);
         assert_eq!((viewer.counts.skipped, viewer.counts.dropped), (0, 0));
+        let mut total = ViewerCounts {
+            skipped: 2,
+            ..ViewerCounts::default()
+        };
+        total += viewer.counts;
+        total += viewer.counts;
+        assert_eq!((total.sent, total.kicks, total.skipped), (8, 2, 2));
+        assert_eq!(total.bytes_sent, 2 * viewer.counts.bytes_sent);
     }
 
     #[derive(Clone, Debug)]
