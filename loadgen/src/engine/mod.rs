@@ -22,6 +22,7 @@ pub mod source;
 pub mod streams;
 pub mod timeline;
 pub mod timers;
+pub mod viewing;
 pub mod worker;
 pub mod workload;
 

@@ -14,6 +14,7 @@
 
 pub mod request;
 pub mod response;
+pub mod stream;
 
 use std::io::{self, Read, Write};
 use std::time::Instant;
