@@ -101,7 +101,7 @@ pub const FREEZE_MIN_SAMPLES: usize = 5;
 pub const FREEZE_MIN_INCREASE_MS: u64 = 150;
 
 /// Freezes by the W3C webrtc-stats rule (`RTCInboundRtpStreamStats.freezeCount`,
-/// https://w3c.github.io/webrtc-stats/#dom-rtcinboundrtpstreamstats-freezecount): "It is a
+/// <https://w3c.github.io/webrtc-stats/#dom-rtcinboundrtpstreamstats-freezecount>): "It is a
 /// freeze if frame duration, which is time interval between two consecutively rendered frames,
 /// is equal or exceeds Max(3 * avg_frame_duration_ms, avg_frame_duration_ms + 150), where
 /// avg_frame_duration_ms is linear average of durations of last 30 rendered frames."

@@ -240,6 +240,14 @@ impl MultipartReader {
         self.state == State::Closed
     }
 
+    /// A part has begun (its delimiter line came) and is not complete: a close now cuts it.
+    pub fn in_part(&self) -> bool {
+        matches!(
+            self.state,
+            State::Headers | State::Body { .. } | State::BodyEnd { .. }
+        )
+    }
+
     /// Takes bytes from the front of `input` until a part completes (`Ok(Some(part))`, the
     /// rest of `input` left for the next call) or `input` is used up (`Ok(None)`). After an
     /// error the stream is lost: the reader must not be fed again.
@@ -682,6 +690,12 @@ impl StreamReader {
         self.http.body_bytes()
     }
 
+    /// A multipart stream's part has begun and is not complete (see
+    /// [`MultipartReader::in_part`]); false for CBR and before the head.
+    pub fn in_part(&self) -> bool {
+        matches!(&self.body, Some(BodyReader::Multipart(reader)) if reader.in_part())
+    }
+
     /// The server closed the connection: how the response stood (a close-delimited stream is
     /// complete at any close; whether a part was cut short is the caller's to judge).
     pub fn at_close(&mut self) -> super::response::AtClose {
@@ -821,11 +835,14 @@ mod tests {
     fn a_part_completes_only_with_its_last_body_byte_and_line_end() {
         let stream = frame(3, 50, "\r\n");
         let mut reader = reader();
+        assert!(!reader.in_part());
         let mut head_and_body = &stream[..stream.len() - 1];
         assert_eq!(reader.next(&mut head_and_body), Ok(None));
         assert_eq!(reader.parts(), 0);
+        assert!(reader.in_part());
         let mut end = &stream[stream.len() - 1..];
         assert_eq!(reader.next(&mut end).unwrap().unwrap().seq, Some(3));
+        assert!(!reader.in_part());
         // A lone delimiter is no part either.
         let mut next_delimiter: &[u8] = b"--afterburnerframe\r\nContent-Length: 2\r\n\r\nAB";
         assert_eq!(reader.next(&mut next_delimiter), Ok(None));
