@@ -38,6 +38,27 @@ pub enum BodyCheck {
     },
 }
 
+impl BodyCheck {
+    /// The check of afterburner's frames: [`BodyCheck::Alphabet`] with [`frame_body_seed`].
+    pub fn afterburner() -> BodyCheck {
+        BodyCheck::Alphabet {
+            mix: frame_body_seed,
+        }
+    }
+}
+
+/// The seed of afterburner's frame `seq` body, the same function as the server's
+/// `live::body_seed`: SplitMix64's finaliser of `seq` (Steele, Lea and Flood, "Fast splittable
+/// pseudorandom number generators", OOPSLA 2014, as in `java.util.SplittableRandom`), so
+/// neighbouring frames start at unrelated letters. Body byte `i` of frame `seq` is
+/// `FRAME_ALPHABET[(frame_body_seed(seq) % 62 + i) % 62]`.
+pub fn frame_body_seed(seq: u64) -> u64 {
+    let mut z = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl fmt::Debug for BodyCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -765,7 +786,47 @@ mod tests {
     use super::*;
 
     fn mix(seq: u64) -> u64 {
-        seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7
+        frame_body_seed(seq)
+    }
+
+    #[test]
+    fn the_servers_frames_0_and_1_read_and_verify() {
+        // The exact bytes afterburner's `live::build_frame` test pins for 8-byte bodies.
+        let stream = b"--afterburnerframe\r\nContent-Type: image/jpeg\r\nContent-Length: 8\r\n\
+            X-Frame-Seq: 0\r\nX-Timestamp: 1733000000.000000\r\n\r\nvwxyz012\r\n\
+            --afterburnerframe\r\nContent-Type: image/jpeg\r\nContent-Length: 8\r\n\
+            X-Frame-Seq: 1\r\nX-Timestamp: 1733000000.250000\r\n\r\nz0123456\r\n";
+        let mut reader =
+            MultipartReader::new("afterburnerframe", BodyCheck::afterburner()).unwrap();
+        let parts = read_all(&mut reader, &[stream]).unwrap();
+        assert_eq!(
+            parts
+                .iter()
+                .map(|p| (p.seq, p.capture_unix_us, p.len, p.verified))
+                .collect::<Vec<_>>(),
+            [
+                (Some(0), Some(1_733_000_000_000_000), 8, true),
+                (Some(1), Some(1_733_000_000_250_000), 8, true)
+            ]
+        );
+        // Frame 1's body under frame 0's number is caught.
+        let swapped =
+            String::from_utf8_lossy(stream).replacen("X-Frame-Seq: 1", "X-Frame-Seq: 0", 1);
+        let mut reader =
+            MultipartReader::new("afterburnerframe", BodyCheck::afterburner()).unwrap();
+        assert_eq!(
+            read_all(&mut reader, &[swapped.as_bytes()]),
+            Err(StreamError::BodyMismatch { seq: 0, offset: 0 })
+        );
+        // The server's CBR chunk 2 of 16 bytes holds words 4 and 5.
+        let mut checker = CbrChecker::new();
+        checker
+            .feed(&[4, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0])
+            .unwrap();
+        assert_eq!(
+            (checker.first_offset(), checker.end_offset()),
+            (Some(32), Some(48))
+        );
     }
 
     fn body(seq: u64, len: usize) -> Vec<u8> {
