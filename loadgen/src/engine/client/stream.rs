@@ -1214,3 +1214,70 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any number of parts of any sizes, with CRLF or LF lines, cut into any pieces, read
+        /// as the same parts with the same figures; chunked framing around them changes nothing.
+        #[test]
+        fn any_cutting_of_any_stream_gives_the_same_parts(
+            lens in proptest::collection::vec(0usize..200, 1..6),
+            first_seq in 0u64..1_000_000,
+            lf_only in any::<bool>(),
+            chunked in any::<bool>(),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+        ) {
+            let eol = if lf_only { "\n" } else { "\r\n" };
+            let mut body = Vec::new();
+            let mut expected = Vec::new();
+            for (i, &len) in lens.iter().enumerate() {
+                let seq = first_seq + 2 * i as u64;
+                let capture_unix_us = 1_733_000_000_000_000 + seq * 250_000;
+                body.extend(format!(
+                    "--afterburnerframe{eol}content-type: image/jpeg{eol}CONTENT-LENGTH: {len}{eol}\
+                     X-Frame-Seq: {seq}{eol}X-Timestamp: {}.{:06}{eol}{eol}",
+                    capture_unix_us / 1_000_000,
+                    capture_unix_us % 1_000_000
+                ).bytes());
+                let start = frame_body_seed(seq) % 62;
+                body.extend((0..len as u64).map(|i| FRAME_ALPHABET[((start + i) % 62) as usize]));
+                body.extend(eol.bytes());
+                expected.push(Part {
+                    content_type: Some("image/jpeg".into()),
+                    seq: Some(seq),
+                    capture_unix_us: Some(capture_unix_us),
+                    len: len as u64,
+                    verified: true,
+                });
+            }
+            let mut response = b"HTTP/1.1 200 OK\r\n\
+                Content-Type: multipart/x-mixed-replace;boundary=afterburnerframe\r\n".to_vec();
+            if chunked {
+                response.extend(b"Transfer-Encoding: chunked\r\n\r\n");
+                for piece in body.chunks(97) {
+                    response.extend(format!("{:x}\r\n", piece.len()).bytes());
+                    response.extend(piece);
+                    response.extend(b"\r\n");
+                }
+            } else {
+                response.extend(b"\r\n");
+                response.extend(&body);
+            }
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(response.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut reader = StreamReader::new(BodyCheck::afterburner());
+            let mut parts = Vec::new();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([response.len()]) {
+                reader.feed(&response[from..cut], &mut parts).unwrap();
+                from = cut;
+            }
+            prop_assert_eq!(parts, expected);
+            prop_assert!(!reader.in_part());
+        }
+    }
+}
