@@ -3,6 +3,9 @@
 //! by their `Content-Length`, and [`CbrChecker`] follows a constant-bitrate byte stream whose
 //! bytes encode their own offset. Both take the body's decoded bytes (the HTTP framing, chunked
 //! or until-close, is [`ResponseReader`](super::response::ResponseReader)'s), split anywhere.
+//! [`StreamReader`] puts them together for a whole response: the head read for
+//! [`StreamHead`] (`Content-Type` and its boundary, `X-Stream-Fps`, `-Epoch`, `-Rate`), the
+//! framing decoded, the body handed to the reader the head chose.
 //!
 //! Tolerated beyond what afterburner sends, because other servers send it: header names in any
 //! case (FFmpeg's `Content-length`), lines ending in a bare LF (old libav), blank lines before
