@@ -21,10 +21,9 @@ pub const MAX_PART_HEAD_BYTES: usize = 16 * 1024;
 /// The longest boundary RFC 2046 section 5.1.1 allows (`boundary := 0*69<bchars> bcharsnospace`).
 pub const MAX_BOUNDARY_LEN: usize = 70;
 
-/// Bytes a verified frame body is drawn from: `A`-`Z`, `a`-`z`, `0`-`9`, so a body can never
-/// hold `\r\n--` and end a part early.
-pub const FRAME_ALPHABET: &[u8; 62] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// Bytes a verified frame body is drawn from (`A`-`Z`, `a`-`z`, `0`-`9`, so a body can never
+/// hold `\r\n--` and end a part early): the server's own alphabet.
+pub use afterburner::live::BODY_ALPHABET as FRAME_ALPHABET;
 
 /// How a part's body is checked as it arrives.
 #[derive(Clone, Copy)]
@@ -50,17 +49,10 @@ impl BodyCheck {
     }
 }
 
-/// The seed of afterburner's frame `seq` body, the same function as the server's
-/// `live::body_seed`: SplitMix64's finaliser of `seq` (Steele, Lea and Flood, "Fast splittable
-/// pseudorandom number generators", OOPSLA 2014, as in `java.util.SplittableRandom`), so
-/// neighbouring frames start at unrelated letters. Body byte `i` of frame `seq` is
+/// The seed of afterburner's frame `seq` body: the server's own function, so the two sides
+/// share one definition. Body byte `i` of frame `seq` is
 /// `FRAME_ALPHABET[(frame_body_seed(seq) % 62 + i) % 62]`.
-pub fn frame_body_seed(seq: u64) -> u64 {
-    let mut z = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use afterburner::live::body_seed as frame_body_seed;
 
 impl fmt::Debug for BodyCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
