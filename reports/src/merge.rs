@@ -1077,6 +1077,8 @@ fn merge_population(
         connections_established: sum(|p| p.connections_established),
         concurrency,
         line,
+        // Viewer figures are merged by the live-viewer merge (issue 17), not yet here.
+        viewer: None,
     })
 }
 

@@ -792,6 +792,119 @@ pub struct PopulationResult {
     /// Kind `modem` only: the emulated line and what the clients got out of it.
     #[serde(default)]
     pub line: Option<LineFigures>,
+    /// Kind `viewer` only: what the live stream's viewers saw (frame age, fps, skips, freezes,
+    /// playout). Absent in results written before live viewers existed.
+    #[serde(default)]
+    pub viewer: Option<ViewerFigures>,
+}
+
+/// A population of live-stream viewers (kind `viewer`): the stream as the server announced it
+/// and what the viewers saw of it over the measured window.
+///
+/// Frame age at receipt is the arrival time minus the capture time the server wrote in the part
+/// head (`X-Timestamp`), both Unix wall-clock times. The time-averaged age of information is
+/// Kaul, Yates and Gruteser's (IEEE INFOCOM 2012): the area under age(t) = t - capture time of
+/// the newest frame received by t, over the time covered, one value per viewer. Freezes follow
+/// the W3C webrtc-stats rule (an interval between two frames of at least max(3 x mean, mean +
+/// 150 ms) over the last 30 intervals).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ViewerFigures {
+    /// The stream's path (the scenario's `stream`).
+    pub stream: String,
+    /// `mjpeg` (multipart/x-mixed-replace parts) or `cbr` (a constant-bitrate byte stream).
+    pub format: String,
+    /// Frames (or CBR chunks) per second the server announced (`X-Stream-Fps`); 0 if unknown.
+    pub source_fps: f64,
+    /// Body bytes per frame (MJPEG), or bytes per second of media (CBR).
+    pub frame_bytes: u64,
+    /// `lan` or `modem`: the viewers' lines (modem: the `line` figures hold the line's shape).
+    pub line: String,
+    /// Viewers that joined (connect begun) in the measured window.
+    pub joins: u64,
+    /// Viewers that left by themselves (their watch time ended) in the measured window.
+    pub leaves: u64,
+    /// Viewers the server disconnected while they watched (a policy's kick, not an error).
+    pub kicks: u64,
+    /// Frames received complete and verified in the measured window.
+    pub frames: u64,
+    /// Body bytes received in the measured window.
+    pub bytes: u64,
+    /// Frames the viewers never got: sequence-number gaps between consecutive frames received
+    /// in the measured window.
+    pub frames_skipped: u64,
+    /// Sequence-number gaps over the whole load point (warm-up included), to hold against the
+    /// server's own skip and drop counts.
+    pub lifetime_frames_skipped: u64,
+    /// Frames received over the whole load point (warm-up included).
+    pub lifetime_frames: u64,
+    /// Freezes (W3C webrtc-stats `freezeCount`) in the measured window.
+    pub freezes: u64,
+    /// Their total length, in milliseconds (`totalFreezesDuration`).
+    pub freeze_ms: u64,
+    /// Viewer-seconds watched in the measured window (the time integral of viewers connected).
+    pub viewer_seconds: f64,
+    /// Per viewer: from the start of its connect to its first complete frame, in microseconds.
+    pub startup_us: HistogramData,
+    /// Per frame: arrival minus capture time, in microseconds.
+    pub frame_age_us: HistogramData,
+    /// Per viewer: its time-averaged age of information over the measured window, in
+    /// microseconds.
+    pub age_of_information_us: HistogramData,
+    /// Per viewer: frames received per second while it watched, in thousandths of a frame.
+    pub fps_milli: HistogramData,
+    /// Per viewer, in thousandths: its fps over what its line could carry (min of the source's
+    /// fps and the line's payload rate over a frame's wire bytes). Below 1000 on a slow line
+    /// means the server, not the line, held the frames back.
+    pub efficiency_milli: HistogramData,
+    /// CBR only: the playout-buffer model's figures.
+    #[serde(default)]
+    pub playout: Option<PlayoutFigures>,
+    /// The same figures split by downstream line rate (one entry for LAN viewers).
+    pub by_line_rate: Vec<ViewerRateFigures>,
+}
+
+/// A live population's viewers on one downstream line rate.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ViewerRateFigures {
+    /// The line rate in bit/s; 0 for LAN viewers (no emulated line).
+    pub bps: f64,
+    /// Viewers on it that watched in the measured window.
+    pub viewers: u64,
+    /// The fps its line can carry: min(source fps, payload bytes/s over a frame's wire bytes).
+    pub line_bound_fps: f64,
+    /// Frames received and skipped on it in the measured window.
+    pub frames: u64,
+    /// Sequence gaps on it in the measured window.
+    pub frames_skipped: u64,
+    /// Freezes on it.
+    pub freezes: u64,
+    /// Per frame: arrival minus capture, in microseconds.
+    pub frame_age_us: HistogramData,
+    /// Per viewer: time-averaged age of information, in microseconds.
+    pub age_of_information_us: HistogramData,
+    /// Per viewer: frames per second, in thousandths.
+    pub fps_milli: HistogramData,
+    /// Per viewer: fps over line-bound fps, in thousandths.
+    pub efficiency_milli: HistogramData,
+}
+
+/// The playout-buffer model of a CBR viewer: playback starts when the buffer holds `start_s`
+/// of media and resumes after a stall when it holds `resume_s` (the two-threshold model of
+/// Ameigeiras et al., IEEE Communications Letters 16(2), 2012).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PlayoutFigures {
+    /// Media seconds buffered before playback starts.
+    pub start_s: f64,
+    /// Media seconds buffered before playback resumes after a stall.
+    pub resume_s: f64,
+    /// Per viewer: from joining to the start of playback, in microseconds.
+    pub initial_buffering_us: HistogramData,
+    /// Viewers whose playback never started.
+    pub never_started: u64,
+    /// Stalls (the buffer ran dry while playing) in the measured window.
+    pub stalls: u64,
+    /// Per viewer, in thousandths: stall time over (play time + stall time).
+    pub stall_ratio_milli: HistogramData,
 }
 
 /// Little's law (L = lambda x W) checked on one population over the measured window: the time
@@ -1023,6 +1136,31 @@ pub struct PopulationTimeline {
     /// it was kept.
     #[serde(default)]
     pub latency_hdr_v2_deflate_base64: Vec<String>,
+    /// Kind `viewer`: frames received complete in each interval.
+    #[serde(default)]
+    pub frames: Vec<u64>,
+    /// Kind `viewer`: sequence gaps (frames the viewers never got) in each interval.
+    #[serde(default)]
+    pub frames_skipped: Vec<u64>,
+    /// Kind `viewer`: viewers that joined in each interval.
+    #[serde(default)]
+    pub viewer_joins: Vec<u64>,
+    /// Kind `viewer`: viewers that left by themselves in each interval.
+    #[serde(default)]
+    pub viewer_leaves: Vec<u64>,
+    /// Kind `viewer`: viewers the server disconnected in each interval.
+    #[serde(default)]
+    pub viewer_kicks: Vec<u64>,
+    /// Kind `viewer`: median frame age at receipt in each interval, in microseconds.
+    #[serde(default)]
+    pub frame_age_p50_us: Vec<u64>,
+    /// Kind `viewer`: 99th percentile frame age at receipt in each interval, in microseconds.
+    #[serde(default)]
+    pub frame_age_p99_us: Vec<u64>,
+    /// Kind `viewer`: each interval's frame-age histogram in [`encode_histogram`]'s form, so
+    /// sharded timelines merge exactly.
+    #[serde(default)]
+    pub frame_age_hdr_v2_deflate_base64: Vec<String>,
 }
 
 #[cfg(test)]

@@ -131,6 +131,7 @@ fn generator(index: u32, count: u32, samples: usize, late_ms: u64) -> (Part, Mea
             predicted_requests_in_flight: 0.0,
         }),
         line: None,
+        viewer: None,
     };
     let timeline = Timeline {
         interval_s: 1.0,
@@ -166,6 +167,7 @@ fn generator(index: u32, count: u32, samples: usize, late_ms: u64) -> (Part, Mea
                 .iter()
                 .map(|v| encode_histogram(&interval_histogram(v)))
                 .collect(),
+            ..PopulationTimeline::default()
         }],
     };
     let point = LoadPoint {

@@ -111,6 +111,7 @@ pub fn build_point(
                     }
                     _ => None,
                 },
+                viewer: None,
             }
         })
         .collect::<Vec<_>>();
