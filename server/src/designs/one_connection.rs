@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::pipe::{pipe_with, PipeFlags};
 
+// Declared here until `designs/mod.rs` declares it (that file is owned by another change).
+#[path = "shared_ring.rs"]
+pub mod shared_ring;
+
 use super::event_loop::ACCEPT_PAUSE;
 use super::shared_counters::SharedCounters;
 use crate::conn::{ConnSettings, Connection, LoopShared, Step};
