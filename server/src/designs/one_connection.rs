@@ -16,10 +16,12 @@ use rustix::pipe::{pipe_with, PipeFlags};
 pub mod shared_ring;
 
 use super::event_loop::ACCEPT_PAUSE;
+use self::shared_ring::SharedRing;
 use super::shared_counters::SharedCounters;
-use crate::conn::{ConnSettings, Connection, LoopShared, Step};
+use crate::conn::{ConnSettings, Connection, LiveShared, LoopShared, Step};
+use crate::live::LiveStream;
 use crate::site::Site;
-use crate::stats::{CloseSide, Counters};
+use crate::stats::{CloseSide, Counters, LiveGauges};
 use crate::timers::TimerKind;
 use crate::ServerConfig;
 
@@ -79,6 +81,24 @@ pub fn timespec(duration: Duration) -> Timespec {
     }
 }
 
+/// The [`LoopShared`] a worker lends its connection for one step (a macro: it borrows fields
+/// of the worker one by one, which a method borrowing all of it could not).
+macro_rules! loop_shared {
+    ($worker:ident) => {
+        LoopShared {
+            site: $worker.site,
+            settings: &$worker.settings,
+            counters: &mut $worker.counters,
+            path_scratch: &mut $worker.path_scratch,
+            shutting_down: $worker.stop_seen.is_some(),
+            live: $worker.live.as_ref().map(|live| LiveShared {
+                stream: live.stream,
+                source: live.ring,
+            }),
+        }
+    };
+}
+
 /// One worker's means to serve connections one after another: its own read buffer, path
 /// scratch and counters (published to `totals` after every step), the settings, and the stop
 /// to watch. A thread or process makes one and reuses it for each connection it serves.
@@ -96,6 +116,19 @@ pub struct Worker<'a, 'site> {
     counters: Counters,
     read_buf: Vec<u8>,
     path_scratch: Vec<u8>,
+    /// The live stream and the ring this worker reads it from, with `--live`.
+    live: Option<WorkerLive<'a>>,
+}
+
+/// A worker's share of the live stream.
+struct WorkerLive<'a> {
+    stream: &'a LiveStream,
+    ring: &'a SharedRing,
+    /// The ring is this worker's alone (`prefork`: one per process), so its frames alive are
+    /// this worker's to report; with a ring shared by threads the design reports them.
+    owns_ring: bool,
+    /// What this worker added to the shared live gauges so far.
+    contributed: LiveGauges,
 }
 
 /// Where a connection's timer stands: the kind it waits on and when that fires.
@@ -136,7 +169,21 @@ impl<'a, 'site> Worker<'a, 'site> {
             counters: Counters::new(site.rules().count()),
             read_buf: vec![0; READ_BUF_BYTES],
             path_scratch: Vec::with_capacity(512),
+            live: None,
         }
+    }
+
+    /// Serves the live stream of `stream` (the site's) from `ring`. `owns_ring`: no other worker
+    /// reads `ring` (one per `prefork` process), so this worker reports its frames alive in the
+    /// shared gauges; a ring shared by threads is reported by the design instead.
+    pub fn with_live(mut self, stream: &'a LiveStream, ring: &'a SharedRing, owns_ring: bool) -> Self {
+        self.live = Some(WorkerLive {
+            stream,
+            ring,
+            owns_ring,
+            contributed: LiveGauges::default(),
+        });
+        self
     }
 
     /// Whether this worker has seen the stop announced (during a connection, or now).
@@ -175,7 +222,7 @@ impl<'a, 'site> Worker<'a, 'site> {
             }
         }
         loop {
-            self.totals.publish(&mut self.counters);
+            self.publish_counts(&conn, &stream);
             let (kind, restart) = match step {
                 Step::Yield => {
                     step = self.ready(&mut conn, &mut stream);
@@ -183,13 +230,28 @@ impl<'a, 'site> Worker<'a, 'site> {
                 }
                 Step::Close(side) => return self.close(side),
                 Step::Wait { timer, restart } => (timer, restart),
+                Step::AwaitFrame => {
+                    // No timer while a viewer waits for a frame, as in the `loop`.
+                    armed = None;
+                    step = self.await_frame(&mut conn, &mut stream);
+                    continue;
+                }
             };
             if restart || armed.map(|a| a.kind) != Some(kind) {
                 armed = Some(self.arm(kind, now));
             }
             let timer = armed.expect("armed just above");
             let cutoff = self.stop_seen.map(|seen| seen + self.grace);
-            let until = cutoff.map_or(timer.deadline, |cutoff| cutoff.min(timer.deadline));
+            let mut until = cutoff.map_or(timer.deadline, |cutoff| cutoff.min(timer.deadline));
+            // A viewer waiting to write is still checked at each publication, as the `loop`
+            // checks every viewer (`queue:BYTES:disconnect` kicks one that fell too far behind).
+            let publication = match &self.live {
+                Some(live) if conn.is_viewer() => Some(live.ring.next_publication(now).1),
+                _ => None,
+            };
+            if let Some(publication) = publication {
+                until = until.min(publication);
+            }
             let woken = self.wait(&stream, kind, until);
             now = Instant::now();
             // Poll again for the same reason unless something below changes the step.
@@ -212,8 +274,73 @@ impl<'a, 'site> Worker<'a, 'site> {
             } else if self.stop_seen.is_some_and(|seen| now >= seen + self.grace) {
                 // Still open at the end of the grace period: cut off.
                 return self.close(CloseSide::ServerFirst);
+            } else if publication.is_some_and(|publication| now >= publication) {
+                if let Some(kick) = self.on_publish(&mut conn) {
+                    step = kick;
+                }
             }
         }
+    }
+
+    /// A viewer sent every frame there is: sleeps in poll(2) until the next publication,
+    /// watching its socket for input (the client's FIN ends the stream) and the stop, then
+    /// hands it the new frame ([`Connection::on_frame`]). The ring builds the frame for whichever
+    /// waiting thread comes first. Counts the frame's spread through the ring.
+    fn await_frame(&mut self, conn: &mut Connection<'site>, stream: &mut TcpStream) -> Step {
+        let Some(ring) = self.live.as_ref().map(|live| live.ring) else {
+            // Only a viewer awaits a frame, and a worker has viewers only with a ring.
+            return Step::Close(CloseSide::ServerFirst);
+        };
+        let (seq, due) = ring.next_publication(Instant::now());
+        let cutoff = self.stop_seen.map(|seen| seen + self.grace);
+        let until = cutoff.map_or(due, |cutoff| cutoff.min(due));
+        ring.begin_wait();
+        let woken = self.wait_for(stream, PollFlags::IN, until);
+        let now = Instant::now();
+        let step = if woken.stop_announced && self.stop_seen.is_none() {
+            self.stop_seen = Some(now);
+            conn.on_shutdown().unwrap_or(Step::AwaitFrame)
+        } else if woken.socket_ready {
+            self.ready(conn, stream)
+        } else if now >= due {
+            let step = self.on_frame(conn, stream);
+            if !matches!(step, Step::AwaitFrame | Step::Close(_)) {
+                // The delay `Connection` counts is to its first write, just after `now`.
+                ring.record_dispatch(seq, now.saturating_duration_since(due));
+            }
+            step
+        } else if cutoff.is_some_and(|cutoff| now >= cutoff) {
+            Step::Close(CloseSide::ServerFirst)
+        } else {
+            Step::AwaitFrame // EINTR: wait again
+        };
+        ring.end_wait();
+        step
+    }
+
+    /// Publishes this worker's counts to the shared totals, with the live ring's late
+    /// publications and finished spreads, and (for a viewer) its share of the live gauges:
+    /// two ioctls (SIOCOUTQNSD, SIOCOUTQ) per step of a viewer, so the gauges are as fresh as
+    /// its last frame.
+    fn publish_counts(&mut self, conn: &Connection<'site>, stream: &TcpStream) {
+        if let Some(live) = self.live.as_mut() {
+            let counts = live.ring.take_counts();
+            self.counters.live.source_late += counts.source_late;
+            for &spread_us in counts.spreads_us.as_slice() {
+                self.counters
+                    .live
+                    .count_spread(Duration::from_micros(spread_us));
+            }
+            if conn.is_viewer() {
+                let mut gauges = LiveGauges::default();
+                conn.add_live_gauges(stream, live.ring, &mut gauges);
+                if live.owns_ring {
+                    gauges.frames_alive_now = live.ring.frames_alive().0;
+                }
+                self.totals.set_live_gauges(&mut live.contributed, gauges);
+            }
+        }
+        self.totals.publish(&mut self.counters);
     }
 
     fn arm(&self, kind: TimerKind, now: Instant) -> Armed {
@@ -228,19 +355,35 @@ impl<'a, 'site> Worker<'a, 'site> {
     /// counts this one as still open (`connections_peak` stays exact, as in the `loop`).
     fn close(&mut self, side: CloseSide) {
         self.counters.count_close(side);
+        if let Some(live) = self.live.as_mut() {
+            // The viewer's share of the gauges goes with it; frames its process's ring holds
+            // stay until they are replaced.
+            let gauges = LiveGauges {
+                frames_alive_now: match live.owns_ring {
+                    true => live.ring.frames_alive().0,
+                    false => 0,
+                },
+                ..LiveGauges::default()
+            };
+            self.totals.set_live_gauges(&mut live.contributed, gauges);
+        }
         self.totals.publish(&mut self.counters);
         self.totals.connection_ended();
     }
 
     fn ready(&mut self, conn: &mut Connection<'site>, stream: &mut TcpStream) -> Step {
-        let mut shared = LoopShared {
-            site: self.site,
-            settings: &self.settings,
-            counters: &mut self.counters,
-            path_scratch: &mut self.path_scratch,
-            shutting_down: self.stop_seen.is_some(),
-        };
+        let mut shared = loop_shared!(self);
         conn.on_ready(stream, &mut shared, &mut self.read_buf, true)
+    }
+
+    fn on_frame(&mut self, conn: &mut Connection<'site>, stream: &mut TcpStream) -> Step {
+        let mut shared = loop_shared!(self);
+        conn.on_frame(stream, &mut shared)
+    }
+
+    fn on_publish(&mut self, conn: &mut Connection<'site>) -> Option<Step> {
+        let mut shared = loop_shared!(self);
+        conn.on_publish(&mut shared)
     }
 
     fn on_timer(
@@ -249,13 +392,7 @@ impl<'a, 'site> Worker<'a, 'site> {
         stream: &mut TcpStream,
         kind: TimerKind,
     ) -> Step {
-        let mut shared = LoopShared {
-            site: self.site,
-            settings: &self.settings,
-            counters: &mut self.counters,
-            path_scratch: &mut self.path_scratch,
-            shutting_down: self.stop_seen.is_some(),
-        };
+        let mut shared = loop_shared!(self);
         conn.on_timer(kind, stream, &mut shared)
     }
 
@@ -269,6 +406,12 @@ impl<'a, 'site> Worker<'a, 'site> {
         } else {
             PollFlags::IN
         };
+        self.wait_for(stream, interest, until)
+    }
+
+    /// Sleeps in poll(2) on the socket for `interest` (and on the stop until it is seen) until
+    /// one is ready or `until` passed.
+    fn wait_for(&self, stream: &TcpStream, interest: PollFlags, until: Instant) -> Woken {
         let watch_stop = self.stop_seen.is_none();
         let mut fds = [
             PollFd::new(stream, interest),

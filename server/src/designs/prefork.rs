@@ -22,6 +22,7 @@ use rustix::net::{accept_with, Shutdown, SocketFlags};
 
 use super::event_loop::loop_error;
 use super::event_loop::{is_transient_accept_error, ACCEPT_PAUSE};
+use super::one_connection::shared_ring::SharedRing;
 use super::one_connection::{is_readable_now, stop_pipe, wait_readable, Stop, Worker};
 use super::processes::{check_single_threaded, ChildExits, Children};
 use super::shared_counters::SharedCounters;
@@ -79,7 +80,21 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
     // Made once here and inherited by every worker: a worker's writes copy only the pages they
     // touch (one of the read buffer's for a small request), where a buffer allocated (and
     // zeroed) in each worker would cost it all 64 KiB.
+    // With --live, each worker process gets its own ring: this one, empty, copied by fork (the
+    // parent never reads it). Frames are a function of the stream's epoch, so the processes'
+    // rings agree on every byte; each builds the frames its own viewer needs.
+    let ring = site.live().map(SharedRing::for_stream);
     let mut template = Worker::new(site, config, stop.fd(), &totals);
+    if let (Some(live), Some(ring)) = (site.live(), ring.as_ref()) {
+        template = template.with_live(live, ring, true);
+    }
+    let total_now = || {
+        let mut total = totals.total();
+        if let Some(ring) = ring.as_ref() {
+            ring.report_into(&mut total.live, Instant::now(), false);
+        }
+        total
+    };
     let mut start_worker = |children: &mut Children, announcer: &mut Option<_>| {
         children.fork(|| {
             drop(announcer.take()); // the parent's copy must be the last one
@@ -116,7 +131,7 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
                 &signals.snapshot,
                 stats.as_deref_mut(),
                 site.rules(),
-                || totals.total(),
+                &total_now,
             );
         }
         if exited {
@@ -144,7 +159,7 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
                 &signals.snapshot,
                 stats.as_deref_mut(),
                 site.rules(),
-                || totals.total(),
+                &total_now,
             )
         },
     );
@@ -152,7 +167,11 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
     // and its connection counted as a server-first close by `final_total`.
     children.kill_all(|_| {});
     // The parent counts nothing itself: workers count their accepts too.
-    Ok(totals.final_total(&Counters::new(site.rules().count())))
+    let mut total = totals.final_total(&Counters::new(site.rules().count()));
+    if let Some(ring) = ring.as_ref() {
+        ring.report_into(&mut total.live, Instant::now(), false);
+    }
+    Ok(total)
 }
 
 /// A worker's life: accept a connection, serve it to its end, again, until the stop. Returns

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 
 use crate::http::Status;
-use crate::stats::{CloseSide, Counters};
+use crate::stats::{CloseSide, Counters, LiveCounters, LiveGauges, LIVE_BUCKETS};
 
 /// Fixed words before the per-rule hotlink counters; see the `*_AT` offsets.
 const STATUS_AT: usize = 0;
@@ -25,7 +25,19 @@ const ACCEPT_PAUSES_AT: usize = TIMEOUTS_AT + 4;
 const OPEN_AT: usize = ACCEPT_PAUSES_AT + 1;
 /// The most connections open at once so far.
 const PEAK_AT: usize = OPEN_AT + 1;
-const HOTLINK_AT: usize = PEAK_AT + 1;
+/// The live counters, in [`LiveCounters`] order: `frames_published` (kept as the largest value
+/// published, not a sum: every worker's ring publishes the same frames), then the 8 counts
+/// from `source_late` to `fifo_cap_kicks`.
+const LIVE_PUBLISHED_AT: usize = PEAK_AT + 1;
+const LIVE_COUNTS_AT: usize = LIVE_PUBLISHED_AT + 1;
+const LIVE_DISPATCH_AT: usize = LIVE_COUNTS_AT + 8;
+const LIVE_SPREAD_AT: usize = LIVE_DISPATCH_AT + LIVE_BUCKETS;
+/// The live gauges as sums of what each worker contributes now ([`LiveGauges`] order, the peak
+/// excluded): viewers, queue bytes, unsent bytes, unacked bytes, frames alive.
+const LIVE_GAUGES_AT: usize = LIVE_SPREAD_AT + LIVE_BUCKETS;
+/// The most frames alive at once (the sum over the workers' rings), raised as the sum grows.
+const LIVE_ALIVE_PEAK_AT: usize = LIVE_GAUGES_AT + 5;
+const HOTLINK_AT: usize = LIVE_ALIVE_PEAK_AT + 1;
 
 /// [`Counters`] as atomic `u64` words in shared memory, plus a gauge of connections open now
 /// and its peak. Survives `fork`: parent and children see the same words. Adds are `Relaxed`:
@@ -84,6 +96,7 @@ impl SharedCounters {
             hotlink_alternates,
             timeouts,
             accept_pauses,
+            live,
         } = local;
         let words = self.words();
         let add = |at: usize, value: &mut u64| {
@@ -104,6 +117,45 @@ impl SharedCounters {
             add(TIMEOUTS_AT + i, n);
         }
         add(ACCEPT_PAUSES_AT, accept_pauses);
+        // Destructured for the same reason as above. The gauges are not moved here: a worker
+        // contributes its share of them with `set_live_gauges`.
+        let LiveCounters {
+            frames_published,
+            source_late,
+            viewers_joined,
+            frames_sent,
+            bytes_sent,
+            frames_skipped,
+            frames_dropped,
+            kicks,
+            fifo_cap_kicks,
+            dispatch_delay_log2_us,
+            spread_log2_us,
+            gauges: _,
+        } = live;
+        if *frames_published != 0 {
+            words[LIVE_PUBLISHED_AT].fetch_max(*frames_published, Ordering::Relaxed);
+            *frames_published = 0;
+        }
+        let counts = [
+            source_late,
+            viewers_joined,
+            frames_sent,
+            bytes_sent,
+            frames_skipped,
+            frames_dropped,
+            kicks,
+            fifo_cap_kicks,
+        ];
+        for (i, n) in counts.into_iter().enumerate() {
+            add(LIVE_COUNTS_AT + i, n);
+        }
+        for (i, n) in dispatch_delay_log2_us.iter_mut().enumerate() {
+            add(LIVE_DISPATCH_AT + i, n);
+        }
+        for (i, n) in spread_log2_us.iter_mut().enumerate() {
+            add(LIVE_SPREAD_AT + i, n);
+        }
         for (i, n) in hotlink_alternates
             .iter_mut()
             .take(self.rule_count)
@@ -111,6 +163,36 @@ impl SharedCounters {
         {
             add(HOTLINK_AT + i, n);
         }
+    }
+
+    /// Moves one worker's share of the live gauges from `contributed` (what it added so far) to
+    /// `now` (its viewer's values now, frames alive in rings it reports for), so that the
+    /// shared words hold the sum over workers. `now.frames_alive_peak` is ignored: the peak is
+    /// the most the summed `frames_alive_now` reached. A worker whose viewer ends moves to zero.
+    pub fn set_live_gauges(&self, contributed: &mut LiveGauges, now: LiveGauges) {
+        let words = self.words();
+        let pairs = [
+            (contributed.viewers_now, now.viewers_now),
+            (contributed.queue_bytes_now, now.queue_bytes_now),
+            (contributed.unsent_bytes_now, now.unsent_bytes_now),
+            (contributed.unacked_bytes_now, now.unacked_bytes_now),
+            (contributed.frames_alive_now, now.frames_alive_now),
+        ];
+        for (i, (old, new)) in pairs.into_iter().enumerate() {
+            if old != new {
+                // Two's-complement wrapping add: a negative change subtracts exactly.
+                let sum = words[LIVE_GAUGES_AT + i]
+                    .fetch_add(new.wrapping_sub(old), Ordering::Relaxed)
+                    .wrapping_add(new.wrapping_sub(old));
+                if i == 4 {
+                    words[LIVE_ALIVE_PEAK_AT].fetch_max(sum, Ordering::Relaxed);
+                }
+            }
+        }
+        *contributed = LiveGauges {
+            frames_alive_peak: 0,
+            ..now
+        };
     }
 
     /// One more connection open; raises the peak if this is the most so far. Returns the
@@ -150,6 +232,35 @@ impl SharedCounters {
             *n = load(TIMEOUTS_AT + i);
         }
         counters.accept_pauses = load(ACCEPT_PAUSES_AT);
+        let live = &mut counters.live;
+        live.frames_published = load(LIVE_PUBLISHED_AT);
+        let counts = [
+            &mut live.source_late,
+            &mut live.viewers_joined,
+            &mut live.frames_sent,
+            &mut live.bytes_sent,
+            &mut live.frames_skipped,
+            &mut live.frames_dropped,
+            &mut live.kicks,
+            &mut live.fifo_cap_kicks,
+        ];
+        for (i, n) in counts.into_iter().enumerate() {
+            *n = load(LIVE_COUNTS_AT + i);
+        }
+        for (i, n) in live.dispatch_delay_log2_us.iter_mut().enumerate() {
+            *n = load(LIVE_DISPATCH_AT + i);
+        }
+        for (i, n) in live.spread_log2_us.iter_mut().enumerate() {
+            *n = load(LIVE_SPREAD_AT + i);
+        }
+        live.gauges = LiveGauges {
+            viewers_now: load(LIVE_GAUGES_AT),
+            queue_bytes_now: load(LIVE_GAUGES_AT + 1),
+            unsent_bytes_now: load(LIVE_GAUGES_AT + 2),
+            unacked_bytes_now: load(LIVE_GAUGES_AT + 3),
+            frames_alive_now: load(LIVE_GAUGES_AT + 4),
+            frames_alive_peak: load(LIVE_ALIVE_PEAK_AT),
+        };
         for (i, n) in counters.hotlink_alternates.iter_mut().enumerate() {
             *n = load(HOTLINK_AT + i);
         }
@@ -252,5 +363,71 @@ mod tests {
         assert_eq!(total.connections_peak, 2);
         assert_eq!(total.closes[CloseSide::ClientFirst as usize], 1);
         assert_eq!(total.closes[CloseSide::ServerFirst as usize], 2);
+    }
+
+    #[test]
+    fn live_counts_add_up_across_a_fork_and_gauges_sum_each_workers_share() {
+        let shared = SharedCounters::new(1).unwrap();
+        let mut local = Counters::new(1);
+        local.live.frames_published = 10;
+        local.live.frames_sent = 3;
+        local.live.fifo_cap_kicks = 1;
+        local.live.dispatch_delay_log2_us[4] = 2;
+        local.live.spread_log2_us[23] = 1;
+        shared.publish(&mut local);
+        assert_eq!(local.live, LiveCounters::default(), "publishing zeroes them");
+        let mut mine = LiveGauges::default();
+        let viewer = |queue, unsent, unacked, alive| LiveGauges {
+            viewers_now: 1,
+            queue_bytes_now: queue,
+            unsent_bytes_now: unsent,
+            unacked_bytes_now: unacked,
+            frames_alive_now: alive,
+            frames_alive_peak: 99,
+        };
+        shared.set_live_gauges(&mut mine, viewer(3072, 100, 200, 2));
+
+        // SAFETY: as in `published_counts_add_up_across_a_fork`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let mut child = Counters::new(1);
+            child.live.frames_published = 12;
+            child.live.frames_sent = 4;
+            child.live.dispatch_delay_log2_us[4] = 1;
+            shared.publish(&mut child);
+            let mut theirs = LiveGauges::default();
+            shared.set_live_gauges(&mut theirs, viewer(0, 50, 60, 3));
+            // SAFETY: leaves the child without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+
+        let live = shared.total().live;
+        assert_eq!(live.frames_published, 12, "the largest, not the sum");
+        assert_eq!(live.frames_sent, 7);
+        assert_eq!(live.fifo_cap_kicks, 1);
+        assert_eq!(live.dispatch_delay_log2_us[4], 3);
+        assert_eq!(live.spread_log2_us[23], 1);
+        assert_eq!(
+            live.gauges,
+            LiveGauges {
+                viewers_now: 2,
+                queue_bytes_now: 3072,
+                unsent_bytes_now: 150,
+                unacked_bytes_now: 260,
+                frames_alive_now: 5,
+                frames_alive_peak: 5,
+            }
+        );
+        // The parent's viewer shrinks its queue, then leaves: its share goes, the peak stays.
+        shared.set_live_gauges(&mut mine, viewer(1000, 0, 10, 1));
+        assert_eq!(shared.total().live.gauges.queue_bytes_now, 1000);
+        shared.set_live_gauges(&mut mine, LiveGauges::default());
+        let gauges = shared.total().live.gauges;
+        assert_eq!((gauges.viewers_now, gauges.queue_bytes_now), (1, 0));
+        assert_eq!((gauges.frames_alive_now, gauges.frames_alive_peak), (3, 5));
     }
 }

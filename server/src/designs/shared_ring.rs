@@ -8,22 +8,22 @@
 //! copy (inherited empty at fork, the parent never publishes) and still agree on every byte.
 //!
 //! Lazy publication builds a frame only when a viewer looks: frames due while nobody watched
-//! are never built, so `frames_published` counts frames built, and `source_late` counts only
-//! publications that were late for a viewer waiting on them (see [`SharedRing::begin_wait`]),
-//! never the catch-up after an idle spell.
+//! are never built. So the designs report `frames_published` from the clock
+//! ([`SharedRing::frames_due`]: every frame due since the epoch, as the `loop` publishes them),
+//! and `source_late` counts only publications that were late for a viewer waiting on them (see
+//! [`SharedRing::begin_wait`]), never the catch-up after an idle spell.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use crate::live::{Frame, FrameRing, FrameSource, LiveConfig};
+use crate::live::{Frame, FrameRing, FrameSource, LiveConfig, LiveStream};
+use crate::stats::LiveCounters;
 
 /// What a ring counted since the last [`SharedRing::take_counts`]: the deltas a worker adds to
 /// its own counters before publishing them to the shared totals.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RingCounts {
-    /// Frames built (`frames_published`).
-    pub published: u64,
     /// Publications that found more than one frame due while a viewer waited (`source_late`).
     pub source_late: u64,
     /// Finished per-frame spreads in microseconds (`spread_log2_us` samples): for each frame a
@@ -68,7 +68,6 @@ struct Spread {
 /// Counts not yet taken by [`SharedRing::take_counts`].
 #[derive(Debug, Default)]
 struct Pending {
-    published_taken: u64,
     source_late: u64,
     spread: Spread,
 }
@@ -104,6 +103,24 @@ impl SharedRing {
             next_seq: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
             pending: Mutex::default(),
+        }
+    }
+
+    /// An empty ring of the server's live `stream` (its settings and epoch).
+    pub fn for_stream(stream: &LiveStream) -> SharedRing {
+        SharedRing::new(stream.config.clone(), stream.epoch, stream.epoch_unix_us)
+    }
+
+    /// Puts what the design reports for the stream itself into `live` at `now`:
+    /// `frames_published` from the clock ([`SharedRing::frames_due`]), and, when `shared` (one
+    /// ring read by every thread, whose workers report no frames alive), this ring's frames
+    /// alive now and at peak, added to the gauges.
+    pub fn report_into(&self, live: &mut LiveCounters, now: Instant, shared: bool) {
+        live.frames_published = live.frames_published.max(self.frames_due(now));
+        if shared {
+            let (alive, peak) = self.frames_alive();
+            live.gauges.frames_alive_now += alive;
+            live.gauges.frames_alive_peak += peak;
         }
     }
 
@@ -192,18 +209,26 @@ impl SharedRing {
         }
     }
 
-    /// Counts since the last call (each count goes to exactly one caller): frames built,
-    /// late publications, finished spreads.
+    /// Counts since the last call (each count goes to exactly one caller): late
+    /// publications, finished spreads.
     pub fn take_counts(&self) -> RingCounts {
-        let published = self.read().published();
         let mut pending = self.pending();
-        let counts = RingCounts {
-            published: published - pending.published_taken,
+        RingCounts {
             source_late: std::mem::take(&mut pending.source_late),
             spreads_us: std::mem::take(&mut pending.spread.done),
-        };
-        pending.published_taken = published;
-        counts
+        }
+    }
+
+    /// Frames built so far (lazily: only frames someone read; see the module doc).
+    pub fn built(&self) -> u64 {
+        self.read().published()
+    }
+
+    /// Frames due by `now` since the epoch, `seq` 0 included: the `frames_published` of the
+    /// stream as its clock publishes it, which the `loop` (publishing every period) reports, and
+    /// what viewers' sent plus skipped frames add up to.
+    pub fn frames_due(&self, now: Instant) -> u64 {
+        self.due_seq(now) + 1
     }
 
     /// Distinct frames alive now and at peak (the ring's plus those only viewers still hold):
@@ -277,10 +302,9 @@ mod tests {
             ring.next_publication(epoch + Duration::from_millis(150)).1,
             epoch + Duration::from_millis(200)
         );
-        let counts = ring.take_counts();
-        assert_eq!(counts.published, 2);
-        assert_eq!(counts.source_late, 0, "nobody waited");
-        assert_eq!(ring.take_counts().published, 0, "taken once");
+        assert_eq!(ring.built(), 2);
+        assert_eq!(ring.frames_due(epoch + Duration::from_millis(150)), 2);
+        assert_eq!(ring.take_counts().source_late, 0, "nobody waited");
     }
 
     #[test]
@@ -297,7 +321,8 @@ mod tests {
             counts.source_late, 1,
             "frames 51 and 52 were due for a waiter"
         );
-        assert_eq!(counts.published, 1);
+        assert_eq!(ring.take_counts().source_late, 0, "taken once");
+        assert_eq!(ring.built(), 2, "frames 50 and 52, under `latest`");
     }
 
     #[test]
@@ -360,7 +385,7 @@ mod tests {
                 .collect();
             readers.into_iter().map(|r| r.join().unwrap()).collect()
         });
-        let built = ring.take_counts().published;
+        let built = ring.built();
         let newest = ring.read().newest().unwrap().seq;
         assert_eq!(
             built,

@@ -18,6 +18,7 @@ use rustix::net::{accept_with, SocketFlags};
 
 use super::event_loop::is_transient_accept_error;
 use super::event_loop::loop_error;
+use super::one_connection::shared_ring::SharedRing;
 use super::one_connection::{pause_accepting, stop_pipe, timespec, Worker};
 use super::shared_counters::SharedCounters;
 use super::write_snapshot;
@@ -71,6 +72,17 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
         .map_err(|e| loop_error("creating the thread-end eventfd")(e.into()))?;
     // The main thread's own counts: accepts, accept pauses, connections it could not start.
     let mut counters = Counters::new(site.rules().count());
+    // With --live: one ring for every connection thread, published lazily by the first viewer
+    // that needs a due frame (no publishing thread).
+    let ring = site.live().map(SharedRing::for_stream);
+    let ring = ring.as_ref();
+    let running_total = |counters: &Counters| {
+        let mut total = totals.running_total(counters);
+        if let Some(ring) = ring {
+            ring.report_into(&mut total.live, Instant::now(), true);
+        }
+        total
+    };
 
     std::thread::scope(|scope| {
         let mut accept_paused_until: Option<Instant> = None;
@@ -99,7 +111,7 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
                     &signals.snapshot,
                     stats.as_deref_mut(),
                     site.rules(),
-                    || totals.running_total(&counters),
+                    || running_total(&counters),
                 );
             }
             if ready[2] {
@@ -132,7 +144,11 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
                     .stack_size(CONNECTION_STACK_BYTES)
                     .spawn_scoped(scope, move || {
                         let _end = ThreadEnd { ended };
-                        Worker::new(site, config, stop.fd(), totals).serve(stream);
+                        let mut worker = Worker::new(site, config, stop.fd(), totals);
+                        if let (Some(live), Some(ring)) = (site.live(), ring) {
+                            worker = worker.with_live(live, ring, false);
+                        }
+                        worker.serve(stream);
                     });
                 if let Err(e) = started {
                     // Out of threads or memory: the connection is closed unserved, and
@@ -168,10 +184,14 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
                     &signals.snapshot,
                     stats.as_deref_mut(),
                     site.rules(),
-                    || totals.running_total(&counters),
+                    || running_total(&counters),
                 );
             }
         }
     });
-    Ok(totals.final_total(&counters))
+    let mut total = totals.final_total(&counters);
+    if let Some(ring) = ring {
+        ring.report_into(&mut total.live, Instant::now(), true);
+    }
+    Ok(total)
 }

@@ -11,6 +11,14 @@
 //! through `Write`, whose slices the kernel may not keep) and a close that waits for the last
 //! send to finish.
 //!
+//! With `--live` the loop owns a [`FrameRing`], as the `loop` design does: it publishes the
+//! frames due at each wake-up (the next one bounds the wait) and drives the viewers waiting for
+//! a frame. Each frame a viewer is sent is copied into its send queue (see `stream`). A viewer
+//! takes its next frame by the same rule as in every design, fewer than the mark unsent, where
+//! unsent counts the bytes queued here too; one that must wait is driven again when its queued
+//! bytes are sent, or, with nothing queued and the kernel holding the mark unsent, when a
+//! one-shot POLLOUT poll completes (no send would complete to wake it).
+//!
 //! Deadlines are the loop's own `Deadlines`; the nearest is the wait's timeout
 //! (`IORING_ENTER_EXT_ARG`). SIGINT/SIGTERM and SIGUSR1 arrive as multishot polls of the
 //! [`crate::SignalSockets`]. `--max-conns` cancels the accept at the limit; connections the kernel
@@ -22,7 +30,7 @@
 
 mod stream;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -33,7 +41,8 @@ use slab::Slab;
 use self::stream::{BufRing, ConnIo, OpState, UringStream};
 use super::event_loop::loop_error;
 use super::Serving;
-use crate::conn::{CloseMode, ConnSettings, Connection, LoopShared, Step};
+use crate::conn::{CloseMode, ConnSettings, Connection, LiveShared, LoopShared, Step};
+use crate::live::{FrameRing, FrameSource, LiveStream, Policy};
 use crate::site::Site;
 use crate::stats::{CloseSide, Counters, StatsFile};
 use crate::timers::{Deadlines, TimerKind};
@@ -79,6 +88,8 @@ enum Op {
     Send = 5,
     /// The completion of an `AsyncCancel`: the cancelled request's own completion follows.
     Cancel = 6,
+    /// A live viewer's one-shot POLLOUT: the kernel holds less than half the mark unsent.
+    Writable = 7,
 }
 
 impl Op {
@@ -94,6 +105,7 @@ impl Op {
             4 => Op::Recv,
             5 => Op::Send,
             6 => Op::Cancel,
+            7 => Op::Writable,
             _ => return None,
         };
         Some((op, (user_data & u32::MAX as u64) as usize))
@@ -150,6 +162,25 @@ struct UringLoop<'a, 'site> {
     stats: Option<&'a mut StatsFile>,
     /// A failure met where it cannot be returned at once (submitting from deep in a handler).
     fatal: Option<ServerError>,
+    /// The live stream's ring and waiting viewers, with `--live`.
+    live: Option<LiveLoop<'site>>,
+}
+
+/// The loop's share of the live stream: its ring and the viewers waiting for a frame.
+struct LiveLoop<'site> {
+    stream: &'site LiveStream,
+    ring: FrameRing,
+    /// Slab keys of the viewers that answered [`Step::AwaitFrame`]; a key leaves at its next
+    /// step, a close included, before the slab can hand it to a new connection.
+    waiters: BTreeSet<usize>,
+}
+
+/// What the loop lends its connections of the live stream: the stream and its ring.
+fn live_shared<'a>(live: &'a Option<LiveLoop<'_>>) -> Option<LiveShared<'a>> {
+    live.as_ref().map(|live| LiveShared {
+        stream: live.stream,
+        source: &live.ring,
+    })
 }
 
 /// Serves until SIGINT/SIGTERM and the grace period are over, as the `loop` design does, on
@@ -216,8 +247,14 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
         snapshot_due: false,
         stats,
         fatal: None,
+        live: site.live().map(|stream| LiveLoop {
+            stream,
+            ring: stream.ring(),
+            waiters: BTreeSet::new(),
+        }),
     };
     let outcome = uring.run();
+    uring.update_live_gauges();
     uring.teardown();
     outcome.map(|()| uring.counters)
 }
@@ -329,6 +366,7 @@ impl<'site> UringLoop<'_, 'site> {
             while let Some((key, kind)) = self.deadlines.pop_expired(now) {
                 self.expire(key, kind, now);
             }
+            self.publish(now);
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
             }
@@ -357,10 +395,15 @@ impl<'site> UringLoop<'_, 'site> {
         if !self.yielded.is_empty() {
             return Some(Duration::ZERO);
         }
+        let publication = self
+            .live
+            .as_ref()
+            .map(|live| live.stream.next_publication(&live.ring));
         [
             self.deadlines.next_deadline(),
             self.accept_paused_until,
             self.shutdown_deadline,
+            publication,
         ]
         .into_iter()
         .flatten()
@@ -485,6 +528,7 @@ impl<'site> UringLoop<'_, 'site> {
             }
             Op::Recv => self.on_recv(key, result, flags, last, now)?,
             Op::Send => self.on_send(key, result, now),
+            Op::Writable => self.on_writable(key, now),
             Op::Cancel => {}
         }
         Ok(())
@@ -684,6 +728,7 @@ impl<'site> UringLoop<'_, 'site> {
             counters: &mut self.counters,
             path_scratch: &mut self.path_scratch,
             shutting_down: self.shutdown_deadline.is_some(),
+            live: live_shared(&self.live),
         };
         let step = conn.on_ready(
             &mut stream,
@@ -718,6 +763,7 @@ impl<'site> UringLoop<'_, 'site> {
             counters: &mut self.counters,
             path_scratch: &mut self.path_scratch,
             shutting_down: self.shutdown_deadline.is_some(),
+            live: live_shared(&self.live),
         };
         let step = conn.on_timer(kind, &mut stream, &mut shared);
         // A timer's close drops the bytes still queued here, except the end of a `pause`: that
@@ -729,10 +775,26 @@ impl<'site> UringLoop<'_, 'site> {
 
     /// Carries out `step`. `timed_out`: it answers a timer, so a close drops unsent bytes.
     fn apply(&mut self, key: usize, step: Step, now: Instant, timed_out: bool) {
+        if let Some(live) = self.live.as_mut() {
+            // A key waits for a frame only after `AwaitFrame`, until its next step.
+            live.waiters.remove(&key);
+        }
         match step {
             Step::Wait { timer, restart } => {
                 if restart || self.deadlines.armed(key) != Some(timer) {
                     self.deadlines.arm(key, timer, now);
+                }
+                if timer == TimerKind::Send {
+                    self.await_writable(key);
+                }
+                self.after_io(key);
+            }
+            Step::AwaitFrame => {
+                // No timer: the next publication drives it. The receive stays armed, so the
+                // client's FIN still ends the stream meanwhile.
+                self.deadlines.disarm(key);
+                if let Some(live) = self.live.as_mut() {
+                    live.waiters.insert(key);
                 }
                 self.after_io(key);
             }
@@ -746,6 +808,149 @@ impl<'site> UringLoop<'_, 'site> {
                 self.begin_close(key, now, timed_out);
             }
         }
+    }
+
+    /// A connection waits to write. With bytes queued, the send's completion drives it
+    /// (`write_blocked`). A live viewer with nothing queued waits because the kernel holds its
+    /// mark unsent: no send will complete to wake it, so a one-shot POLLOUT poll does.
+    fn await_writable(&mut self, key: usize) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        if slot.io.unsent() > 0 || slot.io.send_in_flight {
+            slot.io.write_blocked = true;
+            return;
+        }
+        let viewer = slot.conn.as_ref().is_some_and(|conn| conn.is_viewer());
+        if !viewer || slot.io.poll_out != OpState::Idle {
+            return;
+        }
+        slot.io.poll_out = OpState::Armed;
+        let entry = opcode::PollAdd::new(types::Fd(slot.fd.as_raw_fd()), libc::POLLOUT as u32)
+            .build()
+            .user_data(Op::Writable.user_data(key));
+        self.push(entry);
+    }
+
+    /// A live viewer's POLLOUT poll completed (or was cancelled): drive it, or finish its close.
+    fn on_writable(&mut self, key: usize, now: Instant) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        slot.io.poll_out = OpState::Idle;
+        if slot.conn.is_none() {
+            self.finish_close(key);
+        } else {
+            self.drive(key, now);
+        }
+    }
+
+    /// Publishes the frames due at `now`; then, under `queue:BYTES:disconnect`, kicks every
+    /// viewer now too far behind, and drives the viewers that were waiting for a frame (their
+    /// frame is copied into their send queues, all sent by the next enter), counting the
+    /// spread: the frame's due instant to the copy for the last of them. As the `loop` does.
+    fn publish(&mut self, now: Instant) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        if live.ring.publish(live.stream.since_epoch(now)) == 0 {
+            return;
+        }
+        self.counters.live.frames_published = live.ring.published();
+        self.counters.live.source_late = live.ring.source_late();
+        let due = live
+            .ring
+            .newest()
+            .map_or(now, |frame| live.stream.due(frame.seq));
+        if matches!(
+            live.stream.config.policy,
+            Policy::QueueBytesDisconnect { .. }
+        ) {
+            let viewers: Vec<usize> = self
+                .slots
+                .iter()
+                .filter(|(_, slot)| slot.conn.as_ref().is_some_and(|conn| conn.is_viewer()))
+                .map(|(key, _)| key)
+                .collect();
+            for key in viewers {
+                let Some(conn) = self.slots[key].conn.as_mut() else {
+                    continue;
+                };
+                let mut shared = LoopShared {
+                    site: self.site,
+                    settings: &self.settings,
+                    counters: &mut self.counters,
+                    path_scratch: &mut self.path_scratch,
+                    shutting_down: self.shutdown_deadline.is_some(),
+                    live: live_shared(&self.live),
+                };
+                if let Some(step) = conn.on_publish(&mut shared) {
+                    self.apply(key, step, now, false);
+                }
+            }
+        }
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let waiters = std::mem::take(&mut live.waiters);
+        if waiters.is_empty() {
+            return;
+        }
+        for key in waiters {
+            self.drive_frame(key, now);
+        }
+        let spread = Instant::now().saturating_duration_since(due);
+        self.counters.live.count_spread(spread);
+    }
+
+    /// Hands a waiting viewer the frame just published.
+    fn drive_frame(&mut self, key: usize, now: Instant) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let Some(conn) = slot.conn.as_mut() else {
+            return;
+        };
+        let mut stream = UringStream {
+            fd: slot.fd.as_fd(),
+            io: &mut slot.io,
+            buffers: &mut self.buffers,
+        };
+        let mut shared = LoopShared {
+            site: self.site,
+            settings: &self.settings,
+            counters: &mut self.counters,
+            path_scratch: &mut self.path_scratch,
+            shutting_down: self.shutdown_deadline.is_some(),
+            live: live_shared(&self.live),
+        };
+        let step = conn.on_frame(&mut stream, &mut shared);
+        self.apply(key, step, now, false);
+    }
+
+    /// Sets the live gauges to the values of now: viewers, their lag and kernel queues (two
+    /// ioctls each, plus the bytes queued here as unsent), frames alive. Before each snapshot.
+    fn update_live_gauges(&mut self) {
+        let Some(live) = &self.live else {
+            return;
+        };
+        let mut gauges = crate::stats::LiveGauges::default();
+        for (_, slot) in self.slots.iter_mut() {
+            let Some(conn) = slot.conn.as_ref() else {
+                continue;
+            };
+            let stream = UringStream {
+                fd: slot.fd.as_fd(),
+                io: &mut slot.io,
+                buffers: &mut self.buffers,
+            };
+            conn.add_live_gauges(&stream, &live.ring, &mut gauges);
+        }
+        gauges.frames_alive_now = live.ring.tally().alive();
+        gauges.frames_alive_peak = live.ring.tally().peak();
+        self.counters.live.gauges = gauges;
+        self.counters.live.frames_published = live.ring.published();
+        self.counters.live.source_late = live.ring.source_late();
     }
 
     /// Submits what a step left to do: the queued bytes' send, and the receive armed (or
@@ -807,6 +1012,11 @@ impl<'site> UringLoop<'_, 'site> {
         slot.conn = None;
         slot.aborting = abort;
         slot.io.release_received(&mut self.buffers);
+        if slot.io.poll_out == OpState::Armed {
+            slot.io.poll_out = OpState::Cancelling;
+            self.cancel(Op::Writable.user_data(key), key);
+        }
+        let slot = &mut self.slots[key];
         if slot.io.recv == OpState::Armed {
             // A request in flight holds the socket open: close(2) alone would not end it.
             slot.io.recv = OpState::Cancelling;
@@ -835,7 +1045,11 @@ impl<'site> UringLoop<'_, 'site> {
         let Some(slot) = self.slots.get(key) else {
             return;
         };
-        if slot.conn.is_some() || slot.io.recv != OpState::Idle || slot.io.send_in_flight {
+        if slot.conn.is_some()
+            || slot.io.recv != OpState::Idle
+            || slot.io.send_in_flight
+            || slot.io.poll_out != OpState::Idle
+        {
             return;
         }
         self.deadlines.disarm(key);
@@ -846,6 +1060,7 @@ impl<'site> UringLoop<'_, 'site> {
 
     /// Drains SIGUSR1's socket and writes one snapshot, as the `loop` design does.
     fn write_snapshot(&mut self) {
+        self.update_live_gauges();
         super::write_snapshot(
             &self.snapshot_signal,
             self.stats.as_deref_mut(),
@@ -932,6 +1147,7 @@ mod tests {
             Op::Recv,
             Op::Send,
             Op::Cancel,
+            Op::Writable,
         ] {
             for key in [0, 1, 4095, u32::MAX as usize] {
                 assert_eq!(Op::decode(op.user_data(key)), Some((op, key)));

@@ -2,6 +2,16 @@
 //! the kernel receives into ([`BufRing`]), one connection's bytes in and out ([`ConnIo`]), and
 //! the [`Transport`] the shared state machine is handed ([`UringStream`]), which reads bytes
 //! already received and queues bytes for the next `IORING_OP_SEND`.
+//!
+//! Live viewers (`--live`) go through the same queue: each frame a viewer is sent is copied
+//! into its queue (one copy per viewer per frame, where the other designs hand the kernel the
+//! shared `Arc<Frame>` bytes directly; a zero-copy send would need the frame kept alive until the
+//! send's completion). The queued bytes count as unsent ([`UringStream::unsent_bytes`]:
+//! SIOCOUTQNSD plus the queue), so a viewer takes its next frame only when kernel and queue
+//! together hold less than the mark, as on a plain socket; and a write while a send is in the
+//! kernel says WouldBlock, so the queue holds at most about one frame beyond the mark. A viewer
+//! is ready again when the queue has been sent (the send completion drives it) or, with the
+//! queue empty, when the kernel's unsent bytes fall under the mark (POLLOUT).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -15,7 +25,7 @@ use io_uring::types::BufRingEntry;
 use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 
 use crate::conn::Transport;
-use crate::designs::socket::unacked_bytes;
+use crate::designs::socket::{poll_writable, set_notsent_lowat, unacked_bytes, unsent_bytes};
 
 /// Bytes of one receive buffer: a page, which holds any ordinary request head (browsers send
 /// 300 to 800 bytes, Flash's and the SPECweb96 requests less); longer input spans buffers.
@@ -208,8 +218,13 @@ pub struct ConnIo {
     pub send_in_flight: bool,
     /// A send failed with this errno (EPIPE, ECONNRESET): every later write and read fails.
     pub send_error: Option<i32>,
-    /// A write said WouldBlock: drive the connection once the queue is sent.
+    /// A write said WouldBlock, or a live viewer waits for the kernel to take its frame: drive
+    /// the connection once the queue is sent.
     pub write_blocked: bool,
+    /// A one-shot `IORING_OP_POLL_ADD` for POLLOUT is in the kernel: a live viewer whose queue
+    /// is empty waits for the kernel's unsent bytes to fall under the mark (under
+    /// `TCP_NOTSENT_LOWAT`, POLLOUT means fewer than half the mark unsent, Linux a74f0fa082b7).
+    pub poll_out: OpState,
     /// `shutdown(SHUT_WR)` was asked with bytes still queued: done once they are sent. A cell
     /// because [`Transport::shutdown_write`] takes `&self`.
     pub shutdown_after_send: Cell<bool>,
@@ -235,6 +250,7 @@ impl ConnIo {
             send_in_flight: false,
             send_error: None,
             write_blocked: false,
+            poll_out: OpState::Idle,
             shutdown_after_send: Cell::new(false),
         }
     }
@@ -414,6 +430,21 @@ impl Transport for UringStream<'_> {
     fn set_nodelay(&self) -> io::Result<()> {
         socket2::SockRef::from(&self.fd).set_nodelay(true)
     }
+
+    /// SIOCOUTQNSD plus the bytes still queued here: none of them has left yet.
+    fn unsent_bytes(&self) -> io::Result<usize> {
+        Ok(unsent_bytes(self.fd)? + self.io.unsent())
+    }
+
+    fn set_notsent_lowat(&self, bytes: u32) -> io::Result<()> {
+        set_notsent_lowat(self.fd, bytes)
+    }
+
+    /// Writable only with nothing queued here (a write would otherwise wait behind the queue)
+    /// and a writable socket.
+    fn poll_writable(&self) -> io::Result<bool> {
+        Ok(self.io.unsent() == 0 && !self.io.send_in_flight && poll_writable(self.fd)?)
+    }
 }
 
 #[cfg(test)]
@@ -520,5 +551,24 @@ mod tests {
         stream.write_all(b"reply").unwrap();
         stream.shutdown_write().unwrap();
         assert!(io.shutdown_after_send.get());
+    }
+
+    #[test]
+    fn unsent_bytes_count_the_queue_and_the_kernels_unsent_part() {
+        let mut buffers = BufRing::new().unwrap();
+        let mut io = ConnIo::new();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sock = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _peer = listener.accept().unwrap();
+        let mut stream = UringStream {
+            fd: sock.as_fd(),
+            io: &mut io,
+            buffers: &mut buffers,
+        };
+        stream.set_notsent_lowat(4096).unwrap();
+        assert!(stream.poll_writable().unwrap(), "nothing queued, an empty socket");
+        stream.write_all(&[7u8; 3000]).unwrap();
+        assert_eq!(stream.unsent_bytes().unwrap(), 3000, "all of it still queued here");
+        assert!(!stream.poll_writable().unwrap(), "a write would wait behind the queue");
     }
 }
