@@ -179,6 +179,9 @@ impl<'a, 'site> Worker<'a, 'site> {
                 }
                 Step::Close(side) => return self.close(side),
                 Step::Wait { timer, restart } => (timer, restart),
+                Step::AwaitFrame => {
+                    unreachable!("designs::preflight refuses --live for threads and prefork")
+                }
             };
             if restart || armed.map(|a| a.kind) != Some(kind) {
                 armed = Some(self.arm(kind, now));
@@ -235,6 +238,7 @@ impl<'a, 'site> Worker<'a, 'site> {
             counters: &mut self.counters,
             path_scratch: &mut self.path_scratch,
             shutting_down: self.stop_seen.is_some(),
+            live: None,
         };
         conn.on_ready(stream, &mut shared, &mut self.read_buf, true)
     }
@@ -251,6 +255,7 @@ impl<'a, 'site> Worker<'a, 'site> {
             counters: &mut self.counters,
             path_scratch: &mut self.path_scratch,
             shutting_down: self.stop_seen.is_some(),
+            live: None,
         };
         conn.on_timer(kind, stream, &mut shared)
     }

@@ -84,6 +84,8 @@ impl SharedCounters {
             hotlink_alternates,
             timeouts,
             accept_pauses,
+            // Not shared yet: designs::preflight refuses --live for threads and prefork.
+            live: _,
         } = local;
         let words = self.words();
         let add = |at: usize, value: &mut u64| {

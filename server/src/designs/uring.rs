@@ -684,6 +684,7 @@ impl<'site> UringLoop<'_, 'site> {
             counters: &mut self.counters,
             path_scratch: &mut self.path_scratch,
             shutting_down: self.shutdown_deadline.is_some(),
+            live: None,
         };
         let step = conn.on_ready(
             &mut stream,
@@ -718,6 +719,7 @@ impl<'site> UringLoop<'_, 'site> {
             counters: &mut self.counters,
             path_scratch: &mut self.path_scratch,
             shutting_down: self.shutdown_deadline.is_some(),
+            live: None,
         };
         let step = conn.on_timer(kind, &mut stream, &mut shared);
         // A timer's close drops the bytes still queued here, except the end of a `pause`: that
@@ -740,6 +742,7 @@ impl<'site> UringLoop<'_, 'site> {
                 self.yielded.push_back(key);
                 self.after_io(key);
             }
+            Step::AwaitFrame => unreachable!("designs::preflight refuses --live for uring"),
             Step::Close(side) => {
                 self.counters.count_close(side);
                 self.deadlines.disarm(key);
