@@ -138,6 +138,7 @@ fn request_cycle(mut fixture: ConnFixture) -> ConnFixture {
             counters: &mut fixture.counters,
             path_scratch: &mut fixture.site.scratch,
             shutting_down: false,
+            live: None,
         };
         loop {
             match conn.on_ready(

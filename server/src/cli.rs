@@ -9,8 +9,9 @@ use clap::Parser;
 
 use crate::conn::CloseMode;
 use crate::designs::Design;
+use crate::live::{Format, LiveConfig, Policy, PolicyError};
 use crate::site::Dotfiles;
-use crate::units::{parse_bytes, parse_duration};
+use crate::units::{parse_bit_rate, parse_bytes, parse_duration};
 use crate::ServerConfig;
 
 const ABOUT: &str =
@@ -44,6 +45,20 @@ Close modes:
                       not yet acknowledged: a client slower than DUR (a 56k modem) is still
                       receiving, so the server's FIN goes first and the server holds the TIME_WAIT
   reset               once the send queue drained, close with SO_LINGER 0: RST, no TIME_WAIT
+
+Live source (--live PATH; designs loop and reactors): GET PATH is an endless stream, frames
+  published at --live-fps from the server's start, built once and shared by every viewer.
+  mjpeg  multipart/x-mixed-replace;boundary=afterburnerframe, one part of --live-frame-bytes per
+         frame with Content-Length, X-Frame-Seq, X-Timestamp (capture, Unix s.us); close-delimited
+  cbr    application/octet-stream at --live-rate bits/s (X-Stream-Rate in bytes/s), chunks whose
+         8-byte words count the stream offset; chunked on HTTP/1.1
+  Policies for a viewer slower than the stream (--live-policy):
+  latest                   the newest frame whenever the socket takes one; frames in between
+                           are skipped (counted); the kernel queue is capped by --live-lowat
+  queue:N                  every frame in order from a backlog of N frames; older ones drop
+  queue:BYTES:disconnect   every frame in order; a viewer BYTES behind is disconnected (Icecast)
+  fifo                     every frame in order, unbounded up to --live-fifo-cap, then disconnected
+  HEAD PATH gets the head only. --stats then has a \"live\" object: counters and *_now gauges.
 
 Referer table (--reftab), one rule a line, first match wins:
   # PATTERN       ALLOWED-REFERER-HOSTS      ALTERNATE           [empty=allow|empty=alternate]
@@ -134,6 +149,78 @@ pub struct Args {
     /// may run on]; other designs ignore it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub workers: Option<u64>,
+
+    /// Serve a live stream at this path (like /cam.mjpg); see "Live source" below.
+    #[arg(long, value_name = "PATH")]
+    pub live: Option<String>,
+
+    /// Frames (CBR: chunks) the live source publishes per second.
+    #[arg(long, value_name = "F", default_value_t = crate::live::DEFAULT_FPS, requires = "live")]
+    pub live_fps: f64,
+
+    /// Body bytes of one MJPEG frame.
+    #[arg(long, value_name = "BYTES", default_value = "3KiB", value_parser = parse_bytes, requires = "live")]
+    pub live_frame_bytes: u64,
+
+    /// What the live stream carries: mjpeg parts or a cbr byte stream.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LiveFormat::Mjpeg, requires = "live")]
+    pub live_format: LiveFormat,
+
+    /// The cbr stream's rate in bits per second (24k = 24,000 bit/s = 3,000 bytes/s).
+    #[arg(long, value_name = "BITS", default_value = "24k", value_parser = parse_bit_rate, requires = "live")]
+    pub live_rate: f64,
+
+    /// What a viewer slower than the stream gets: latest, queue:N, queue:BYTES:disconnect or
+    /// fifo (list below).
+    #[arg(long, value_name = "POLICY", default_value = "latest", value_parser = parse_policy, requires = "live")]
+    pub live_policy: Policy,
+
+    /// TCP_NOTSENT_LOWAT on each viewer's socket: the unsent bytes the kernel may hold for it,
+    /// or `off` (the send buffer, megabytes, becomes a hidden queue).
+    #[arg(long, value_name = "BYTES|off", default_value = "4KiB", value_parser = parse_lowat, requires = "live")]
+    pub live_lowat: Lowat,
+
+    /// Burst on connect: body bytes of recent stream a new cbr viewer gets at once under
+    /// queue:BYTES:disconnect (Icecast's burst-size, 64 KiB).
+    #[arg(long, value_name = "BYTES", default_value = "64KiB", value_parser = parse_bytes, requires = "live")]
+    pub live_burst: u64,
+
+    /// The fifo policy's hard cap on the frames kept, in bytes; a viewer further behind is
+    /// disconnected.
+    #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = parse_bytes, requires = "live")]
+    pub live_fifo_cap: u64,
+}
+
+/// `--live-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LiveFormat {
+    /// `multipart/x-mixed-replace` parts.
+    Mjpeg,
+    /// A constant-bitrate byte stream.
+    Cbr,
+}
+
+/// `--live-lowat`: the mark in bytes, `None` for `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lowat(pub Option<u32>);
+
+/// `off`, or a size as [`parse_bytes`] reads it from 1 byte to 4 GiB - 1 (the option is a
+/// C `int` the kernel reads as unsigned).
+pub fn parse_lowat(text: &str) -> Result<Lowat, String> {
+    if text.trim() == "off" {
+        return Ok(Lowat(None));
+    }
+    let bytes = parse_bytes(text).map_err(|e| format!("{e}, or off"))?;
+    match u32::try_from(bytes) {
+        Ok(0) => Err("the mark must be at least 1 byte (or off)".to_string()),
+        Ok(mark) => Ok(Lowat(Some(mark))),
+        Err(_) => Err(format!("{bytes} bytes is over the 4 GiB - 1 a mark can be")),
+    }
+}
+
+/// A `--live-policy` ([`Policy::from_str`](std::str::FromStr)).
+pub fn parse_policy(text: &str) -> Result<Policy, PolicyError> {
+    text.parse()
 }
 
 impl Args {
@@ -166,6 +253,21 @@ impl Args {
             design: self.design,
             workers: self.workers.map(|n| n as usize),
             flags_given: given,
+            live: self.live.map(|path| LiveConfig {
+                fps: self.live_fps,
+                frame_bytes: self.live_frame_bytes.min(usize::MAX as u64) as usize,
+                format: match self.live_format {
+                    LiveFormat::Mjpeg => Format::Mjpeg,
+                    LiveFormat::Cbr => Format::Cbr {
+                        bytes_per_second: (self.live_rate / 8.0).round() as u64,
+                    },
+                },
+                policy: self.live_policy,
+                lowat: self.live_lowat.0,
+                burst_bytes: self.live_burst,
+                fifo_cap_bytes: self.live_fifo_cap,
+                ..LiveConfig::new(&path)
+            }),
         }
     }
 
@@ -217,6 +319,15 @@ const FLAG_NAMES: &[&str] = &[
     "--cpu",
     "--design",
     "--workers",
+    "--live",
+    "--live-fps",
+    "--live-frame-bytes",
+    "--live-format",
+    "--live-rate",
+    "--live-policy",
+    "--live-lowat",
+    "--live-burst",
+    "--live-fifo-cap",
 ];
 
 /// The linger duration when `wait-client` or `pause` names none: the original's half second.

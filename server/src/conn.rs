@@ -9,11 +9,16 @@
 //! * `Lingering`: the last reply is with the kernel; wait for the client's FIN, for the send
 //!   queue to drain, or for the linger deadline, then close in the configured way (`pause`:
 //!   the client's FIN, or the linger duration after the reply, whatever the send queue holds).
+//! * `Live`: a viewer of the live stream (`--live`) after its response head: frames are written
+//!   as they are published, as the policy picks them ([`crate::live::Viewer`]), until the
+//!   client closes or the policy kicks it; whatever the client sends is read and discarded.
 
 use std::io::{self, IoSlice, Read, Write};
+use std::time::Instant;
 
 use crate::http::{parse_request, Parsed, Status};
-use crate::site::{Answer, ConnectionHeader, Selection, Site};
+use crate::live::{FrameSource, LiveStream, Next, Viewer};
+use crate::site::{Answer, ConnectionHeader, Selection, Site, StreamFraming};
 use crate::stats::{CloseSide, Counters, Timeout};
 use crate::timers::TimerKind;
 
@@ -56,6 +61,26 @@ pub trait Transport: Read + Write {
     fn set_reset_on_close(&self) -> io::Result<()>;
     /// Turns Nagle's algorithm off (TCP_NODELAY).
     fn set_nodelay(&self) -> io::Result<()>;
+    /// Bytes handed to the kernel that it has not sent yet (SIOCOUTQNSD, Linux 2.6.38); part
+    /// of [`Transport::unacked_bytes`], which is what a transport without the split reports.
+    fn unsent_bytes(&self) -> io::Result<usize> {
+        self.unacked_bytes()
+    }
+    /// Limits the unsent bytes the kernel takes to `bytes` (TCP_NOTSENT_LOWAT, Linux commit
+    /// c9bee3b7fdec, 3.12): writes beyond it fail with EAGAIN, and the socket reports
+    /// writable again only once fewer than `bytes / 2` are unsent (commit a74f0fa082b7).
+    /// A transport without the option accepts the call and does nothing.
+    fn set_notsent_lowat(&self, bytes: u32) -> io::Result<()> {
+        let _ = bytes;
+        Ok(())
+    }
+    /// Whether the socket is writable now (poll(2) for POLLOUT, no wait). A socket found not
+    /// writable is flagged by the kernel (`SOCK_NOSPACE` in `tcp_poll`) to announce writability
+    /// later, so an edge-triggered waiter gets its EPOLLOUT edge even though no write failed.
+    /// The default says "not writable": the caller then waits for readiness.
+    fn poll_writable(&self) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// Settings every connection of a loop shares.
@@ -86,6 +111,17 @@ pub struct LoopShared<'a, 'site> {
     /// The server is stopping (within `--grace`): a connection closes after its current reply
     /// instead of staying open.
     pub shutting_down: bool,
+    /// The live stream and where its frames are, with `--live`; `None` without.
+    pub live: Option<LiveShared<'a>>,
+}
+
+/// The live stream as a loop lends it to its connections for one step.
+#[derive(Clone, Copy)]
+pub struct LiveShared<'a> {
+    /// The stream's settings and epoch.
+    pub stream: &'a LiveStream,
+    /// Where the published frames are: the loop's own ring, or one shared by threads.
+    pub source: &'a dyn FrameSource,
 }
 
 /// What a connection wants after a step.
@@ -103,6 +139,12 @@ pub enum Step {
     Yield,
     /// Drop the socket now; `side` says who closed first.
     Close(CloseSide),
+    /// A live viewer sent every frame there is and waits for the next publication: no timer,
+    /// no readiness will announce it (edge-triggered epoll has no event for "a new frame"), so
+    /// the loop keeps the connection on a list and calls [`Connection::on_frame`] after each
+    /// publication. Readiness may still come meanwhile (the client closing, writability):
+    /// then [`Connection::on_ready`] as usual.
+    AwaitFrame,
 }
 
 /// `State::Reading::keepalive_unacked` before the first keep-alive check of an idle period.
@@ -128,6 +170,9 @@ enum State {
         last_unacked: u32,
         stalled_checks: u16,
     },
+    /// A live viewer (the stream in [`Connection::viewer`]); `unacked` as in `Sending`, for the
+    /// send timer while the socket is full.
+    Live { unacked: u32 },
 }
 
 /// A response in progress: a resource and a cursor. The resource is borrowed from the site,
@@ -139,6 +184,8 @@ struct Outgoing<'site> {
     sent: usize,
     /// A rejected request: the client may still be sending, so never close with input pending.
     rejected: bool,
+    /// The live stream's head: a GET goes on with the stream once the head is out.
+    stream: Option<StreamFraming>,
 }
 
 impl Outgoing<'_> {
@@ -160,6 +207,17 @@ pub struct Connection<'site> {
     /// replies must not wait for the client's delayed ACK. A one-reply connection never needs
     /// it, and skipping it lets the FIN leave with the reply's last segment.
     nodelay: bool,
+    /// The live viewer's place in the stream, in `State::Live` only. Boxed: 8 bytes for every
+    /// other connection.
+    viewer: Option<Box<LiveViewer>>,
+}
+
+/// A live viewer: the policy machine and the mark in force on its socket.
+struct LiveViewer {
+    viewer: Viewer,
+    /// `TCP_NOTSENT_LOWAT` as set on the socket; `None` when off or refused (then the viewer is
+    /// always ready and the kernel's send buffer is its queue).
+    mark: Option<u64>,
 }
 
 enum WriteOutcome {
@@ -184,6 +242,7 @@ impl<'site> Connection<'site> {
             outgoing: None,
             served_any: false,
             nodelay: false,
+            viewer: None,
         }
     }
 
@@ -211,7 +270,56 @@ impl<'site> Connection<'site> {
                 self.serve(io, shared, read_buf, trust_short_read)
             }
             State::Lingering { fin_sent, .. } => self.linger_read(io, shared, read_buf, fin_sent),
+            State::Live { .. } => self.live_ready(io, shared, read_buf),
         }
+    }
+
+    /// A live viewer that answered [`Step::AwaitFrame`] may go on: a frame was published since.
+    /// Any other connection just reports what it waits for, as after a readiness with nothing
+    /// to do.
+    pub fn on_frame(
+        &mut self,
+        io: &mut impl Transport,
+        shared: &mut LoopShared<'_, 'site>,
+    ) -> Step {
+        match self.state {
+            State::Live { .. } => self.live_write(io, shared, false),
+            _ => Step::Yield,
+        }
+    }
+
+    /// The check at each publication for a live viewer, whatever it is doing: `Some(close)`
+    /// when the policy disconnects it (`queue:BYTES:disconnect` over its bytes), counted as a
+    /// kick. Touches no socket. `None` for every other connection.
+    pub fn on_publish(&mut self, shared: &mut LoopShared<'_, 'site>) -> Option<Step> {
+        let live = shared.live?;
+        let viewer = &mut self.viewer.as_deref_mut()?.viewer;
+        let before = viewer.counts;
+        let kick = viewer.on_publish(live.stream.config.policy, live.source);
+        shared.counters.live.add_viewer(before, viewer.counts);
+        kick.map(|_| Step::Close(CloseSide::ServerFirst))
+    }
+
+    /// Whether this connection is a live viewer.
+    pub fn is_viewer(&self) -> bool {
+        self.viewer.is_some()
+    }
+
+    /// Adds this connection to the live gauges if it is a viewer: its lag behind `source`'s
+    /// newest frame and its socket's unsent and unacknowledged bytes (two ioctls).
+    pub fn add_live_gauges(
+        &self,
+        io: &impl Transport,
+        source: &dyn FrameSource,
+        gauges: &mut crate::stats::LiveGauges,
+    ) {
+        let Some(live) = self.viewer.as_deref() else {
+            return;
+        };
+        gauges.viewers_now += 1;
+        gauges.queue_bytes_now += live.viewer.lag_bytes(source);
+        gauges.unsent_bytes_now += io.unsent_bytes().unwrap_or(0) as u64;
+        gauges.unacked_bytes_now += io.unacked_bytes().unwrap_or(0) as u64;
     }
 
     /// The timer this connection waited on has expired.
@@ -245,11 +353,16 @@ impl<'site> Connection<'site> {
                 Timeout::KeepAlive
             }
             TimerKind::Send => {
-                if let State::Sending { unacked } = self.state {
+                if let State::Sending { unacked } | State::Live { unacked } = self.state {
                     let now_unacked = unacked_u32(io);
                     if now_unacked < unacked {
-                        self.state = State::Sending {
-                            unacked: now_unacked,
+                        self.state = match self.state {
+                            State::Live { .. } => State::Live {
+                                unacked: now_unacked,
+                            },
+                            _ => State::Sending {
+                                unacked: now_unacked,
+                            },
                         };
                         return Step::Wait {
                             timer: TimerKind::Send,
@@ -271,7 +384,10 @@ impl<'site> Connection<'site> {
             State::Reading { .. } if self.outgoing.is_none() => {
                 Some(Step::Close(CloseSide::ServerFirst))
             }
-            State::Lingering { .. } => Some(Step::Close(CloseSide::ServerFirst)),
+            // A stream never finishes: viewers are cut off at once.
+            State::Lingering { .. } | State::Live { .. } => {
+                Some(Step::Close(CloseSide::ServerFirst))
+            }
             _ => None,
         }
     }
@@ -298,6 +414,9 @@ impl<'site> Connection<'site> {
                         self.state = State::Reading {
                             keepalive_unacked: NOT_CHECKED,
                         };
+                        if let Some(framing) = out.stream.filter(|_| out.send_body) {
+                            return self.start_live(io, shared, framing);
+                        }
                         if out.closes() || shared.shutting_down {
                             return self.begin_close(io, shared, out.rejected);
                         }
@@ -433,6 +552,10 @@ impl<'site> Connection<'site> {
                     self.served_any = true;
                     answered += 1;
                     let out = self.outgoing.take().expect("response in progress");
+                    if let Some(framing) = out.stream.filter(|_| out.send_body) {
+                        let step = self.start_live(io, shared, framing);
+                        return (buf.len(), answered, Some(step));
+                    }
                     if out.closes() || shared.shutting_down {
                         let step = self.begin_close(io, shared, out.rejected);
                         return (consumed, answered, Some(step));
@@ -491,7 +614,137 @@ impl<'site> Connection<'site> {
             send_body: selection.send_body,
             sent: 0,
             rejected: rejected || status == Status::BadRequest,
+            stream: selection.stream,
         });
+    }
+
+    /// The stream's head is out: the connection becomes a viewer. Whatever the client sent
+    /// after the request is dropped (a stream answers one request).
+    fn start_live(
+        &mut self,
+        io: &mut impl Transport,
+        shared: &mut LoopShared<'_, 'site>,
+        framing: StreamFraming,
+    ) -> Step {
+        self.input = Vec::new();
+        let Some(live) = shared.live.filter(|_| !shared.shutting_down) else {
+            return Step::Close(CloseSide::ServerFirst);
+        };
+        let mark = live
+            .stream
+            .config
+            .lowat
+            .filter(|&mark| io.set_notsent_lowat(mark).is_ok())
+            .map(u64::from);
+        shared.counters.live.viewers_joined += 1;
+        self.viewer = Some(Box::new(LiveViewer {
+            viewer: Viewer::new(framing == StreamFraming::Chunked),
+            mark,
+        }));
+        self.state = State::Live { unacked: 0 };
+        self.live_write(io, shared, true)
+    }
+
+    /// A viewer's socket is ready: discard what the client sent (its FIN ends the stream),
+    /// then write what the policy gives.
+    fn live_ready(
+        &mut self,
+        io: &mut impl Transport,
+        shared: &mut LoopShared<'_, 'site>,
+        read_buf: &mut [u8],
+    ) -> Step {
+        loop {
+            match io.read(read_buf) {
+                Ok(0) => return Step::Close(CloseSide::ClientFirst),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Step::Close(CloseSide::ClientFirst),
+            }
+        }
+        self.live_write(io, shared, false)
+    }
+
+    /// Writes frames as the viewer's policy picks them until the socket is full (wait for
+    /// writability under the send timer), the kernel holds the mark unsent (the same), there is
+    /// no newer frame ([`Step::AwaitFrame`]) or the policy kicks the viewer (server-first
+    /// close, a kick). The viewer's counts go to the loop's live counters as they grow.
+    fn live_write(
+        &mut self,
+        io: &mut impl Transport,
+        shared: &mut LoopShared<'_, 'site>,
+        mut progress: bool,
+    ) -> Step {
+        let (Some(live), Some(state)) = (shared.live, self.viewer.as_deref_mut()) else {
+            return Step::Close(CloseSide::ServerFirst);
+        };
+        let config = &live.stream.config;
+        let counters = &mut *shared.counters;
+        let viewer = &mut state.viewer;
+        let before = viewer.counts;
+        // A socket that says writable while the kernel still holds the mark unsent (a race
+        // with the ACK clock) is asked again only this often before the viewer waits.
+        let mut drain_checks = 0;
+        let step = loop {
+            let unsent = match state.mark {
+                Some(_) if viewer.pending().is_empty() => io.unsent_bytes().unwrap_or(0) as u64,
+                _ => 0,
+            };
+            let starting = viewer.current_seq().is_none();
+            match viewer.next(
+                config.policy,
+                live.source,
+                unsent,
+                state.mark,
+                config.join_burst_bytes(),
+            ) {
+                Next::Write => {
+                    if starting {
+                        if let Some(seq) = viewer.current_seq() {
+                            let delay =
+                                Instant::now().saturating_duration_since(live.stream.due(seq));
+                            counters.live.count_dispatch_delay(delay);
+                        }
+                    }
+                    match io.write(viewer.pending()) {
+                        Ok(0) => break Step::Close(CloseSide::ClientFirst),
+                        Ok(n) => {
+                            viewer.accepted(n);
+                            counters.response_bytes += n as u64;
+                            progress = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            self.state = State::Live {
+                                unacked: unacked_u32(io),
+                            };
+                            break Step::Wait {
+                                timer: TimerKind::Send,
+                                restart: progress,
+                            };
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break Step::Close(CloseSide::ClientFirst),
+                    }
+                }
+                Next::Drain => {
+                    drain_checks += 1;
+                    if drain_checks <= 2 && io.poll_writable().unwrap_or(false) {
+                        continue;
+                    }
+                    self.state = State::Live {
+                        unacked: unacked_u32(io),
+                    };
+                    break Step::Wait {
+                        timer: TimerKind::Send,
+                        restart: progress,
+                    };
+                }
+                Next::AwaitFrame => break Step::AwaitFrame,
+                Next::Disconnect(_) => break Step::Close(CloseSide::ServerFirst),
+            }
+        };
+        counters.live.add_viewer(before, viewer.counts);
+        step
     }
 
     /// The last reply is with the kernel: close the way the mode says.

@@ -156,6 +156,9 @@ pub enum ServerError {
         /// What stops it, and what to do instead.
         message: String,
     },
+    /// The `--live-*` settings describe no stream.
+    #[error(transparent)]
+    Live(#[from] live::LiveConfigError),
     /// `--stats` could not be written.
     #[error("writing --stats {}: {error}", path.display())]
     Stats {
@@ -211,6 +214,8 @@ pub struct ServerConfig {
     /// The flags given on the command line (long names, `--close` style), so that a design can
     /// say which of them it does not honour. Empty when the configuration was built in code.
     pub flags_given: Vec<&'static str>,
+    /// `--live` and its `--live-*` settings: the live stream, if any.
+    pub live: Option<live::LiveConfig>,
 }
 
 impl ServerConfig {
@@ -250,7 +255,17 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
         }
         None => Vec::new(),
     };
-    let site = Site::load_with(&config.root, config.max_site_bytes, config.dotfiles, rules)?;
+    let live = match &config.live {
+        Some(stream) => {
+            stream.check()?;
+            Some(live::LiveStream::start(stream.clone()))
+        }
+        None => None,
+    };
+    let mut site = Site::load_with(&config.root, config.max_site_bytes, config.dotfiles, rules)?;
+    if let Some(stream) = live {
+        site.add_live(stream);
+    }
     let skipped = site.skipped();
     let counted = |count: usize, one: &str, many: &str, what: String| {
         (count > 0).then(|| format!("{count} {} {what}", if count == 1 { one } else { many }))
@@ -316,7 +331,10 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
         }
     }
 
-    let mut stats = config.stats.clone().map(StatsFile::new);
+    let mut stats = config
+        .stats
+        .clone()
+        .map(|path| StatsFile::with_live(path, config.live.clone()));
     let counters = designs::serve(
         config.design,
         designs::Serving {

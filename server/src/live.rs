@@ -11,7 +11,7 @@ use std::ops::Range;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::units::{parse_bytes, UnitError};
 
@@ -814,6 +814,53 @@ impl Viewer {
             self.current = None;
         }
         kick
+    }
+}
+
+/// One server's live stream: its settings and its epoch, the instant frame 0 is due, taken once
+/// before any design starts so that every loop, thread and forked worker publishes the same
+/// frames at the same instants without talking to the others.
+#[derive(Clone, Debug)]
+pub struct LiveStream {
+    /// The stream's settings (`--live*`).
+    pub config: LiveConfig,
+    /// When frame 0 was due, on the monotonic clock.
+    pub epoch: Instant,
+    /// The same instant as Unix microseconds (`X-Stream-Epoch`, frame capture times).
+    pub epoch_unix_us: u64,
+}
+
+impl LiveStream {
+    /// The stream of `config` whose frame 0 is due now.
+    pub fn start(config: LiveConfig) -> LiveStream {
+        let epoch_unix_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_micros() as u64);
+        LiveStream {
+            config,
+            epoch: Instant::now(),
+            epoch_unix_us,
+        }
+    }
+
+    /// An empty ring of this stream, for one loop (frames built on its first publication).
+    pub fn ring(&self) -> FrameRing {
+        FrameRing::new(self.config.clone(), self.epoch_unix_us)
+    }
+
+    /// Time since the epoch at `now` (zero before it), what [`FrameRing::publish`] takes.
+    pub fn since_epoch(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.epoch)
+    }
+
+    /// The instant frame `seq` is due (its capture time on the monotonic clock).
+    pub fn due(&self, seq: u64) -> Instant {
+        self.epoch + Duration::from_micros(seq * self.config.period_us())
+    }
+
+    /// The instant `ring`'s next frame is due: the latest a loop may sleep.
+    pub fn next_publication(&self, ring: &FrameRing) -> Instant {
+        self.epoch + ring.next_due()
     }
 }
 

@@ -177,6 +177,12 @@ impl MemoryTransport {
     /// * `Close`: [`LoopEvent::Closed`].
     pub fn after(&mut self, step: Step) -> LoopEvent {
         match step {
+            // No frame comes in memory: the client takes what was sent, and the connection
+            // runs again (a viewer with nothing new answers `AwaitFrame` again).
+            Step::AwaitFrame => {
+                self.client_reads(usize::MAX);
+                LoopEvent::Ready
+            }
             Step::Yield => LoopEvent::Ready,
             Step::Close(side) => LoopEvent::Closed(side),
             Step::Wait {

@@ -23,6 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::http::{normalize_target, Method, Request, Status, Version};
+use crate::live::LiveStream;
 use crate::reftab::{pattern_matches, Rule};
 use crate::ServerError;
 
@@ -98,6 +99,18 @@ impl Resource {
         let (mut bytes, heads) = Self::heads(status, content_type, extra_headers, body.len());
         bytes.extend_from_slice(body);
         Self::finish(status, bytes, heads)
+    }
+
+    /// A response that is only `head`, the same for every `Connection` variant: the live
+    /// stream's (`Connection: close` and no `Content-Length`, the body follows as published).
+    pub fn stream_head(head: &str) -> Resource {
+        let end = head.len() as u32;
+        Resource {
+            status: Status::Ok,
+            bytes: head.as_bytes().into(),
+            heads: [(0, end); 3],
+            body_start: head.len(),
+        }
     }
 
     /// The response's status.
@@ -187,6 +200,29 @@ pub struct Site {
     file_count: usize,
     body_bytes: u64,
     skipped: Skipped,
+    live: Option<LiveRoute>,
+}
+
+/// The live stream, its path and its two heads (resource indices).
+struct LiveRoute {
+    stream: LiveStream,
+    path: Box<[u8]>,
+    /// Answers HTTP/1.0 requests (close-delimited).
+    http10: usize,
+    /// Answers HTTP/1.1 requests (chunked for CBR).
+    http11: usize,
+    /// `http11`'s framing.
+    http11_framing: StreamFraming,
+}
+
+/// How a live stream's body is delimited on one response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamFraming {
+    /// The body ends when the connection closes (RFC 9112 §6.3 rule 8): MJPEG, and CBR to
+    /// HTTP/1.0.
+    CloseDelimited,
+    /// `Transfer-Encoding: chunked` (RFC 9112 §7.1): CBR to HTTP/1.1.
+    Chunked,
 }
 
 /// The answer chosen for one request.
@@ -199,6 +235,8 @@ pub struct Selection<'site> {
     pub connection: ConnectionHeader,
     /// The reftab rule (0-based) whose alternate was served, if any.
     pub hotlink_rule: Option<usize>,
+    /// The live stream's head (`--live`): after it, a GET becomes a viewer.
+    pub stream: Option<StreamFraming>,
 }
 
 impl Selection<'_> {
@@ -258,6 +296,7 @@ impl Site {
             file_count: files.len(),
             body_bytes: 0,
             skipped,
+            live: None,
         };
         for file in &files {
             let resource = load_file(&file.path, file.size)?;
@@ -368,6 +407,38 @@ impl Site {
         Ok(())
     }
 
+    /// Serves `stream` at its path, before any file of the same path: `GET` gets the head
+    /// (HTTP/1.0 and 1.1 variants, [`LiveConfig::response_head`]) and then the frames, `HEAD`
+    /// the head only.
+    ///
+    /// [`LiveConfig::response_head`]: crate::live::LiveConfig::response_head
+    pub fn add_live(&mut self, stream: LiveStream) {
+        let config = &stream.config;
+        let http10 = self.push(Resource::stream_head(
+            &config.response_head(stream.epoch_unix_us, false),
+        ));
+        let http11 = self.push(Resource::stream_head(
+            &config.response_head(stream.epoch_unix_us, true),
+        ));
+        self.live = Some(LiveRoute {
+            path: config.path.as_bytes().into(),
+            http10,
+            http11,
+            http11_framing: if config.chunked(true) {
+                StreamFraming::Chunked
+            } else {
+                StreamFraming::CloseDelimited
+            },
+            stream,
+        });
+    }
+
+    /// The live stream this site serves (`--live`), if any: every design builds its frames
+    /// from it ([`LiveStream::ring`]).
+    pub fn live(&self) -> Option<&LiveStream> {
+        self.live.as_ref().map(|route| &route.stream)
+    }
+
     /// Files loaded from the site root.
     pub fn file_count(&self) -> usize {
         self.file_count
@@ -400,6 +471,7 @@ impl Site {
             send_body: true,
             connection: ConnectionHeader::Close,
             hotlink_rule: None,
+            stream: None,
         }
     }
 
@@ -417,6 +489,19 @@ impl Site {
             (true, Version::Http10) => ConnectionHeader::KeepAlive,
         };
         let send_body = request.method == Method::Get;
+        if let Some(live) = self.live.as_ref().filter(|live| *live.path == **scratch) {
+            let (resource, framing) = match request.version {
+                Version::Http10 => (live.http10, StreamFraming::CloseDelimited),
+                Version::Http11 => (live.http11, live.http11_framing),
+            };
+            return Selection {
+                resource: Answer::Prebuilt(&self.resources[resource]),
+                send_body,
+                connection: ConnectionHeader::Close,
+                hotlink_rule: None,
+                stream: Some(framing),
+            };
+        }
         let Some(route) = self.routes.get(scratch.as_slice()) else {
             let not_found = self.errors[&Status::NotFound];
             return Selection {
@@ -424,6 +509,7 @@ impl Site {
                 send_body,
                 connection,
                 hotlink_rule: None,
+                stream: None,
             };
         };
         let mut resource = route.resource;
@@ -435,6 +521,7 @@ impl Site {
                     send_body,
                     connection,
                     hotlink_rule: None,
+                    stream: None,
                 };
             }
         }
@@ -454,6 +541,7 @@ impl Site {
             send_body,
             connection,
             hotlink_rule,
+            stream: None,
         }
     }
 }

@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::http::Status;
+use crate::live::{Format, LiveConfig, ViewerCounts};
 use crate::reftab::Rule;
 use crate::ServerError;
 
@@ -58,6 +60,187 @@ pub struct Counters {
     /// Times accepting paused (`ACCEPT_PAUSE` of the loop, 100 ms) because `accept` failed for
     /// want of a resource: EMFILE, ENFILE, ENOBUFS, ENOMEM.
     pub accept_pauses: u64,
+    /// The live stream's counters and gauges (all zero without `--live`).
+    pub live: LiveCounters,
+}
+
+/// Buckets of the live latency histograms: bucket `i` counts values in `[2^i, 2^(i+1))` µs,
+/// bucket 0 also those under 1 µs, the last also everything above (2^23 µs = 8.4 s).
+pub const LIVE_BUCKETS: usize = 24;
+
+/// The bucket of [`LIVE_BUCKETS`] a duration of `micros` µs falls in: `floor(log2(micros))`.
+pub fn log2_bucket(micros: u64) -> usize {
+    (micros.max(1).ilog2() as usize).min(LIVE_BUCKETS - 1)
+}
+
+/// The live stream's counters (monotonic: a reader may diff two snapshots) and gauges (values
+/// at the snapshot, set by the loop just before it writes one: never diffed).
+#[derive(Default, Debug, Clone, PartialEq, Eq)]
+pub struct LiveCounters {
+    /// Frames the source published. Every loop (and worker) publishes the same frames from
+    /// the same epoch, so [`LiveCounters::merge`] keeps the largest, not the sum.
+    pub frames_published: u64,
+    /// Publications that found more than one frame due: the loop woke late (summed over loops).
+    pub source_late: u64,
+    /// Viewers that got the stream's head and started (HEAD requests not counted).
+    pub viewers_joined: u64,
+    /// Frames whose last byte the kernel accepted, over all viewers.
+    pub frames_sent: u64,
+    /// Stream bytes (frames, not the response head) the kernel accepted.
+    pub bytes_sent: u64,
+    /// Frames `latest` passed over for a newer one.
+    pub frames_skipped: u64,
+    /// Frames that fell off a `queue:N` backlog before the viewer got them.
+    pub frames_dropped: u64,
+    /// Viewers the server disconnected for lagging (`queue:BYTES:disconnect`, `fifo` cap):
+    /// server-first closes, not errors.
+    pub kicks: u64,
+    /// The subset of `kicks` by the `fifo` hard cap.
+    pub fifo_cap_kicks: u64,
+    /// Per frame start: its due (capture) instant to the write of its first byte to one viewer,
+    /// log2 µs buckets ([`log2_bucket`]).
+    pub dispatch_delay_log2_us: [u64; LIVE_BUCKETS],
+    /// Per publication round: the frame's due instant to the first byte to the last viewer that
+    /// was waiting for it, log2 µs buckets.
+    pub spread_log2_us: [u64; LIVE_BUCKETS],
+    /// Values at the snapshot, not counts.
+    pub gauges: LiveGauges,
+}
+
+/// The live stream's state at a snapshot (`*_now`, `*_peak`): a reader must not diff them.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LiveGauges {
+    /// Viewers connected.
+    pub viewers_now: u64,
+    /// Body bytes between each viewer's place and the newest frame's end, summed.
+    pub queue_bytes_now: u64,
+    /// Bytes the kernel holds unsent for the viewers (SIOCOUTQNSD), summed.
+    pub unsent_bytes_now: u64,
+    /// Bytes the kernel holds unacknowledged or unsent for the viewers (SIOCOUTQ), summed.
+    pub unacked_bytes_now: u64,
+    /// Distinct frames in memory (rings and viewers); summed over loops, each has its own ring.
+    pub frames_alive_now: u64,
+    /// The most frames in memory at once (for several loops the sum of their peaks: a bound).
+    pub frames_alive_peak: u64,
+}
+
+impl LiveCounters {
+    /// Adds another loop's (or worker's): counts, buckets and gauges are summed, except
+    /// `frames_published`, the same frames in every loop, of which the largest is kept.
+    pub fn merge(&mut self, other: &LiveCounters) {
+        let add = |a: &mut [u64], b: &[u64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        self.frames_published = self.frames_published.max(other.frames_published);
+        self.source_late += other.source_late;
+        self.viewers_joined += other.viewers_joined;
+        self.frames_sent += other.frames_sent;
+        self.bytes_sent += other.bytes_sent;
+        self.frames_skipped += other.frames_skipped;
+        self.frames_dropped += other.frames_dropped;
+        self.kicks += other.kicks;
+        self.fifo_cap_kicks += other.fifo_cap_kicks;
+        add(
+            &mut self.dispatch_delay_log2_us,
+            &other.dispatch_delay_log2_us,
+        );
+        add(&mut self.spread_log2_us, &other.spread_log2_us);
+        let (g, o) = (&mut self.gauges, &other.gauges);
+        g.viewers_now += o.viewers_now;
+        g.queue_bytes_now += o.queue_bytes_now;
+        g.unsent_bytes_now += o.unsent_bytes_now;
+        g.unacked_bytes_now += o.unacked_bytes_now;
+        g.frames_alive_now += o.frames_alive_now;
+        g.frames_alive_peak += o.frames_alive_peak;
+    }
+
+    /// Adds what one viewer was given between two readings of its counts.
+    pub fn add_viewer(&mut self, before: ViewerCounts, after: ViewerCounts) {
+        self.frames_sent += after.sent - before.sent;
+        self.bytes_sent += after.bytes_sent - before.bytes_sent;
+        self.frames_skipped += after.skipped - before.skipped;
+        self.frames_dropped += after.dropped - before.dropped;
+        self.kicks += after.kicks - before.kicks;
+        self.fifo_cap_kicks += after.fifo_cap_kicks - before.fifo_cap_kicks;
+    }
+
+    /// Counts one frame's dispatch delay ([`LiveCounters::dispatch_delay_log2_us`]).
+    pub fn count_dispatch_delay(&mut self, delay: Duration) {
+        self.dispatch_delay_log2_us[log2_bucket(delay.as_micros() as u64)] += 1;
+    }
+
+    /// Counts one publication round's spread ([`LiveCounters::spread_log2_us`]).
+    pub fn count_spread(&mut self, spread: Duration) {
+        self.spread_log2_us[log2_bucket(spread.as_micros() as u64)] += 1;
+    }
+
+    /// The `"live"` object of the `--stats` document for `stream`.
+    pub fn report(&self, stream: &LiveConfig) -> LiveReport {
+        LiveReport {
+            path: stream.path.clone(),
+            format: match stream.format {
+                Format::Mjpeg => "mjpeg",
+                Format::Cbr { .. } => "cbr",
+            },
+            policy: stream.policy.to_string(),
+            fps: stream.fps,
+            frame_bytes: stream.body_bytes() as u64,
+            lowat_bytes: stream.lowat,
+            frames_published: self.frames_published,
+            source_late: self.source_late,
+            viewers_joined: self.viewers_joined,
+            frames_sent: self.frames_sent,
+            bytes_sent: self.bytes_sent,
+            frames_skipped: self.frames_skipped,
+            frames_dropped: self.frames_dropped,
+            kicks: self.kicks,
+            fifo_cap_kicks: self.fifo_cap_kicks,
+            dispatch_delay_log2_us: self.dispatch_delay_log2_us,
+            spread_log2_us: self.spread_log2_us,
+            gauges: self.gauges,
+        }
+    }
+}
+
+/// The `"live"` object of the `--stats` document (only with `--live`): the stream's settings,
+/// then the counters of [`LiveCounters`], then the gauges of [`LiveGauges`], all at top level.
+#[derive(Serialize, Debug)]
+pub struct LiveReport {
+    /// The stream's request path.
+    pub path: String,
+    /// `mjpeg` or `cbr`.
+    pub format: &'static str,
+    /// The policy as `--live-policy` reads it (`queue:BYTES:disconnect` in bytes).
+    pub policy: String,
+    /// Frames (CBR: chunks) per second.
+    pub fps: f64,
+    /// Body bytes per frame (CBR: per chunk).
+    pub frame_bytes: u64,
+    /// `TCP_NOTSENT_LOWAT` in bytes, `null` when not set (`--live-lowat off`).
+    pub lowat_bytes: Option<u32>,
+    /// See [`LiveCounters::frames_published`].
+    pub frames_published: u64,
+    /// See [`LiveCounters::source_late`].
+    pub source_late: u64,
+    /// See [`LiveCounters::viewers_joined`].
+    pub viewers_joined: u64,
+    /// See [`LiveCounters::frames_sent`].
+    pub frames_sent: u64,
+    /// See [`LiveCounters::bytes_sent`].
+    pub bytes_sent: u64,
+    /// See [`LiveCounters::frames_skipped`].
+    pub frames_skipped: u64,
+    /// See [`LiveCounters::frames_dropped`].
+    pub frames_dropped: u64,
+    /// See [`LiveCounters::kicks`].
+    pub kicks: u64,
+    /// See [`LiveCounters::fifo_cap_kicks`].
+    pub fifo_cap_kicks: u64,
+    /// See [`LiveCounters::dispatch_delay_log2_us`].
+    pub dispatch_delay_log2_us: [u64; LIVE_BUCKETS],
+    /// See [`LiveCounters::spread_log2_us`].
+    pub spread_log2_us: [u64; LIVE_BUCKETS],
+    /// The gauges, flattened into this object.
+    #[serde(flatten)]
+    pub gauges: LiveGauges,
 }
 
 impl Counters {
@@ -91,6 +274,7 @@ impl Counters {
         self.connections_accepted += other.connections_accepted;
         self.connections_peak += other.connections_peak;
         self.accept_pauses += other.accept_pauses;
+        self.live.merge(&other.live);
     }
 
     /// The `--stats` document numbered `snapshot` (see [`StatsReport::snapshot`]), the last one
@@ -136,6 +320,7 @@ impl Counters {
                 wait_client: self.timeouts[Timeout::WaitClient as usize],
             },
             accept_pauses: self.accept_pauses,
+            live: None,
         }
     }
 }
@@ -171,6 +356,9 @@ pub struct StatsReport {
     /// Times accepting paused for 100 ms because `accept` ran out of descriptors or memory
     /// (EMFILE, ENFILE, ENOBUFS, ENOMEM).
     pub accept_pauses: u64,
+    /// The live stream's settings, counters and gauges; only with `--live`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveReport>,
 }
 
 /// Connections ended, by who closed first (see [`CloseSide`]); each connection counts once.
@@ -238,12 +426,26 @@ impl StatsReport {
 pub struct StatsFile {
     path: PathBuf,
     written: u64,
+    live: Option<LiveConfig>,
 }
 
 impl StatsFile {
     /// The file at `path`, nothing written to it yet.
     pub fn new(path: PathBuf) -> StatsFile {
-        StatsFile { path, written: 0 }
+        StatsFile {
+            path,
+            written: 0,
+            live: None,
+        }
+    }
+
+    /// The file at `path` of a server with a live stream: each document gets the `"live"`
+    /// object of [`LiveCounters::report`] for `stream`.
+    pub fn with_live(path: PathBuf, stream: Option<LiveConfig>) -> StatsFile {
+        StatsFile {
+            live: stream,
+            ..StatsFile::new(path)
+        }
     }
 
     /// Where the documents go.
@@ -266,9 +468,12 @@ impl StatsFile {
         is_final: bool,
     ) -> Result<u64, ServerError> {
         let number = self.written + 1;
-        counters
-            .report(rules, number, is_final)
-            .write_to(&self.path)?;
+        let mut report = counters.report(rules, number, is_final);
+        report.live = self
+            .live
+            .as_ref()
+            .map(|stream| counters.live.report(stream));
+        report.write_to(&self.path)?;
         self.written = number;
         Ok(number)
     }

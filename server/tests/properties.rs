@@ -170,6 +170,7 @@ fn serve(setup: &Setup, mut transport: MemoryTransport) -> Served {
         counters: &mut counters,
         path_scratch: &mut scratch,
         shutting_down: false,
+        live: None,
     };
     let mut conn = Connection::new();
     let mut event = LoopEvent::Ready;

@@ -2,8 +2,13 @@
 //! connection. Connections live in a slab and are driven by readiness; deadlines come from
 //! `timers::Deadlines`, whose nearest one is the poll timeout. Signals arrive as readiness of
 //! the [`SignalSockets`]: stop, or write a `--stats` snapshot between two events.
+//!
+//! With `--live` the loop also owns a [`FrameRing`]: it publishes the frames due at each wake-up
+//! (the next one bounds the poll timeout) and then drives the viewers that were waiting for a
+//! frame. No readiness announces a new frame, so those viewers ([`Step::AwaitFrame`]) are kept
+//! in a set of slab keys, taken out when they close (keys are reused).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -11,7 +16,8 @@ use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::conn::{Connection, LoopShared, Step};
+use crate::conn::{Connection, LiveShared, LoopShared, Step};
+use crate::live::{FrameRing, FrameSource, LiveStream, Policy};
 use crate::site::Site;
 use crate::stats::{CloseSide, Counters, StatsFile};
 use crate::timers::{Deadlines, TimerKind};
@@ -62,6 +68,17 @@ struct EventLoop<'a, 'site> {
     snapshot_signal: UnixStream,
     /// Where snapshots go.
     snapshots: Snapshots<'a>,
+    /// The live stream's ring and waiting viewers, with `--live`.
+    live: Option<LiveLoop<'site>>,
+}
+
+/// One loop's share of the live stream: its own ring (the frames are a function of the
+/// stream's epoch, so every loop builds the same ones) and the viewers waiting for a frame.
+struct LiveLoop<'site> {
+    stream: &'site LiveStream,
+    ring: FrameRing,
+    /// Slab keys of the viewers that answered [`Step::AwaitFrame`].
+    waiters: BTreeSet<usize>,
 }
 
 /// Where a loop's SIGUSR1 snapshots go.
@@ -153,8 +170,14 @@ pub fn serve_with<'a>(
         shutdown_deadline: None,
         snapshot_signal,
         snapshots,
+        live: site.live().map(|stream| LiveLoop {
+            stream,
+            ring: stream.ring(),
+            waiters: BTreeSet::new(),
+        }),
     };
     event_loop.run()?;
+    event_loop.update_live_gauges();
     Ok(event_loop.counters)
 }
 
@@ -190,6 +213,7 @@ impl<'site> EventLoop<'_, 'site> {
             while let Some((key, kind)) = self.deadlines.pop_expired(now) {
                 self.expire(key, kind, now);
             }
+            self.publish(now);
             if self.accept_paused_until.is_some_and(|until| now >= until) {
                 self.accept_paused_until = None;
                 accept_ready = true;
@@ -218,10 +242,15 @@ impl<'site> EventLoop<'_, 'site> {
         if !self.yielded.is_empty() {
             return Some(Duration::ZERO);
         }
+        let publication = self
+            .live
+            .as_ref()
+            .map(|live| live.stream.next_publication(&live.ring));
         [
             self.deadlines.next_deadline(),
             self.accept_paused_until,
             self.shutdown_deadline,
+            publication,
         ]
         .into_iter()
         .flatten()
@@ -241,9 +270,95 @@ impl<'site> EventLoop<'_, 'site> {
             counters: &mut self.counters,
             path_scratch: &mut self.path_scratch,
             shutting_down: self.shutdown_deadline.is_some(),
+            live: live_shared(&self.live),
         };
         let step = conn.on_ready(stream, &mut shared, &mut self.read_buf, trust_short_read);
         self.apply(key, step, now);
+    }
+
+    /// Publishes the frames due at `now`; then, under `queue:BYTES:disconnect`, kicks every
+    /// viewer now too far behind (Icecast checks each listener at each source pass), and drives
+    /// the viewers that were waiting for a frame, counting the spread: the frame's due instant
+    /// to the first byte to the last of them.
+    fn publish(&mut self, now: Instant) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        if live.ring.publish(live.stream.since_epoch(now)) == 0 {
+            return;
+        }
+        self.counters.live.frames_published = live.ring.published();
+        self.counters.live.source_late = live.ring.source_late();
+        let due = live
+            .ring
+            .newest()
+            .map_or(now, |frame| live.stream.due(frame.seq));
+        if matches!(
+            live.stream.config.policy,
+            Policy::QueueBytesDisconnect { .. }
+        ) {
+            let viewers: Vec<usize> = self
+                .slots
+                .iter()
+                .filter(|(_, slot)| slot.conn.is_viewer())
+                .map(|(key, _)| key)
+                .collect();
+            for key in viewers {
+                let mut shared = LoopShared {
+                    site: self.site,
+                    settings: &self.settings,
+                    counters: &mut self.counters,
+                    path_scratch: &mut self.path_scratch,
+                    shutting_down: self.shutdown_deadline.is_some(),
+                    live: live_shared(&self.live),
+                };
+                if let Some(step) = self.slots[key].conn.on_publish(&mut shared) {
+                    self.apply(key, step, now);
+                }
+            }
+        }
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let waiters = std::mem::take(&mut live.waiters);
+        if waiters.is_empty() {
+            return;
+        }
+        for key in waiters {
+            let Some(slot) = self.slots.get_mut(key) else {
+                continue;
+            };
+            let mut shared = LoopShared {
+                site: self.site,
+                settings: &self.settings,
+                counters: &mut self.counters,
+                path_scratch: &mut self.path_scratch,
+                shutting_down: self.shutdown_deadline.is_some(),
+                live: live_shared(&self.live),
+            };
+            let step = slot.conn.on_frame(&mut slot.stream, &mut shared);
+            self.apply(key, step, now);
+        }
+        let spread = Instant::now().saturating_duration_since(due);
+        self.counters.live.count_spread(spread);
+    }
+
+    /// Sets the live gauges to the values of now: viewers, their lag and kernel queues (two
+    /// ioctls each), frames alive. Called before each `--stats` write.
+    fn update_live_gauges(&mut self) {
+        let Some(live) = &self.live else {
+            return;
+        };
+        let mut gauges = crate::stats::LiveGauges::default();
+        for (_, slot) in self.slots.iter() {
+            slot.conn
+                .add_live_gauges(&slot.stream, &live.ring, &mut gauges);
+        }
+        gauges.frames_alive_now = live.ring.tally().alive();
+        gauges.frames_alive_peak = live.ring.tally().peak();
+        self.counters.live.gauges = gauges;
+        self.counters.live.frames_published = live.ring.published();
+        self.counters.live.source_late = live.ring.source_late();
     }
 
     fn expire(&mut self, key: usize, kind: TimerKind, now: Instant) {
@@ -256,12 +371,18 @@ impl<'site> EventLoop<'_, 'site> {
             counters: &mut self.counters,
             path_scratch: &mut self.path_scratch,
             shutting_down: self.shutdown_deadline.is_some(),
+            live: live_shared(&self.live),
         };
         let step = slot.conn.on_timer(kind, &mut slot.stream, &mut shared);
         self.apply(key, step, now);
     }
 
     fn apply(&mut self, key: usize, step: Step, now: Instant) {
+        if let Some(live) = self.live.as_mut() {
+            // A key waits for a frame only after `AwaitFrame`, until its next step; a closed
+            // key leaves at once, before the slab hands it to a new connection.
+            live.waiters.remove(&key);
+        }
         match step {
             Step::Wait { timer, restart } => {
                 if restart || self.deadlines.armed(key) != Some(timer) {
@@ -269,6 +390,12 @@ impl<'site> EventLoop<'_, 'site> {
                 }
             }
             Step::Yield => self.yielded.push_back(key),
+            Step::AwaitFrame => {
+                self.deadlines.disarm(key);
+                if let Some(live) = self.live.as_mut() {
+                    live.waiters.insert(key);
+                }
+            }
             Step::Close(side) => {
                 self.counters.count_close(side);
                 self.deadlines.disarm(key);
@@ -341,6 +468,7 @@ impl<'site> EventLoop<'_, 'site> {
     /// watching the run, not worth stopping it.
     fn write_snapshot(&mut self) {
         super::drain_signal(&self.snapshot_signal);
+        self.update_live_gauges();
         match &mut self.snapshots {
             Snapshots::File(None) => {} // no --stats: SIGUSR1 is ignored
             Snapshots::File(Some(stats)) => {
@@ -368,6 +496,14 @@ impl<'site> EventLoop<'_, 'site> {
             }
         }
     }
+}
+
+/// What a loop lends its connections of the live stream: the stream and its ring.
+fn live_shared<'a>(live: &'a Option<LiveLoop<'_>>) -> Option<LiveShared<'a>> {
+    live.as_ref().map(|live| LiveShared {
+        stream: live.stream,
+        source: &live.ring,
+    })
 }
 
 pub(crate) fn is_transient_accept_error(e: &io::Error) -> bool {

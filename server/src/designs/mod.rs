@@ -163,14 +163,35 @@ pub fn connection_limit(design: Design, config: &ServerConfig, max_conns: usize)
     }
 }
 
+/// The designs that serve `--live`: the one list to extend when another design learns it.
+/// `poll`, `select` and `fork` never will (a stream per process, or a loop rebuilt each round,
+/// is not what they are there to show).
+pub const LIVE_DESIGNS: &[Design] = &[Design::Loop, Design::Reactors];
+
+/// Whether `design` serves `--live` ([`LIVE_DESIGNS`]).
+pub fn serves_live(design: Design) -> bool {
+    LIVE_DESIGNS.contains(&design)
+}
+
 /// What a design checks before the server announces its address, so that a design that
 /// cannot run here fails as a start-up error (exit 2, nothing listening) rather than after
-/// clients were told to come: `select` its descriptor room, `uring` the kernel's io_uring.
+/// clients were told to come: `select` its descriptor room, `uring` the kernel's io_uring,
+/// every design whether it serves `--live`.
 pub fn preflight(
     design: Design,
     config: &ServerConfig,
     max_conns: usize,
 ) -> Result<(), ServerError> {
+    if config.live.is_some() && !serves_live(design) {
+        let names: Vec<&str> = LIVE_DESIGNS.iter().map(|design| design.name()).collect();
+        return Err(ServerError::Design {
+            design: design.name(),
+            message: format!(
+                "--live is not served by this design; use --design {}",
+                names.join(" or ")
+            ),
+        });
+    }
     match design {
         Design::Select => select::preflight(config, max_conns),
         Design::Uring => uring::preflight(),

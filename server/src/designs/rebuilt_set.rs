@@ -324,6 +324,7 @@ impl<'site, S: ReadinessSet> RebuiltSetLoop<'_, 'site, S> {
             counters: &mut self.counters,
             path_scratch: &mut self.path_scratch,
             shutting_down: self.shutdown_deadline.is_some(),
+            live: None,
         };
         let step = conn.on_ready(stream, &mut shared, &mut self.read_buf, trust_short_read);
         self.apply(key, step, now);
@@ -339,6 +340,7 @@ impl<'site, S: ReadinessSet> RebuiltSetLoop<'_, 'site, S> {
             counters: &mut self.counters,
             path_scratch: &mut self.path_scratch,
             shutting_down: self.shutdown_deadline.is_some(),
+            live: None,
         };
         let step = slot.conn.on_timer(kind, &mut slot.stream, &mut shared);
         self.apply(key, step, now);
@@ -351,6 +353,9 @@ impl<'site, S: ReadinessSet> RebuiltSetLoop<'_, 'site, S> {
                 if restart || self.deadlines.armed(key) != Some(timer) {
                     self.deadlines.arm(key, timer, now);
                 }
+            }
+            Step::AwaitFrame => {
+                unreachable!("designs::preflight refuses --live for poll and select")
             }
             Step::Yield => {
                 // A yield comes after a finished reply: what is left is to read.
