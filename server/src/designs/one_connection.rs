@@ -15,8 +15,8 @@ use rustix::pipe::{pipe_with, PipeFlags};
 #[path = "shared_ring.rs"]
 pub mod shared_ring;
 
-use super::event_loop::ACCEPT_PAUSE;
 use self::shared_ring::SharedRing;
+use super::event_loop::ACCEPT_PAUSE;
 use super::shared_counters::SharedCounters;
 use crate::conn::{ConnSettings, Connection, LiveShared, LoopShared, Step};
 use crate::live::LiveStream;
@@ -176,7 +176,12 @@ impl<'a, 'site> Worker<'a, 'site> {
     /// Serves the live stream of `stream` (the site's) from `ring`. `owns_ring`: no other worker
     /// reads `ring` (one per `prefork` process), so this worker reports its frames alive in the
     /// shared gauges; a ring shared by threads is reported by the design instead.
-    pub fn with_live(mut self, stream: &'a LiveStream, ring: &'a SharedRing, owns_ring: bool) -> Self {
+    pub fn with_live(
+        mut self,
+        stream: &'a LiveStream,
+        ring: &'a SharedRing,
+        owns_ring: bool,
+    ) -> Self {
         self.live = Some(WorkerLive {
             stream,
             ring,
@@ -287,7 +292,8 @@ impl<'a, 'site> Worker<'a, 'site> {
     /// hands it the new frame ([`Connection::on_frame`]). The ring builds the frame for whichever
     /// waiting thread comes first. Counts the frame's spread through the ring.
     fn await_frame(&mut self, conn: &mut Connection<'site>, stream: &mut TcpStream) -> Step {
-        let Some(ring) = self.live.as_ref().map(|live| live.ring) else {
+        let Some((ring, owns_ring)) = self.live.as_ref().map(|live| (live.ring, live.owns_ring))
+        else {
             // Only a viewer awaits a frame, and a worker has viewers only with a ring.
             return Step::Close(CloseSide::ServerFirst);
         };
@@ -303,8 +309,11 @@ impl<'a, 'site> Worker<'a, 'site> {
         } else if woken.socket_ready {
             self.ready(conn, stream)
         } else if now >= due {
+            let sent_before = self.counters.live.bytes_sent;
             let step = self.on_frame(conn, stream);
-            if !matches!(step, Step::AwaitFrame | Step::Close(_)) {
+            // A ring of its own (`prefork`) sees one viewer per frame, whose delay is no spread
+            // (that would need every process's delays): only the dispatch delay is counted.
+            if !owns_ring && self.counters.live.bytes_sent > sent_before {
                 // The delay `Connection` counts is to its first write, just after `now`.
                 ring.record_dispatch(seq, now.saturating_duration_since(due));
             }

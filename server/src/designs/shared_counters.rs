@@ -375,7 +375,11 @@ mod tests {
         local.live.dispatch_delay_log2_us[4] = 2;
         local.live.spread_log2_us[23] = 1;
         shared.publish(&mut local);
-        assert_eq!(local.live, LiveCounters::default(), "publishing zeroes them");
+        assert_eq!(
+            local.live,
+            LiveCounters::default(),
+            "publishing zeroes them"
+        );
         let mut mine = LiveGauges::default();
         let viewer = |queue, unsent, unacked, alive| LiveGauges {
             viewers_now: 1,

@@ -566,9 +566,19 @@ mod tests {
             buffers: &mut buffers,
         };
         stream.set_notsent_lowat(4096).unwrap();
-        assert!(stream.poll_writable().unwrap(), "nothing queued, an empty socket");
+        assert!(
+            stream.poll_writable().unwrap(),
+            "nothing queued, an empty socket"
+        );
         stream.write_all(&[7u8; 3000]).unwrap();
-        assert_eq!(stream.unsent_bytes().unwrap(), 3000, "all of it still queued here");
-        assert!(!stream.poll_writable().unwrap(), "a write would wait behind the queue");
+        assert_eq!(
+            stream.unsent_bytes().unwrap(),
+            3000,
+            "all of it still queued here"
+        );
+        assert!(
+            !stream.poll_writable().unwrap(),
+            "a write would wait behind the queue"
+        );
     }
 }
