@@ -131,7 +131,7 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
                 &signals.snapshot,
                 stats.as_deref_mut(),
                 site.rules(),
-                &total_now,
+                total_now,
             );
         }
         if exited {
@@ -159,7 +159,7 @@ pub fn serve(serving: Serving<'_>) -> Result<Counters, ServerError> {
                 &signals.snapshot,
                 stats.as_deref_mut(),
                 site.rules(),
-                &total_now,
+                total_now,
             )
         },
     );
