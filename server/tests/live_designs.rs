@@ -305,3 +305,35 @@ fn live_counters_add_up_over_threads_and_processes(design: &str) {
         assert!(spreads >= 5, "per-frame spreads counted: {live:#}");
     }
 }
+
+#[rstest_reuse::apply(live_designs)]
+fn a_viewer_too_far_behind_is_kicked_under_queue_bytes_disconnect(design: &str) {
+    let site = Site::new();
+    let mut server = Server::start(design, &site, &live_flags("queue:8KiB:disconnect"));
+    // A small window, never read: the viewer falls behind by 40 KiB a second.
+    let mut stalled = Viewer::join(server.port, Some(4096));
+    let mut reader = Viewer::join(server.port, None);
+    assert!(reader.watch(Duration::from_millis(1500)));
+    assert!(reader.parts.len() >= 20, "the reader kept up");
+    // Now read what the server queued: the stream must end (the kick), after a few parts.
+    let mut open = true;
+    let until = Instant::now() + Duration::from_secs(3);
+    while open && Instant::now() < until {
+        open = stalled.watch(Duration::from_millis(100));
+    }
+    assert!(
+        !open,
+        "the stalled viewer was not kicked: {:?}",
+        stalled.parts
+    );
+    assert!(
+        reader.watch(Duration::from_millis(200)),
+        "the reader was kicked too"
+    );
+    drop((stalled, reader));
+    let stopped = server.stop();
+    stopped.assert_exit_0();
+    let stats = stopped.stats();
+    assert_eq!(stats.u(&["live", "kicks"]), 1, "{:#}", stats.0["live"]);
+    assert_eq!(stats.u(&["live", "fifo_cap_kicks"]), 0);
+}
