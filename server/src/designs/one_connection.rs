@@ -19,7 +19,7 @@ use self::shared_ring::SharedRing;
 use super::event_loop::ACCEPT_PAUSE;
 use super::shared_counters::SharedCounters;
 use crate::conn::{ConnSettings, Connection, LiveShared, LoopShared, Step};
-use crate::live::LiveStream;
+use crate::live::{LiveStream, Policy};
 use crate::site::Site;
 use crate::stats::{CloseSide, Counters, LiveGauges};
 use crate::timers::TimerKind;
@@ -248,10 +248,19 @@ impl<'a, 'site> Worker<'a, 'site> {
             let timer = armed.expect("armed just above");
             let cutoff = self.stop_seen.map(|seen| seen + self.grace);
             let mut until = cutoff.map_or(timer.deadline, |cutoff| cutoff.min(timer.deadline));
-            // A viewer waiting to write is still checked at each publication, as the `loop`
-            // checks every viewer (`queue:BYTES:disconnect` kicks one that fell too far behind).
+            // Under `queue:BYTES:disconnect` a viewer waiting to write is still checked at each
+            // publication, as the `loop` checks every viewer, so that one too far behind is
+            // kicked then (the other policies never kick a viewer that is not picking).
             let publication = match &self.live {
-                Some(live) if conn.is_viewer() => Some(live.ring.next_publication(now).1),
+                Some(live)
+                    if conn.is_viewer()
+                        && matches!(
+                            live.stream.config.policy,
+                            Policy::QueueBytesDisconnect { .. }
+                        ) =>
+                {
+                    Some(live.ring.next_publication(Instant::now()).1)
+                }
                 _ => None,
             };
             if let Some(publication) = publication {
@@ -297,7 +306,7 @@ impl<'a, 'site> Worker<'a, 'site> {
             // Only a viewer awaits a frame, and a worker has viewers only with a ring.
             return Step::Close(CloseSide::ServerFirst);
         };
-        let (seq, due) = ring.next_publication(Instant::now());
+        let (seq, due) = ring.next_unbuilt();
         let cutoff = self.stop_seen.map(|seen| seen + self.grace);
         let until = cutoff.map_or(due, |cutoff| cutoff.min(due));
         ring.begin_wait();

@@ -152,6 +152,16 @@ impl SharedRing {
         (seq, self.due_at(seq))
     }
 
+    /// The first frame not built yet: (its sequence number, its due instant). A viewer that
+    /// found nothing newer to send sleeps until then: its read of the ring built every frame
+    /// due at that moment, so this is the frame it waits for, even if that frame came due in
+    /// the meantime (then the wait is zero; [`SharedRing::next_publication`] of a later
+    /// instant would skip it).
+    pub fn next_unbuilt(&self) -> (u64, Instant) {
+        let seq = self.next_seq.load(Ordering::Acquire);
+        (seq, self.due_at(seq))
+    }
+
     /// Publishes every frame due at `now` that is not built yet (building only those the
     /// policy's ring would keep). Returns how many it built. Called by every read, so nobody
     /// needs to call it, but a waiter woken for a frame may, to build it before taking a lock
@@ -293,7 +303,13 @@ mod tests {
         assert_eq!(ring.publish_due(epoch), 1, "frame 0 is due at the epoch");
         assert_eq!(ring.publish_due(epoch + Duration::from_millis(99)), 0);
         assert_eq!(ring.read().newest().map(|f| f.seq), Some(0));
+        assert_eq!(
+            ring.next_unbuilt(),
+            (1, epoch + Duration::from_millis(100)),
+            "frame 1, even once it is due, until someone builds it"
+        );
         assert_eq!(ring.publish_due(epoch + Duration::from_millis(100)), 1);
+        assert_eq!(ring.next_unbuilt().0, 2);
         assert_eq!(
             ring.next_publication(epoch + Duration::from_millis(150)).0,
             2
