@@ -369,6 +369,82 @@ pub fn parse_close_mode(text: &str) -> Result<(CloseMode, Duration), String> {
 mod tests {
     use super::*;
 
+    fn config(live: &[&str]) -> Result<ServerConfig, clap::Error> {
+        let mut argv = vec!["afterburner", "--root", "."];
+        argv.extend_from_slice(live);
+        Args::try_parse_from(argv).map(Args::into_config)
+    }
+
+    #[test]
+    fn live_flags_fill_the_live_config_with_their_defaults() {
+        assert_eq!(config(&[]).unwrap().live, None);
+        let live = config(&["--live", "/cam.mjpg"]).unwrap().live.unwrap();
+        assert_eq!(live, LiveConfig::new("/cam.mjpg"));
+        assert_eq!(live.lowat, Some(4096));
+        assert_eq!(live.frame_bytes, 3072);
+        let cbr = config(&[
+            "--live",
+            "/radio",
+            "--live-format",
+            "cbr",
+            "--live-rate",
+            "24k",
+            "--live-fps",
+            "2",
+            "--live-policy",
+            "queue:512KiB:disconnect",
+            "--live-lowat",
+            "off",
+            "--live-burst",
+            "8KiB",
+            "--live-fifo-cap",
+            "1MiB",
+        ])
+        .unwrap()
+        .live
+        .unwrap();
+        assert_eq!(
+            cbr.format,
+            Format::Cbr {
+                bytes_per_second: 3000
+            }
+        );
+        assert_eq!(cbr.fps, 2.0);
+        assert_eq!(
+            cbr.policy,
+            Policy::QueueBytesDisconnect { bytes: 512 * 1024 }
+        );
+        assert_eq!(cbr.lowat, None);
+        assert_eq!((cbr.burst_bytes, cbr.fifo_cap_bytes), (8192, 1 << 20));
+    }
+
+    #[test]
+    fn live_settings_need_live_and_bad_ones_name_the_text() {
+        let orphan = config(&["--live-fps", "10"]).unwrap_err().to_string();
+        assert!(orphan.contains("--live"), "{orphan}");
+        let policy = config(&["--live", "/c", "--live-policy", "newest"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            policy.contains("newest") && policy.contains("latest"),
+            "{policy}"
+        );
+        let rate = config(&["--live", "/c", "--live-rate", "fast"])
+            .unwrap_err()
+            .to_string();
+        assert!(rate.contains("fast"), "{rate}");
+    }
+
+    #[test]
+    fn the_lowat_is_a_size_or_off() {
+        assert_eq!(parse_lowat("off"), Ok(Lowat(None)));
+        assert_eq!(parse_lowat("4KiB"), Ok(Lowat(Some(4096))));
+        assert_eq!(parse_lowat("1"), Ok(Lowat(Some(1))));
+        assert!(parse_lowat("0").unwrap_err().contains("at least 1"));
+        assert!(parse_lowat("4GiB").unwrap_err().contains("4 GiB"));
+        assert!(parse_lowat("lots").unwrap_err().contains("`lots`"));
+    }
+
     #[test]
     fn close_modes_parse_with_optional_duration() {
         assert_eq!(

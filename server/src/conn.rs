@@ -990,3 +990,243 @@ mod extra_cost {
         }
     }
 }
+
+#[cfg(test)]
+mod live_tests {
+    //! A viewer's life in memory: head then frames, skips under `latest`, waiting for the
+    //! kernel under the mark, a kick, the client's FIN, HEAD.
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::live::{FrameRing, LiveConfig, LiveStream, Policy};
+    use crate::memory_transport::MemoryTransport;
+    use crate::stats::Counters;
+
+    struct Fixture {
+        _root: tempfile::TempDir,
+        /// Leaked: connections borrow the site for `'static`, as from a loop that never ends.
+        site: &'static Site,
+        ring: FrameRing,
+        settings: ConnSettings,
+        counters: Counters,
+        scratch: Vec<u8>,
+        read_buf: Vec<u8>,
+    }
+
+    impl Fixture {
+        /// A site serving a 10 fps MJPEG stream of `frame_bytes` frames at /cam.mjpg.
+        fn new(policy: Policy, frame_bytes: usize, lowat: Option<u32>) -> Fixture {
+            let root = tempfile::tempdir().unwrap();
+            let mut site = Site::load(root.path(), 1 << 20, Vec::new()).unwrap();
+            let stream = LiveStream::start(LiveConfig {
+                fps: 10.0,
+                frame_bytes,
+                policy,
+                lowat,
+                ..LiveConfig::new("/cam.mjpg")
+            });
+            let ring = stream.ring();
+            site.add_live(stream);
+            Fixture {
+                _root: root,
+                site: Box::leak(Box::new(site)),
+                ring,
+                settings: ConnSettings {
+                    close_mode: CloseMode::Server,
+                    max_header_bytes: 8192,
+                    max_stalled_linger_checks: 3,
+                    requests_per_turn: 64,
+                },
+                counters: Counters::new(0),
+                scratch: Vec::new(),
+                read_buf: vec![0; 4096],
+            }
+        }
+
+        /// Publishes every frame due `millis` after the epoch.
+        fn publish_at(&mut self, millis: u64) {
+            self.ring.publish(Duration::from_millis(millis));
+        }
+
+        fn ready(&mut self, conn: &mut Connection<'static>, io: &mut MemoryTransport) -> Step {
+            let stream = self.site.live().expect("live site");
+            let mut shared = LoopShared {
+                site: self.site,
+                settings: &self.settings,
+                counters: &mut self.counters,
+                path_scratch: &mut self.scratch,
+                shutting_down: false,
+                live: Some(LiveShared {
+                    stream,
+                    source: &self.ring,
+                }),
+            };
+            conn.on_ready(io, &mut shared, &mut self.read_buf, true)
+        }
+
+        fn frame(&mut self, conn: &mut Connection<'static>, io: &mut MemoryTransport) -> Step {
+            let stream = self.site.live().expect("live site");
+            let mut shared = LoopShared {
+                site: self.site,
+                settings: &self.settings,
+                counters: &mut self.counters,
+                path_scratch: &mut self.scratch,
+                shutting_down: false,
+                live: Some(LiveShared {
+                    stream,
+                    source: &self.ring,
+                }),
+            };
+            let step = conn.on_publish(&mut shared);
+            step.unwrap_or_else(|| conn.on_frame(io, &mut shared))
+        }
+
+        fn head(&self, http11: bool) -> Vec<u8> {
+            let stream = self.site.live().unwrap();
+            stream
+                .config
+                .response_head(stream.epoch_unix_us, http11)
+                .into_bytes()
+        }
+
+        fn frame_bytes(&self, seq: u64) -> Vec<u8> {
+            let stream = self.site.live().unwrap();
+            stream
+                .config
+                .frame(stream.epoch_unix_us, seq)
+                .wire(false)
+                .to_vec()
+        }
+    }
+
+    fn get(path: &str) -> Vec<Vec<u8>> {
+        vec![format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes()]
+    }
+
+    #[test]
+    fn a_viewer_gets_the_head_then_the_newest_frames_and_skips_are_counted() {
+        let mut fixture = Fixture::new(Policy::Latest, 8, Some(4096));
+        fixture.publish_at(0);
+        let mut io = MemoryTransport::new(get("/cam.mjpg"));
+        let mut conn = Connection::new();
+        assert_eq!(fixture.ready(&mut conn, &mut io), Step::AwaitFrame);
+        assert_eq!(io.notsent_lowat(), Some(4096));
+        assert!(conn.is_viewer());
+        let mut expected = fixture.head(true);
+        expected.extend(fixture.frame_bytes(0));
+        assert_eq!(io.send_queue(), &expected[..]);
+
+        // Frames 1, 2 and 3 are due by 300 ms; `latest` keeps only 3 and sends it.
+        fixture.publish_at(300);
+        assert_eq!(fixture.frame(&mut conn, &mut io), Step::AwaitFrame);
+        expected.extend(fixture.frame_bytes(3));
+        assert_eq!(io.send_queue(), &expected[..]);
+        // Nothing new: nothing written, still waiting.
+        assert_eq!(fixture.frame(&mut conn, &mut io), Step::AwaitFrame);
+        assert_eq!(io.send_queue(), &expected[..]);
+
+        let live = &fixture.counters.live;
+        assert_eq!(live.viewers_joined, 1);
+        assert_eq!(live.frames_sent, 2);
+        assert_eq!(live.frames_skipped, 2);
+        assert_eq!(
+            live.bytes_sent,
+            (expected.len() - fixture.head(true).len()) as u64
+        );
+        assert_eq!(live.dispatch_delay_log2_us.iter().sum::<u64>(), 2);
+        assert_eq!(fixture.counters.requests_by_status[Status::Ok.index()], 1);
+        assert_eq!(fixture.counters.response_bytes, expected.len() as u64);
+    }
+
+    #[test]
+    fn a_viewer_over_the_mark_waits_for_the_kernel_then_takes_the_newest() {
+        let mut fixture = Fixture::new(Policy::Latest, 100, Some(16));
+        fixture.publish_at(0);
+        let mut io = MemoryTransport::new(get("/cam.mjpg"));
+        let mut conn = Connection::new();
+        let waiting = Step::Wait {
+            timer: TimerKind::Send,
+            restart: true,
+        };
+        // The head alone is more than the mark unsent: frame 0 waits for the client.
+        assert_eq!(fixture.ready(&mut conn, &mut io), waiting);
+        assert_eq!(io.send_queue(), &fixture.head(true)[..]);
+        io.client_reads(usize::MAX);
+        assert_eq!(fixture.ready(&mut conn, &mut io), waiting);
+        assert_eq!(io.send_queue(), &fixture.frame_bytes(0)[..]);
+        // Frames 1 and 2 are published while it waits; once the client read, the socket is
+        // writable and the viewer takes the newest.
+        fixture.publish_at(100);
+        fixture.publish_at(200);
+        io.client_reads(usize::MAX);
+        assert_eq!(fixture.ready(&mut conn, &mut io), waiting);
+        assert_eq!(io.send_queue(), &fixture.frame_bytes(2)[..]);
+        assert_eq!(fixture.counters.live.frames_skipped, 1);
+        assert_eq!(fixture.counters.live.frames_sent, 2);
+    }
+
+    #[test]
+    fn queue_bytes_disconnect_kicks_at_the_publication_that_puts_it_too_far_behind() {
+        let policy = Policy::QueueBytesDisconnect { bytes: 16 };
+        let mut fixture = Fixture::new(policy, 8, Some(4096));
+        fixture.publish_at(0);
+        let room = fixture.head(true).len() + fixture.frame_bytes(0).len();
+        let mut io = MemoryTransport::new(get("/cam.mjpg")).with_send_capacity(room);
+        let mut conn = Connection::new();
+        assert_eq!(fixture.ready(&mut conn, &mut io), Step::AwaitFrame);
+        // The client reads nothing: frame 1 is started but blocked, 8 bytes behind; frame 2
+        // puts it 16 behind (allowed), frame 3 24 (kicked).
+        let blocked = Step::Wait {
+            timer: TimerKind::Send,
+            restart: false,
+        };
+        fixture.publish_at(100);
+        assert_eq!(fixture.frame(&mut conn, &mut io), blocked);
+        fixture.publish_at(200);
+        assert_eq!(fixture.frame(&mut conn, &mut io), blocked);
+        fixture.publish_at(300);
+        assert_eq!(
+            fixture.frame(&mut conn, &mut io),
+            Step::Close(CloseSide::ServerFirst)
+        );
+        assert_eq!(fixture.counters.live.kicks, 1);
+        assert_eq!(fixture.counters.live.fifo_cap_kicks, 0);
+    }
+
+    #[test]
+    fn the_clients_fin_ends_the_stream_and_its_bytes_are_discarded() {
+        let mut fixture = Fixture::new(Policy::Latest, 8, None);
+        let mut segments = get("/cam.mjpg");
+        segments.push(b"ignored bytes".to_vec());
+        let mut io = MemoryTransport::new(segments).with_fin();
+        let mut conn = Connection::new();
+        // No frame published yet: the viewer waits.
+        assert_eq!(fixture.ready(&mut conn, &mut io), Step::AwaitFrame);
+        assert_eq!(io.notsent_lowat(), None, "--live-lowat off sets nothing");
+        let mut step = Step::AwaitFrame;
+        for _ in 0..4 {
+            step = fixture.ready(&mut conn, &mut io);
+            if matches!(step, Step::Close(_)) {
+                break;
+            }
+        }
+        assert_eq!(step, Step::Close(CloseSide::ClientFirst));
+        assert_eq!(io.send_queue(), &fixture.head(true)[..]);
+    }
+
+    #[test]
+    fn head_gets_the_head_only_and_no_viewer() {
+        let mut fixture = Fixture::new(Policy::Latest, 8, Some(4096));
+        fixture.publish_at(0);
+        let mut io = MemoryTransport::new(vec![b"HEAD /cam.mjpg HTTP/1.0\r\n\r\n".to_vec()]);
+        let mut conn = Connection::new();
+        assert_eq!(
+            fixture.ready(&mut conn, &mut io),
+            Step::Close(CloseSide::ServerFirst)
+        );
+        assert_eq!(io.send_queue(), &fixture.head(false)[..]);
+        assert!(!conn.is_viewer());
+        assert_eq!(fixture.counters.live.viewers_joined, 0);
+    }
+}

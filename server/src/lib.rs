@@ -322,6 +322,23 @@ pub fn run(config: &ServerConfig) -> Result<(), ServerError> {
         designs::connection_limit(config.design, config, max_conns)
     );
 
+    if let Some(stream) = site.live() {
+        let config = &stream.config;
+        eprintln!(
+            "afterburner: live stream at {}: {} fps of {} body bytes ({}), policy {}, lowat {}",
+            config.path,
+            config.fps,
+            config.body_bytes(),
+            match config.format {
+                live::Format::Mjpeg => "mjpeg".to_string(),
+                live::Format::Cbr { bytes_per_second } => format!("cbr {bytes_per_second} B/s"),
+            },
+            config.policy,
+            config
+                .lowat
+                .map_or("off".to_string(), |mark| format!("{mark} bytes")),
+        );
+    }
     for (flag, why) in config.design.ignored_flags() {
         if config.flags_given.contains(flag) {
             eprintln!(

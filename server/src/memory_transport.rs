@@ -54,7 +54,7 @@ pub struct MemoryTransport {
     queue: Vec<u8>,
     /// Most bytes `queue` holds; `None`: unlimited (writes never block).
     send_capacity: Option<usize>,
-    /// Bytes the client took out of the queue, in order.
+    /// Bytes the client took out of the queue, in order; see [`MemoryTransport::received`].
     received: Vec<u8>,
     /// Bytes accepted by writes in all.
     written: usize,
@@ -68,6 +68,7 @@ pub struct MemoryTransport {
     writes_after_shutdown: usize,
     reset_on_close: Cell<bool>,
     nodelay: Cell<bool>,
+    notsent_lowat: Cell<Option<u32>>,
 }
 
 impl MemoryTransport {
@@ -158,6 +159,11 @@ impl MemoryTransport {
     /// Whether the server turned Nagle's algorithm off.
     pub fn nodelay(&self) -> bool {
         self.nodelay.get()
+    }
+
+    /// The `TCP_NOTSENT_LOWAT` the connection set, if any.
+    pub fn notsent_lowat(&self) -> Option<u32> {
+        self.notsent_lowat.get()
     }
 
     /// The client reads up to `bytes` from the send queue; returns how many it took.
@@ -315,6 +321,13 @@ impl Transport for MemoryTransport {
 
     fn set_nodelay(&self) -> io::Result<()> {
         self.nodelay.set(true);
+        Ok(())
+    }
+
+    /// Recorded only ([`MemoryTransport::notsent_lowat`]): the queue has no unsent/in-flight
+    /// split, so every queued byte counts as unsent.
+    fn set_notsent_lowat(&self, bytes: u32) -> io::Result<()> {
+        self.notsent_lowat.set(Some(bytes));
         Ok(())
     }
 }

@@ -483,6 +483,94 @@ impl StatsFile {
 mod tests {
     use super::*;
 
+    #[test]
+    fn log2_buckets_take_their_lower_power_of_two() {
+        assert_eq!(log2_bucket(0), 0);
+        assert_eq!(log2_bucket(1), 0);
+        assert_eq!(log2_bucket(2), 1);
+        assert_eq!(log2_bucket(3), 1);
+        assert_eq!(log2_bucket(1024), 10);
+        assert_eq!(log2_bucket(2047), 10);
+        assert_eq!(log2_bucket(u64::MAX), LIVE_BUCKETS - 1);
+    }
+
+    #[test]
+    fn live_counters_merge_by_sum_but_frames_published_by_max() {
+        let mut one = LiveCounters {
+            frames_published: 40,
+            kicks: 1,
+            ..LiveCounters::default()
+        };
+        one.count_dispatch_delay(Duration::from_micros(1500));
+        one.gauges.viewers_now = 3;
+        let mut two = LiveCounters {
+            frames_published: 41,
+            kicks: 2,
+            ..LiveCounters::default()
+        };
+        two.count_dispatch_delay(Duration::from_micros(1024));
+        two.gauges.viewers_now = 4;
+        one.merge(&two);
+        assert_eq!(one.frames_published, 41);
+        assert_eq!(one.kicks, 3);
+        assert_eq!(one.dispatch_delay_log2_us[10], 2);
+        assert_eq!(one.gauges.viewers_now, 7);
+    }
+
+    #[test]
+    fn the_live_object_is_written_only_with_a_live_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stats.json");
+        let mut counters = Counters::new(0);
+        StatsFile::new(path.clone())
+            .write(&counters, std::iter::empty(), true)
+            .unwrap();
+        assert!(read(&path).get("live").is_none());
+
+        counters.live.frames_skipped = 5;
+        counters.live.gauges.frames_alive_peak = 2;
+        let config = LiveConfig {
+            lowat: None,
+            ..LiveConfig::new("/cam.mjpg")
+        };
+        StatsFile::with_live(path.clone(), Some(config))
+            .write(&counters, std::iter::empty(), true)
+            .unwrap();
+        let live = &read(&path)["live"];
+        assert_eq!(live["path"], "/cam.mjpg");
+        assert_eq!(live["format"], "mjpeg");
+        assert_eq!(live["policy"], "latest");
+        assert_eq!(live["fps"], 4.0);
+        assert_eq!(live["frame_bytes"], 3072);
+        assert!(live["lowat_bytes"].is_null());
+        assert_eq!(live["frames_skipped"], 5);
+        assert_eq!(live["frames_alive_peak"], 2);
+        assert_eq!(live["dispatch_delay_log2_us"].as_array().unwrap().len(), 24);
+        let keys: Vec<&str> = live
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        for key in [
+            "source_late",
+            "viewers_joined",
+            "frames_sent",
+            "bytes_sent",
+            "frames_dropped",
+            "kicks",
+            "fifo_cap_kicks",
+            "spread_log2_us",
+            "viewers_now",
+            "queue_bytes_now",
+            "unsent_bytes_now",
+            "unacked_bytes_now",
+            "frames_alive_now",
+        ] {
+            assert!(keys.contains(&key), "no {key} in {keys:?}");
+        }
+    }
+
     fn read(path: &Path) -> serde_json::Value {
         serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
     }
