@@ -19,7 +19,7 @@ use self::shared_ring::SharedRing;
 use super::event_loop::ACCEPT_PAUSE;
 use super::shared_counters::SharedCounters;
 use crate::conn::{ConnSettings, Connection, LiveShared, LoopShared, Step};
-use crate::live::{LiveStream, Policy};
+use crate::live::LiveStream;
 use crate::site::Site;
 use crate::stats::{CloseSide, Counters, LiveGauges};
 use crate::timers::TimerKind;
@@ -248,17 +248,13 @@ impl<'a, 'site> Worker<'a, 'site> {
             let timer = armed.expect("armed just above");
             let cutoff = self.stop_seen.map(|seen| seen + self.grace);
             let mut until = cutoff.map_or(timer.deadline, |cutoff| cutoff.min(timer.deadline));
-            // Under `queue:BYTES:disconnect` a viewer waiting to write is still checked at each
-            // publication, as the `loop` checks every viewer, so that one too far behind is
-            // kicked then (the other policies never kick a viewer that is not picking).
+            // A viewer waiting to write still wakes at each publication: the `loop` checks every
+            // viewer then (`queue:BYTES:disconnect` kicks one too far behind), and its gauges
+            // (its lag, the kernel's queues) are refreshed, which reads the ring and so
+            // publishes the frame even if no other viewer does (frames alive stay as in the
+            // `loop`). One wake per frame per stalled viewer.
             let publication = match &self.live {
-                Some(live)
-                    if conn.is_viewer()
-                        && matches!(
-                            live.stream.config.policy,
-                            Policy::QueueBytesDisconnect { .. }
-                        ) =>
-                {
+                Some(live) if conn.is_viewer() => {
                     Some(live.ring.next_publication(Instant::now()).1)
                 }
                 _ => None,
