@@ -337,3 +337,28 @@ fn a_viewer_too_far_behind_is_kicked_under_queue_bytes_disconnect(design: &str) 
     assert_eq!(stats.u(&["live", "kicks"]), 1, "{:#}", stats.0["live"]);
     assert_eq!(stats.u(&["live", "fifo_cap_kicks"]), 0);
 }
+
+/// A pause shorter than `--send-timeout` is not a timeout, however long the viewer watched
+/// before it (the send timer starts when the viewer starts waiting to write).
+#[rstest_reuse::apply(live_designs)]
+fn a_long_watch_then_a_short_stall_is_not_a_send_timeout(design: &str) {
+    let site = Site::new();
+    let mut flags = live_flags("latest");
+    flags.extend(["--send-timeout", "1s"]);
+    let mut server = Server::start(design, &site, &flags);
+    let mut viewer = Viewer::join(server.port, Some(4096));
+    // Watch for longer than the send timeout, reading all along.
+    assert!(viewer.watch(Duration::from_millis(1800)));
+    let watched = viewer.parts.len();
+    // Stall for half the send timeout: the server's queue fills and it waits to write.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        viewer.watch(Duration::from_millis(700)),
+        "the stream ended after a 0.5 s stall under a 1 s send timeout: {:?}",
+        viewer.parts
+    );
+    assert!(viewer.parts.len() > watched + 5, "the stream went on");
+    drop(viewer);
+    let stats = server.stop().stats();
+    assert_eq!(stats.u(&["timeouts", "send"]), 0, "{:#}", stats.0);
+}

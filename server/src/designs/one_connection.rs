@@ -239,6 +239,8 @@ impl<'a, 'site> Worker<'a, 'site> {
                     // No timer while a viewer waits for a frame, as in the `loop`.
                     armed = None;
                     step = self.await_frame(&mut conn, &mut stream);
+                    // A timer armed next starts from now, not from before the wait.
+                    now = Instant::now();
                     continue;
                 }
             };
