@@ -12,6 +12,14 @@
 //! before accept(2) is called is missed); the pipe and the shutdown cannot be missed. Workers
 //! still running at the end of `--grace` are killed; no worker outlives the parent
 //! ([`Children`] and the workers' parent-death signal).
+//!
+//! Live stream (`--live`): a viewer holds its worker process for as long as it watches, so
+//! `--workers` must exceed the viewers plus the other clients. Each process has its own
+//! [`SharedRing`] (the parent's empty one, copied by fork) and builds the frames its viewer
+//! needs: the same bytes in every process, since frames are a function of the stream's epoch,
+//! but built once per process instead of once. Per-frame spread would need every process's
+//! dispatch delays for the frame, so none is counted here; the per-viewer dispatch delays are
+//! (summed in the shared counters with the other live counts and gauges).
 
 use std::net::TcpStream;
 use std::os::fd::AsFd;

@@ -8,6 +8,14 @@
 //! Counters: each thread counts into its own [`Counters`] and publishes them to the shared
 //! totals after every step of its connection, so a SIGUSR1 snapshot includes every request
 //! answered so far, in-flight connections' included; the main thread counts accepts itself.
+//!
+//! Live stream (`--live`): every connection thread reads one [`SharedRing`], published lazily
+//! by the first viewer that needs a due frame; a viewer waiting for the next frame sleeps in
+//! poll(2) until its due instant, watching its socket for the client's close. So all waiting
+//! threads wake at the same instant, and the per-frame spread measures the scheduler handing
+//! them the CPU. The main thread reports `frames_published` from the stream's clock and the
+//! ring's frames alive; the workers' shares of the other gauges are summed in the shared
+//! counters.
 
 use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
