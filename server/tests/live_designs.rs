@@ -362,3 +362,20 @@ fn a_long_watch_then_a_short_stall_is_not_a_send_timeout(design: &str) {
     let stats = server.stop().stats();
     assert_eq!(stats.u(&["timeouts", "send"]), 0, "{:#}", stats.0);
 }
+
+/// Without the mark (`--live-lowat off`) a viewer is always ready: the stream flows the same.
+#[rstest_reuse::apply(live_designs)]
+fn the_stream_flows_with_the_mark_off(design: &str) {
+    let site = Site::new();
+    let mut flags = live_flags("queue:4");
+    flags.extend(["--live-lowat", "off"]);
+    let mut server = Server::start(design, &site, &flags);
+    let mut viewer = Viewer::join(server.port, None);
+    assert!(viewer.watch(Duration::from_millis(1200)));
+    assert!(viewer.parts.len() >= 15, "{:?}", viewer.parts);
+    assert!(viewer.gaps() <= 2, "{:?}", viewer.parts);
+    drop(viewer);
+    let stats = server.stop().stats();
+    assert_eq!(stats.0["live"]["lowat_bytes"], serde_json::Value::Null);
+    assert_eq!(stats.0["live"]["policy"], "queue:4");
+}
