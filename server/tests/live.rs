@@ -425,6 +425,49 @@ fn fifo_queues_for_a_stalled_viewer() {
 }
 
 #[test]
+fn queue_n_resumes_from_its_backlog_and_counts_the_drops() {
+    let site = site();
+    let server = Server::start(
+        "loop",
+        &site,
+        &live_flags(&[
+            "--live-fps",
+            "50",
+            "--live-frame-bytes",
+            "16KiB",
+            "--live-policy",
+            "queue:4",
+        ]),
+    );
+    let mut stalled = stalled_viewer(server.port);
+    sleep_ms(1000);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut seqs = Vec::new();
+    while seqs.len() < 30 {
+        let Some(part) = stalled.part(deadline) else {
+            break;
+        };
+        assert_eq!(verify_body(part.seq, &part.body), Ok(()));
+        seqs.push(part.seq);
+    }
+    assert!(seqs.len() >= 30, "{seqs:?}");
+    // Every frame in order but for the one jump over what fell off the 4-frame backlog.
+    let jumps: Vec<_> = seqs
+        .windows(2)
+        .filter(|pair| pair[1] != pair[0] + 1)
+        .collect();
+    assert!(!jumps.is_empty() && jumps.len() <= 2, "{seqs:?}");
+    let stats = server.snapshot(1);
+    let dropped = stats.u(&["live", "frames_dropped"]);
+    let gap: u64 = jumps.iter().map(|pair| pair[1] - pair[0] - 1).sum();
+    assert!(
+        dropped >= gap && dropped >= 20,
+        "{dropped} dropped, {gap} in the gaps seen"
+    );
+    assert_eq!(stats.u(&["live", "frames_skipped"]), 0);
+}
+
+#[test]
 fn fifo_kicks_a_stalled_viewer_at_its_cap() {
     let site = site();
     let mut server = Server::start(
