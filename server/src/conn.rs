@@ -289,8 +289,8 @@ impl<'site> Connection<'site> {
     }
 
     /// The check at each publication for a live viewer, whatever it is doing: `Some(close)`
-    /// when the policy disconnects it (`queue:BYTES:disconnect` over its bytes), counted as a
-    /// kick. Touches no socket. `None` for every other connection.
+    /// when the policy disconnects it (`queue:BYTES:disconnect` over its bytes, `fifo` past its
+    /// cap), counted as a kick. Touches no socket. `None` for every other connection.
     pub fn on_publish(&mut self, shared: &mut LoopShared<'_, 'site>) -> Option<Step> {
         let live = shared.live?;
         let viewer = &mut self.viewer.as_deref_mut()?.viewer;

@@ -708,9 +708,11 @@ impl Viewer {
         newest.stream_end.saturating_sub(position)
     }
 
-    /// The check at each publication for `queue:BYTES:disconnect` (Icecast checks every
-    /// listener on every source pass, `src/source.c`): `Some(kick)` when the viewer lags more
-    /// than the policy's bytes. Other policies never kick here. Counts the kick once.
+    /// The check at each publication (Icecast checks every listener on every source pass,
+    /// `src/source.c`): `Some(kick)` when the viewer lags more than `queue:BYTES:disconnect`'s
+    /// bytes, or when the next frame a `fifo` viewer needs fell out of the ring (the cap), so
+    /// a stalled viewer is let go when the cap is reached, not only when it next writes. Other
+    /// policies never kick here. Counts the kick once.
     pub fn on_publish(&mut self, policy: Policy, source: &dyn FrameSource) -> Option<Kick> {
         if let Some(kick) = self.kicked {
             return Some(kick);
@@ -718,6 +720,19 @@ impl Viewer {
         match policy {
             Policy::QueueBytesDisconnect { bytes } if self.lag_bytes(source) > bytes => {
                 Some(self.kick(Kick::TooFarBehind))
+            }
+            Policy::Fifo => {
+                let wanted = match (&self.current, self.last_seq) {
+                    (Some(frame), _) => frame.seq + 1,
+                    (None, Some(last)) => last + 1,
+                    (None, None) => return None,
+                };
+                if wanted < source.oldest()?.seq {
+                    self.counts.fifo_cap_kicks += 1;
+                    Some(self.kick(Kick::FifoCap))
+                } else {
+                    None
+                }
             }
             _ => None,
         }
@@ -1347,6 +1362,11 @@ mod tests {
         );
         ring.publish(at_frame(12));
         assert_eq!(ring.oldest().map(|frame| frame.seq), Some(8));
+        assert_eq!(
+            viewer.on_publish(policy, &ring),
+            Some(Kick::FifoCap),
+            "frame 4, the next it needs, is gone: kicked at the publication"
+        );
         assert_eq!(
             viewer.next(policy, &ring, 0, None, 0),
             Next::Disconnect(Kick::FifoCap)

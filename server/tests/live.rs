@@ -425,6 +425,118 @@ fn fifo_queues_for_a_stalled_viewer() {
 }
 
 #[test]
+fn queue_n_resumes_from_its_backlog_and_counts_the_drops() {
+    let site = site();
+    let server = Server::start(
+        "loop",
+        &site,
+        &live_flags(&[
+            "--live-fps",
+            "50",
+            "--live-frame-bytes",
+            "16KiB",
+            "--live-policy",
+            "queue:4",
+        ]),
+    );
+    let mut stalled = stalled_viewer(server.port);
+    sleep_ms(1000);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut seqs = Vec::new();
+    while seqs.len() < 30 {
+        let Some(part) = stalled.part(deadline) else {
+            break;
+        };
+        assert_eq!(verify_body(part.seq, &part.body), Ok(()));
+        seqs.push(part.seq);
+    }
+    assert!(seqs.len() >= 30, "{seqs:?}");
+    // Every frame in order but for the one jump over what fell off the 4-frame backlog.
+    let jumps: Vec<_> = seqs
+        .windows(2)
+        .filter(|pair| pair[1] != pair[0] + 1)
+        .collect();
+    assert!(!jumps.is_empty() && jumps.len() <= 2, "{seqs:?}");
+    let stats = server.snapshot(1);
+    let dropped = stats.u(&["live", "frames_dropped"]);
+    let gap: u64 = jumps.iter().map(|pair| pair[1] - pair[0] - 1).sum();
+    assert!(
+        dropped >= gap && dropped >= 20,
+        "{dropped} dropped, {gap} in the gaps seen"
+    );
+    assert_eq!(stats.u(&["live", "frames_skipped"]), 0);
+}
+
+#[test]
+fn fifo_kicks_a_stalled_viewer_at_its_cap() {
+    let site = site();
+    let mut server = Server::start(
+        "loop",
+        &site,
+        &live_flags(&[
+            "--live-fps",
+            "20",
+            "--live-frame-bytes",
+            "4KiB",
+            "--live-policy",
+            "fifo",
+            "--live-fifo-cap",
+            "32KiB",
+        ]),
+    );
+    let mut stalled = stalled_viewer(server.port);
+    sleep_ms(1500);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut closed = false;
+    while let Ok(n) = stalled.fill(deadline) {
+        if n == 0 {
+            closed = true;
+            break;
+        }
+        stalled.buf.clear();
+    }
+    assert!(closed, "the stalled fifo viewer was not let go at the cap");
+    let stats = server.stop().stats();
+    assert_eq!(stats.u(&["live", "kicks"]), 1, "{:#}", stats.0["live"]);
+    assert_eq!(stats.u(&["live", "fifo_cap_kicks"]), 1);
+    assert!(
+        stats.u(&["live", "frames_alive_peak"]) <= 12,
+        "{:#}",
+        stats.0["live"]
+    );
+}
+
+#[test]
+fn without_the_mark_the_kernel_queues_what_latest_would_skip() {
+    let site = site();
+    let server = Server::start(
+        "loop",
+        &site,
+        &live_flags(&[
+            "--live-fps",
+            "50",
+            "--live-frame-bytes",
+            "16KiB",
+            "--live-lowat",
+            "off",
+        ]),
+    );
+    let _stalled = stalled_viewer(server.port);
+    sleep_ms(1500);
+    let stats = server.snapshot(1);
+    let live = &stats.0["live"];
+    assert!(live["lowat_bytes"].is_null());
+    // The same stall as under the mark, but the send buffer (megabytes on loopback) takes
+    // frame after frame: nothing is skipped, everything waits in the kernel.
+    assert!(stats.u(&["live", "frames_sent"]) >= 40, "{live:#}");
+    assert!(
+        stats.u(&["live", "unsent_bytes_now"]) >= 40 * 16 * 1024,
+        "{live:#}"
+    );
+    assert_eq!(stats.u(&["live", "frames_skipped"]), 0, "{live:#}");
+}
+
+#[test]
 fn cbr_is_chunked_on_http11_and_close_delimited_on_http10() {
     let site = site();
     let server = Server::start(

@@ -276,8 +276,9 @@ impl<'site> EventLoop<'_, 'site> {
         self.apply(key, step, now);
     }
 
-    /// Publishes the frames due at `now`; then, under `queue:BYTES:disconnect`, kicks every
-    /// viewer now too far behind (Icecast checks each listener at each source pass), and drives
+    /// Publishes the frames due at `now`; then, under `queue:BYTES:disconnect` and `fifo`, kicks
+    /// every viewer now too far behind (Icecast checks each listener at each source pass; a
+    /// stalled `fifo` viewer past the cap), and drives
     /// the viewers that were waiting for a frame, counting the spread: the frame's due instant
     /// to the first byte to the last of them.
     fn publish(&mut self, now: Instant) {
@@ -295,7 +296,7 @@ impl<'site> EventLoop<'_, 'site> {
             .map_or(now, |frame| live.stream.due(frame.seq));
         if matches!(
             live.stream.config.policy,
-            Policy::QueueBytesDisconnect { .. }
+            Policy::QueueBytesDisconnect { .. } | Policy::Fifo
         ) {
             let viewers: Vec<usize> = self
                 .slots
