@@ -845,8 +845,8 @@ impl<'site> UringLoop<'_, 'site> {
         }
     }
 
-    /// Publishes the frames due at `now`; then, under `queue:BYTES:disconnect`, kicks every
-    /// viewer now too far behind, and drives the viewers that were waiting for a frame (their
+    /// Publishes the frames due at `now`; then, under `queue:BYTES:disconnect` and `fifo`,
+    /// kicks every viewer now too far behind (a stalled `fifo` viewer past the cap), and drives the viewers that were waiting for a frame (their
     /// frame is copied into their send queues, all sent by the next enter), counting the
     /// spread: the frame's due instant to the copy for the last of them. As the `loop` does.
     fn publish(&mut self, now: Instant) {
@@ -864,7 +864,7 @@ impl<'site> UringLoop<'_, 'site> {
             .map_or(now, |frame| live.stream.due(frame.seq));
         if matches!(
             live.stream.config.policy,
-            Policy::QueueBytesDisconnect { .. }
+            Policy::QueueBytesDisconnect { .. } | Policy::Fifo
         ) {
             let viewers: Vec<usize> = self
                 .slots
