@@ -283,7 +283,7 @@ fn live_counters_add_up_over_threads_and_processes(design: &str) {
     // Every part a viewer received whole was sent whole; the server may have sent a few more
     // that were in flight when the viewers closed.
     assert!(
-        sent >= received && sent <= received + 3 * 3,
+        sent >= received && sent <= received + 3 * 5,
         "{sent} frames sent, {received} received: {live:#}"
     );
     assert!(stats.u(&["live", "bytes_sent"]) >= bytes, "{live:#}");
