@@ -46,8 +46,9 @@ Close modes:
                       receiving, so the server's FIN goes first and the server holds the TIME_WAIT
   reset               once the send queue drained, close with SO_LINGER 0: RST, no TIME_WAIT
 
-Live source (--live PATH; designs loop and reactors): GET PATH is an endless stream, frames
-  published at --live-fps from the server's start, built once and shared by every viewer.
+Live source (--live PATH; designs loop, reactors, uring, threads, prefork): GET PATH is an
+  endless stream, frames published at --live-fps from the server's start, built once and shared
+  by every viewer (prefork: once per process; uring copies each into the viewer's send queue).
   mjpeg  multipart/x-mixed-replace;boundary=afterburnerframe, one part of --live-frame-bytes per
          frame with Content-Length, X-Frame-Seq, X-Timestamp (capture, Unix s.us); close-delimited
   cbr    application/octet-stream at --live-rate bits/s (X-Stream-Rate in bytes/s), chunks whose

@@ -884,97 +884,9 @@ impl LiveStream {
     }
 }
 
-/// A [`FrameRing`] behind a mutex, for designs whose connections run on several threads
-/// (`threads`): whoever first needs a due frame publishes it ([`SharedRing::publish`]), and
-/// every [`FrameSource`] call takes the lock for as long as it takes to clone an `Arc`.
-#[derive(Debug)]
-pub struct SharedRing {
-    ring: std::sync::Mutex<FrameRing>,
-}
-
-impl SharedRing {
-    /// Shares `ring`.
-    pub fn new(ring: FrameRing) -> SharedRing {
-        SharedRing {
-            ring: std::sync::Mutex::new(ring),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, FrameRing> {
-        // A thread that panicked while holding the lock left the ring whole (publish only
-        // appends built frames), so the poison is ignored.
-        self.ring
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// [`FrameRing::publish`] under the lock: frames due at `since_epoch` not yet published.
-    pub fn publish(&self, since_epoch: Duration) -> u64 {
-        self.lock().publish(since_epoch)
-    }
-
-    /// [`FrameRing::next_due`].
-    pub fn next_due(&self) -> Duration {
-        self.lock().next_due()
-    }
-
-    /// [`FrameRing::published`].
-    pub fn published(&self) -> u64 {
-        self.lock().published()
-    }
-
-    /// [`FrameRing::source_late`].
-    pub fn source_late(&self) -> u64 {
-        self.lock().source_late()
-    }
-
-    /// Distinct frames alive now and at peak ([`FrameRing::tally`]).
-    pub fn frames_alive(&self) -> (u64, u64) {
-        let ring = self.lock();
-        (ring.tally().alive(), ring.tally().peak())
-    }
-}
-
-impl FrameSource for SharedRing {
-    fn newest(&self) -> Option<Arc<Frame>> {
-        self.lock().newest()
-    }
-
-    fn get(&self, seq: u64) -> Option<Arc<Frame>> {
-        self.lock().get(seq)
-    }
-
-    fn oldest(&self) -> Option<Arc<Frame>> {
-        self.lock().oldest()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_shared_ring_publishes_once_for_every_thread() {
-        let config = LiveConfig {
-            fps: 10.0,
-            frame_bytes: 8,
-            ..LiveConfig::new("/cam.mjpg")
-        };
-        let shared = Arc::new(SharedRing::new(FrameRing::new(config, 0)));
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let shared = Arc::clone(&shared);
-                std::thread::spawn(move || shared.publish(Duration::from_millis(250)))
-            })
-            .collect();
-        let built: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        // Frames 0, 1 and 2 are due; `latest` keeps one, so only frame 2 is built, once.
-        assert_eq!(built, 1);
-        assert_eq!(shared.newest().map(|frame| frame.seq), Some(2));
-        assert_eq!(shared.next_due(), Duration::from_millis(300));
-        assert_eq!(shared.frames_alive(), (1, 1));
-        assert_eq!(shared.source_late(), 1);
-    }
 
     fn mjpeg(policy: Policy, frame_bytes: usize) -> LiveConfig {
         LiveConfig {

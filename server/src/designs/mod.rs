@@ -13,6 +13,7 @@ pub mod reactors;
 pub mod rebuilt_set;
 pub mod select;
 pub mod shared_counters;
+pub mod shared_ring;
 pub mod socket;
 pub mod threads;
 pub mod uring;
@@ -166,7 +167,13 @@ pub fn connection_limit(design: Design, config: &ServerConfig, max_conns: usize)
 /// The designs that serve `--live`: the one list to extend when another design learns it.
 /// `poll`, `select` and `fork` never will (a stream per process, or a loop rebuilt each round,
 /// is not what they are there to show).
-pub const LIVE_DESIGNS: &[Design] = &[Design::Loop, Design::Reactors];
+pub const LIVE_DESIGNS: &[Design] = &[
+    Design::Loop,
+    Design::Reactors,
+    Design::Uring,
+    Design::Threads,
+    Design::Prefork,
+];
 
 /// Whether `design` serves `--live` ([`LIVE_DESIGNS`]).
 pub fn serves_live(design: Design) -> bool {

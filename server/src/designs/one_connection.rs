@@ -11,11 +11,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::pipe::{pipe_with, PipeFlags};
 
-// Declared here until `designs/mod.rs` declares it (that file is owned by another change).
-#[path = "shared_ring.rs"]
-pub mod shared_ring;
-
-use self::shared_ring::SharedRing;
+use super::shared_ring::SharedRing;
 use super::event_loop::ACCEPT_PAUSE;
 use super::shared_counters::SharedCounters;
 use crate::conn::{ConnSettings, Connection, LiveShared, LoopShared, Step};

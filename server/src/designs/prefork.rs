@@ -30,7 +30,7 @@ use rustix::net::{accept_with, Shutdown, SocketFlags};
 
 use super::event_loop::loop_error;
 use super::event_loop::{is_transient_accept_error, ACCEPT_PAUSE};
-use super::one_connection::shared_ring::SharedRing;
+use super::shared_ring::SharedRing;
 use super::one_connection::{is_readable_now, stop_pipe, wait_readable, Stop, Worker};
 use super::processes::{check_single_threaded, ChildExits, Children};
 use super::shared_counters::SharedCounters;

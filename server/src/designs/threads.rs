@@ -26,7 +26,7 @@ use rustix::net::{accept_with, SocketFlags};
 
 use super::event_loop::is_transient_accept_error;
 use super::event_loop::loop_error;
-use super::one_connection::shared_ring::SharedRing;
+use super::shared_ring::SharedRing;
 use super::one_connection::{pause_accepting, stop_pipe, timespec, Worker};
 use super::shared_counters::SharedCounters;
 use super::write_snapshot;
