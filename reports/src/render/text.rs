@@ -10,8 +10,8 @@
 use std::io::Write;
 
 use super::format::{
-    bytes, compact, count, cpu_us, errors_by_kind, fps, line_rate, mean_count, ms, or_missing,
-    percent, rate, seconds, times, whole, window_s, MISSING,
+    age_us, bytes, compact, count, cpu_us, errors_by_kind, fps, line_rate, mean_count, ms,
+    or_missing, per_minute, percent, rate, seconds, times, whole, window_s, MISSING,
 };
 use crate::claims::ClaimsReport;
 use crate::comparison::{Comparison, RoundOutcome};
@@ -193,9 +193,9 @@ fn print_slow_line(out: &mut impl Write, r: &SlowLineRow) {
     }
 }
 
-/// A time in microseconds as `seconds` writes it, or the missing mark.
+/// A time in microseconds as `format::age_us` writes it, or the missing mark.
 fn age(us: Option<f64>) -> String {
-    or_missing(us, |us| seconds(us / 1e6))
+    or_missing(us, age_us)
 }
 
 /// The lines of one live-viewer population: what all its viewers saw, then each line rate,
@@ -223,7 +223,7 @@ fn print_viewer(out: &mut impl Write, r: &ViewerRow) {
         count(r.frames_skipped),
         count(r.frames + r.frames_skipped),
         count(r.freezes),
-        or_missing(r.freezes_per_viewer_minute, |v| format!("{v:.2}")),
+        or_missing(r.freezes_per_viewer_minute, per_minute),
         age(r.startup_p50_us),
         age(r.startup_p99_us),
         count(r.joins),
