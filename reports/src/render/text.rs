@@ -199,15 +199,16 @@ fn age(us: Option<f64>) -> String {
 }
 
 /// The lines of one live-viewer population: what all its viewers saw, then each line rate,
-/// then the CBR playout model.
-fn print_viewer(out: &mut impl Write, r: &ViewerRow) {
+/// then the CBR playout model. `name` heads the first line: the population's name when no
+/// latency row was printed for it (viewers make no requests), else blank.
+fn print_viewer(out: &mut impl Write, r: &ViewerRow, name: &str) {
     let _ = writeln!(
         out,
         "  {:<12} {} viewers on {} lines ({} {} at {} fps, {} a frame): fps p50 {} \
          (efficiency p50 {}); frame age p50 {} p99 {}; age of information p50 {}; skipped {} \
          ({} frames of {}); {} freezes ({} per viewer-minute); startup p50 {} p99 {}; \
          joins {}, leaves {}, kicks {}",
-        "",
+        name,
         compact(r.viewers),
         r.line,
         r.format,
@@ -536,21 +537,31 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
             "max ms"
         );
         for population in &point.populations {
-            latency_row(
-                out,
-                &population.name,
-                "all",
-                population.totals.ops,
-                histogram_figures(&population.latency.total_us),
-            );
-            for class in &population.classes {
+            let viewer_row = live
+                .iter()
+                .flat_map(|v| &v.viewers)
+                .find(|r| r.population == population.name);
+            // A viewer population makes no requests: its viewer line stands for the latency row.
+            let viewer_only = viewer_row.is_some() && population.totals.ops == 0;
+            if let (Some(r), true) = (viewer_row, viewer_only) {
+                print_viewer(out, r, &population.name);
+            } else {
                 latency_row(
                     out,
-                    "",
-                    &class.class,
-                    class.ops,
-                    histogram_figures(&class.latency.total_us),
+                    &population.name,
+                    "all",
+                    population.totals.ops,
+                    histogram_figures(&population.latency.total_us),
                 );
+                for class in &population.classes {
+                    latency_row(
+                        out,
+                        "",
+                        &class.class,
+                        class.ops,
+                        histogram_figures(&class.latency.total_us),
+                    );
+                }
             }
             if let Some(lag) = &population.schedule_lag_us {
                 let _ = writeln!(
@@ -580,12 +591,8 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
             if let Some(r) = slow_lines.iter().find(|r| r.population == population.name) {
                 print_slow_line(out, r);
             }
-            if let Some(r) = live
-                .iter()
-                .flat_map(|v| &v.viewers)
-                .find(|r| r.population == population.name)
-            {
-                print_viewer(out, r);
+            if let (Some(r), false) = (viewer_row, viewer_only) {
+                print_viewer(out, r, "");
             }
             if let Some(r) = little.iter().find(|r| r.population == population.name) {
                 print_little(out, r);
