@@ -235,7 +235,10 @@ fn the_text_summary_has_the_viewer_lines() {
         assert!(cost.contains(expected), "{expected} not in\n{cost}");
     }
     let beside = line_with(&text, "beside the stream, web clients' p99:");
-    assert!(beside.contains("lan ") && beside.contains("arrivals "), "{beside}");
+    assert!(
+        beside.contains("lan ") && beside.contains("arrivals "),
+        "{beside}"
+    );
     assert!(!beside.contains("cam-modem"), "{beside}");
 }
 
@@ -306,8 +309,9 @@ fn the_comparison_metrics_have_the_viewers_figures_only_where_there_are_viewers(
     assert_eq!(row("viewer_fps_p50").metric.better, prepare::Better::Higher);
     assert_eq!(row("viewer_skip_rate").ratios, [Some(1.0), Some(1.0)]);
     let rows = prepare::comparison_rows(&[web_only]);
-    assert!(rows.iter().all(|r| !r.metric.id.contains("viewer")
-        && r.metric.id != "frame_age_p99"));
+    assert!(rows
+        .iter()
+        .all(|r| !r.metric.id.contains("viewer") && r.metric.id != "frame_age_p99"));
 }
 
 #[test]
@@ -322,7 +326,12 @@ fn a_result_from_before_live_viewers_loads_and_renders_without_the_section() {
         }
         for t in point["timeline"]["populations"].as_array_mut().unwrap() {
             let t = t.as_object_mut().unwrap();
-            for key in ["frames", "frames_skipped", "frame_age_p99_us", "viewer_kicks"] {
+            for key in [
+                "frames",
+                "frames_skipped",
+                "frame_age_p99_us",
+                "viewer_kicks",
+            ] {
                 assert!(t.remove(key).is_some(), "{key}");
             }
         }
@@ -331,7 +340,12 @@ fn a_result_from_before_live_viewers_loads_and_renders_without_the_section() {
     assert_eq!(loaded, old);
     assert!(prepare::live_view(&loaded.load_points[0]).is_none());
     let text = summary(&loaded);
-    for absent in ["viewers on", "live source:", "live cost:", "beside the stream"] {
+    for absent in [
+        "viewers on",
+        "live source:",
+        "live cost:",
+        "beside the stream",
+    ] {
         assert!(!text.contains(absent), "{absent} in\n{text}");
     }
     let html = render_run(&loaded);
