@@ -297,6 +297,13 @@ pub struct TimelineView {
     pub open_connections: Vec<Series>,
     /// Response time (µs) per population, p50 then p99; intervals without a completed request are left out.
     pub latency_us: Vec<Series>,
+    /// Live viewers: frame age at receipt (µs) per viewer population, p50 then p99; intervals
+    /// without a frame are left out.
+    pub frame_age_us: Vec<Series>,
+    /// Live viewers: frames per second per connected viewer in each interval, per viewer
+    /// population, received (thick) then skipped (thin); intervals with no viewer connected
+    /// are left out.
+    pub viewer_fps: Vec<Series>,
 }
 
 /// The drawable timeline of `point`, or `None` when it has no interval at all.
@@ -330,6 +337,8 @@ pub fn timeline_view(point: &LoadPoint) -> Option<TimelineView> {
     }
     let mut open_connections = Vec::new();
     let mut latency_us = Vec::new();
+    let mut frame_age_us = Vec::new();
+    let mut viewer_fps = Vec::new();
     for (n, population) in timeline.populations.iter().enumerate() {
         let hue = Hue::Index(n);
         let per_interval = |values: &[u64], scale: f64| {
@@ -371,6 +380,46 @@ pub fn timeline_view(point: &LoadPoint) -> Option<TimelineView> {
                 latency_us.push(series);
             }
         }
+        // Live viewers: an age of no frame is no age; a rate per viewer needs viewers.
+        let with_frames = |values: &[u64]| {
+            values
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| population.frames.get(i).is_some_and(|&f| f > 0))
+                .map(|(i, &v)| (t(i), v as f64))
+                .collect::<Vec<_>>()
+        };
+        for (label, values, thick) in [
+            ("p50", &population.frame_age_p50_us, false),
+            ("p99", &population.frame_age_p99_us, true),
+        ] {
+            let points = with_frames(values);
+            if !points.is_empty() {
+                let mut series = Series::new(format!("{name} {label}"), points, hue).for_drawing();
+                series.thick = thick;
+                frame_age_us.push(series);
+            }
+        }
+        let per_viewer = |values: &[u64]| {
+            values
+                .iter()
+                .zip(&population.open_connections)
+                .enumerate()
+                .filter(|&(_, (_, &viewers))| viewers > 0)
+                .map(|(i, (&v, &viewers))| (t(i), v as f64 / dt / viewers as f64))
+                .collect::<Vec<_>>()
+        };
+        for (label, values, thick) in [
+            ("received", &population.frames, true),
+            ("skipped", &population.frames_skipped, false),
+        ] {
+            let points = per_viewer(values);
+            if !points.is_empty() {
+                let mut series = Series::new(format!("{name} {label}"), points, hue).for_drawing();
+                series.thick = thick;
+                viewer_fps.push(series);
+            }
+        }
     }
     ops_per_s.retain(|s| !s.points.is_empty());
     mbit_per_s.retain(|s| !s.points.is_empty());
@@ -383,6 +432,8 @@ pub fn timeline_view(point: &LoadPoint) -> Option<TimelineView> {
         mbit_per_s,
         open_connections,
         latency_us,
+        frame_age_us,
+        viewer_fps,
     })
 }
 

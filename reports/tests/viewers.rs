@@ -112,6 +112,21 @@ fn live_run() -> RunResult {
     let mut rng = Rng::new(17);
     let mut point = load_point(&mut rng, 12, 2, 1.0, 2_000);
     point.populations.push(modem_viewers());
+    // 12 one-second intervals: 9,000 viewers from the third on, each receiving 1.5 frames and
+    // skipping 2.5 a second; frame ages p50 1.2 s, p99 3.4 s; nothing yet in the first two.
+    let ramp = |i: usize, v: u64| if i < 2 { 0 } else { v };
+    point.timeline.populations.push(PopulationTimeline {
+        name: "cam-modem".into(),
+        ops: vec![0; 12],
+        bytes: vec![0; 12],
+        errors: vec![0; 12],
+        open_connections: (0..12).map(|i| ramp(i, 9_000)).collect(),
+        frames: (0..12).map(|i| ramp(i, 13_500)).collect(),
+        frames_skipped: (0..12).map(|i| ramp(i, 22_500)).collect(),
+        frame_age_p50_us: (0..12).map(|i| ramp(i, 1_200_000)).collect(),
+        frame_age_p99_us: (0..12).map(|i| ramp(i, 3_400_000)).collect(),
+        ..Default::default()
+    });
     point.server_stats = Some(live_stats());
     let kernel = point.kernel.as_mut().unwrap();
     kernel.samples = [(0, 0), (2_000, 1_000_000), (12_000, 6_000_000)]
@@ -290,6 +305,36 @@ fn the_html_page_has_the_viewer_section() {
     }
     assert!(html.contains("Beside the stream, the web clients' p99:"));
     assert!(html.contains("viewer (live stream)"));
+    let kinds = common::chart_kinds(&html);
+    for kind in ["frame-age", "viewer-fps"] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "no {kind} chart in {kinds:?}"
+        );
+    }
+    assert!(html.contains("frame age at receipt (s)"));
+}
+
+#[test]
+fn the_timeline_has_frame_age_and_fps_per_viewer() {
+    let view = prepare::timeline_view(&live_run().load_points[0]).unwrap();
+    let names: Vec<&str> = view.frame_age_us.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["cam-modem p50", "cam-modem p99"]);
+    // Intervals without a frame have no age.
+    assert_eq!(view.frame_age_us[1].points.len(), 10);
+    assert_eq!(view.frame_age_us[1].points[0], (3.0, 3_400_000.0));
+    assert!(view.frame_age_us[1].thick);
+    let [received, skipped] = view.viewer_fps.as_slice() else {
+        panic!("{:?}", view.viewer_fps);
+    };
+    assert_eq!(received.name, "cam-modem received");
+    assert!(received.points.iter().all(|&(_, fps)| fps == 1.5));
+    assert!(skipped.points.iter().all(|&(_, fps)| fps == 2.5));
+    assert_eq!(received.points.len(), 10);
+    // A run without viewers draws neither.
+    let mut rng = Rng::new(3);
+    let web = prepare::timeline_view(&load_point(&mut rng, 12, 2, 1.0, 200)).unwrap();
+    assert!(web.frame_age_us.is_empty() && web.viewer_fps.is_empty());
 }
 
 #[test]
