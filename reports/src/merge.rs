@@ -1200,7 +1200,7 @@ fn merge_viewer(field: &str, shares: &[Share]) -> Result<Option<ViewerFigures>, 
     let mut rates: Vec<f64> = Vec::new();
     for (_, v) in &viewers {
         for r in &v.by_line_rate {
-            if !rates.iter().any(|&bps| bps == r.bps) {
+            if !rates.contains(&r.bps) {
                 rates.push(r.bps);
             }
         }

@@ -1596,7 +1596,7 @@ pub fn server_cpu_s_in_window(point: &LoadPoint) -> Option<f64> {
             .iter()
             .filter_map(|s| Some((s.elapsed_ms, s.server_cpu_us?)))
     };
-    let before = with_cpu().filter(|(t, _)| *t <= start_ms).last()?;
+    let before = with_cpu().rfind(|(t, _)| *t <= start_ms)?;
     let after = with_cpu().find(|(t, _)| *t >= end_ms)?;
     if after.0 <= before.0 {
         return None;
