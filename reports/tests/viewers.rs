@@ -397,8 +397,13 @@ fn a_result_from_before_live_viewers_loads_and_renders_without_the_section() {
     assert!(!html.contains("Live viewers"));
 }
 
+/// `cargo test -p reports --test viewers -- --ignored --nocapture` prints the text section;
+/// with `VIEWERS_HTML=FILE` it also writes the HTML page there, to look at in a browser.
 #[test]
 #[ignore = "prints the section for a reader to look at"]
 fn print_the_section() {
     print!("{}", summary(&live_run()));
+    if let Some(path) = std::env::var_os("VIEWERS_HTML") {
+        std::fs::write(path, render_run(&live_run())).unwrap();
+    }
 }
