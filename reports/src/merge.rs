@@ -24,6 +24,10 @@
 //!   more than half an interval after the earliest is shifted by whole intervals. The series
 //!   add up interval by interval (a shorter series counts as zero past its end), and each
 //!   interval's latency histograms are added before its p50 and p99 are read off.
+//! - Live viewers (`viewer`): every histogram added, every count summed, the stream and line
+//!   as the first part announced them; the per-line-rate figures are matched by their bit rate.
+//!   Their timeline series (frames, skips, joins, leaves, kicks) add up per interval, and each
+//!   interval's frame-age histograms are added before its p50 and p99 are read off.
 //! - Kernel figures: what concerns the server (its process, its port's server-side TIME_WAIT,
 //!   its listener's overflows and drops, the host-wide sockstat) comes from the server's part
 //!   alone, once. Client-side TIME_WAITs are the generators' hosts': their samples are lined up
