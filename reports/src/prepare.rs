@@ -1,8 +1,8 @@
 //! Pure data preparation for the report: everything the charts and tables draw, computed from a
 //! `RunResult` without touching plotters or HTML. Down-sampling that keeps spikes, percentile
 //! spectra decoded from the stored HDR histograms, sweep curves, the comparison metrics with
-//! their ratios against the first run, slow-line and Little's law figures, each population
-//! across load points or runs, and which populations share a connections panel all live here,
+//! their ratios against the first run, slow-line and Little's law figures, the live viewers'
+//! figures and the server's live counters, each population across load points or runs, and which populations share a connections panel all live here,
 //! so they are tested as plain numbers.
 //!
 //! Not here: colours, sizes and units of display (`plot::style`), markup (`render`).

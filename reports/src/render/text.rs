@@ -1,5 +1,6 @@
 //! The text summary printed at the end of a run: throughput, latency percentiles per population
-//! and class, slow-line figures and Little's law per population, errors, warnings, and for
+//! and class, slow-line figures, live viewers' figures (and the server's live source) and
+//! Little's law per population, errors, warnings, and for
 //! several load points each population side by side. The numbers come from `reports::prepare`
 //! and are written by `render::format`, as the HTML report's are, so both say the same: every
 //! all-populations latency is the pooled one (`prepare::pooled_latency`), and TIME_WAIT is the
