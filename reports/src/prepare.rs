@@ -2,8 +2,9 @@
 //! `RunResult` without touching plotters or HTML. Down-sampling that keeps spikes, percentile
 //! spectra decoded from the stored HDR histograms, sweep curves, the comparison metrics with
 //! their ratios against the first run, slow-line and Little's law figures, the live viewers'
-//! figures and the server's live counters, each population across load points or runs, and which populations share a connections panel all live here,
-//! so they are tested as plain numbers.
+//! figures and the server's live counters, each population across load points or runs, and
+//! which populations share a connections panel all live here, so they are tested as plain
+//! numbers.
 //!
 //! Not here: colours, sizes and units of display (`plot::style`), markup (`render`).
 
