@@ -832,7 +832,58 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::comparison::{MetricStats, ServerRows};
     use crate::model::KernelSummary;
+
+    fn comparison_table(metrics: &[(&str, f64)]) -> String {
+        let server = ServerRows {
+            name: "loop".into(),
+            metrics: metrics
+                .iter()
+                .map(|&(id, median)| {
+                    let stats = MetricStats {
+                        n: 3,
+                        median,
+                        trusted: true,
+                        ..MetricStats::default()
+                    };
+                    (id.to_string(), stats)
+                })
+                .collect(),
+            ..ServerRows::default()
+        };
+        let comparison = Comparison {
+            scenario_name: "livecam1k".into(),
+            rounds: 3,
+            servers: vec![server],
+            ..Comparison::default()
+        };
+        let mut out = Vec::new();
+        print_comparison(&comparison, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_compare_table_has_viewer_columns_only_with_viewers() {
+        let web = comparison_table(&[("ops_per_s", 1000.0), ("p99", 2_000.0)]);
+        assert!(!web.contains("frame age p99"), "{web}");
+        let live = comparison_table(&[
+            ("ops_per_s", 1000.0),
+            ("frame_age_p99", 3_400_000.0),
+            ("viewer_fps_p50", 1.52),
+            ("viewer_skip_rate", 0.6),
+        ]);
+        for heading in ["frame age p99 ms", "viewer fps p50", "skip rate"] {
+            assert!(live.contains(heading), "{heading} not in {live}");
+        }
+        let row = live.lines().find(|l| l.starts_with("  loop")).unwrap();
+        for cell in ["3400", "1.52", "60%"] {
+            assert!(
+                row.split_whitespace().any(|w| w == cell),
+                "{cell} not in {row}"
+            );
+        }
+    }
 
     fn server_line(summary: KernelSummary) -> String {
         let mut out = Vec::new();
