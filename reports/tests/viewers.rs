@@ -407,3 +407,43 @@ fn print_the_section() {
         std::fs::write(path, render_run(&live_run())).unwrap();
     }
 }
+
+#[test]
+fn a_cbr_population_shows_its_playout_figures() {
+    let mut result = live_run();
+    let point = &mut result.load_points[0];
+    let viewer = point
+        .populations
+        .last_mut()
+        .unwrap()
+        .viewer
+        .as_mut()
+        .unwrap();
+    viewer.format = "cbr".into();
+    // Initial buffering p50 2.20 s, p99 4.00 s; stall ratio p99 3.0 %.
+    viewer.playout = Some(PlayoutFigures {
+        start_s: 2.0,
+        resume_s: 1.0,
+        initial_buffering_us: exact_histogram(&[(2_200_063, 90), (4_001_791, 10)]),
+        never_started: 1,
+        stalls: 4,
+        stall_ratio_milli: exact_histogram(&[(0, 90), (30, 10)]),
+    });
+    let text = summary(&result);
+    let playout = line_with(&text, "CBR playout");
+    assert!(
+        playout.contains(
+            "CBR playout (start at 2.00 s, resume at 1.00 s of media): initial buffering p50 \
+             2.20 s p99 4.00 s, 1 never started, 4 stalls, stall ratio p99 3.0%"
+        ),
+        "{playout}"
+    );
+    let html = render_run(&result);
+    assert!(
+        html.contains(
+            "initial buffering p50 2.20 s, p99 4.00 s; 1 never started; 4 stalls; stall ratio \
+             p99 3.0%"
+        ),
+        "no playout note"
+    );
+}
