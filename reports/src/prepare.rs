@@ -1682,8 +1682,7 @@ pub struct WebClientRow {
     pub p99_us: Option<f64>,
 }
 
-/// Everything the live-viewer section of one load point shows; `None` when the point has no
-/// viewer population and its server no live source.
+/// Everything the live-viewer section of one load point shows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LiveView {
     /// One per viewer population.
@@ -1694,11 +1693,13 @@ pub struct LiveView {
     pub web_clients: Vec<WebClientRow>,
 }
 
-/// The live-viewer section of `point`.
+/// The live-viewer section of `point`; `None` also for a point whose server published a stream
+/// nobody watched (a `no-stream` variant: the web clients' baseline, nothing to say about
+/// viewers).
 pub fn live_view(point: &LoadPoint) -> Option<LiveView> {
     let viewers = viewer_rows(point);
     let server = live_server_row(point);
-    if viewers.is_empty() && server.is_none() {
+    if viewers.is_empty() && server.as_ref().is_none_or(|s| s.viewers_joined == 0) {
         return None;
     }
     let web_clients = point

@@ -397,6 +397,23 @@ fn a_result_from_before_live_viewers_loads_and_renders_without_the_section() {
     assert!(!html.contains("Live viewers"));
 }
 
+#[test]
+fn a_point_without_viewers_beside_an_unwatched_stream_has_no_section() {
+    // The `no-stream` variant: the server still publishes, nobody joins.
+    let mut result = live_run();
+    let point = &mut result.load_points[0];
+    point.populations.retain(|p| p.viewer.is_none());
+    let joined = |point: &mut LoadPoint, n: u64| {
+        point.server_stats.as_mut().unwrap()["live"]["viewers_joined"] = n.into();
+    };
+    joined(point, 0);
+    assert!(prepare::live_view(point).is_none());
+    // One viewer joined: the server's side is shown even without viewer figures.
+    joined(point, 1);
+    let view = prepare::live_view(point).unwrap();
+    assert!(view.viewers.is_empty() && view.server.is_some());
+}
+
 /// `cargo test -p reports --test viewers -- --ignored --nocapture` prints the text section;
 /// with `VIEWERS_HTML=FILE` it also writes the HTML page there, to look at in a browser.
 #[test]
