@@ -1262,10 +1262,13 @@ pub struct SlowLineRow {
 }
 
 /// The slow-line figures of every population of `point` that has them, in population order.
+/// Live viewers on modem lines are left out: they fetch no replies or pages, and the
+/// live-viewer section gives their lines' figures (`viewer_rows`).
 pub fn slow_line_rows(point: &LoadPoint) -> Vec<SlowLineRow> {
     point
         .populations
         .iter()
+        .filter(|p| p.viewer.is_none())
         .filter_map(|p| {
             let line = p.line.as_ref()?;
             let achieved = &line.achieved_bytes_per_s;

@@ -111,7 +111,10 @@ fn live_stats() -> serde_json::Value {
 fn live_run() -> RunResult {
     let mut rng = Rng::new(17);
     let mut point = load_point(&mut rng, 12, 2, 1.0, 2_000);
-    point.populations.push(modem_viewers());
+    let mut viewers = modem_viewers();
+    // Modem-line viewers also carry the line's figures, as the generator writes them.
+    viewers.line = Some(common::modem_line());
+    point.populations.push(viewers);
     // 12 one-second intervals: 9,000 viewers from the third on, each receiving 1.5 frames and
     // skipping 2.5 a second; frame ages p50 1.2 s, p99 3.4 s; nothing yet in the first two.
     let ramp = |i: usize, v: u64| if i < 2 { 0 } else { v };
@@ -249,6 +252,8 @@ fn the_text_summary_has_the_viewer_lines() {
     ] {
         assert!(cost.contains(expected), "{expected} not in\n{cost}");
     }
+    // Their line has no replies or pages to show: no slow-line line for them.
+    assert!(!text.contains("pages 1200/1234"), "{text}");
     let beside = line_with(&text, "beside the stream, web clients' p99:");
     assert!(
         beside.contains("lan ") && beside.contains("arrivals "),
