@@ -24,6 +24,10 @@
 //!   more than half an interval after the earliest is shifted by whole intervals. The series
 //!   add up interval by interval (a shorter series counts as zero past its end), and each
 //!   interval's latency histograms are added before its p50 and p99 are read off.
+//! - Live viewers (`viewer`): every histogram added, every count summed, the stream and line
+//!   as the first part announced them; the per-line-rate figures are matched by their bit rate.
+//!   Their timeline series (frames, skips, joins, leaves, kicks) add up per interval, and each
+//!   interval's frame-age histograms are added before its p50 and p99 are read off.
 //! - Kernel figures: what concerns the server (its process, its port's server-side TIME_WAIT,
 //!   its listener's overflows and drops, the host-wide sockstat) comes from the server's part
 //!   alone, once. Client-side TIME_WAITs are the generators' hosts': their samples are lined up
@@ -56,7 +60,8 @@ use hdrhistogram::Histogram;
 use crate::model::{
     decode_histogram, encode_histogram, ClassResult, Concurrency, HistogramData, KernelAccounting,
     KernelSample, KernelSummary, LatencySet, LineFigures, LoadPoint, PopulationResult,
-    PopulationTimeline, RunResult, ShardInfo, ShardSummary, Timeline, Totals, SCHEMA_VERSION,
+    PopulationTimeline, RunResult, ShardInfo, ShardSummary, Timeline, Totals, ViewerFigures,
+    ViewerRateFigures, SCHEMA_VERSION,
 };
 
 /// The largest `maxerror` (`adjtimex(2)`) a host's clock may report for the timelines of parts
@@ -1077,8 +1082,7 @@ fn merge_population(
         connections_established: sum(|p| p.connections_established),
         concurrency,
         line,
-        // Viewer figures are merged by the live-viewer merge (issue 17), not yet here.
-        viewer: None,
+        viewer: merge_viewer(&field, shares)?,
     })
 }
 
@@ -1157,6 +1161,183 @@ fn merge_line(field: &str, shares: &[Share]) -> Result<Option<LineFigures>, Merg
     }))
 }
 
+/// The live-viewer figures over the shards: the stream and the line as announced (the same
+/// scenario and server), every histogram decoded and added, every count summed; the per-rate
+/// figures matched by line rate (a shard that drew no viewer on a rate has no entry for it).
+fn merge_viewer(field: &str, shares: &[Share]) -> Result<Option<ViewerFigures>, MergeError> {
+    let viewers: Vec<(&Known, &ViewerFigures)> = shares
+        .iter()
+        .filter_map(|s| s.population.viewer.as_ref().map(|v| (s.known, v)))
+        .collect();
+    let Some(&(_, first)) = viewers.first() else {
+        return Ok(None);
+    };
+    let sum = |f: fn(&ViewerFigures) -> u64| viewers.iter().map(|(_, v)| f(v)).sum::<u64>();
+    let add = |name: &str, f: fn(&ViewerFigures) -> &HistogramData| {
+        add_histograms(
+            &format!("{field} viewer.{name}"),
+            viewers.iter().map(|(k, v)| (*k, f(v))),
+        )
+    };
+    let playouts: Vec<(&Known, &crate::model::PlayoutFigures)> = viewers
+        .iter()
+        .filter_map(|(k, v)| v.playout.as_ref().map(|o| (*k, o)))
+        .collect();
+    let playout = match playouts.first() {
+        None => None,
+        Some(&(_, o)) => Some(crate::model::PlayoutFigures {
+            initial_buffering_us: add_histograms(
+                &format!("{field} viewer.playout.initial_buffering_us"),
+                playouts.iter().map(|(k, o)| (*k, &o.initial_buffering_us)),
+            )?,
+            never_started: playouts.iter().map(|(_, o)| o.never_started).sum(),
+            stalls: playouts.iter().map(|(_, o)| o.stalls).sum(),
+            stall_ratio_milli: add_histograms(
+                &format!("{field} viewer.playout.stall_ratio_milli"),
+                playouts.iter().map(|(k, o)| (*k, &o.stall_ratio_milli)),
+            )?,
+            ..o.clone()
+        }),
+    };
+    // Line rates in order of first appearance; a rate is the scenario's number, so the shards
+    // write the same f64 for it.
+    let mut rates: Vec<f64> = Vec::new();
+    for (_, v) in &viewers {
+        for r in &v.by_line_rate {
+            if !rates.contains(&r.bps) {
+                rates.push(r.bps);
+            }
+        }
+    }
+    let mut by_line_rate = Vec::with_capacity(rates.len());
+    for bps in rates {
+        let on_rate: Vec<(&Known, &ViewerRateFigures)> = viewers
+            .iter()
+            .flat_map(|(k, v)| {
+                v.by_line_rate
+                    .iter()
+                    .filter(move |r| r.bps == bps)
+                    .map(move |r| (*k, r))
+            })
+            .collect();
+        let add = |name: &str, f: fn(&ViewerRateFigures) -> &HistogramData| {
+            add_histograms(
+                &format!("{field} viewer.by_line_rate[{bps}].{name}"),
+                on_rate.iter().map(|(k, r)| (*k, f(r))),
+            )
+        };
+        let sum = |f: fn(&ViewerRateFigures) -> u64| on_rate.iter().map(|(_, r)| f(r)).sum();
+        by_line_rate.push(ViewerRateFigures {
+            bps,
+            viewers: sum(|r| r.viewers),
+            line_bound_fps: on_rate[0].1.line_bound_fps,
+            frames: sum(|r| r.frames),
+            frames_skipped: sum(|r| r.frames_skipped),
+            freezes: sum(|r| r.freezes),
+            frame_age_us: add("frame_age_us", |r| &r.frame_age_us)?,
+            age_of_information_us: add("age_of_information_us", |r| &r.age_of_information_us)?,
+            fps_milli: add("fps_milli", |r| &r.fps_milli)?,
+            efficiency_milli: add("efficiency_milli", |r| &r.efficiency_milli)?,
+        });
+    }
+    Ok(Some(ViewerFigures {
+        joins: sum(|v| v.joins),
+        leaves: sum(|v| v.leaves),
+        kicks: sum(|v| v.kicks),
+        frames: sum(|v| v.frames),
+        bytes: sum(|v| v.bytes),
+        frames_skipped: sum(|v| v.frames_skipped),
+        lifetime_frames_skipped: sum(|v| v.lifetime_frames_skipped),
+        lifetime_frames: sum(|v| v.lifetime_frames),
+        freezes: sum(|v| v.freezes),
+        freeze_ms: sum(|v| v.freeze_ms),
+        viewer_seconds: viewers.iter().map(|(_, v)| v.viewer_seconds).sum(),
+        startup_us: add("startup_us", |v| &v.startup_us)?,
+        frame_age_us: add("frame_age_us", |v| &v.frame_age_us)?,
+        age_of_information_us: add("age_of_information_us", |v| &v.age_of_information_us)?,
+        fps_milli: add("fps_milli", |v| &v.fps_milli)?,
+        efficiency_milli: add("efficiency_milli", |v| &v.efficiency_milli)?,
+        playout,
+        by_line_rate,
+        ..first.clone()
+    }))
+}
+
+/// One series of per-interval histograms of a population over the shards (latency, or a
+/// viewer's frame age): per merged interval, its p50, p99 and the histogram itself. Exact when
+/// every part kept its interval histograms (`hdr(s).len() == len(s)`): they are added before
+/// the percentiles are read. Otherwise (results from before the histograms were kept) the
+/// larger of the parts' figures, an approximation that never hides a slow shard, and no
+/// histograms.
+struct IntervalSeries {
+    /// The per-interval histograms of one part.
+    hdr: fn(&PopulationTimeline) -> &Vec<String>,
+    /// Its stored medians.
+    p50: fn(&PopulationTimeline) -> &Vec<u64>,
+    /// Its stored 99th percentiles.
+    p99: fn(&PopulationTimeline) -> &Vec<u64>,
+    /// Its number of intervals.
+    len: fn(&PopulationTimeline) -> usize,
+}
+
+type MergedPercentiles = (Vec<u64>, Vec<u64>, Vec<String>);
+
+impl IntervalSeries {
+    fn merge(
+        &self,
+        label: &str,
+        name: &str,
+        parts: &[(&Known, &PopulationTimeline, usize)],
+        length: usize,
+    ) -> Result<MergedPercentiles, MergeError> {
+        let (mut p50s, mut p99s, mut hdrs) = (Vec::new(), Vec::new(), Vec::new());
+        let exact = parts
+            .iter()
+            .all(|(_, s, _)| (self.hdr)(s).len() == (self.len)(s));
+        for i in 0..length {
+            let here = parts
+                .iter()
+                .filter_map(|(k, s, offset)| Some((*k, s, i.checked_sub(*offset)?)))
+                .filter(|(_, s, j)| *j < (self.len)(s));
+            if exact {
+                let mut sum = None;
+                for (k, s, j) in here {
+                    let histogram = decode_histogram(&(self.hdr)(s)[j]).map_err(|error| {
+                        MergeError::Histogram {
+                            part: k.describe(),
+                            field: format!("load point '{label}' timeline '{name}' interval {j}"),
+                            error,
+                        }
+                    })?;
+                    add_into(&mut sum, &histogram);
+                }
+                let sum = sum.unwrap_or_else(|| {
+                    Histogram::new(2).expect("two significant digits are valid")
+                });
+                let at = |q| {
+                    if sum.is_empty() {
+                        0
+                    } else {
+                        sum.value_at_quantile(q)
+                    }
+                };
+                p50s.push(at(0.5));
+                p99s.push(at(0.99));
+                hdrs.push(encode_histogram(&sum));
+            } else {
+                let (mut p50, mut p99) = (0, 0);
+                for (_, s, j) in here {
+                    p50 = p50.max((self.p50)(s).get(j).copied().unwrap_or(0));
+                    p99 = p99.max((self.p99)(s).get(j).copied().unwrap_or(0));
+                }
+                p50s.push(p50);
+                p99s.push(p99);
+            }
+        }
+        Ok((p50s, p99s, hdrs))
+    }
+}
+
 /// The shards' timelines on one axis: part `n` shifted by `offsets[n]` intervals, the series
 /// added up interval by interval, each interval's histograms added before its percentiles are
 /// read. Also, per population, the most connections open at the end of any interval, all
@@ -1198,7 +1379,7 @@ fn merge_timeline(
             .collect();
         let length = parts
             .iter()
-            .map(|(_, s, offset)| offset + s.ops.len())
+            .map(|(_, s, offset)| offset + s.ops.len().max(s.frames.len()))
             .max()
             .unwrap_or(0);
         let add = |f: fn(&PopulationTimeline) -> &Vec<u64>| -> Vec<u64> {
@@ -1224,56 +1405,39 @@ fn merge_timeline(
             open_connections,
             ..PopulationTimeline::default()
         };
-        let exact = parts
+        let latency = IntervalSeries {
+            hdr: |s| &s.latency_hdr_v2_deflate_base64,
+            p50: |s| &s.latency_p50_us,
+            p99: |s| &s.latency_p99_us,
+            len: |s| s.ops.len(),
+        };
+        (
+            merged.latency_p50_us,
+            merged.latency_p99_us,
+            merged.latency_hdr_v2_deflate_base64,
+        ) = latency.merge(&first.label, &series.name, &parts, length)?;
+        // Live viewers' series, only where some part has them: a web population's timeline
+        // stays as it was.
+        let viewer = parts
             .iter()
-            .all(|(_, s, _)| s.latency_hdr_v2_deflate_base64.len() == s.ops.len());
-        for i in 0..length {
-            let here = parts
-                .iter()
-                .filter_map(|(k, s, offset)| Some((*k, s, i.checked_sub(*offset)?)))
-                .filter(|(_, s, j)| *j < s.ops.len());
-            if exact {
-                let mut sum = None;
-                for (k, s, j) in here {
-                    let histogram =
-                        decode_histogram(&s.latency_hdr_v2_deflate_base64[j]).map_err(|error| {
-                            MergeError::Histogram {
-                                part: k.describe(),
-                                field: format!(
-                                    "load point '{}' timeline '{}' interval {j}",
-                                    first.label, series.name
-                                ),
-                                error,
-                            }
-                        })?;
-                    add_into(&mut sum, &histogram);
-                }
-                let sum = sum.unwrap_or_else(|| {
-                    Histogram::new(2).expect("two significant digits are valid")
-                });
-                let at = |q| {
-                    if sum.is_empty() {
-                        0
-                    } else {
-                        sum.value_at_quantile(q)
-                    }
-                };
-                merged.latency_p50_us.push(at(0.5));
-                merged.latency_p99_us.push(at(0.99));
-                merged
-                    .latency_hdr_v2_deflate_base64
-                    .push(encode_histogram(&sum));
-            } else {
-                // Results from before the per-interval histograms were kept: the larger of the
-                // parts' figures, an approximation that never hides a slow shard.
-                let (mut p50, mut p99) = (0, 0);
-                for (_, s, j) in here {
-                    p50 = p50.max(s.latency_p50_us.get(j).copied().unwrap_or(0));
-                    p99 = p99.max(s.latency_p99_us.get(j).copied().unwrap_or(0));
-                }
-                merged.latency_p50_us.push(p50);
-                merged.latency_p99_us.push(p99);
-            }
+            .any(|(_, s, _)| !s.frames.is_empty() || !s.frame_age_p50_us.is_empty());
+        if viewer {
+            merged.frames = add(|s| &s.frames);
+            merged.frames_skipped = add(|s| &s.frames_skipped);
+            merged.viewer_joins = add(|s| &s.viewer_joins);
+            merged.viewer_leaves = add(|s| &s.viewer_leaves);
+            merged.viewer_kicks = add(|s| &s.viewer_kicks);
+            let frame_age = IntervalSeries {
+                hdr: |s| &s.frame_age_hdr_v2_deflate_base64,
+                p50: |s| &s.frame_age_p50_us,
+                p99: |s| &s.frame_age_p99_us,
+                len: |s| s.frames.len().max(s.frame_age_p50_us.len()),
+            };
+            (
+                merged.frame_age_p50_us,
+                merged.frame_age_p99_us,
+                merged.frame_age_hdr_v2_deflate_base64,
+            ) = frame_age.merge(&first.label, &series.name, &parts, length)?;
         }
         populations.push(merged);
     }

@@ -1,9 +1,10 @@
 //! Pure data preparation for the report: everything the charts and tables draw, computed from a
 //! `RunResult` without touching plotters or HTML. Down-sampling that keeps spikes, percentile
 //! spectra decoded from the stored HDR histograms, sweep curves, the comparison metrics with
-//! their ratios against the first run, slow-line and Little's law figures, each population
-//! across load points or runs, and which populations share a connections panel all live here,
-//! so they are tested as plain numbers.
+//! their ratios against the first run, slow-line and Little's law figures, the live viewers'
+//! figures and the server's live counters, each population across load points or runs, and
+//! which populations share a connections panel all live here, so they are tested as plain
+//! numbers.
 //!
 //! Not here: colours, sizes and units of display (`plot::style`), markup (`render`).
 
@@ -297,6 +298,13 @@ pub struct TimelineView {
     pub open_connections: Vec<Series>,
     /// Response time (µs) per population, p50 then p99; intervals without a completed request are left out.
     pub latency_us: Vec<Series>,
+    /// Live viewers: frame age at receipt (µs) per viewer population, p50 then p99; intervals
+    /// without a frame are left out.
+    pub frame_age_us: Vec<Series>,
+    /// Live viewers: frames per second per connected viewer in each interval, per viewer
+    /// population, received (thick) then skipped (thin); intervals with no viewer connected
+    /// are left out.
+    pub viewer_fps: Vec<Series>,
 }
 
 /// The drawable timeline of `point`, or `None` when it has no interval at all.
@@ -330,6 +338,8 @@ pub fn timeline_view(point: &LoadPoint) -> Option<TimelineView> {
     }
     let mut open_connections = Vec::new();
     let mut latency_us = Vec::new();
+    let mut frame_age_us = Vec::new();
+    let mut viewer_fps = Vec::new();
     for (n, population) in timeline.populations.iter().enumerate() {
         let hue = Hue::Index(n);
         let per_interval = |values: &[u64], scale: f64| {
@@ -371,6 +381,46 @@ pub fn timeline_view(point: &LoadPoint) -> Option<TimelineView> {
                 latency_us.push(series);
             }
         }
+        // Live viewers: an age of no frame is no age; a rate per viewer needs viewers.
+        let with_frames = |values: &[u64]| {
+            values
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| population.frames.get(i).is_some_and(|&f| f > 0))
+                .map(|(i, &v)| (t(i), v as f64))
+                .collect::<Vec<_>>()
+        };
+        for (label, values, thick) in [
+            ("p50", &population.frame_age_p50_us, false),
+            ("p99", &population.frame_age_p99_us, true),
+        ] {
+            let points = with_frames(values);
+            if !points.is_empty() {
+                let mut series = Series::new(format!("{name} {label}"), points, hue).for_drawing();
+                series.thick = thick;
+                frame_age_us.push(series);
+            }
+        }
+        let per_viewer = |values: &[u64]| {
+            values
+                .iter()
+                .zip(&population.open_connections)
+                .enumerate()
+                .filter(|&(_, (_, &viewers))| viewers > 0)
+                .map(|(i, (&v, &viewers))| (t(i), v as f64 / dt / viewers as f64))
+                .collect::<Vec<_>>()
+        };
+        for (label, values, thick) in [
+            ("received", &population.frames, true),
+            ("skipped", &population.frames_skipped, false),
+        ] {
+            let points = per_viewer(values);
+            if !points.is_empty() {
+                let mut series = Series::new(format!("{name} {label}"), points, hue).for_drawing();
+                series.thick = thick;
+                viewer_fps.push(series);
+            }
+        }
     }
     ops_per_s.retain(|s| !s.points.is_empty());
     mbit_per_s.retain(|s| !s.points.is_empty());
@@ -383,6 +433,8 @@ pub fn timeline_view(point: &LoadPoint) -> Option<TimelineView> {
         mbit_per_s,
         open_connections,
         latency_us,
+        frame_age_us,
+        viewer_fps,
     })
 }
 
@@ -709,6 +761,13 @@ pub struct RunSummary {
     pub peak_time_wait_client_side: Option<f64>,
     /// Peak kernel TCP memory (bytes).
     pub peak_tcp_memory_bytes: Option<f64>,
+    /// Live viewers (kind `viewer`), all viewer populations pooled: the 99th percentile frame
+    /// age at receipt (µs); `None` for a point without viewers.
+    pub viewer_frame_age_p99_us: Option<f64>,
+    /// Live viewers pooled: the median of the viewers' frames per second.
+    pub viewer_fps_p50: Option<f64>,
+    /// Live viewers pooled: frames skipped over frames received plus skipped (a fraction).
+    pub viewer_skip_rate: Option<f64>,
 }
 
 /// The comparison figures of `result`, at its headline point; all zero or `None` for a result
@@ -723,6 +782,8 @@ pub fn run_summary(result: &RunResult) -> RunSummary {
     // The point's own: a ratio against a figure that counts earlier runs' sockets, or one from
     // before origins were told apart, would compare unlike things.
     let own_peak = kernel.map(time_wait_peak).filter(|peak| peak.own);
+    let (viewer_frame_age_p99_us, viewer_fps_p50, viewer_skip_rate) =
+        pooled_viewer_figures(point).unwrap_or((None, None, None));
     RunSummary {
         ops_per_s: totals.ops_per_s,
         mbit_per_s: totals.mbit_per_s,
@@ -745,6 +806,9 @@ pub fn run_summary(result: &RunResult) -> RunSummary {
         peak_time_wait_server_side: own_peak.map(|peak| peak.server_side as f64),
         peak_time_wait_client_side: own_peak.map(|peak| peak.client_side as f64),
         peak_tcp_memory_bytes: kernel.map(|k| k.peak_tcp_memory_bytes as f64),
+        viewer_frame_age_p99_us,
+        viewer_fps_p50,
+        viewer_skip_rate,
     }
 }
 
@@ -775,6 +839,10 @@ pub enum Quantity {
     CpuUsPerOp,
     /// Bytes.
     Bytes,
+    /// Frames per second (a live viewer's).
+    FramesPerS,
+    /// A fraction of a whole (0 to 1), shown as a percentage.
+    Share,
 }
 
 /// One figure compared across runs.
@@ -924,6 +992,30 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         bar: false,
         value: |s| s.peak_tcp_memory_bytes,
+    },
+    Metric {
+        id: "frame_age_p99",
+        name: "live viewers' frame age p99",
+        quantity: Quantity::LatencyUs,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.viewer_frame_age_p99_us,
+    },
+    Metric {
+        id: "viewer_fps_p50",
+        name: "live viewers' fps p50",
+        quantity: Quantity::FramesPerS,
+        better: Better::Higher,
+        bar: false,
+        value: |s| s.viewer_fps_p50,
+    },
+    Metric {
+        id: "viewer_skip_rate",
+        name: "live viewers' skip rate",
+        quantity: Quantity::Share,
+        better: Better::Lower,
+        bar: false,
+        value: |s| s.viewer_skip_rate,
     },
     Metric {
         id: "errors",
@@ -1170,10 +1262,13 @@ pub struct SlowLineRow {
 }
 
 /// The slow-line figures of every population of `point` that has them, in population order.
+/// Live viewers on modem lines are left out: they fetch no replies or pages, and the
+/// live-viewer section gives their lines' figures (`viewer_rows`).
 pub fn slow_line_rows(point: &LoadPoint) -> Vec<SlowLineRow> {
     point
         .populations
         .iter()
+        .filter(|p| p.viewer.is_none())
         .filter_map(|p| {
             let line = p.line.as_ref()?;
             let achieved = &line.achieved_bytes_per_s;
@@ -1208,6 +1303,456 @@ pub fn slow_line_rows(point: &LoadPoint) -> Vec<SlowLineRow> {
             })
         })
         .collect()
+}
+
+// ---- live viewers ----------------------------------------------------------------------------
+
+/// The share of frames a group of viewers never got: skipped / (received + skipped); `None`
+/// when there was neither.
+pub fn skip_rate(frames: u64, skipped: u64) -> Option<f64> {
+    let all = frames + skipped;
+    (all > 0).then(|| skipped as f64 / all as f64)
+}
+
+/// The value at `quantile` of a stored histogram divided by `scale` (thousandths to units);
+/// `None` when nothing was recorded. Read from the stored figures when the quantile is one
+/// of them, so a result whose histogram text was lost still shows its median and p99.
+fn stored_quantile(h: &HistogramData, quantile: f64, scale: f64) -> Option<f64> {
+    if h.count == 0 {
+        return None;
+    }
+    let v = if quantile == 0.5 {
+        h.p50
+    } else if quantile == 0.99 {
+        h.p99
+    } else {
+        quantile_of(h, quantile)?
+    };
+    Some(v as f64 / scale)
+}
+
+/// The viewers of one population on one downstream line rate, as the report shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewerRateRow {
+    /// The line rate in bit/s; 0 for LAN viewers.
+    pub bps: f64,
+    /// Viewers on it that watched in the measured window.
+    pub viewers: u64,
+    /// What the line can carry, frames per second (min of the source's fps and the line's
+    /// payload rate over a frame's wire bytes).
+    pub line_bound_fps: f64,
+    /// Median of the viewers' frames per second.
+    pub fps_p50: Option<f64>,
+    /// Median of the viewers' fps over `line_bound_fps` (1.0 = the line set the pace).
+    pub efficiency_p50: Option<f64>,
+    /// Median and 99th percentile frame age at receipt, microseconds.
+    pub frame_age_p50_us: Option<f64>,
+    /// 99th percentile frame age at receipt, microseconds.
+    pub frame_age_p99_us: Option<f64>,
+    /// Median of the viewers' time-averaged age of information, microseconds.
+    pub age_of_information_p50_us: Option<f64>,
+    /// Frames received in the measured window.
+    pub frames: u64,
+    /// Frames skipped (sequence gaps) in the measured window.
+    pub frames_skipped: u64,
+    /// `skip_rate(frames, frames_skipped)`.
+    pub skip_rate: Option<f64>,
+    /// Freezes (W3C webrtc-stats rule) in the measured window.
+    pub freezes: u64,
+}
+
+/// The CBR playout model's figures of one population, as the report shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlayoutRow {
+    /// Media seconds buffered before playback starts.
+    pub start_s: f64,
+    /// Media seconds buffered before playback resumes after a stall.
+    pub resume_s: f64,
+    /// Median time from joining to the start of playback, microseconds.
+    pub initial_buffering_p50_us: Option<f64>,
+    /// 99th percentile of the same, microseconds.
+    pub initial_buffering_p99_us: Option<f64>,
+    /// Viewers whose playback never started.
+    pub never_started: u64,
+    /// Stalls in the measured window.
+    pub stalls: u64,
+    /// 99th percentile of the viewers' stall time over (play + stall time), a fraction.
+    pub stall_ratio_p99: Option<f64>,
+}
+
+/// One viewer population's figures (kind `viewer`), as the report shows them: all its viewers,
+/// then one row per line rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewerRow {
+    /// The population's name.
+    pub population: String,
+    /// The stream's path.
+    pub stream: String,
+    /// `mjpeg` or `cbr`.
+    pub format: String,
+    /// `lan` or `modem`.
+    pub line: String,
+    /// Frames per second the server announced; 0 if unknown.
+    pub source_fps: f64,
+    /// Body bytes per frame (MJPEG) or media bytes per second (CBR).
+    pub frame_bytes: u64,
+    /// The population's `offered`: viewers (or joins/s x mean watch time).
+    pub viewers: f64,
+    /// Viewers that joined, left by themselves, and were disconnected by the server, in the
+    /// measured window.
+    pub joins: u64,
+    /// Viewers that left when their watch time ended.
+    pub leaves: u64,
+    /// Viewers the server disconnected (a policy's kick, not an error).
+    pub kicks: u64,
+    /// Frames received in the measured window.
+    pub frames: u64,
+    /// Frames skipped (sequence gaps) in the measured window.
+    pub frames_skipped: u64,
+    /// `skip_rate(frames, frames_skipped)`.
+    pub skip_rate: Option<f64>,
+    /// Median of the viewers' frames per second.
+    pub fps_p50: Option<f64>,
+    /// Median of the viewers' efficiency (fps over line-bound fps).
+    pub efficiency_p50: Option<f64>,
+    /// Median frame age at receipt, microseconds.
+    pub frame_age_p50_us: Option<f64>,
+    /// 99th percentile frame age at receipt, microseconds.
+    pub frame_age_p99_us: Option<f64>,
+    /// Median time-averaged age of information, microseconds.
+    pub age_of_information_p50_us: Option<f64>,
+    /// Freezes in the measured window.
+    pub freezes: u64,
+    /// Freezes per viewer-minute watched; `None` when nobody watched.
+    pub freezes_per_viewer_minute: Option<f64>,
+    /// Median startup delay (connect to the first complete frame), microseconds.
+    pub startup_p50_us: Option<f64>,
+    /// 99th percentile startup delay, microseconds.
+    pub startup_p99_us: Option<f64>,
+    /// CBR only: the playout model.
+    pub playout: Option<PlayoutRow>,
+    /// One row per downstream line rate, slowest first.
+    pub by_line_rate: Vec<ViewerRateRow>,
+}
+
+/// The viewer figures of every population of `point` that has them, in population order.
+pub fn viewer_rows(point: &LoadPoint) -> Vec<ViewerRow> {
+    point
+        .populations
+        .iter()
+        .filter_map(|p| {
+            let v = p.viewer.as_ref()?;
+            let mut by_line_rate: Vec<ViewerRateRow> = v
+                .by_line_rate
+                .iter()
+                .map(|r| ViewerRateRow {
+                    bps: r.bps,
+                    viewers: r.viewers,
+                    line_bound_fps: r.line_bound_fps,
+                    fps_p50: stored_quantile(&r.fps_milli, 0.5, 1000.0),
+                    efficiency_p50: stored_quantile(&r.efficiency_milli, 0.5, 1000.0),
+                    frame_age_p50_us: stored_quantile(&r.frame_age_us, 0.5, 1.0),
+                    frame_age_p99_us: stored_quantile(&r.frame_age_us, 0.99, 1.0),
+                    age_of_information_p50_us: stored_quantile(&r.age_of_information_us, 0.5, 1.0),
+                    frames: r.frames,
+                    frames_skipped: r.frames_skipped,
+                    skip_rate: skip_rate(r.frames, r.frames_skipped),
+                    freezes: r.freezes,
+                })
+                .collect();
+            by_line_rate.sort_by(|a, b| a.bps.total_cmp(&b.bps));
+            let viewer_minutes = v.viewer_seconds / 60.0;
+            Some(ViewerRow {
+                population: p.name.clone(),
+                stream: v.stream.clone(),
+                format: v.format.clone(),
+                line: v.line.clone(),
+                source_fps: v.source_fps,
+                frame_bytes: v.frame_bytes,
+                viewers: p.offered,
+                joins: v.joins,
+                leaves: v.leaves,
+                kicks: v.kicks,
+                frames: v.frames,
+                frames_skipped: v.frames_skipped,
+                skip_rate: skip_rate(v.frames, v.frames_skipped),
+                fps_p50: stored_quantile(&v.fps_milli, 0.5, 1000.0),
+                efficiency_p50: stored_quantile(&v.efficiency_milli, 0.5, 1000.0),
+                frame_age_p50_us: stored_quantile(&v.frame_age_us, 0.5, 1.0),
+                frame_age_p99_us: stored_quantile(&v.frame_age_us, 0.99, 1.0),
+                age_of_information_p50_us: stored_quantile(&v.age_of_information_us, 0.5, 1.0),
+                freezes: v.freezes,
+                freezes_per_viewer_minute: (viewer_minutes > 0.0)
+                    .then(|| v.freezes as f64 / viewer_minutes),
+                startup_p50_us: stored_quantile(&v.startup_us, 0.5, 1.0),
+                startup_p99_us: stored_quantile(&v.startup_us, 0.99, 1.0),
+                playout: v.playout.as_ref().map(|o| PlayoutRow {
+                    start_s: o.start_s,
+                    resume_s: o.resume_s,
+                    initial_buffering_p50_us: stored_quantile(&o.initial_buffering_us, 0.5, 1.0),
+                    initial_buffering_p99_us: stored_quantile(&o.initial_buffering_us, 0.99, 1.0),
+                    never_started: o.never_started,
+                    stalls: o.stalls,
+                    stall_ratio_p99: stored_quantile(&o.stall_ratio_milli, 0.99, 1000.0),
+                }),
+                by_line_rate,
+            })
+        })
+        .collect()
+}
+
+/// Buckets of the server's log2 histograms (`dispatch_delay_log2_us`, `spread_log2_us`):
+/// bucket i counts values in [2^i, 2^(i+1)) microseconds, bucket 0 also those below 1.
+pub const LOG2_BUCKETS: usize = 24;
+
+/// The upper bound, in microseconds, of the log2 bucket that holds the `quantile` of `buckets`
+/// (bucket i covers [2^i, 2^(i+1)) µs, so the bound is 2^(i+1)): the true quantile is below
+/// it and at least half of it. `None` when every bucket is empty.
+pub fn log2_quantile_upper_us(buckets: &[u64], quantile: f64) -> Option<u64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    // The rank of the quantile, as HdrHistogram counts it: at least one value.
+    let rank = ((quantile * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (i, &n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return Some(1u64 << (i + 1).min(63));
+        }
+    }
+    None
+}
+
+/// What the server's `--stats` said about its live source over one load point (the `live`
+/// object: counters are the point's own, gauges the value at the point's end), and what the
+/// stream cost it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveServerRow {
+    /// The slow-viewer policy (`latest`, `queue:8`, `queue:65536:disconnect`, `fifo`).
+    pub policy: String,
+    /// `mjpeg` or `cbr`.
+    pub format: String,
+    /// Frames per second published.
+    pub fps: Option<f64>,
+    /// Body bytes per frame.
+    pub frame_bytes: Option<u64>,
+    /// The `TCP_NOTSENT_LOWAT` mark in bytes; `None` when off (the kernel's default, no mark).
+    pub lowat_bytes: Option<u64>,
+    /// Frames the source published.
+    pub frames_published: u64,
+    /// Publications that had to build more than one due frame at once (the loop was late).
+    pub source_late: u64,
+    /// Viewers that joined.
+    pub viewers_joined: u64,
+    /// Frames sent (begun), over all viewers.
+    pub frames_sent: u64,
+    /// Bytes the viewers were sent.
+    pub bytes_sent: u64,
+    /// Frames a `latest` viewer skipped for the newest one.
+    pub frames_skipped: u64,
+    /// Frames a `queue:N` viewer lost off its bounded queue.
+    pub frames_dropped: u64,
+    /// Viewers disconnected by the policy.
+    pub kicks: u64,
+    /// Of those, `fifo` viewers that fell off the hard cap.
+    pub fifo_cap_kicks: u64,
+    /// The 99th percentile of the delay from a frame's publication to a waiting viewer's first
+    /// byte of it: the upper bound of its log2 bucket, microseconds.
+    pub dispatch_delay_p99_upper_us: Option<u64>,
+    /// The 99th percentile of the per-frame spread (publication to the last waiting viewer's
+    /// first byte): the upper bound of its log2 bucket, microseconds.
+    pub spread_p99_upper_us: Option<u64>,
+    /// Viewers connected at the point's end.
+    pub viewers_now: Option<u64>,
+    /// Bytes the viewers lag behind the newest frame, summed, at the point's end.
+    pub queue_bytes_now: Option<u64>,
+    /// Unsent bytes in the viewers' kernel send queues (`SIOCOUTQNSD`), summed, at the end.
+    pub unsent_bytes_now: Option<u64>,
+    /// Sent but unacknowledged bytes (`SIOCOUTQ`), summed, at the end.
+    pub unacked_bytes_now: Option<u64>,
+    /// Most distinct frames alive at once in the server.
+    pub frames_alive_peak: Option<u64>,
+    /// `unsent_bytes_now / viewers_now`: the kernel's hidden queue per viewer, bytes.
+    pub unsent_bytes_per_viewer: Option<f64>,
+    /// The server's user-space memory per connection from the kernel accounting ((peak RSS -
+    /// RSS before the load) / peak open connections; viewers and web clients alike), bytes.
+    pub server_memory_per_connection_bytes: Option<f64>,
+    /// Server CPU seconds over the measured window per MB (10^6 bytes) the viewers received:
+    /// all of the server's CPU, the web clients' share included (the `no-stream` variant
+    /// gives the web clients' own).
+    pub cpu_s_per_delivered_mb: Option<f64>,
+}
+
+/// The server's CPU seconds over `point`'s measured window, from the kernel samples that
+/// bracket it (the last at or before its start, the first at or after its end), scaled to the
+/// window's length; `None` without two such samples with the server's CPU.
+pub fn server_cpu_s_in_window(point: &LoadPoint) -> Option<f64> {
+    let kernel = point.kernel.as_ref()?;
+    let start_ms =
+        (point.timeline.measured_from_index as f64 * point.timeline.interval_s.max(0.0) * 1000.0)
+            .round() as u64;
+    let end_ms = start_ms + (point.measured_s * 1000.0).round() as u64;
+    let with_cpu = || {
+        kernel
+            .samples
+            .iter()
+            .filter_map(|s| Some((s.elapsed_ms, s.server_cpu_us?)))
+    };
+    let before = with_cpu().rfind(|(t, _)| *t <= start_ms)?;
+    let after = with_cpu().find(|(t, _)| *t >= end_ms)?;
+    if after.0 <= before.0 {
+        return None;
+    }
+    let cpu_s = after.1.saturating_sub(before.1) as f64 / 1e6;
+    Some(cpu_s * point.measured_s * 1000.0 / (after.0 - before.0) as f64)
+}
+
+/// The `live` object of `point`'s server counters, with what it cost; `None` when the server
+/// had no live source (or its counters were not read).
+pub fn live_server_row(point: &LoadPoint) -> Option<LiveServerRow> {
+    let live = point.server_stats.as_ref()?.get("live")?.as_object()?;
+    let number = |key: &str| live.get(key).and_then(serde_json::Value::as_u64);
+    let text = |key: &str| {
+        live.get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let buckets = |key: &str| -> Vec<u64> {
+        live.get(key)
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(0)).collect())
+            .unwrap_or_default()
+    };
+    let viewers_now = number("viewers_now");
+    let unsent_bytes_now = number("unsent_bytes_now");
+    let viewer_bytes: u64 = point
+        .populations
+        .iter()
+        .filter_map(|p| p.viewer.as_ref().map(|v| v.bytes))
+        .sum();
+    let kernel = point.kernel.as_ref().map(|k| &k.summary);
+    Some(LiveServerRow {
+        policy: text("policy"),
+        format: text("format"),
+        fps: live.get("fps").and_then(serde_json::Value::as_f64),
+        frame_bytes: number("frame_bytes"),
+        lowat_bytes: number("lowat_bytes"),
+        frames_published: number("frames_published").unwrap_or(0),
+        source_late: number("source_late").unwrap_or(0),
+        viewers_joined: number("viewers_joined").unwrap_or(0),
+        frames_sent: number("frames_sent").unwrap_or(0),
+        bytes_sent: number("bytes_sent").unwrap_or(0),
+        frames_skipped: number("frames_skipped").unwrap_or(0),
+        frames_dropped: number("frames_dropped").unwrap_or(0),
+        kicks: number("kicks").unwrap_or(0),
+        fifo_cap_kicks: number("fifo_cap_kicks").unwrap_or(0),
+        dispatch_delay_p99_upper_us: log2_quantile_upper_us(
+            &buckets("dispatch_delay_log2_us"),
+            0.99,
+        ),
+        spread_p99_upper_us: log2_quantile_upper_us(&buckets("spread_log2_us"), 0.99),
+        viewers_now,
+        queue_bytes_now: number("queue_bytes_now"),
+        unsent_bytes_now,
+        unacked_bytes_now: number("unacked_bytes_now"),
+        frames_alive_peak: number("frames_alive_peak"),
+        unsent_bytes_per_viewer: match (unsent_bytes_now, viewers_now) {
+            (Some(unsent), Some(viewers)) if viewers > 0 => Some(unsent as f64 / viewers as f64),
+            _ => None,
+        },
+        server_memory_per_connection_bytes: kernel
+            .and_then(|k| k.server_memory_per_connection_bytes),
+        cpu_s_per_delivered_mb: server_cpu_s_in_window(point)
+            .filter(|_| viewer_bytes > 0)
+            .map(|cpu_s| cpu_s / (viewer_bytes as f64 / 1e6)),
+    })
+}
+
+/// A population beside the viewers that asked for pages (any kind but `viewer`): its
+/// response time, to read what the stream did to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebClientRow {
+    /// The population's name.
+    pub population: String,
+    /// Its kind (`closed`, `open`, `modem`).
+    pub kind: String,
+    /// Completed requests per second.
+    pub ops_per_s: f64,
+    /// Its 99th percentile response time, microseconds; `None` when nothing completed.
+    pub p99_us: Option<f64>,
+}
+
+/// Everything the live-viewer section of one load point shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveView {
+    /// One per viewer population.
+    pub viewers: Vec<ViewerRow>,
+    /// The server's side, when its `--stats` had a `live` object.
+    pub server: Option<LiveServerRow>,
+    /// The other populations of the same point, with their p99.
+    pub web_clients: Vec<WebClientRow>,
+}
+
+/// The live-viewer section of `point`; `None` also for a point whose server published a stream
+/// nobody watched (a `no-stream` variant: the web clients' baseline, nothing to say about
+/// viewers).
+pub fn live_view(point: &LoadPoint) -> Option<LiveView> {
+    let viewers = viewer_rows(point);
+    let server = live_server_row(point);
+    if viewers.is_empty() && server.as_ref().is_none_or(|s| s.viewers_joined == 0) {
+        return None;
+    }
+    let web_clients = point
+        .populations
+        .iter()
+        .filter(|p| p.viewer.is_none() && p.kind != "viewer")
+        .map(|p| {
+            let l = &p.latency.total_us;
+            WebClientRow {
+                population: p.name.clone(),
+                kind: p.kind.clone(),
+                ops_per_s: p.totals.ops_per_s,
+                p99_us: (l.count > 0).then_some(l.p99 as f64),
+            }
+        })
+        .collect();
+    Some(LiveView {
+        viewers,
+        server,
+        web_clients,
+    })
+}
+
+/// The viewers of every viewer population of `point` pooled, for the comparison metrics:
+/// frame age p99 (µs), fps p50, skip rate; `None` without viewer figures (or when a
+/// histogram does not decode: a pool without it would pass for all of them).
+fn pooled_viewer_figures(point: &LoadPoint) -> Option<(Option<f64>, Option<f64>, Option<f64>)> {
+    let viewers: Vec<_> = point
+        .populations
+        .iter()
+        .filter_map(|p| p.viewer.as_ref())
+        .collect();
+    if viewers.is_empty() {
+        return None;
+    }
+    let pooled = |of: fn(&crate::model::ViewerFigures) -> &HistogramData| {
+        let mut sum = Histogram::<u64>::new(3).ok()?;
+        for v in &viewers {
+            let data = of(v);
+            if data.count > 0 {
+                sum.add(&data.decode().ok()?).ok()?;
+            }
+        }
+        (!sum.is_empty()).then_some(sum)
+    };
+    let frame_age_p99 = pooled(|v| &v.frame_age_us).map(|h| h.value_at_quantile(0.99) as f64);
+    let fps_p50 = pooled(|v| &v.fps_milli).map(|h| h.value_at_quantile(0.5) as f64 / 1000.0);
+    let frames = viewers.iter().map(|v| v.frames).sum();
+    let skipped = viewers.iter().map(|v| v.frames_skipped).sum();
+    Some((frame_age_p99, fps_p50, skip_rate(frames, skipped)))
 }
 
 /// Little's law on one population: what was measured, what rate x time predicts, their ratio.

@@ -769,3 +769,136 @@ fn the_summary_and_the_report_show_the_shards() {
     single.shard = None;
     assert!(!reports::render::render_run(&single).contains("id=\"shards\""));
 }
+
+/// Shard `index`'s viewers: frame ages `1000 * (index + 1) + k` µs for k in 0..n, one viewer
+/// per line rate given, `rates` (bit/s), and per interval `index + 2` frames aged
+/// `interval * 10_000 + index` µs.
+fn viewer_share(index: u64, rates: &[f64]) -> (ViewerFigures, Vec<u64>) {
+    let ages: Vec<u64> = (0..50).map(|k| 1000 * (index + 1) + k * 37).collect();
+    let figures = ViewerFigures {
+        stream: "/cam.mjpg".into(),
+        format: "mjpeg".into(),
+        source_fps: 4.0,
+        frame_bytes: 3072,
+        line: "modem".into(),
+        joins: 10 + index,
+        kicks: index,
+        frames: ages.len() as u64,
+        bytes: 1_000 * (index + 1),
+        frames_skipped: 7 * (index + 1),
+        freezes: index + 1,
+        viewer_seconds: 60.0,
+        startup_us: data(&[500_000 + index]),
+        frame_age_us: data(&ages),
+        age_of_information_us: data(&[2_000 + index]),
+        fps_milli: data(&[1_500 + index]),
+        efficiency_milli: data(&[900 + index]),
+        playout: Some(PlayoutFigures {
+            start_s: 2.0,
+            resume_s: 1.0,
+            initial_buffering_us: data(&[2_100_000 + index]),
+            never_started: 1,
+            stalls: 2 + index,
+            stall_ratio_milli: data(&[10 + index]),
+        }),
+        by_line_rate: rates
+            .iter()
+            .map(|&bps| ViewerRateFigures {
+                bps,
+                viewers: 1,
+                line_bound_fps: bps / 28_800.0,
+                frames: 5,
+                frames_skipped: index + 1,
+                freezes: 1,
+                frame_age_us: data(&[bps as u64 / 10 + index]),
+                age_of_information_us: data(&[3_000 + index]),
+                fps_milli: data(&[1_000 + index]),
+                efficiency_milli: data(&[950 + index]),
+            })
+            .collect(),
+        ..ViewerFigures::default()
+    };
+    (figures, ages)
+}
+
+#[test]
+fn viewer_figures_merge_exactly_histograms_added_counts_summed_rates_matched() {
+    let (mut parts, _) = shards(2, 40);
+    let rates: [&[f64]; 2] = [&[28_800.0, 53_300.0], &[53_300.0, 33_600.0]];
+    let mut all_ages = Vec::new();
+    for (index, part) in parts.iter_mut().enumerate() {
+        let index = index as u64;
+        let point = &mut part.result.load_points[0];
+        let population = &mut point.populations[0];
+        population.kind = "viewer".into();
+        let (figures, ages) = viewer_share(index, rates[index as usize]);
+        all_ages.extend(ages);
+        population.viewer = Some(figures);
+        let series = &mut point.timeline.populations[0];
+        series.frames = (0..INTERVALS as u64).map(|_| index + 2).collect();
+        series.frames_skipped = vec![index; INTERVALS];
+        series.viewer_joins = vec![1; INTERVALS];
+        series.viewer_leaves = vec![0; INTERVALS];
+        series.viewer_kicks = vec![index; INTERVALS];
+        let interval_ages = |i: usize| vec![i as u64 * 10_000 + index + 1; index as usize + 2];
+        series.frame_age_hdr_v2_deflate_base64 = (0..INTERVALS)
+            .map(|i| encode_histogram(&interval_histogram(&interval_ages(i))))
+            .collect();
+        series.frame_age_p50_us = (0..INTERVALS)
+            .map(|i| interval_histogram(&interval_ages(i)).value_at_quantile(0.5))
+            .collect();
+        series.frame_age_p99_us = series.frame_age_p50_us.clone();
+    }
+    let merged = merge(&parts, "m").unwrap();
+    let viewer = merged.load_points[0].populations[0]
+        .viewer
+        .as_ref()
+        .expect("the viewer figures are merged");
+    // Every histogram is that of all the shards' samples.
+    assert_eq!(viewer.frame_age_us, data(&all_ages));
+    assert_eq!(viewer.startup_us, data(&[500_000, 500_001]));
+    assert_eq!(viewer.fps_milli, data(&[1_500, 1_501]));
+    assert_eq!(viewer.efficiency_milli, data(&[900, 901]));
+    assert_eq!(viewer.age_of_information_us, data(&[2_000, 2_001]));
+    // Counts add up; the stream is the first part's.
+    assert_eq!(
+        (viewer.joins, viewer.kicks, viewer.frames, viewer.bytes),
+        (21, 1, 100, 3_000)
+    );
+    assert_eq!((viewer.frames_skipped, viewer.freezes), (21, 3));
+    assert_eq!(viewer.viewer_seconds, 120.0);
+    assert_eq!(
+        (viewer.stream.as_str(), viewer.source_fps),
+        ("/cam.mjpg", 4.0)
+    );
+    let playout = viewer.playout.as_ref().unwrap();
+    assert_eq!((playout.never_started, playout.stalls), (2, 5));
+    assert_eq!(playout.stall_ratio_milli, data(&[10, 11]));
+    // Line rates matched by bps, in order of first appearance; 53.3k from both shards.
+    let bps: Vec<f64> = viewer.by_line_rate.iter().map(|r| r.bps).collect();
+    assert_eq!(bps, [28_800.0, 53_300.0, 33_600.0]);
+    let fast = &viewer.by_line_rate[1];
+    assert_eq!((fast.viewers, fast.frames, fast.frames_skipped), (2, 10, 3));
+    assert_eq!(fast.frame_age_us, data(&[5_330, 5_331]));
+    assert_eq!(viewer.by_line_rate[0].frame_age_us, data(&[2_880]));
+    // The timeline: counts added per interval, the frame-age histograms added before their
+    // percentiles are read.
+    let series = &merged.load_points[0].timeline.populations[0];
+    assert_eq!(series.frames, vec![5; INTERVALS]);
+    assert_eq!(series.viewer_kicks, vec![1; INTERVALS]);
+    for i in 0..INTERVALS {
+        let mut values = vec![i as u64 * 10_000 + 1; 2];
+        values.extend(vec![i as u64 * 10_000 + 2; 3]);
+        let h = interval_histogram(&values);
+        let back = decode_histogram(&series.frame_age_hdr_v2_deflate_base64[i]).unwrap();
+        assert_eq!(back.len(), 5);
+        assert_eq!(series.frame_age_p50_us[i], h.value_at_quantile(0.5));
+        assert_eq!(series.frame_age_p99_us[i], h.value_at_quantile(0.99));
+    }
+    // A web population's timeline gets no viewer series.
+    let (web_parts, _) = shards(2, 40);
+    let web = merge(&web_parts, "m").unwrap();
+    let series = &web.load_points[0].timeline.populations[0];
+    assert!(series.frames.is_empty() && series.frame_age_hdr_v2_deflate_base64.is_empty());
+    assert!(web.load_points[0].populations[0].viewer.is_none());
+}

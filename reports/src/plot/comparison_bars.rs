@@ -68,6 +68,8 @@ fn unit(quantity: Quantity, max: f64) -> (f64, &'static str) {
         Quantity::PerKiloOps => (1.0, "per 1000 ops"),
         Quantity::CpuUsPerOp => (1.0, "µs/op"),
         Quantity::Bytes => style::bytes_unit(max),
+        Quantity::FramesPerS => (1.0, "fps"),
+        Quantity::Share => (0.01, "%"),
     }
 }
 

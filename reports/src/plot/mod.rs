@@ -5,11 +5,13 @@
 //!
 //! Adding a chart is one more module here, one field in the prepared data it draws, and one line
 //! in `load_point_figures` (or `run_figures`, `comparison_figures`); the kernel charts
-//! (TIME_WAIT, socket memory, server memory, CPU) were added that way.
+//! (TIME_WAIT, socket memory, server memory, CPU) and the live viewers' (frame age, fps per
+//! viewer) were added that way.
 
 mod comparison_bars;
 mod connections;
 mod cpu;
+mod frame_age;
 mod latency_time;
 mod server_memory;
 mod socket_memory;
@@ -18,6 +20,7 @@ pub mod style;
 mod sweep;
 mod throughput;
 mod time_wait;
+mod viewer_fps;
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
@@ -57,6 +60,8 @@ pub fn load_point_figures(point: &LoadPoint, id_prefix: &str) -> Vec<Figure> {
         figures.extend(throughput::figures(view, id_prefix));
         figures.extend(connections::figures(view, id_prefix));
         figures.extend(latency_time::figure(view, id_prefix));
+        figures.extend(frame_age::figure(view, id_prefix));
+        figures.extend(viewer_fps::figure(view, id_prefix));
     }
     if let Some(view) = prepare::kernel_view(point) {
         figures.extend(time_wait::figure(&view, id_prefix));

@@ -38,6 +38,12 @@ pub fn seconds(s: f64) -> String {
     }
 }
 
+/// A time given in microseconds, written as `seconds` writes it: a frame's age, a viewer's
+/// startup delay (`1.20 s`, `250 ms`).
+pub fn age_us(us: f64) -> String {
+    seconds(us / 1e6)
+}
+
 /// A measured window or a warm-up in seconds, to a tenth: `10.0`.
 pub fn window_s(s: f64) -> String {
     format!("{s:.1}")
@@ -121,6 +127,16 @@ pub fn cpu_us(us: f64) -> String {
     format!("{us:.1}")
 }
 
+/// Frames per second, to a hundredth: a modem viewer's 1.04 beside the source's 4.00.
+pub fn fps(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+/// Events per viewer-minute (freezes), to a hundredth: 0.12.
+pub fn per_minute(v: f64) -> String {
+    format!("{v:.2}")
+}
+
 /// A rate per thousand operations (errors), to a thousandth: 0.125.
 pub fn per_kilo_ops(v: f64) -> String {
     format!("{v:.3}")
@@ -144,6 +160,8 @@ pub fn quantity(quantity: Quantity, value: f64) -> String {
         Quantity::PerKiloOps => per_kilo_ops(value),
         Quantity::CpuUsPerOp => cpu_us(value),
         Quantity::Bytes => bytes(value),
+        Quantity::FramesPerS => fps(value),
+        Quantity::Share => percent(value),
     }
 }
 
@@ -157,6 +175,8 @@ pub fn quantity_unit(quantity: Quantity) -> &'static str {
         Quantity::PerKiloOps => "per 1000 ops",
         Quantity::CpuUsPerOp => "µs/op",
         Quantity::Bytes => "bytes",
+        Quantity::FramesPerS => "fps",
+        Quantity::Share => "",
     }
 }
 

@@ -10,7 +10,9 @@ use crate::claims::{ClaimRow, ClaimsReport, Verdict};
 use crate::comparison::Comparison;
 use crate::model::{IsolationMode, LoadPoint, PopulationResult, RunResult, ServerInfo};
 use crate::plot::{self, Figure};
-use crate::prepare::{self, Better, LittleRow, LowEnd, MetricRow, PopulationAcross, SlowLineRow};
+use crate::prepare::{
+    self, Better, LittleRow, LiveView, LowEnd, MetricRow, PopulationAcross, SlowLineRow,
+};
 
 /// What every page's `<head>` and footer say.
 pub(super) struct Page {
@@ -385,6 +387,8 @@ struct PointView<'a> {
     any_slow_line: bool,
     slow_lines: Vec<SlowLineRow>,
     little: Vec<LittleRow>,
+    /// The live-viewer section, when the point had viewers or a live source.
+    live: Option<LiveView>,
     figures: Vec<Figure>,
 }
 
@@ -398,6 +402,7 @@ impl<'a> PointView<'a> {
             any_slow_line: point.populations.iter().any(|p| p.line.is_some()),
             slow_lines: prepare::slow_line_rows(point),
             little: prepare::little_rows(point),
+            live: prepare::live_view(point),
             figures: plot::load_point_figures(point, &format!("p{n}")),
         }
     }
@@ -419,6 +424,7 @@ impl<'a> PopulationRow<'a> {
         let (kind, offered_unit) = match p.kind.as_str() {
             "open" => ("open", "req/s"),
             "modem" => ("modem (slow line)", "users"),
+            "viewer" => ("viewer (live stream)", "viewers"),
             other => (other, "clients"),
         };
         PopulationRow {
@@ -776,6 +782,24 @@ mod filters {
     #[askama::filter_fn]
     pub fn compact(v: impl Number, _: &dyn askama::Values) -> askama::Result<String> {
         write(v, format::compact)
+    }
+
+    /// A time in microseconds as seconds or milliseconds, `1.20 s` (`format::age_us`).
+    #[askama::filter_fn]
+    pub fn age(us: impl Number, _: &dyn askama::Values) -> askama::Result<String> {
+        write(us, format::age_us)
+    }
+
+    /// Events per viewer-minute, `0.12` (`format::per_minute`).
+    #[askama::filter_fn]
+    pub fn per_minute(v: impl Number, _: &dyn askama::Values) -> askama::Result<String> {
+        write(v, format::per_minute)
+    }
+
+    /// Frames per second, `1.04` (`format::fps`).
+    #[askama::filter_fn]
+    pub fn fps(v: impl Number, _: &dyn askama::Values) -> askama::Result<String> {
+        write(v, format::fps)
     }
 
     /// CPU microseconds (`format::cpu_us`).

@@ -1,5 +1,6 @@
 //! The text summary printed at the end of a run: throughput, latency percentiles per population
-//! and class, slow-line figures and Little's law per population, errors, warnings, and for
+//! and class, slow-line figures, live viewers' figures (and the server's live source) and
+//! Little's law per population, errors, warnings, and for
 //! several load points each population side by side. The numbers come from `reports::prepare`
 //! and are written by `render::format`, as the HTML report's are, so both say the same: every
 //! all-populations latency is the pooled one (`prepare::pooled_latency`), and TIME_WAIT is the
@@ -10,13 +11,13 @@
 use std::io::Write;
 
 use super::format::{
-    bytes, compact, count, cpu_us, errors_by_kind, line_rate, mean_count, ms, or_missing, percent,
-    rate, seconds, times, whole, window_s, MISSING,
+    age_us, bytes, compact, count, cpu_us, errors_by_kind, fps, line_rate, mean_count, ms,
+    or_missing, per_minute, percent, rate, seconds, times, whole, window_s, MISSING,
 };
 use crate::claims::ClaimsReport;
 use crate::comparison::{Comparison, RoundOutcome};
 use crate::model::{HistogramData, KernelAccounting, LoadPoint, RunResult};
-use crate::prepare::{self, LittleRow, LowEnd, PooledLatency, SlowLineRow};
+use crate::prepare::{self, LittleRow, LiveView, LowEnd, PooledLatency, SlowLineRow, ViewerRow};
 
 /// One row of the latency table: mean, p50, p90, p99, p99.9 and max in µs, `None` for a group
 /// with no completed request (it has no latency, not a latency of zero).
@@ -190,6 +191,125 @@ fn print_slow_line(out: &mut impl Write, r: &SlowLineRow) {
             "  {:<12} round trip by the {}: {reason}",
             "", r.rtt_mode
         );
+    }
+}
+
+/// A time in microseconds as `format::age_us` writes it, or the missing mark.
+fn age(us: Option<f64>) -> String {
+    or_missing(us, age_us)
+}
+
+/// The lines of one live-viewer population: what all its viewers saw, then each line rate,
+/// then the CBR playout model. `name` heads the first line: the population's name when no
+/// latency row was printed for it (viewers make no requests), else blank.
+fn print_viewer(out: &mut impl Write, r: &ViewerRow, name: &str) {
+    let _ = writeln!(
+        out,
+        "  {:<12} {} viewers on {} lines ({} {} at {} fps, {} a frame): fps p50 {} \
+         (efficiency p50 {}); frame age p50 {} p99 {}; age of information p50 {}; skipped {} \
+         ({} frames of {}); {} freezes ({} per viewer-minute); startup p50 {} p99 {}; \
+         joins {}, leaves {}, kicks {}",
+        name,
+        compact(r.viewers),
+        r.line,
+        r.format,
+        r.stream,
+        fps(r.source_fps),
+        bytes(r.frame_bytes as f64),
+        or_missing(r.fps_p50, fps),
+        or_missing(r.efficiency_p50, times),
+        age(r.frame_age_p50_us),
+        age(r.frame_age_p99_us),
+        age(r.age_of_information_p50_us),
+        or_missing(r.skip_rate, percent),
+        count(r.frames_skipped),
+        count(r.frames + r.frames_skipped),
+        count(r.freezes),
+        or_missing(r.freezes_per_viewer_minute, per_minute),
+        age(r.startup_p50_us),
+        age(r.startup_p99_us),
+        count(r.joins),
+        count(r.leaves),
+        count(r.kicks)
+    );
+    for rate_row in &r.by_line_rate {
+        let line = if rate_row.bps > 0.0 {
+            line_rate(rate_row.bps)
+        } else {
+            "LAN".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "  {:<12}   {line}: {} viewers, line-bound {} fps, fps p50 {} (efficiency {}), \
+             frame age p50 {} p99 {}, age of information p50 {}, skipped {}, {} freezes",
+            "",
+            count(rate_row.viewers),
+            fps(rate_row.line_bound_fps),
+            or_missing(rate_row.fps_p50, fps),
+            or_missing(rate_row.efficiency_p50, times),
+            age(rate_row.frame_age_p50_us),
+            age(rate_row.frame_age_p99_us),
+            age(rate_row.age_of_information_p50_us),
+            or_missing(rate_row.skip_rate, percent),
+            count(rate_row.freezes)
+        );
+    }
+    if let Some(o) = &r.playout {
+        let _ = writeln!(
+            out,
+            "  {:<12}   CBR playout (start at {}, resume at {} of media): initial buffering p50 {} \
+             p99 {}, {} never started, {} stalls, stall ratio p99 {}",
+            "",
+            seconds(o.start_s),
+            seconds(o.resume_s),
+            age(o.initial_buffering_p50_us),
+            age(o.initial_buffering_p99_us),
+            count(o.never_started),
+            count(o.stalls),
+            or_missing(o.stall_ratio_p99, percent)
+        );
+    }
+}
+
+/// The server's side of the live stream at one load point, and the web clients beside it.
+fn print_live_server(out: &mut impl Write, view: &LiveView) {
+    if let Some(s) = &view.server {
+        let mark = or_missing(s.lowat_bytes, |b| bytes(b as f64));
+        let _ = writeln!(
+            out,
+            "  live source: policy {}, unsent mark {mark}; {} frames published ({} late); \
+             frames sent {}, skipped {}, dropped {}; kicks {} ({} at the fifo cap); dispatch \
+             delay p99 <= {}, spread p99 <= {} (upper bounds of log2 buckets)",
+            s.policy,
+            count(s.frames_published),
+            count(s.source_late),
+            count(s.frames_sent),
+            count(s.frames_skipped),
+            count(s.frames_dropped),
+            count(s.kicks),
+            count(s.fifo_cap_kicks),
+            age(s.dispatch_delay_p99_upper_us.map(|v| v as f64)),
+            age(s.spread_p99_upper_us.map(|v| v as f64))
+        );
+        let _ = writeln!(
+            out,
+            "  live cost: unsent kernel bytes per viewer {} ({} viewers at the end), server \
+             memory per connection {}, frames alive at most {}; server CPU {} per delivered MB",
+            or_missing(s.unsent_bytes_per_viewer, bytes),
+            or_missing(s.viewers_now, count),
+            or_missing(s.server_memory_per_connection_bytes, bytes),
+            or_missing(s.frames_alive_peak, count),
+            or_missing(s.cpu_s_per_delivered_mb, seconds)
+        );
+    }
+    if !view.web_clients.is_empty() {
+        let beside = view
+            .web_clients
+            .iter()
+            .map(|w| format!("{} {} ms", w.population, or_missing(w.p99_us, ms)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(out, "  beside the stream, web clients' p99: {beside}");
     }
 }
 
@@ -391,6 +511,7 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
     for point in &result.load_points {
         let slow_lines = prepare::slow_line_rows(point);
         let little = prepare::little_rows(point);
+        let live = prepare::live_view(point);
         let t = &point.totals;
         let _ = writeln!(
             out,
@@ -417,21 +538,31 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
             "max ms"
         );
         for population in &point.populations {
-            latency_row(
-                out,
-                &population.name,
-                "all",
-                population.totals.ops,
-                histogram_figures(&population.latency.total_us),
-            );
-            for class in &population.classes {
+            let viewer_row = live
+                .iter()
+                .flat_map(|v| &v.viewers)
+                .find(|r| r.population == population.name);
+            // A viewer population makes no requests: its viewer line stands for the latency row.
+            let viewer_only = viewer_row.is_some() && population.totals.ops == 0;
+            if let (Some(r), true) = (viewer_row, viewer_only) {
+                print_viewer(out, r, &population.name);
+            } else {
                 latency_row(
                     out,
-                    "",
-                    &class.class,
-                    class.ops,
-                    histogram_figures(&class.latency.total_us),
+                    &population.name,
+                    "all",
+                    population.totals.ops,
+                    histogram_figures(&population.latency.total_us),
                 );
+                for class in &population.classes {
+                    latency_row(
+                        out,
+                        "",
+                        &class.class,
+                        class.ops,
+                        histogram_figures(&class.latency.total_us),
+                    );
+                }
             }
             if let Some(lag) = &population.schedule_lag_us {
                 let _ = writeln!(
@@ -461,6 +592,9 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
             if let Some(r) = slow_lines.iter().find(|r| r.population == population.name) {
                 print_slow_line(out, r);
             }
+            if let (Some(r), false) = (viewer_row, viewer_only) {
+                print_viewer(out, r, "");
+            }
             if let Some(r) = little.iter().find(|r| r.population == population.name) {
                 print_little(out, r);
             }
@@ -478,6 +612,9 @@ pub fn print_summary(result: &RunResult, out: &mut impl Write) {
         }
         if let Some(kernel) = &point.kernel {
             print_kernel(out, kernel);
+        }
+        if let Some(view) = &live {
+            print_live_server(out, view);
         }
     }
     if result.load_points.len() > 1 {
@@ -557,6 +694,13 @@ const COMPARED_IN_TEXT: [TextColumn; 7] = [
     ("errors", "errors", whole),
 ];
 
+/// Columns added to that table when some server's runs had live viewers (kind `viewer`).
+const VIEWER_COLUMNS_IN_TEXT: [TextColumn; 3] = [
+    ("frame_age_p99", "frame age p99 ms", ms),
+    ("viewer_fps_p50", "viewer fps p50", fps),
+    ("viewer_skip_rate", "skip rate", percent),
+];
+
 /// The table printed at the end of `loadgen compare`: per server, its valid rounds and, per
 /// metric, the median and the ratio to the first server (`×0.52 [0.48–0.57]`, the 95%
 /// interval), then each server's problems.
@@ -569,8 +713,16 @@ pub fn print_comparison(comparison: &Comparison, out: &mut impl Write) {
         comparison.servers.len(),
         comparison.rounds
     );
+    let viewers = comparison
+        .servers
+        .iter()
+        .any(|s| s.metrics.contains_key(VIEWER_COLUMNS_IN_TEXT[0].0));
+    let columns: Vec<TextColumn> = COMPARED_IN_TEXT
+        .into_iter()
+        .chain(VIEWER_COLUMNS_IN_TEXT.into_iter().filter(|_| viewers))
+        .collect();
     let _ = write!(out, "  {:<16} {:>6}", "server", "valid");
-    for (_, heading, _) in COMPARED_IN_TEXT {
+    for (_, heading, _) in &columns {
         let _ = write!(out, " {heading:>24}");
     }
     let _ = writeln!(out);
@@ -581,8 +733,8 @@ pub fn print_comparison(comparison: &Comparison, out: &mut impl Write) {
             server.name,
             format!("{}/{}", server.valid_rounds(), server.rounds.len())
         );
-        for (id, _, format) in COMPARED_IN_TEXT {
-            let cell = match server.metrics.get(id) {
+        for (id, _, format) in &columns {
+            let cell = match server.metrics.get(*id) {
                 None => MISSING.to_string(),
                 Some(stats) => {
                     let ratio = match &stats.ratio {
@@ -680,7 +832,58 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::comparison::{MetricStats, ServerRows};
     use crate::model::KernelSummary;
+
+    fn comparison_table(metrics: &[(&str, f64)]) -> String {
+        let server = ServerRows {
+            name: "loop".into(),
+            metrics: metrics
+                .iter()
+                .map(|&(id, median)| {
+                    let stats = MetricStats {
+                        n: 3,
+                        median,
+                        trusted: true,
+                        ..MetricStats::default()
+                    };
+                    (id.to_string(), stats)
+                })
+                .collect(),
+            ..ServerRows::default()
+        };
+        let comparison = Comparison {
+            scenario_name: "livecam1k".into(),
+            rounds: 3,
+            servers: vec![server],
+            ..Comparison::default()
+        };
+        let mut out = Vec::new();
+        print_comparison(&comparison, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_compare_table_has_viewer_columns_only_with_viewers() {
+        let web = comparison_table(&[("ops_per_s", 1000.0), ("p99", 2_000.0)]);
+        assert!(!web.contains("frame age p99"), "{web}");
+        let live = comparison_table(&[
+            ("ops_per_s", 1000.0),
+            ("frame_age_p99", 3_400_000.0),
+            ("viewer_fps_p50", 1.52),
+            ("viewer_skip_rate", 0.6),
+        ]);
+        for heading in ["frame age p99 ms", "viewer fps p50", "skip rate"] {
+            assert!(live.contains(heading), "{heading} not in {live}");
+        }
+        let row = live.lines().find(|l| l.starts_with("  loop")).unwrap();
+        for cell in ["3400", "1.52", "60%"] {
+            assert!(
+                row.split_whitespace().any(|w| w == cell),
+                "{cell} not in {row}"
+            );
+        }
+    }
 
     fn server_line(summary: KernelSummary) -> String {
         let mut out = Vec::new();
