@@ -85,6 +85,25 @@ impl TimelineBuilder {
             series
                 .latency_hdr_v2_deflate_base64
                 .push(encode_histogram(&figures.total_us));
+            if let Some(viewer) = &figures.viewer {
+                series.frames.push(viewer.frames);
+                series.frames_skipped.push(viewer.frames_skipped);
+                series.viewer_joins.push(viewer.joins);
+                series.viewer_leaves.push(viewer.leaves);
+                series.viewer_kicks.push(viewer.kicks);
+                let age = |q| {
+                    if viewer.frame_age_us.is_empty() {
+                        0
+                    } else {
+                        viewer.frame_age_us.value_at_quantile(q)
+                    }
+                };
+                series.frame_age_p50_us.push(age(0.5));
+                series.frame_age_p99_us.push(age(0.99));
+                series
+                    .frame_age_hdr_v2_deflate_base64
+                    .push(encode_histogram(&viewer.frame_age_us));
+            }
         }
     }
 

@@ -108,6 +108,8 @@ impl Scenario {
                 Population::Modem(spec) => {
                     spec.clients = overrides.modem_clients.unwrap_or(spec.clients)
                 }
+                // Viewers keep their numbers: no flag names them (yet).
+                Population::Viewer(_) => {}
             }
         }
         self.validate()
