@@ -851,3 +851,119 @@ pub const DEFAULT_UPSTREAM_BPS: f64 = 33_600.0;
 fn default_weight() -> f64 {
     1.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+
+    fn parse(body: &str) -> Result<Population, String> {
+        let text = format!("[[clients]]\nname = \"cam\"\n{body}\n");
+        Scenario::parse(&text, std::path::Path::new("t.toml"))
+            .map(|s| s.clients[0].clone())
+            .map_err(|e| e.to_string())
+    }
+
+    fn viewer(body: &str) -> ViewerSpec {
+        match parse(body) {
+            Ok(Population::Viewer(spec)) => *spec,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fixed_lan_viewer_population_takes_its_defaults() {
+        let spec = viewer("kind = \"viewer\"\nstream = \"/cam.mjpg\"\nclients = 3");
+        assert_eq!(spec.stream, "/cam.mjpg");
+        assert_eq!(
+            spec.audience,
+            Audience::Fixed {
+                clients: 3,
+                ramp_up: Duration::ZERO
+            }
+        );
+        assert_eq!((spec.line, spec.modem.as_ref()), (LineKind::Lan, None));
+        assert_eq!(spec.watch, None, "watch to the end of the point");
+        assert_eq!(spec.playout, PlayoutSpec::default());
+        assert_eq!(spec.startup_timeout, Duration::from_secs(10));
+        assert_eq!(spec.offered(0.5, Duration::from_secs(60)), 2.0);
+        assert_eq!(Population::Viewer(Box::new(spec)).kind_name(), "viewer");
+    }
+
+    #[test]
+    fn modem_line_viewers_take_the_modem_line_keys() {
+        let spec = viewer(
+            "kind = \"viewer\"\nstream = \"/cam.mjpg\"\njoins_per_s = 2\nline = \"modem\"\n\
+             downstream = \"16k\"\nlink_overhead_bytes = 0\nreceive_window = 4096\nrtt = \"80ms\"\n\
+             watch = { distribution = \"exponential\", mean = \"30s\" }\n\
+             playout = { start = \"3s\" }\nstartup_timeout = \"20s\"",
+        );
+        assert_eq!(spec.audience, Audience::Joins { joins_per_s: 2.0 });
+        let line = spec.modem.clone().unwrap();
+        assert_eq!(line.downstream, vec![RateShare { rate: 16_000.0, weight: 1.0 }]);
+        assert_eq!((line.receive_window, line.mss, line.link_overhead_bytes), (4096, 536, 0));
+        assert_eq!(line.rtt, Duration::from_millis(80));
+        let modem = spec.modem_spec().unwrap();
+        // 16 kbit/s with no framing: 2,000 payload bytes per second.
+        assert_eq!(modem.mean_payload_bytes_per_s(), 2000.0);
+        assert_eq!(spec.playout.start, Duration::from_secs(3));
+        assert_eq!(spec.playout.resume, Duration::from_secs(1));
+        // Little's law: 2 joins/s x 30 s mean watch = 60 viewers at once (capped by the point).
+        assert_eq!(spec.offered(1.0, Duration::from_secs(600)), 60.0);
+        assert_eq!(spec.offered(1.0, Duration::from_secs(10)), 20.0);
+    }
+
+    #[test]
+    fn a_viewer_scenario_reads_back_from_its_own_text() {
+        let text = "[[clients]]\nname = \"cam\"\nkind = \"viewer\"\nstream = \"/cam.mjpg\"\n\
+                    clients = 4\nramp_up = \"5s\"\nline = \"modem\"\n\
+                    downstream_mix = [{ rate = \"28.8k\", weight = 2 }, { rate = \"53.3k\" }]\n";
+        let scenario = Scenario::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let written = toml::to_string(&scenario).unwrap();
+        let again = Scenario::parse(&written, std::path::Path::new("t.toml")).unwrap();
+        match (&scenario.clients[0], &again.clients[0]) {
+            (Population::Viewer(first), Population::Viewer(second)) => {
+                assert_eq!(first, second, "{written}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_bad_viewer_key_is_named_with_its_population() {
+        let base = "kind = \"viewer\"\nstream = \"/cam.mjpg\"";
+        for (extra, says) in [
+            ("clients = 2\njoins_per_s = 1", "not both"),
+            ("", "needs `clients` or `joins_per_s`"),
+            ("clients = 1\ndownstream = \"16k\"", "`downstream` shapes a slow line: it needs line = \"modem\""),
+            ("clients = 1\nreceive_window = 4096", "`receive_window` shapes a slow line"),
+            ("clients = 1\nthink = { distribution = \"none\" }", "`think` is not a key of kind = \"viewer\""),
+            ("clients = 1\nrate = 5", "`rate` is not a key of kind = \"viewer\""),
+            ("clients = 1\nimages_per_page = { distribution = \"constant\", count = 1 }", "`images_per_page` is not a key"),
+            ("clients = 1\nkeep_alive = true", "`keep_alive` is not a key"),
+            ("clients = 1\nrequest_timeout = \"5s\"", "`request_timeout` is not a key"),
+            ("joins_per_s = 1\nramp_up = \"5s\"", "`ramp_up` is for a fixed number"),
+            ("clients = 1\nline = \"modem\"\nmss = 50", "mss: 50 is outside"),
+            ("clients = 1\nline = \"modem\"\nmss = 1000\nreceive_window = 900", "receive_window: 900"),
+            ("clients = 1\nline = \"modem\"\ndownstream = \"16k\"\ndownstream_mix = [{ rate = \"8k\" }]", "not both"),
+            ("clients = 1\nstartup_timeout = \"0s\"", "startup_timeout: must be more than 0"),
+            ("clients = 1\nplayout = { start = \"0s\" }", "playout: start and resume"),
+            ("clients = 1\nwatch = { distribution = \"uniform\", min = \"9s\", max = \"1s\" }", "watch: min is more than max"),
+        ] {
+            let error = parse(&format!("{base}\n{extra}")).unwrap_err();
+            assert!(error.contains("cam") && error.contains(says), "{extra}: {error}");
+        }
+        for (body, says) in [
+            ("kind = \"viewer\"\nclients = 1", "needs `stream`"),
+            ("kind = \"viewer\"\nstream = \"cam.mjpg\"\nclients = 1", "must be a path beginning with `/`"),
+            ("kind = \"viewer\"\nstream = \"/c\"\nclients = 1\nline = \"isdn\"", "isdn"),
+            ("kind = \"viewer\"\nstream = \"/c\"\nclients = 1\nplayout = { begin = \"1s\" }", "begin"),
+            ("kind = \"closed\"\nclients = 1\nstream = \"/cam.mjpg\"", "`stream` belongs to kind = \"viewer\""),
+            ("kind = \"modem\"\nclients = 1\nwatch = { distribution = \"none\" }", "`watch` belongs to kind = \"viewer\""),
+            ("kind = \"open\"\nrate = 1\nline = \"modem\"", "`line` belongs to kind = \"viewer\""),
+        ] {
+            let error = parse(body).unwrap_err();
+            assert!(error.contains(says), "{body}: {error}");
+        }
+    }
+}
