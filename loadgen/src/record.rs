@@ -403,7 +403,7 @@ fn record_clamped(histogram: &mut Histogram<u64>, value: u64) {
 pub struct ViewerSummary {
     /// Index of its downstream line rate in the population's mix (0 for LAN viewers).
     pub rate_index: usize,
-    /// Seconds it watched inside the measured window.
+    /// Seconds it was connected inside the measured window (from its connect's start).
     pub watched_s: f64,
     /// Frames it received complete inside the window.
     pub frames: u64,
@@ -634,7 +634,14 @@ impl ViewerRecorder {
         self.viewer_s += viewer.watched_s;
         self.age_area.0 += viewer.age_area.0;
         self.age_area.1 += viewer.age_area.1;
-        let fps = viewer.frames as f64 / viewer.watched_s;
+        // Frames per second of the time a frame was on screen (from the first frame on, inside
+        // the window): the startup delay is its own figure and does not lower the fps.
+        let showing_s = if viewer.age_area.1 > 0.0 {
+            viewer.age_area.1
+        } else {
+            viewer.watched_s
+        };
+        let fps = viewer.frames as f64 / showing_s;
         let fps_milli = (fps * 1000.0).round() as u64;
         let aoi_us = viewer
             .age_of_information_s

@@ -81,7 +81,13 @@ fn rss_bytes(pid: u32) -> u64 {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map_or(0, |kb| kb * 1024)
 }
 
@@ -200,6 +206,16 @@ struct StandInConn {
     skipped: u64,
 }
 
+/// One stand-in connection: its socket (dropped when closed), bytes pending, last seq sent,
+/// its counts, and when it was accepted.
+type StandInSocket = (
+    Option<std::net::TcpStream>,
+    Vec<u8>,
+    Option<u64>,
+    StandInConn,
+    Instant,
+);
+
 /// A live source on a thread: 10 fps of 2 KiB frames (`afterburner::live`'s bytes) to every
 /// connection; a frame goes to a connection once the previous one is fully written, the ones
 /// published meanwhile are skipped. The first connection is closed by the server after
@@ -220,8 +236,7 @@ fn stand_in_source(
         .as_micros() as u64;
     let started = Instant::now();
     // Per connection: stream, bytes pending, last seq sent, counts, accepted at.
-    let mut conns: Vec<(Option<std::net::TcpStream>, Vec<u8>, Option<u64>, StandInConn, Instant)> =
-        Vec::new();
+    let mut conns: Vec<StandInSocket> = Vec::new();
     let mut published = 0u64;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         while let Ok((mut stream, _)) = listener.accept() {
@@ -236,7 +251,13 @@ fn stand_in_source(
                 }
             }
             let head = config.response_head(epoch_us, true).into_bytes();
-            conns.push((Some(stream), head, None, StandInConn::default(), Instant::now()));
+            conns.push((
+                Some(stream),
+                head,
+                None,
+                StandInConn::default(),
+                Instant::now(),
+            ));
         }
         let seq = (started.elapsed().as_secs_f64() * FPS) as u64;
         let newest = (seq >= published).then(|| {
@@ -260,9 +281,9 @@ fn stand_in_source(
                     counts.sent += 1;
                     pending.extend_from_slice(frame.wire(false));
                 }
-            } else if newest.is_some() && last.is_some() {
-                // Busy with an older frame: the new one is skipped when the next is taken.
             }
+            // Busy with an older frame: a frame published meanwhile is skipped, counted by
+            // the gap when the next one is taken.
             while !pending.is_empty() {
                 match open.write(pending) {
                     Ok(n) => {
@@ -338,24 +359,111 @@ fn the_viewers_read_a_stand_in_source_frame_by_frame_and_count_its_close_as_a_ki
     // frame has no gap).
     assert!(fast.lifetime_frames >= 35, "{summary}");
     assert_eq!(fast.lifetime_frames_skipped, 0, "{summary}");
-    assert!(fast.frame_age_us.value_at_quantile(0.5) < 50_000, "{summary}");
+    assert!(
+        fast.frame_age_us.value_at_quantile(0.5) < 50_000,
+        "{summary}"
+    );
     // The slow viewer (the second to connect: its application round trip comes first) sees
     // no more gaps than the source made for it: those of frames still in the kernel's buffers
     // (no send mark here, so tens of KB) or on its line when the point ended are not seen.
     let source_slow = conns[1];
     assert!(slow.lifetime_frames >= 2, "{summary}");
-    assert!(slow.lifetime_frames_skipped <= source_slow.skipped, "{summary}");
+    assert!(
+        slow.lifetime_frames_skipped <= source_slow.skipped,
+        "{summary}"
+    );
     assert!(slow.lifetime_frames <= source_slow.sent, "{summary}");
     // The line, not the LAN, paces it: ~2,000 B/s of 2.1 KB frames is under one a second.
     assert!(slow.lifetime_frames <= 6, "{summary}");
     // Its timers ran on time.
     let lag = &outcome.recorders[1].schedule_lag_us;
-    assert!(lag.len() > 0 && lag.value_at_quantile(0.99) < 10_000, "{summary}");
+    assert!(
+        !lag.is_empty() && lag.value_at_quantile(0.99) < 10_000,
+        "{summary}"
+    );
     // The timeline carries the viewer series, one value per interval.
     let timeline = &outcome.timeline.populations[0];
     assert_eq!(timeline.frames.len(), timeline.ops.len());
     assert_eq!(timeline.viewer_kicks.iter().sum::<u64>(), 1);
     assert_eq!(timeline.frames.iter().sum::<u64>(), fast.lifetime_frames);
+}
+
+/// Runs one LAN viewer (`extra` keys added) against `target` for `secs` seconds.
+fn run_one_viewer(target: std::net::SocketAddr, extra: &str, secs: u64) -> PointOutcome {
+    let text = format!(
+        "[[clients]]\nname = \"one\"\nkind = \"viewer\"\nstream = \"/cam.mjpg\"\nclients = 1\n{extra}\n"
+    );
+    let populations = Scenario::parse(&text, std::path::Path::new("one.toml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .clients;
+    let workload = Workload::urls(vec![UrlEntry {
+        path: "/index.html".into(),
+        weight: 1.0,
+        expected_bytes: None,
+    }]);
+    let plan = PointPlan {
+        start: Instant::now() + Duration::from_millis(20),
+        target,
+        host_header: target.to_string(),
+        populations: &populations,
+        load_fraction: 1.0,
+        shard: loadgen::engine::share::ShardSpec::WHOLE,
+        workers: 1,
+        cpus: Vec::new(),
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(secs),
+        interval: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(10),
+        seed: 17,
+        workload: &workload,
+        sources: Vec::new(),
+        population_sources: Vec::new(),
+        rtt_mode: RttMode::Application,
+    };
+    run_load_point(&plan, &mut |_| None).expect("the load point runs")
+}
+
+fn error_count(outcome: &PointOutcome, kind: loadgen::record::ErrorKind) -> u64 {
+    outcome.recorders[0].errors[kind as usize]
+}
+
+#[test]
+fn a_stream_with_no_first_frame_times_out_and_one_that_is_not_a_stream_is_named() {
+    use loadgen::record::ErrorKind;
+    // Accepted by the kernel (the backlog), never answered: no first frame within 1 s; the
+    // viewer rejoins 1 s after each timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let outcome = run_one_viewer(silent.local_addr().unwrap(), "startup_timeout = \"1s\"", 3);
+    assert!(
+        (1..=2).contains(&error_count(&outcome, ErrorKind::Timeout)),
+        "{:?}",
+        outcome.recorders[0].errors
+    );
+    assert_eq!(viewer(&outcome, 0).kicks, 0);
+    drop(silent);
+
+    // A page, not a stream: a `bad_stream` error, not a kick.
+    let page = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = page.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in page.incoming().take(2) {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello",
+            );
+        }
+    });
+    let outcome = run_one_viewer(target, "", 2);
+    assert!(
+        error_count(&outcome, ErrorKind::BadStream) >= 1,
+        "{:?}",
+        outcome.recorders[0].errors
+    );
+    assert_eq!(ErrorKind::BadStream.name(), "bad_stream");
+    assert_eq!(viewer(&outcome, 0).kicks, 0);
 }
 
 #[test]
@@ -412,7 +520,8 @@ fn latest_gives_the_fast_viewer_every_frame_and_the_slow_one_counted_skips_at_a_
         - counter(&seen.stats_before, "frames_skipped")
         - counter(&seen.stats_before, "frames_dropped");
     let viewers_skipped = fast.lifetime_frames_skipped + slow.lifetime_frames_skipped;
-    let sent = counter(&seen.stats_late, "frames_sent") - counter(&seen.stats_before, "frames_sent");
+    let sent =
+        counter(&seen.stats_late, "frames_sent") - counter(&seen.stats_before, "frames_sent");
     let received = fast.lifetime_frames + slow.lifetime_frames;
     let in_flight = sent.saturating_sub(received);
     let gap_per_frame =

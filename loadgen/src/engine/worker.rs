@@ -25,8 +25,7 @@ use crate::engine::source::{connect_nonblocking, SlowLineSocket, SourceAddresses
 use crate::engine::timers::{Due, Timers, Wake};
 use crate::engine::workload::{Pick, Workload};
 use crate::record::{
-    ErrorKind, IntervalFigures, IntervalReport, PopulationRecorder, ViewerInterval,
-    ViewerRecorder,
+    ErrorKind, IntervalFigures, IntervalReport, PopulationRecorder, ViewerInterval, ViewerRecorder,
 };
 
 /// Waits shorter than this use the timerfd: epoll's millisecond timeout is too coarse for

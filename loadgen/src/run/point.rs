@@ -128,9 +128,7 @@ pub fn build_point(
                     _ => None,
                 },
                 viewer: match (population, &recorder.viewer) {
-                    (Population::Viewer(spec), Some(viewer)) => {
-                        Some(viewer_figures(spec, viewer))
-                    }
+                    (Population::Viewer(spec), Some(viewer)) => Some(viewer_figures(spec, viewer)),
                     _ => None,
                 },
             }

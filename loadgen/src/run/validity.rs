@@ -415,12 +415,17 @@ mod tests {
     fn a_lagging_viewer_population_is_invalid() {
         let live = serde_json::json!({"live": {"frames_skipped": 30, "frames_dropped": 0}});
         // 10 fps: a tenth of the period is 10 ms, the floor too.
-        assert!(check_point(&viewer_point(9_000, 30, live.clone()), &Rules::default())
-            .invalid
-            .is_empty());
+        assert!(
+            check_point(&viewer_point(9_000, 30, live.clone()), &Rules::default())
+                .invalid
+                .is_empty()
+        );
         let verdict = check_point(&viewer_point(12_000, 30, live), &Rules::default());
         assert!(
-            verdict.invalid.iter().any(|r| r.contains("fakes skips") && r.contains("cam")),
+            verdict
+                .invalid
+                .iter()
+                .any(|r| r.contains("fakes skips") && r.contains("cam")),
             "{verdict:?}"
         );
     }
@@ -432,9 +437,11 @@ mod tests {
                                         "viewers_now": 0}})
         };
         // Two viewers: two apart (plus 1 % of 100) is within.
-        assert!(check_point(&viewer_point(100, 100, live(90, 12)), &Rules::default())
-            .invalid
-            .is_empty());
+        assert!(
+            check_point(&viewer_point(100, 100, live(90, 12)), &Rules::default())
+                .invalid
+                .is_empty()
+        );
         let verdict = check_point(&viewer_point(100, 100, live(90, 20)), &Rules::default());
         assert!(
             verdict
@@ -444,11 +451,12 @@ mod tests {
             "{verdict:?}"
         );
         // Without a live object in the server's stats there is nothing to hold them against.
-        assert!(
-            check_point(&viewer_point(100, 100, serde_json::json!({})), &Rules::default())
-                .invalid
-                .is_empty()
-        );
+        assert!(check_point(
+            &viewer_point(100, 100, serde_json::json!({})),
+            &Rules::default()
+        )
+        .invalid
+        .is_empty());
     }
 
     fn point() -> LoadPoint {

@@ -97,9 +97,10 @@ impl Scenario {
         }
         if let Some(rtt) = overrides.rtt {
             // Viewers on modem lines have a round trip too.
-            let modem_viewers = self.clients.iter().any(
-                |p| matches!(p, Population::Viewer(spec) if spec.modem.is_some()),
-            );
+            let modem_viewers = self
+                .clients
+                .iter()
+                .any(|p| matches!(p, Population::Viewer(spec) if spec.modem.is_some()));
             if !modem_viewers {
                 needs(format!("--rtt {}", rtt.name()), "modem", "rtt")?;
             }

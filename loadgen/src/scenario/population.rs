@@ -676,7 +676,10 @@ fn viewer_from(table: PopulationTable) -> Result<Population, String> {
         ("rate", table.rate.is_some()),
         ("arrival", table.arrival.is_some()),
         ("max_in_flight", table.max_in_flight.is_some()),
-        ("requests_per_connection", table.requests_per_connection.is_some()),
+        (
+            "requests_per_connection",
+            table.requests_per_connection.is_some(),
+        ),
     ];
     let page = table.page_keys();
     if let Some(key) = not_viewer
@@ -900,8 +903,17 @@ mod tests {
         );
         assert_eq!(spec.audience, Audience::Joins { joins_per_s: 2.0 });
         let line = spec.modem.clone().unwrap();
-        assert_eq!(line.downstream, vec![RateShare { rate: 16_000.0, weight: 1.0 }]);
-        assert_eq!((line.receive_window, line.mss, line.link_overhead_bytes), (4096, 536, 0));
+        assert_eq!(
+            line.downstream,
+            vec![RateShare {
+                rate: 16_000.0,
+                weight: 1.0
+            }]
+        );
+        assert_eq!(
+            (line.receive_window, line.mss, line.link_overhead_bytes),
+            (4096, 536, 0)
+        );
         assert_eq!(line.rtt, Duration::from_millis(80));
         let modem = spec.modem_spec().unwrap();
         // 16 kbit/s with no framing: 2,000 payload bytes per second.
@@ -955,12 +967,30 @@ mod tests {
         }
         for (body, says) in [
             ("kind = \"viewer\"\nclients = 1", "needs `stream`"),
-            ("kind = \"viewer\"\nstream = \"cam.mjpg\"\nclients = 1", "must be a path beginning with `/`"),
-            ("kind = \"viewer\"\nstream = \"/c\"\nclients = 1\nline = \"isdn\"", "isdn"),
-            ("kind = \"viewer\"\nstream = \"/c\"\nclients = 1\nplayout = { begin = \"1s\" }", "begin"),
-            ("kind = \"closed\"\nclients = 1\nstream = \"/cam.mjpg\"", "`stream` belongs to kind = \"viewer\""),
-            ("kind = \"modem\"\nclients = 1\nwatch = { distribution = \"none\" }", "`watch` belongs to kind = \"viewer\""),
-            ("kind = \"open\"\nrate = 1\nline = \"modem\"", "`line` belongs to kind = \"viewer\""),
+            (
+                "kind = \"viewer\"\nstream = \"cam.mjpg\"\nclients = 1",
+                "must be a path beginning with `/`",
+            ),
+            (
+                "kind = \"viewer\"\nstream = \"/c\"\nclients = 1\nline = \"isdn\"",
+                "isdn",
+            ),
+            (
+                "kind = \"viewer\"\nstream = \"/c\"\nclients = 1\nplayout = { begin = \"1s\" }",
+                "begin",
+            ),
+            (
+                "kind = \"closed\"\nclients = 1\nstream = \"/cam.mjpg\"",
+                "`stream` belongs to kind = \"viewer\"",
+            ),
+            (
+                "kind = \"modem\"\nclients = 1\nwatch = { distribution = \"none\" }",
+                "`watch` belongs to kind = \"viewer\"",
+            ),
+            (
+                "kind = \"open\"\nrate = 1\nline = \"modem\"",
+                "`line` belongs to kind = \"viewer\"",
+            ),
         ] {
             let error = parse(body).unwrap_err();
             assert!(error.contains(says), "{body}: {error}");

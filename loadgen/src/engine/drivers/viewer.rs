@@ -302,7 +302,10 @@ impl ViewerDriver {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
-        let anchor = (start, unix_now - now.saturating_duration_since(start).as_secs_f64());
+        let anchor = (
+            start,
+            unix_now - now.saturating_duration_since(start).as_secs_f64(),
+        );
         let unix = |t: Instant| anchor.1 + t.saturating_duration_since(start).as_secs_f64();
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: afterburner-loadgen viewer\r\n\r\n",
@@ -421,7 +424,11 @@ impl ViewerDriver {
         let state = &mut self.seats[seat as usize];
         let waiting_for_first = matches!(
             state.phase,
-            Phase::Dialing | Phase::Connecting | Phase::Sending | Phase::RoundTrip | Phase::Watching
+            Phase::Dialing
+                | Phase::Connecting
+                | Phase::Sending
+                | Phase::RoundTrip
+                | Phase::Watching
         ) && !state.live.as_ref().is_some_and(|l| l.watch.started());
         let next = [
             state.step_at,
@@ -432,9 +439,8 @@ impl ViewerDriver {
         .into_iter()
         .flatten()
         .min();
-        if next.is_some() && next != state.wake_at {
+        if let Some(at) = next.filter(|_| next != state.wake_at) {
             state.wake_at = next;
-            let at = next.expect("checked");
             shared.timers.wake_at(
                 at,
                 Wake::Driver {
@@ -446,7 +452,13 @@ impl ViewerDriver {
     }
 
     /// A timer this driver set is due.
-    pub fn on_wake(&mut self, shared: &mut Shared<'_>, what: DriverWake, at: Instant, now: Instant) {
+    pub fn on_wake(
+        &mut self,
+        shared: &mut Shared<'_>,
+        what: DriverWake,
+        at: Instant,
+        now: Instant,
+    ) {
         match what {
             DriverWake::Arrival => self.joins_due(shared, at, now),
             DriverWake::User(seat) => {
@@ -822,9 +834,7 @@ impl ViewerDriver {
                     if measuring {
                         recorder.frames_skipped += skipped;
                         if let Some(age) = age {
-                            let _ = recorder
-                                .frame_age_us
-                                .record(age.clamp(1, 1_000_000_000));
+                            let _ = recorder.frame_age_us.record(age.clamp(1, 1_000_000_000));
                         }
                     }
                 }
@@ -858,9 +868,7 @@ impl ViewerDriver {
         if first_frame && measuring {
             let startup = now.saturating_duration_since(state.started).as_micros() as u64;
             if let Some(recorder) = shared.recorders[pop].viewer.as_mut() {
-                let _ = recorder
-                    .startup_us
-                    .record(startup.clamp(1, 1_000_000_000));
+                let _ = recorder.startup_us.record(startup.clamp(1, 1_000_000_000));
             }
         }
         self.parts = parts;
