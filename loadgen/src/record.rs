@@ -998,6 +998,52 @@ mod tests {
     }
 
     #[test]
+    fn viewer_figures_merge_over_workers_per_line_rate() {
+        let text = "[[clients]]\nname = \"cam\"\nkind = \"viewer\"\nstream = \"/c\"\nclients = 2\n\
+                    line = \"modem\"\ndownstream_mix = [{ rate = \"28.8k\" }, { rate = \"53.3k\" }]\n";
+        let scenario =
+            crate::scenario::Scenario::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let crate::scenario::Population::Viewer(spec) = &scenario.clients[0] else {
+            panic!("a viewer population");
+        };
+        let profile = crate::engine::modem::LineProfile::new(
+            &spec.modem_spec().unwrap(),
+            crate::engine::modem::RttMode::Application,
+        );
+        let mut a = ViewerRecorder::new(spec, Some(&profile));
+        let mut b = ViewerRecorder::new(spec, Some(&profile));
+        assert_eq!(a.by_rate.len(), 2);
+        assert_eq!(a.by_rate[1].bps, 53_300.0);
+        a.record_frame(0, Some(2_000_000), 3);
+        b.record_frame(1, Some(1_000_000), 1);
+        b.record_freeze(1, 900);
+        let summary = ViewerSummary {
+            rate_index: 1,
+            watched_s: 10.0,
+            frames: 8,
+            age_of_information_s: Some(1.5),
+            age_area: (6.0, 4.0),
+            line_bound_fps: Some(1.6),
+            playout: None,
+        };
+        b.record_viewer(&summary);
+        a.merge(&b);
+        assert_eq!(
+            (a.frames, a.frames_skipped, a.freezes, a.freeze_ms),
+            (2, 4, 1, 900)
+        );
+        assert_eq!(a.frame_age_us.len(), 2);
+        assert_eq!((a.by_rate[0].frames, a.by_rate[1].frames), (1, 1));
+        assert_eq!(a.by_rate[1].viewers, 1);
+        // 8 frames over the 4 s a frame was on screen: 2 fps, 1.25 of the line's 1.6.
+        assert_eq!(a.fps_milli.value_at_quantile(0.5), 2000);
+        let efficiency = a.by_rate[1].efficiency_milli.value_at_quantile(0.5);
+        assert!((1249..=1251).contains(&efficiency), "{efficiency}");
+        assert_eq!(a.viewer_s, 10.0);
+        assert_eq!(a.age_area, (6.0, 4.0));
+    }
+
+    #[test]
     fn littles_law_figures_divide_by_the_window() {
         let mut c = ConcurrencyRecorder {
             connections_opened: 100,
