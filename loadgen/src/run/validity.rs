@@ -263,10 +263,11 @@ fn check_viewer_skips(point: &LoadPoint, v: &mut Verdict) {
     let Some(live) = point.server_stats.as_ref().and_then(|s| s.get("live")) else {
         return;
     };
+    // MJPEG only: a CBR viewer's gaps are offset jumps, not the server's chunks.
     let viewers: Vec<&PopulationResult> = point
         .populations
         .iter()
-        .filter(|p| p.viewer.is_some())
+        .filter(|p| p.viewer.as_ref().is_some_and(|v| v.format != "cbr"))
         .collect();
     if viewers.is_empty() {
         return;

@@ -245,7 +245,7 @@ struct Live {
     body_counted: u64,
     /// CBR media bytes already fed to the playout model.
     media_counted: u64,
-    /// CBR gaps already counted.
+    /// CBR offset jumps already counted.
     cbr_skipped_counted: u64,
 }
 
@@ -805,9 +805,10 @@ impl ViewerDriver {
         // CBR: the media that arrived, the age of its newest byte, and its offset gaps.
         if let (Some(checker), Some(head)) = (live.reader.cbr(), &head) {
             let media = checker.bytes - live.media_counted;
-            let skipped = checker.skipped_bytes - live.cbr_skipped_counted;
+            // A CBR stream has no frame numbers: each jump in its offsets counts as one gap.
+            let skipped = checker.gaps - live.cbr_skipped_counted;
             live.media_counted = checker.bytes;
-            live.cbr_skipped_counted = checker.skipped_bytes;
+            live.cbr_skipped_counted = checker.gaps;
             if media > 0 {
                 let rate = head.rate_bytes_per_s.unwrap_or(0);
                 let captured = match (head.epoch_unix_us, checker.end_offset()) {
