@@ -218,6 +218,15 @@ impl Watch {
     }
 }
 
+/// The Unix time (seconds) of `t`, from an `(Instant, Unix seconds)` anchor read together.
+fn unix_at((instant, unix): (Instant, f64), t: Instant) -> f64 {
+    if t >= instant {
+        unix + (t - instant).as_secs_f64()
+    } else {
+        unix - (instant - t).as_secs_f64()
+    }
+}
+
 /// Where a viewer stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -296,17 +305,15 @@ impl ViewerDriver {
         host: &str,
         seed: u64,
     ) -> ViewerDriver {
-        // One anchor: the Unix time of `start`, read once.
-        let now = Instant::now();
-        let unix_now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        // One anchor, read once: this instant and its Unix time (`start` may be in the future).
         let anchor = (
-            start,
-            unix_now - now.saturating_duration_since(start).as_secs_f64(),
+            Instant::now(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
         );
-        let unix = |t: Instant| anchor.1 + t.saturating_duration_since(start).as_secs_f64();
+        let unix = |t: Instant| unix_at(anchor, t);
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: afterburner-loadgen viewer\r\n\r\n",
             spec.stream
@@ -392,12 +399,7 @@ impl ViewerDriver {
     }
 
     fn unix(&self, t: Instant) -> f64 {
-        let (instant, unix) = self.anchor;
-        if t >= instant {
-            unix + (t - instant).as_secs_f64()
-        } else {
-            unix - (instant - t).as_secs_f64()
-        }
+        unix_at(self.anchor, t)
     }
 
     fn wake(&self, what: DriverWake) -> Wake {
