@@ -15,6 +15,7 @@
 //! it does not), so the viewer side is checked on its own: frames, gaps, ages, and a server
 //! close counted as a kick with the viewer rejoining.
 
+mod common;
 mod target_support;
 
 use std::time::{Duration, Instant};
@@ -482,6 +483,88 @@ fn a_cbr_viewer_reads_the_chunked_stream_into_its_playout_buffer() {
         cam.frame_age_us.value_at_quantile(0.5) < 150_000,
         "{summary}"
     );
+}
+
+#[test]
+fn loadgen_run_writes_the_viewers_figures_into_its_result() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let source = {
+        let stop = stop.clone();
+        let mut config = afterburner::live::LiveConfig::new("/cam.mjpg");
+        config.fps = FPS;
+        config.frame_bytes = 2048;
+        std::thread::spawn(move || stand_in_source(listener, stop, Duration::from_secs(60), config))
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("site")).unwrap();
+    std::fs::write(tmp.path().join("site/index.html"), "hi").unwrap();
+    std::fs::write(tmp.path().join("site.urls"), "1 /index.html\n").unwrap();
+    let scenario = tmp.path().join("cam.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"cam\"\nwarmup = \"1s\"\nduration = \"3s\"\n\n[server]\nkind = \"url\"\n\
+             url = \"http://127.0.0.1:{port}/\"\n\n[site]\nkind = \"directory\"\nroot = \"site\"\n\
+             urls = \"site.urls\"\n\n[[clients]]\nname = \"lan\"\nkind = \"viewer\"\n\
+             stream = \"/cam.mjpg\"\nclients = 2\n\n[[clients]]\nname = \"dial\"\nkind = \"viewer\"\n\
+             stream = \"/cam.mjpg\"\nclients = 1\nline = \"modem\"\ndownstream = \"28.8k\"\n"
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let output = common::run_within(
+        common::loadgen()
+            .arg("run")
+            .arg(&scenario)
+            .arg("--out")
+            .arg(&out)
+            .arg("--quiet"),
+        Duration::from_secs(90),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    source.join().unwrap();
+    let all = common::text(&output);
+    let result = reports::model::RunResult::read(&common::run_dir(&out, "cam").join("result.json"))
+        .unwrap_or_else(|e| panic!("{e}: {all}"));
+    let point = &result.load_points[0];
+    // Valid, or invalid only because this shared machine made the viewers' timers late.
+    assert!(
+        result
+            .invalid_reasons
+            .iter()
+            .all(|r| r.contains("fakes skips")),
+        "{:?}: {all}",
+        result.invalid_reasons
+    );
+    let lan = &point.populations[0];
+    assert_eq!((lan.kind.as_str(), lan.offered), ("viewer", 2.0));
+    let figures = lan.viewer.as_ref().expect("viewer figures");
+    assert_eq!(
+        (figures.stream.as_str(), figures.format.as_str()),
+        ("/cam.mjpg", "mjpeg")
+    );
+    assert_eq!((figures.line.as_str(), figures.source_fps), ("lan", FPS));
+    assert!(figures.frames >= 40, "{figures:?}");
+    assert_eq!(figures.by_line_rate.len(), 1);
+    assert_eq!(figures.by_line_rate[0].viewers, 2);
+    assert!(lan.schedule_lag_us.is_some());
+    let dial = &point.populations[1];
+    let line = dial
+        .line
+        .as_ref()
+        .expect("a modem-line viewer's line shape");
+    assert_eq!(line.downstream_bps[0].bps, 28_800.0);
+    let dial_figures = dial.viewer.as_ref().unwrap();
+    assert_eq!(dial_figures.line, "modem");
+    assert_eq!(dial_figures.by_line_rate[0].bps, 28_800.0);
+    let timeline = &point.timeline;
+    assert_eq!(
+        timeline.populations[0].frames.len(),
+        timeline.populations[0].ops.len()
+    );
+    assert!(timeline.populations[0].frames.iter().sum::<u64>() >= figures.frames);
 }
 
 #[test]
