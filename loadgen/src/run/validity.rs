@@ -196,12 +196,15 @@ fn check_answers(point: &LoadPoint, rules: &Rules, v: &mut Verdict) {
     let offered = point.populations.iter().any(|p| p.offered > 0.0);
     let timeouts = |kind: ErrorKind| totals.errors.get(kind.name()).copied().unwrap_or(0);
     let timed_out = timeouts(ErrorKind::Timeout) + timeouts(ErrorKind::ConnectTimeout);
-    // A viewer's frames are its answers, and each viewer that joined is one try.
+    // A viewer's frames are its answers, and each viewer is one try: those that joined in the
+    // window and those already watching when it opened (bounded by the most open at once).
     let (frames, joins) = point
         .populations
         .iter()
-        .filter_map(|p| p.viewer.as_ref())
-        .fold((0, 0), |(f, j), v| (f + v.frames, j + v.joins));
+        .filter_map(|p| p.viewer.as_ref().map(|v| (p, v)))
+        .fold((0, 0), |(f, j), (p, v)| {
+            (f + v.frames, j + v.joins + p.peak_open_connections)
+        });
     let nothing_answered = offered && point.measured_s > 0.0 && totals.ops == 0 && frames == 0;
     if nothing_answered && totals.errors_total > 0 && timed_out == totals.errors_total {
         // Only waits that ran out: the server took connections, or at least did not refuse
