@@ -554,11 +554,8 @@ pub struct ViewerRecorder {
 }
 
 impl ViewerRecorder {
-    /// Nothing recorded yet, for `spec`'s viewers on `profile`'s line rates (`None`: LAN).
-    pub fn new(
-        _spec: &crate::scenario::ViewerSpec,
-        profile: Option<&crate::engine::modem::LineProfile>,
-    ) -> Self {
+    /// Nothing recorded yet, for viewers on `profile`'s line rates (`None`: LAN, one entry).
+    pub fn new(profile: Option<&crate::engine::modem::LineProfile>) -> Self {
         let by_rate = match profile {
             Some(profile) => profile
                 .spec
@@ -1010,8 +1007,8 @@ mod tests {
             &spec.modem_spec().unwrap(),
             crate::engine::modem::RttMode::Application,
         );
-        let mut a = ViewerRecorder::new(spec, Some(&profile));
-        let mut b = ViewerRecorder::new(spec, Some(&profile));
+        let mut a = ViewerRecorder::new(Some(&profile));
+        let mut b = ViewerRecorder::new(Some(&profile));
         assert_eq!(a.by_rate.len(), 2);
         assert_eq!(a.by_rate[1].bps, 53_300.0);
         a.record_frame(0, Some(2_000_000), 3);

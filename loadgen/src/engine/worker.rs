@@ -562,8 +562,8 @@ pub fn run_worker(plan: &WorkerPlan<'_>) -> io::Result<Vec<PopulationRecorder>> 
             .map(|share| {
                 let mut recorder = PopulationRecorder::new(class_count);
                 recorder.line = share.load.is_slow_line().then(Default::default);
-                if let ShareLoad::Viewer { spec, profile, .. } = &share.load {
-                    recorder.viewer = Some(ViewerRecorder::new(spec, profile.as_deref()));
+                if let ShareLoad::Viewer { profile, .. } = &share.load {
+                    recorder.viewer = Some(ViewerRecorder::new(profile.as_deref()));
                 }
                 recorder
             })

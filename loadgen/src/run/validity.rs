@@ -435,6 +435,35 @@ mod tests {
     }
 
     #[test]
+    fn a_viewer_only_point_is_answered_by_its_frames() {
+        let live = serde_json::json!({"live": {"frames_skipped": 30, "frames_dropped": 0}});
+        let mut p = viewer_point(100, 30, live);
+        p.populations.remove(0);
+        p.totals.ops = 0;
+        assert_eq!(
+            check_point(&p, &Rules::default()).invalid,
+            Vec::<String>::new()
+        );
+        // One failed rejoin among two viewers watching is not 100 % of the tries.
+        p.totals.errors_total = 1;
+        p.totals.errors.insert("timeout".into(), 1);
+        let lenient = Rules {
+            max_error_share: 0.5,
+            ..Rules::default()
+        };
+        assert_eq!(check_point(&p, &lenient).invalid, Vec::<String>::new());
+        p.populations[0].viewer.as_mut().unwrap().frames = 0;
+        let verdict = check_point(&p, &Rules::default());
+        assert!(
+            verdict
+                .invalid
+                .iter()
+                .any(|r| r.contains("no response") || r.contains("no request was answered")),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
     fn viewers_and_server_must_agree_on_skips() {
         let live = |skipped: u64, dropped: u64| {
             serde_json::json!({"live": {"frames_skipped": skipped, "frames_dropped": dropped,

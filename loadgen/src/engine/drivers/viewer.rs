@@ -5,7 +5,10 @@
 //! pure per-viewer bookkeeping (frame age, skips, freezes, age of information, CBR playout).
 //! A viewer leaves when its watch time ends; a server close while it watches is a kick, not an
 //! error; a stream that cannot be read is a `bad_stream` (or `verify_failed`) error; no
-//! complete first frame by `startup_timeout` is a `timeout`.
+//! complete first frame by `startup_timeout` is a `timeout`. On a slow line the request (one
+//! line and three header fields, under one segment) goes out at once, not at the upstream's
+//! pace; where the kernel adds no round trip the application waits one before the connect
+//! (the handshake) and one before the first byte may be read, as the modem users do.
 //!
 //! Times: capture times are the server's wall clock (`X-Timestamp`, Unix seconds); arrivals are
 //! this worker's `Instant`s turned into Unix time through one (`Instant`, `SystemTime`) anchor
