@@ -739,7 +739,12 @@ impl ViewerDriver {
                 return;
             }
             if read < allowed {
-                // The socket is empty: the next data raises an event.
+                // The socket is empty: the next data raises an event, but a FIN that came with
+                // the data (its event spent while the line was busy) raises none: read it now.
+                let closed = shared.conns.get(key).is_some_and(|s| s.conn.peer_closed);
+                if closed {
+                    continue;
+                }
                 return;
             }
             let state = &mut self.seats[seat as usize];
