@@ -34,8 +34,12 @@ pub enum ErrorKind {
     BadStatus,
     /// Length or content differs from the file set.
     VerifyFailed,
-    /// No complete reply within the request timeout.
+    /// No complete reply within the request timeout (a viewer: no complete first frame within
+    /// its `startup_timeout`).
     Timeout,
+    /// A live stream that cannot be read: its framing (multipart delimiters, `Content-Length`,
+    /// part heads, chunking) is broken, or its head does not announce a stream.
+    BadStream,
     /// Anything else: another socket error, a reply that cannot be framed, or bytes beyond the
     /// reply's end.
     Other,
@@ -44,7 +48,7 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Every kind in declaration order, so `ALL[k as usize] == k`: the order of the error
     /// counters.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::Refused,
         ErrorKind::ConnectTimeout,
         ErrorKind::AddrNotAvailable,
@@ -55,6 +59,7 @@ impl ErrorKind {
         ErrorKind::BadStatus,
         ErrorKind::VerifyFailed,
         ErrorKind::Timeout,
+        ErrorKind::BadStream,
         ErrorKind::Other,
     ];
 
@@ -72,6 +77,7 @@ impl ErrorKind {
             ErrorKind::BadStatus => "bad_status",
             ErrorKind::VerifyFailed => "verify_failed",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::BadStream => "bad_stream",
             ErrorKind::Other => "other",
         }
     }
@@ -210,6 +216,8 @@ pub struct PopulationRecorder {
     pub concurrency: ConcurrencyRecorder,
     /// Slow-line populations only.
     pub line: Option<LineRecorder>,
+    /// Live-stream viewer populations only.
+    pub viewer: Option<ViewerRecorder>,
 }
 
 /// The time integral of a level (open connections, requests in flight) over the measured
@@ -379,6 +387,402 @@ impl Default for LineRecorder {
     }
 }
 
+/// A histogram of per-viewer or per-frame figures: 1 to 10^9 at 3 significant digits (µs up to
+/// 16 minutes, thousandths up to a million).
+fn viewer_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 1_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn record_clamped(histogram: &mut Histogram<u64>, value: u64) {
+    let _ = histogram.record(value.clamp(1, 1_000_000_000));
+}
+
+/// What one viewer saw, handed over when it leaves (or the point ends): the per-viewer values
+/// its population's histograms take.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ViewerSummary {
+    /// Index of its downstream line rate in the population's mix (0 for LAN viewers).
+    pub rate_index: usize,
+    /// Seconds it was connected inside the measured window (from its connect's start).
+    pub watched_s: f64,
+    /// Frames it received complete inside the window.
+    pub frames: u64,
+    /// Its time-averaged age of information inside the window, seconds.
+    pub age_of_information_s: Option<f64>,
+    /// The area under its age curve and the time it covered (to pool the population).
+    pub age_area: (f64, f64),
+    /// The fps its line can carry (min of the source's fps and the line's payload rate over a
+    /// frame's wire bytes); `None` when unknown (no frame, no announced fps).
+    pub line_bound_fps: Option<f64>,
+    /// CBR: its playout model's figures (initial buffering s, or never started; stall ratio).
+    pub playout: Option<PlayoutSummary>,
+}
+
+/// A CBR viewer's playout-buffer figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PlayoutSummary {
+    /// From joining to the start of playback, seconds; `None`: never started.
+    pub initial_buffering_s: Option<f64>,
+    /// Stalls while it watched.
+    pub stalls: u64,
+    /// Stall time over (play + stall time); `None` before either.
+    pub stall_ratio: Option<f64>,
+}
+
+/// A viewer population's figures on one downstream line rate.
+#[derive(Clone)]
+pub struct ViewerRateRecorder {
+    /// The line rate in bit/s; 0 on a LAN.
+    pub bps: f64,
+    /// Payload bytes per second of the line (0 on a LAN: unbounded).
+    pub payload_bytes_per_s: f64,
+    /// Viewers on it that watched inside the window.
+    pub viewers: u64,
+    /// Frames received on it in the window.
+    pub frames: u64,
+    /// Sequence gaps on it in the window.
+    pub frames_skipped: u64,
+    /// Freezes on it in the window.
+    pub freezes: u64,
+    /// Sum of the viewers' line-bound fps (its mean is reported).
+    pub line_bound_fps_sum: f64,
+    /// Viewers with a line-bound fps.
+    pub line_bound_viewers: u64,
+    /// Per frame: arrival minus capture, µs.
+    pub frame_age_us: Histogram<u64>,
+    /// Per viewer: time-averaged age of information, µs.
+    pub aoi_us: Histogram<u64>,
+    /// Per viewer: fps, thousandths.
+    pub fps_milli: Histogram<u64>,
+    /// Per viewer: fps over line-bound fps, thousandths.
+    pub efficiency_milli: Histogram<u64>,
+}
+
+impl ViewerRateRecorder {
+    fn new(bps: f64, payload_bytes_per_s: f64) -> Self {
+        ViewerRateRecorder {
+            bps,
+            payload_bytes_per_s,
+            viewers: 0,
+            frames: 0,
+            frames_skipped: 0,
+            freezes: 0,
+            line_bound_fps_sum: 0.0,
+            line_bound_viewers: 0,
+            frame_age_us: viewer_histogram(),
+            aoi_us: viewer_histogram(),
+            fps_milli: viewer_histogram(),
+            efficiency_milli: viewer_histogram(),
+        }
+    }
+
+    fn merge(&mut self, other: &ViewerRateRecorder) {
+        self.viewers += other.viewers;
+        self.frames += other.frames;
+        self.frames_skipped += other.frames_skipped;
+        self.freezes += other.freezes;
+        self.line_bound_fps_sum += other.line_bound_fps_sum;
+        self.line_bound_viewers += other.line_bound_viewers;
+        let _ = self.frame_age_us.add(&other.frame_age_us);
+        let _ = self.aoi_us.add(&other.aoi_us);
+        let _ = self.fps_milli.add(&other.fps_milli);
+        let _ = self.efficiency_milli.add(&other.efficiency_milli);
+    }
+}
+
+/// The playout model's figures of a CBR viewer population.
+#[derive(Clone)]
+pub struct PlayoutRecorder {
+    /// Per viewer: joining to the start of playback, µs.
+    pub initial_buffering_us: Histogram<u64>,
+    /// Viewers whose playback never started.
+    pub never_started: u64,
+    /// Stalls.
+    pub stalls: u64,
+    /// Per viewer: stall ratio, thousandths.
+    pub stall_ratio_milli: Histogram<u64>,
+}
+
+/// What a live-stream viewer population saw, in the measured window unless named
+/// `lifetime_*` (the whole point, warm-up included, to hold against the server's counters).
+#[derive(Clone)]
+pub struct ViewerRecorder {
+    /// `mjpeg` or `cbr`, from the first stream head read; empty before.
+    pub format: String,
+    /// The source's frame rate as announced (`X-Stream-Fps`); 0 if unknown.
+    pub source_fps: f64,
+    /// Body bytes of the last frame received (MJPEG) or media bytes/s (CBR).
+    pub frame_bytes: u64,
+    /// Viewers that joined (connect begun) in the window.
+    pub joins: u64,
+    /// Viewers that left when their watch ended, in the window.
+    pub leaves: u64,
+    /// Viewers the server disconnected while they watched, in the window.
+    pub kicks: u64,
+    /// Frames received complete and verified in the window.
+    pub frames: u64,
+    /// Stream body bytes received in the window.
+    pub bytes: u64,
+    /// Sequence gaps (frames never received) in the window.
+    pub frames_skipped: u64,
+    /// Frames received over the whole point.
+    pub lifetime_frames: u64,
+    /// Sequence gaps over the whole point.
+    pub lifetime_frames_skipped: u64,
+    /// Freezes in the window.
+    pub freezes: u64,
+    /// Their total length, ms.
+    pub freeze_ms: u64,
+    /// Viewer-seconds watched inside the window.
+    pub viewer_s: f64,
+    /// Age area and covered time summed over viewers (seconds^2, seconds).
+    pub age_area: (f64, f64),
+    /// Per viewer: connect start to first complete frame, µs.
+    pub startup_us: Histogram<u64>,
+    /// Per frame: arrival minus capture, µs.
+    pub frame_age_us: Histogram<u64>,
+    /// Per viewer: time-averaged age of information, µs.
+    pub aoi_us: Histogram<u64>,
+    /// Per viewer: fps while watching, thousandths.
+    pub fps_milli: Histogram<u64>,
+    /// Per viewer: fps over line-bound fps, thousandths.
+    pub efficiency_milli: Histogram<u64>,
+    /// CBR viewers' playout figures; `None` until a CBR viewer finished.
+    pub playout: Option<PlayoutRecorder>,
+    /// Per downstream line rate, in the mix's order (one entry, bps 0, on a LAN).
+    pub by_rate: Vec<ViewerRateRecorder>,
+}
+
+impl ViewerRecorder {
+    /// Nothing recorded yet, for viewers on `profile`'s line rates (`None`: LAN, one entry).
+    pub fn new(profile: Option<&crate::engine::modem::LineProfile>) -> Self {
+        let by_rate = match profile {
+            Some(profile) => profile
+                .spec
+                .downstream
+                .iter()
+                .zip(&profile.payload_rates)
+                .map(|(share, (payload, _))| ViewerRateRecorder::new(share.rate, *payload))
+                .collect(),
+            None => vec![ViewerRateRecorder::new(0.0, 0.0)],
+        };
+        ViewerRecorder {
+            format: String::new(),
+            source_fps: 0.0,
+            frame_bytes: 0,
+            joins: 0,
+            leaves: 0,
+            kicks: 0,
+            frames: 0,
+            bytes: 0,
+            frames_skipped: 0,
+            lifetime_frames: 0,
+            lifetime_frames_skipped: 0,
+            freezes: 0,
+            freeze_ms: 0,
+            viewer_s: 0.0,
+            age_area: (0.0, 0.0),
+            startup_us: viewer_histogram(),
+            frame_age_us: viewer_histogram(),
+            aoi_us: viewer_histogram(),
+            fps_milli: viewer_histogram(),
+            efficiency_milli: viewer_histogram(),
+            playout: None,
+            by_rate,
+        }
+    }
+
+    /// The rate entry of `index` (the last one if out of range, which cannot happen for a
+    /// draw from the same mix).
+    pub fn rate(&mut self, index: usize) -> &mut ViewerRateRecorder {
+        let last = self.by_rate.len() - 1;
+        &mut self.by_rate[index.min(last)]
+    }
+
+    /// One frame received inside the window on line rate `rate_index`: its age (µs), the
+    /// frames skipped before it, and whether it ended a freeze.
+    pub fn record_frame(&mut self, rate_index: usize, age_us: Option<u64>, skipped: u64) {
+        self.frames += 1;
+        self.frames_skipped += skipped;
+        if let Some(age) = age_us {
+            record_clamped(&mut self.frame_age_us, age);
+        }
+        let rate = self.rate(rate_index);
+        rate.frames += 1;
+        rate.frames_skipped += skipped;
+        if let Some(age) = age_us {
+            record_clamped(&mut rate.frame_age_us, age);
+        }
+    }
+
+    /// A freeze of `ms` ended inside the window, on line rate `rate_index`.
+    pub fn record_freeze(&mut self, rate_index: usize, ms: u64) {
+        self.freezes += 1;
+        self.freeze_ms += ms;
+        self.rate(rate_index).freezes += 1;
+    }
+
+    /// A viewer is done (left, was kicked, failed, or the point ended): its per-viewer values.
+    /// A viewer that watched nothing inside the window adds nothing.
+    pub fn record_viewer(&mut self, viewer: &ViewerSummary) {
+        if viewer.watched_s <= 0.0 {
+            return;
+        }
+        self.viewer_s += viewer.watched_s;
+        self.age_area.0 += viewer.age_area.0;
+        self.age_area.1 += viewer.age_area.1;
+        // Frames per second of the time a frame was on screen (from the first frame on, inside
+        // the window): the startup delay is its own figure and does not lower the fps.
+        let showing_s = if viewer.age_area.1 > 0.0 {
+            viewer.age_area.1
+        } else {
+            viewer.watched_s
+        };
+        let fps = viewer.frames as f64 / showing_s;
+        let fps_milli = (fps * 1000.0).round() as u64;
+        let aoi_us = viewer
+            .age_of_information_s
+            .map(|s| (s.max(0.0) * 1e6).round() as u64);
+        let efficiency = viewer
+            .line_bound_fps
+            .filter(|bound| *bound > 0.0)
+            .map(|bound| (fps / bound * 1000.0).round() as u64);
+        record_clamped(&mut self.fps_milli, fps_milli);
+        if let Some(aoi) = aoi_us {
+            record_clamped(&mut self.aoi_us, aoi);
+        }
+        if let Some(efficiency) = efficiency {
+            record_clamped(&mut self.efficiency_milli, efficiency);
+        }
+        if let Some(playout) = viewer.playout {
+            let recorder = self.playout.get_or_insert_with(|| PlayoutRecorder {
+                initial_buffering_us: viewer_histogram(),
+                never_started: 0,
+                stalls: 0,
+                stall_ratio_milli: viewer_histogram(),
+            });
+            match playout.initial_buffering_s {
+                Some(s) => record_clamped(
+                    &mut recorder.initial_buffering_us,
+                    (s.max(0.0) * 1e6).round() as u64,
+                ),
+                None => recorder.never_started += 1,
+            }
+            recorder.stalls += playout.stalls;
+            if let Some(ratio) = playout.stall_ratio {
+                // A ratio of 0 is recorded as the floor: no stall.
+                record_clamped(
+                    &mut recorder.stall_ratio_milli,
+                    (ratio * 1000.0).round() as u64,
+                );
+            }
+        }
+        let rate = self.rate(viewer.rate_index);
+        rate.viewers += 1;
+        record_clamped(&mut rate.fps_milli, fps_milli);
+        if let Some(aoi) = aoi_us {
+            record_clamped(&mut rate.aoi_us, aoi);
+        }
+        if let Some(efficiency) = efficiency {
+            record_clamped(&mut rate.efficiency_milli, efficiency);
+        }
+        if let Some(bound) = viewer.line_bound_fps {
+            rate.line_bound_fps_sum += bound;
+            rate.line_bound_viewers += 1;
+        }
+    }
+
+    /// Adds another worker's figures for the same population.
+    pub fn merge(&mut self, other: &ViewerRecorder) {
+        if self.format.is_empty() {
+            self.format = other.format.clone();
+        }
+        if self.source_fps == 0.0 {
+            self.source_fps = other.source_fps;
+        }
+        self.frame_bytes = self.frame_bytes.max(other.frame_bytes);
+        self.joins += other.joins;
+        self.leaves += other.leaves;
+        self.kicks += other.kicks;
+        self.frames += other.frames;
+        self.bytes += other.bytes;
+        self.frames_skipped += other.frames_skipped;
+        self.lifetime_frames += other.lifetime_frames;
+        self.lifetime_frames_skipped += other.lifetime_frames_skipped;
+        self.freezes += other.freezes;
+        self.freeze_ms += other.freeze_ms;
+        self.viewer_s += other.viewer_s;
+        self.age_area.0 += other.age_area.0;
+        self.age_area.1 += other.age_area.1;
+        let _ = self.startup_us.add(&other.startup_us);
+        let _ = self.frame_age_us.add(&other.frame_age_us);
+        let _ = self.aoi_us.add(&other.aoi_us);
+        let _ = self.fps_milli.add(&other.fps_milli);
+        let _ = self.efficiency_milli.add(&other.efficiency_milli);
+        match (&mut self.playout, &other.playout) {
+            (Some(mine), Some(theirs)) => {
+                let _ = mine.initial_buffering_us.add(&theirs.initial_buffering_us);
+                mine.never_started += theirs.never_started;
+                mine.stalls += theirs.stalls;
+                let _ = mine.stall_ratio_milli.add(&theirs.stall_ratio_milli);
+            }
+            (None, Some(theirs)) => self.playout = Some(theirs.clone()),
+            _ => {}
+        }
+        for (mine, theirs) in self.by_rate.iter_mut().zip(&other.by_rate) {
+            mine.merge(theirs);
+        }
+    }
+}
+
+/// One viewer population's events in one timeline interval, from one worker (warm-up
+/// included, as the rest of the timeline).
+#[derive(Clone)]
+pub struct ViewerInterval {
+    /// Frames received complete.
+    pub frames: u64,
+    /// Sequence gaps.
+    pub frames_skipped: u64,
+    /// Viewers that joined.
+    pub joins: u64,
+    /// Viewers that left when their watch ended.
+    pub leaves: u64,
+    /// Viewers the server disconnected.
+    pub kicks: u64,
+    /// Frame age at receipt, µs, at 2 significant digits.
+    pub frame_age_us: Histogram<u64>,
+}
+
+impl ViewerInterval {
+    /// Nothing recorded yet.
+    pub fn new() -> Self {
+        ViewerInterval {
+            frames: 0,
+            frames_skipped: 0,
+            joins: 0,
+            leaves: 0,
+            kicks: 0,
+            frame_age_us: new_interval_histogram(),
+        }
+    }
+
+    /// Adds another worker's figures for the same population and interval.
+    pub fn merge(&mut self, other: &ViewerInterval) {
+        self.frames += other.frames;
+        self.frames_skipped += other.frames_skipped;
+        self.joins += other.joins;
+        self.leaves += other.leaves;
+        self.kicks += other.kicks;
+        let _ = self.frame_age_us.add(&other.frame_age_us);
+    }
+}
+
+impl Default for ViewerInterval {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Counts over the whole load point, warm-up and end included.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Lifetime {
@@ -404,6 +808,7 @@ impl PopulationRecorder {
             lifetime: Lifetime::default(),
             concurrency: ConcurrencyRecorder::default(),
             line: None,
+            viewer: None,
         }
     }
 
@@ -428,6 +833,11 @@ impl PopulationRecorder {
         match (&mut self.line, &other.line) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, Some(theirs)) => self.line = Some(theirs.clone()),
+            _ => {}
+        }
+        match (&mut self.viewer, &other.viewer) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.viewer = Some(theirs.clone()),
             _ => {}
         }
     }
@@ -504,6 +914,8 @@ pub struct IntervalFigures {
     pub open_connections: u64,
     /// Response times of the interval's successful replies, µs, at 2 significant digits.
     pub total_us: Histogram<u64>,
+    /// Viewer populations: the interval's frames, skips, joins, leaves, kicks and frame ages.
+    pub viewer: Option<ViewerInterval>,
 }
 
 impl IntervalFigures {
@@ -515,6 +927,7 @@ impl IntervalFigures {
             errors: 0,
             open_connections: 0,
             total_us: new_interval_histogram(),
+            viewer: None,
         }
     }
 
@@ -532,6 +945,11 @@ impl IntervalFigures {
         self.errors += other.errors;
         self.open_connections += other.open_connections;
         let _ = self.total_us.add(&other.total_us);
+        match (&mut self.viewer, &other.viewer) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.viewer = Some(theirs.clone()),
+            _ => {}
+        }
     }
 }
 
@@ -574,6 +992,52 @@ mod tests {
         assert!((level.area_s - 8.0).abs() < 1e-9, "{}", level.area_s);
         level.add_stay(t0 + s(5), t0 + s(11), window);
         assert!((level.area_s - 9.0).abs() < 1e-9, "{}", level.area_s);
+    }
+
+    #[test]
+    fn viewer_figures_merge_over_workers_per_line_rate() {
+        let text = "[[clients]]\nname = \"cam\"\nkind = \"viewer\"\nstream = \"/c\"\nclients = 2\n\
+                    line = \"modem\"\ndownstream_mix = [{ rate = \"28.8k\" }, { rate = \"53.3k\" }]\n";
+        let scenario =
+            crate::scenario::Scenario::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let crate::scenario::Population::Viewer(spec) = &scenario.clients[0] else {
+            panic!("a viewer population");
+        };
+        let profile = crate::engine::modem::LineProfile::new(
+            &spec.modem_spec().unwrap(),
+            crate::engine::modem::RttMode::Application,
+        );
+        let mut a = ViewerRecorder::new(Some(&profile));
+        let mut b = ViewerRecorder::new(Some(&profile));
+        assert_eq!(a.by_rate.len(), 2);
+        assert_eq!(a.by_rate[1].bps, 53_300.0);
+        a.record_frame(0, Some(2_000_000), 3);
+        b.record_frame(1, Some(1_000_000), 1);
+        b.record_freeze(1, 900);
+        let summary = ViewerSummary {
+            rate_index: 1,
+            watched_s: 10.0,
+            frames: 8,
+            age_of_information_s: Some(1.5),
+            age_area: (6.0, 4.0),
+            line_bound_fps: Some(1.6),
+            playout: None,
+        };
+        b.record_viewer(&summary);
+        a.merge(&b);
+        assert_eq!(
+            (a.frames, a.frames_skipped, a.freezes, a.freeze_ms),
+            (2, 4, 1, 900)
+        );
+        assert_eq!(a.frame_age_us.len(), 2);
+        assert_eq!((a.by_rate[0].frames, a.by_rate[1].frames), (1, 1));
+        assert_eq!(a.by_rate[1].viewers, 1);
+        // 8 frames over the 4 s a frame was on screen: 2 fps, 1.25 of the line's 1.6.
+        assert_eq!(a.fps_milli.value_at_quantile(0.5), 2000);
+        let efficiency = a.by_rate[1].efficiency_milli.value_at_quantile(0.5);
+        assert!((1249..=1251).contains(&efficiency), "{efficiency}");
+        assert_eq!(a.viewer_s, 10.0);
+        assert_eq!(a.age_area, (6.0, 4.0));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use reports::model::{ClockSync, ShardInfo};
 
 use crate::engine::modem::RttMode;
-use crate::engine::share::{split_shares, ShardSpec, ShareLoad};
+use crate::engine::share::{split_shares, ShardSpec, ShareLoad, ViewerSeats};
 use crate::run::point::load_fractions;
 use crate::scenario::{Population, Scenario};
 
@@ -343,6 +343,47 @@ fn population_line(
     shard: ShardSpec,
 ) -> String {
     let name = population.name();
+    if let Some(ShareLoad::Viewer { seats, .. }) = loads.first() {
+        return match seats {
+            ViewerSeats::Fixed { population, .. } => {
+                let mut numbers: Vec<u32> = loads
+                    .iter()
+                    .flat_map(|load| match load {
+                        ShareLoad::Viewer {
+                            seats: ViewerSeats::Fixed { viewers, .. },
+                            ..
+                        } => viewers.clone(),
+                        _ => Vec::new(),
+                    })
+                    .collect();
+                numbers.sort_unstable();
+                format!(
+                    "{name}: {} live-stream viewers of {population}, global numbers {}",
+                    numbers.len(),
+                    ranges(&numbers)
+                )
+            }
+            ViewerSeats::Joins { rate, .. } => {
+                let slots: Vec<String> = loads
+                    .iter()
+                    .map(|load| match load {
+                        ShareLoad::Viewer {
+                            seats: ViewerSeats::Joins { stride, offset, .. },
+                            ..
+                        } => format!("i % {stride} == {offset}"),
+                        _ => String::new(),
+                    })
+                    .collect();
+                format!(
+                    "{name}: live-stream viewers joining {rate:.2}/s (Poisson) in all, this \
+                     shard's joins i % {} == {} (per worker {})",
+                    shard.count,
+                    shard.index,
+                    slots.join(", ")
+                )
+            }
+        };
+    }
     match loads.first() {
         Some(ShareLoad::Closed { .. }) | Some(ShareLoad::Modem { .. }) => {
             let mut numbers: Vec<u32> = loads
@@ -350,7 +391,7 @@ fn population_line(
                 .flat_map(|load| match load {
                     ShareLoad::Closed { clients, .. } => clients.clone(),
                     ShareLoad::Modem { users, .. } => users.clone(),
-                    ShareLoad::Open { .. } => Vec::new(),
+                    ShareLoad::Open { .. } | ShareLoad::Viewer { .. } => Vec::new(),
                 })
                 .collect();
             numbers.sort_unstable();
@@ -404,7 +445,7 @@ fn population_line(
                 slots.join(", ")
             )
         }
-        None => format!("{name}: nothing"),
+        Some(ShareLoad::Viewer { .. }) | None => format!("{name}: nothing"),
     }
 }
 

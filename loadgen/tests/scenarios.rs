@@ -476,7 +476,7 @@ fn specweb96_is_the_ten_point_sweep() {
                 assert_eq!(*requests_per_connection, 1, "{population:?}");
                 assert_eq!(*rate, sized_for, "the file set is sized for the top rate");
             }
-            Population::Closed { .. } | Population::Modem(_) => {
+            Population::Closed { .. } | Population::Modem(_) | Population::Viewer(_) => {
                 panic!("SPECweb96 load points are requested rates: {population:?}")
             }
         }
@@ -663,7 +663,7 @@ fn every_documented_form_loads() {
         .iter()
         .filter_map(|p| match p {
             Population::Closed { think, .. } => Some(*think),
-            Population::Open { .. } | Population::Modem(_) => None,
+            Population::Open { .. } | Population::Modem(_) | Population::Viewer(_) => None,
         })
         .collect();
     let second = Duration::from_secs(1);

@@ -110,13 +110,22 @@ impl LineProfile {
 
     /// A user's downstream payload rate, drawn from the mix.
     pub fn draw_payload_rate<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        let index = self.draw_rate_index(rng);
+        self.payload_rates
+            .get(index)
+            .map(|(rate, _)| *rate)
+            .unwrap_or(1.0)
+    }
+
+    /// A user's downstream line rate, drawn from the mix: its index in the spec's
+    /// `downstream` (and in `payload_rates`), so figures can be kept per line rate. The same
+    /// draw as [`LineProfile::draw_payload_rate`] (one uniform number).
+    pub fn draw_rate_index<R: Rng + ?Sized>(&self, rng: &mut R) -> usize {
         let u: f64 = rng.gen();
         self.payload_rates
             .iter()
-            .find(|(_, cumulative)| u < *cumulative)
-            .or(self.payload_rates.last())
-            .map(|(rate, _)| *rate)
-            .unwrap_or(1.0)
+            .position(|(_, cumulative)| u < *cumulative)
+            .unwrap_or(self.payload_rates.len().saturating_sub(1))
     }
 
     /// The delay the application adds where the kernel does not (zero under netem).

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::modem::{LineProfile, RttMode};
-use crate::scenario::{Arrival, Population, Think};
+use crate::scenario::{Arrival, Audience, Population, Think, ViewerSpec};
 
 /// Which of N generator shards runs this share: `I/N`, I counting from 0. `0/1` is the whole
 /// run on one generator.
@@ -147,6 +147,39 @@ pub enum ShareLoad {
         /// The population's line profile.
         profile: Arc<LineProfile>,
     },
+    /// Viewers of a live stream.
+    Viewer {
+        /// The population as the scenario gives it.
+        spec: Arc<ViewerSpec>,
+        /// Their slow line's profile (`line = "modem"`); `None` on LAN lines.
+        profile: Option<Arc<LineProfile>>,
+        /// Which viewers are this worker's.
+        seats: ViewerSeats,
+    },
+}
+
+/// A worker's viewers: dealt like slow-line users (a fixed number), or taken from one join
+/// schedule like open-loop arrivals (Poisson joins).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ViewerSeats {
+    /// A fixed number of viewers.
+    Fixed {
+        /// The global numbers of this worker's viewers.
+        viewers: Vec<u32>,
+        /// Viewers in the whole population at this load point (their first joins are spread
+        /// over the ramp-up by global number).
+        population: u32,
+    },
+    /// Poisson joins: the population's one schedule, of which this worker takes join `i` when
+    /// `i % stride == offset`.
+    Joins {
+        /// The whole population's joins per second at this load point.
+        rate: f64,
+        /// Workers sharing the schedule.
+        stride: u32,
+        /// This worker's place among them.
+        offset: u32,
+    },
 }
 
 impl ShareLoad {
@@ -216,6 +249,39 @@ pub fn split_shares(
                     })
                     .collect()
             }
+            Population::Viewer(spec) => {
+                let shared_spec = Arc::new((**spec).clone());
+                let profile = spec
+                    .modem_spec()
+                    .map(|modem| Arc::new(LineProfile::new(&modem, rtt_mode)));
+                let seats: Vec<ViewerSeats> = match spec.audience {
+                    Audience::Fixed { clients, .. } => {
+                        let population = clients_at(clients, load_fraction);
+                        deal(population)
+                            .into_iter()
+                            .map(|viewers| ViewerSeats::Fixed {
+                                viewers,
+                                population,
+                            })
+                            .collect()
+                    }
+                    Audience::Joins { joins_per_s } => (0..workers)
+                        .map(|w| ViewerSeats::Joins {
+                            rate: joins_per_s * load_fraction,
+                            stride: shards * workers,
+                            offset: shard.index + shards * w,
+                        })
+                        .collect(),
+                };
+                seats
+                    .into_iter()
+                    .map(|seats| ShareLoad::Viewer {
+                        spec: Arc::clone(&shared_spec),
+                        profile: profile.clone(),
+                        seats,
+                    })
+                    .collect()
+            }
             Population::Open {
                 rate,
                 arrival,
@@ -250,6 +316,7 @@ pub fn split_shares(
                     requests_per_connection: population.requests_per_connection(),
                     request_timeout: match population {
                         Population::Modem(spec) => spec.request_timeout,
+                        Population::Viewer(spec) => spec.startup_timeout,
                         _ => request_timeout,
                     },
                     sources: Vec::new(),
@@ -477,6 +544,118 @@ mod tests {
             }
             together.sort();
             assert_eq!(together, one_host, "{shards} shards of {workers} workers");
+        }
+    }
+
+    fn viewers_of(share: &PopulationShare) -> Vec<u32> {
+        match &share.load {
+            ShareLoad::Viewer {
+                seats: ViewerSeats::Fixed { viewers, .. },
+                ..
+            } => viewers.clone(),
+            ShareLoad::Modem { users, .. } => users.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn scenario_populations(text: &str) -> Vec<Population> {
+        crate::scenario::Scenario::parse(text, std::path::Path::new("t.toml"))
+            .unwrap()
+            .clients
+    }
+
+    #[test]
+    fn fixed_viewers_are_dealt_exactly_like_modem_users() {
+        // The same counts behind the same populations: each shard's workers get the same
+        // global numbers whether the population watches or browses.
+        let text = |kind_keys: &str| {
+            format!(
+                "[[clients]]\nname = \"lan\"\nkind = \"closed\"\nclients = 7\n\n\
+                 [[clients]]\nname = \"slow\"\n{kind_keys}\nclients = 23\nrtt = \"100ms\"\n"
+            )
+        };
+        let modem = scenario_populations(&text("kind = \"modem\""));
+        let viewer = scenario_populations(&text(
+            "kind = \"viewer\"\nstream = \"/cam.mjpg\"\nline = \"modem\"",
+        ));
+        for (shards, workers, fraction) in [(1, 1, 1.0), (3, 2, 1.0), (2, 3, 0.4), (4, 5, 0.7)] {
+            for index in 0..shards {
+                let shard = ShardSpec::new(index, shards).unwrap();
+                let split = |populations: &[Population]| {
+                    split_shares(
+                        populations,
+                        fraction,
+                        shard,
+                        workers,
+                        Duration::from_secs(10),
+                        RttMode::Application,
+                    )
+                };
+                let (as_modem, as_viewer) = (split(&modem), split(&viewer));
+                for (m, v) in as_modem.iter().zip(&as_viewer) {
+                    assert_eq!(viewers_of(&m[1]), viewers_of(&v[1]), "{shard} x {workers}");
+                    match (&m[1].load, &v[1].load) {
+                        (
+                            ShareLoad::Modem { population, .. },
+                            ShareLoad::Viewer {
+                                seats: ViewerSeats::Fixed { population: p, .. },
+                                profile: Some(profile),
+                                ..
+                            },
+                        ) => {
+                            assert_eq!(population, p);
+                            assert_eq!(profile.spec.rtt, Duration::from_millis(100));
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn viewer_joins_share_one_schedule_like_open_arrivals() {
+        let viewer = scenario_populations(
+            "[[clients]]\nname = \"v\"\nkind = \"viewer\"\nstream = \"/cam.mjpg\"\njoins_per_s = 30\n",
+        );
+        let open = [open_population(30.0, 64)];
+        for (shards, workers) in [(1, 1), (2, 3)] {
+            for index in 0..shards {
+                let shard = ShardSpec::new(index, shards).unwrap();
+                let split = |populations: &[Population]| {
+                    split_shares(
+                        populations,
+                        0.5,
+                        shard,
+                        workers,
+                        Duration::from_secs(10),
+                        RttMode::Application,
+                    )
+                };
+                for (o, v) in split(&open).iter().zip(split(&viewer)) {
+                    match (&o[0].load, &v[0].load) {
+                        (
+                            ShareLoad::Open {
+                                rate,
+                                stride,
+                                offset,
+                                ..
+                            },
+                            ShareLoad::Viewer {
+                                seats:
+                                    ViewerSeats::Joins {
+                                        rate: r,
+                                        stride: s,
+                                        offset: f,
+                                    },
+                                profile: None,
+                                ..
+                            },
+                        ) => assert_eq!((rate, stride, offset), (r, s, f)),
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }
         }
     }
 

@@ -85,6 +85,25 @@ impl TimelineBuilder {
             series
                 .latency_hdr_v2_deflate_base64
                 .push(encode_histogram(&figures.total_us));
+            if let Some(viewer) = &figures.viewer {
+                series.frames.push(viewer.frames);
+                series.frames_skipped.push(viewer.frames_skipped);
+                series.viewer_joins.push(viewer.joins);
+                series.viewer_leaves.push(viewer.leaves);
+                series.viewer_kicks.push(viewer.kicks);
+                let age = |q| {
+                    if viewer.frame_age_us.is_empty() {
+                        0
+                    } else {
+                        viewer.frame_age_us.value_at_quantile(q)
+                    }
+                };
+                series.frame_age_p50_us.push(age(0.5));
+                series.frame_age_p99_us.push(age(0.99));
+                series
+                    .frame_age_hdr_v2_deflate_base64
+                    .push(encode_histogram(&viewer.frame_age_us));
+            }
         }
     }
 
@@ -151,6 +170,46 @@ mod tests {
         assert_eq!(
             lan.latency_p99_us[1],
             first_p99(&lan.latency_hdr_v2_deflate_base64[1])
+        );
+    }
+
+    #[test]
+    fn viewer_series_merge_over_workers_and_only_viewer_populations_get_them() {
+        let viewer = |frames: u64, kicks: u64, ages: &[u64]| {
+            let mut figures = IntervalFigures::new();
+            let mut v = crate::record::ViewerInterval::new();
+            v.frames = frames;
+            v.frames_skipped = 2 * frames;
+            v.joins = 1;
+            v.kicks = kicks;
+            for &age in ages {
+                v.frame_age_us.record(age).unwrap();
+            }
+            figures.viewer = Some(v);
+            figures
+        };
+        let second = Duration::from_secs(1);
+        let names = vec!["web".into(), "cam".into()];
+        let mut timeline = TimelineBuilder::new(2, second, Duration::ZERO, names);
+        for (worker, frames, kicks, ages) in [(0, 3, 0, &[100_000u64][..]), (1, 5, 1, &[300_000])] {
+            timeline.add(IntervalReport {
+                worker,
+                index: 0,
+                populations: vec![IntervalFigures::new(), viewer(frames, kicks, ages)],
+            });
+        }
+        let finished = timeline.finish();
+        let (web, cam) = (&finished.populations[0], &finished.populations[1]);
+        assert!(web.frames.is_empty() && web.frame_age_p50_us.is_empty());
+        assert_eq!(cam.frames, vec![8]);
+        assert_eq!(cam.frames_skipped, vec![16]);
+        assert_eq!((cam.viewer_joins[0], cam.viewer_kicks[0]), (2, 1));
+        let ages = decode_histogram(&cam.frame_age_hdr_v2_deflate_base64[0]).unwrap();
+        assert_eq!(ages.len(), 2);
+        assert!(
+            cam.frame_age_p99_us[0] >= 299_000,
+            "{:?}",
+            cam.frame_age_p99_us
         );
     }
 

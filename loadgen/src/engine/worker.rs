@@ -20,11 +20,13 @@ use crate::engine::client::{ClientConn, ConnEnv, Request, Step, Transport};
 use crate::engine::drivers::Driver;
 use crate::engine::modem::UploadPace;
 use crate::engine::precise_timer::PreciseTimer;
-use crate::engine::share::PopulationShare;
+use crate::engine::share::{PopulationShare, ShareLoad};
 use crate::engine::source::{connect_nonblocking, SlowLineSocket, SourceAddresses};
 use crate::engine::timers::{Due, Timers, Wake};
 use crate::engine::workload::{Pick, Workload};
-use crate::record::{ErrorKind, IntervalFigures, IntervalReport, PopulationRecorder};
+use crate::record::{
+    ErrorKind, IntervalFigures, IntervalReport, PopulationRecorder, ViewerInterval, ViewerRecorder,
+};
 
 /// Waits shorter than this use the timerfd: epoll's millisecond timeout is too coarse for
 /// open-loop schedules.
@@ -421,6 +423,67 @@ impl<'w> Shared<'w> {
         Some((slot.pop, slot.client))
     }
 
+    /// Raw connections (live-stream viewers): whether the connect of `key` has completed
+    /// (`Ok(false)`: not yet); the first time it has, the connection is counted established and
+    /// leaves the connecting phase. Errors are the connect's (`SO_ERROR`).
+    pub fn connect_done(&mut self, key: usize) -> io::Result<bool> {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return Err(io::Error::from(io::ErrorKind::NotConnected));
+        };
+        if !slot.conn.is_connecting() {
+            return Ok(true);
+        }
+        let done = slot.stream.connect_result()?;
+        if done {
+            slot.conn.mark_open();
+            self.recorders[slot.pop as usize]
+                .lifetime
+                .connections_established += 1;
+        }
+        Ok(done)
+    }
+
+    /// Raw connections: writes what the socket takes of `bytes`; `WouldBlock` when none.
+    pub fn write_raw(&mut self, key: usize, bytes: &[u8]) -> io::Result<usize> {
+        use std::io::Write as _;
+        let slot = self
+            .conns
+            .get_mut(key)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        slot.stream.write(bytes)
+    }
+
+    /// Raw connections: one read of at most `max` bytes (at least 1) into the worker's read
+    /// buffer. An empty slice is the server's close (a FIN); `WouldBlock` when nothing waits.
+    pub fn read_raw(&mut self, key: usize, max: usize) -> io::Result<&[u8]> {
+        use std::io::Read as _;
+        let slot = self
+            .conns
+            .get_mut(key)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        let asked = max.clamp(1, self.read_buf.len());
+        loop {
+            match slot.stream.read(&mut self.read_buf[..asked]) {
+                Ok(n) => return Ok(&self.read_buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The first `n` bytes of the worker's read buffer: what the last [`Shared::read_raw`]
+    /// returned, for a caller that could not hold its borrow.
+    pub fn last_read(&self, n: usize) -> &[u8] {
+        &self.read_buf[..n.min(self.read_buf.len())]
+    }
+
+    /// The current timeline interval's viewer figures of population `pop`.
+    pub fn viewer_interval(&mut self, pop: u16) -> &mut ViewerInterval {
+        self.interval[pop as usize]
+            .viewer
+            .get_or_insert_with(ViewerInterval::new)
+    }
+
     /// Bytes waiting in connection `key`'s receive queue (FIONREAD); 0 when unknown.
     pub fn bytes_waiting(&self, key: usize) -> usize {
         self.conns.get(key).map_or(0, |slot| {
@@ -499,6 +562,9 @@ pub fn run_worker(plan: &WorkerPlan<'_>) -> io::Result<Vec<PopulationRecorder>> 
             .map(|share| {
                 let mut recorder = PopulationRecorder::new(class_count);
                 recorder.line = share.load.is_slow_line().then(Default::default);
+                if let ShareLoad::Viewer { profile, .. } = &share.load {
+                    recorder.viewer = Some(ViewerRecorder::new(profile.as_deref()));
+                }
                 recorder
             })
             .collect(),
@@ -705,6 +771,10 @@ impl Worker<'_> {
         std::mem::swap(&mut populations, &mut shared.interval);
         for (figures, recorder) in populations.iter_mut().zip(&shared.recorders) {
             figures.open_connections = recorder.concurrency.open_connections.level;
+            if recorder.viewer.is_some() && figures.viewer.is_none() {
+                // Every interval of a viewer population carries its series, events or none.
+                figures.viewer = Some(ViewerInterval::new());
+            }
         }
         let _ = shared.plan.reports.send(IntervalReport {
             worker: shared.plan.index,

@@ -598,6 +598,8 @@ impl VariantSetup {
                 .iter()
                 .filter_map(|p| match p {
                     Population::Modem(spec) => Some(spec.rtt),
+                    // Viewers on modem lines get the same round trip as modem users.
+                    Population::Viewer(spec) => spec.modem.as_ref().map(|line| line.rtt),
                     _ => None,
                 })
                 .collect(),
@@ -659,6 +661,9 @@ impl VariantSetup {
                     .iter()
                     .map(|p| match p {
                         Population::Modem(_) => net.delayed_sources.clone(),
+                        Population::Viewer(spec) if spec.modem.is_some() => {
+                            net.delayed_sources.clone()
+                        }
                         _ => Vec::new(),
                     })
                     .collect(),

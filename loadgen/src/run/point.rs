@@ -4,15 +4,18 @@
 
 use std::time::Duration;
 
-use reports::model::{HistogramData, LineFigures, LineRateShare, LoadPoint, PopulationResult};
+use reports::model::{
+    HistogramData, LineFigures, LineRateShare, LoadPoint, PlayoutFigures, PopulationResult,
+    ViewerFigures, ViewerRateFigures,
+};
 
 use crate::engine::modem::RttMode;
 use crate::engine::PointOutcome;
 use crate::probe::accounting::{kernel_accounting, PointWindow};
 use crate::probe::sampler::SamplerReport;
 use crate::probe::slab::SlabSizes;
-use crate::record::{totals_from, ErrorKind, LineRecorder};
-use crate::scenario::{ModemSpec, Population};
+use crate::record::{totals_from, ErrorKind, LineRecorder, ViewerRecorder};
+use crate::scenario::{ModemSpec, Population, ViewerSpec};
 
 /// How a variant's slow lines got their round trip, and why not from the kernel if not.
 #[derive(Clone, Debug)]
@@ -87,12 +90,20 @@ pub fn build_point(
                     Population::Closed { clients, .. } => (f64::from(*clients) * fraction).ceil(),
                     Population::Modem(spec) => (f64::from(spec.clients) * fraction).ceil(),
                     Population::Open { rate, .. } => rate * fraction,
+                    Population::Viewer(spec) => spec.offered(
+                        fraction,
+                        Duration::from_secs_f64(outcome.measured_s.max(0.0)),
+                    ),
                 },
                 totals: recorder.totals(outcome.measured_s),
                 latency: all.latency_set(),
                 classes: recorder.class_results(context.class_names),
-                schedule_lag_us: matches!(population, Population::Open { .. })
-                    .then(|| HistogramData::from_histogram(&recorder.schedule_lag_us)),
+                // Viewers too: a late line read fakes skips (run/validity.rs checks it).
+                schedule_lag_us: matches!(
+                    population,
+                    Population::Open { .. } | Population::Viewer(_)
+                )
+                .then(|| HistogramData::from_histogram(&recorder.schedule_lag_us)),
                 queued_arrivals: recorder.queued_arrivals,
                 unanswered: recorder.unanswered,
                 retries_on_new_connection: recorder.retries,
@@ -109,9 +120,17 @@ pub fn build_point(
                     (Population::Modem(spec), Some(line)) => {
                         Some(line_figures(spec, line, context.rtt))
                     }
+                    // Modem-line viewers: the line's shape (their per-reply histograms stay
+                    // empty: a stream has no replies to time).
+                    (Population::Viewer(spec), _) => spec
+                        .modem_spec()
+                        .map(|modem| line_figures(&modem, &LineRecorder::new(), context.rtt)),
                     _ => None,
                 },
-                viewer: None,
+                viewer: match (population, &recorder.viewer) {
+                    (Population::Viewer(spec), Some(viewer)) => Some(viewer_figures(spec, viewer)),
+                    _ => None,
+                },
             }
         })
         .collect::<Vec<_>>();
@@ -152,10 +171,68 @@ pub fn build_point(
     }
 }
 
+/// The viewer figures of one population.
+fn viewer_figures(spec: &ViewerSpec, viewer: &ViewerRecorder) -> ViewerFigures {
+    let h = HistogramData::from_histogram;
+    ViewerFigures {
+        stream: spec.stream.clone(),
+        format: viewer.format.clone(),
+        source_fps: viewer.source_fps,
+        frame_bytes: viewer.frame_bytes,
+        line: spec.line.name().into(),
+        joins: viewer.joins,
+        leaves: viewer.leaves,
+        kicks: viewer.kicks,
+        frames: viewer.frames,
+        bytes: viewer.bytes,
+        frames_skipped: viewer.frames_skipped,
+        lifetime_frames_skipped: viewer.lifetime_frames_skipped,
+        lifetime_frames: viewer.lifetime_frames,
+        freezes: viewer.freezes,
+        freeze_ms: viewer.freeze_ms,
+        viewer_seconds: viewer.viewer_s,
+        startup_us: h(&viewer.startup_us),
+        frame_age_us: h(&viewer.frame_age_us),
+        age_of_information_us: h(&viewer.aoi_us),
+        fps_milli: h(&viewer.fps_milli),
+        efficiency_milli: h(&viewer.efficiency_milli),
+        playout: viewer.playout.as_ref().map(|playout| PlayoutFigures {
+            start_s: spec.playout.start.as_secs_f64(),
+            resume_s: spec.playout.resume.as_secs_f64(),
+            initial_buffering_us: h(&playout.initial_buffering_us),
+            never_started: playout.never_started,
+            stalls: playout.stalls,
+            stall_ratio_milli: h(&playout.stall_ratio_milli),
+        }),
+        by_line_rate: viewer
+            .by_rate
+            .iter()
+            .map(|rate| ViewerRateFigures {
+                bps: rate.bps,
+                viewers: rate.viewers,
+                line_bound_fps: if rate.line_bound_viewers > 0 {
+                    rate.line_bound_fps_sum / rate.line_bound_viewers as f64
+                } else {
+                    0.0
+                },
+                frames: rate.frames,
+                frames_skipped: rate.frames_skipped,
+                freezes: rate.freezes,
+                frame_age_us: h(&rate.frame_age_us),
+                age_of_information_us: h(&rate.aoi_us),
+                fps_milli: h(&rate.fps_milli),
+                efficiency_milli: h(&rate.efficiency_milli),
+            })
+            .collect(),
+    }
+}
+
 /// A load point's own share of the server's counters: `after` minus `before`, two snapshots of
 /// its `--stats` taken when the point began and when it ended, field by field (nested maps
-/// too; a key missing before counts from 0). A peak is not a count: `connections_peak` keeps
-/// the server's peak so far. The snapshot's own number and `final` flag are left out.
+/// too; a key missing before counts from 0). A peak or a gauge is not a count:
+/// `connections_peak` and every key ending in `_now` or `_peak` (the live source's
+/// `viewers_now`, `queue_bytes_now`, `frames_alive_peak`, ...) keep their snapshot value.
+/// The snapshot's own number and `final` flag are left out.
 pub fn point_counters(before: &serde_json::Value, after: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match (before, after) {
@@ -164,8 +241,10 @@ pub fn point_counters(before: &serde_json::Value, after: &serde_json::Value) -> 
                 .iter()
                 .filter(|(key, _)| !matches!(key.as_str(), "snapshot" | "final"))
                 .map(|(key, now)| {
+                    let gauge = key.ends_with("_now") || key.ends_with("_peak");
                     let own = match (key.as_str(), before.get(key)) {
-                        ("connections_peak", _) | (_, None) => now.clone(),
+                        (_, None) => now.clone(),
+                        _ if gauge => now.clone(),
                         (_, Some(then)) => point_counters(then, now),
                     };
                     (key.clone(), own)
@@ -249,6 +328,25 @@ mod tests {
                 "requests_by_status": {"200": 142, "404": 0, "304": 8},
                 "closes": {"client_first": 0, "server_first": 150, "reset": 0},
                 "reftab_alternates": [{"pattern": "/img/*", "count": 4}]
+            })
+        );
+    }
+
+    #[test]
+    fn server_gauges_keep_their_snapshot_value() {
+        let before = serde_json::json!({
+            "live": {"frames_skipped": 10, "viewers_now": 5, "queue_bytes_now": 90000,
+                     "frames_alive_peak": 7, "dispatch_delay_log2_us": [1, 2]}
+        });
+        let after = serde_json::json!({
+            "live": {"frames_skipped": 25, "viewers_now": 3, "queue_bytes_now": 120000,
+                     "frames_alive_peak": 9, "dispatch_delay_log2_us": [4, 2]}
+        });
+        assert_eq!(
+            point_counters(&before, &after),
+            serde_json::json!({
+                "live": {"frames_skipped": 15, "viewers_now": 3, "queue_bytes_now": 120000,
+                         "frames_alive_peak": 9, "dispatch_delay_log2_us": [3, 0]}
             })
         );
     }

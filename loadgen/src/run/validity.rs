@@ -14,6 +14,13 @@ use crate::scenario::{Measures, Population, Scenario};
 pub const CPU_LIMIT: f64 = 0.90;
 /// Open-loop schedule lag p99 above this is reported: requests left later than planned.
 pub const SCHEDULE_LAG_P99_LIMIT_US: u64 = 1_000;
+/// A viewer population's timer lag p99 above the larger of this and a tenth of the frame
+/// period makes the point invalid: a reader that is late leaves frames unread, and the
+/// server's `latest` policy then skips frames the line could have carried.
+pub const VIEWER_LAG_P99_FLOOR_US: u64 = 10_000;
+/// The server's skips and drops may differ from the viewers' gaps by one per viewer (a frame
+/// under way when a viewer joined or the point ended) plus this share.
+pub const SKIP_AGREEMENT_SHARE: f64 = 0.01;
 /// A sampler above this share of one core is reported: it may have perturbed the run. Its
 /// budget keeps it near 2 % on a loaded two-core machine; 5 % means something went wrong.
 pub const SAMPLER_CPU_LIMIT: f64 = 0.05;
@@ -50,6 +57,12 @@ impl Rules {
                 .iter()
                 .filter_map(|p| match p {
                     Population::Modem(spec) => Some((spec.name.clone(), spec.ramp_up)),
+                    Population::Viewer(spec) => match spec.audience {
+                        crate::scenario::Audience::Fixed { ramp_up, .. } if !ramp_up.is_zero() => {
+                            Some((spec.name.clone(), ramp_up))
+                        }
+                        _ => None,
+                    },
                     _ => None,
                 })
                 .collect(),
@@ -89,6 +102,7 @@ pub fn check_point(point: &LoadPoint, rules: &Rules) -> Verdict {
     for population in &point.populations {
         check_population(&point.label, population, &mut verdict);
     }
+    check_viewer_skips(point, &mut verdict);
     for (name, ramp_up) in &rules.ramp_ups {
         let ran = point.populations.iter().any(|p| &p.name == name);
         if ran && rules.warmup < *ramp_up {
@@ -182,7 +196,16 @@ fn check_answers(point: &LoadPoint, rules: &Rules, v: &mut Verdict) {
     let offered = point.populations.iter().any(|p| p.offered > 0.0);
     let timeouts = |kind: ErrorKind| totals.errors.get(kind.name()).copied().unwrap_or(0);
     let timed_out = timeouts(ErrorKind::Timeout) + timeouts(ErrorKind::ConnectTimeout);
-    let nothing_answered = offered && point.measured_s > 0.0 && totals.ops == 0;
+    // A viewer's frames are its answers, and each viewer is one try: those that joined in the
+    // window and those already watching when it opened (bounded by the most open at once).
+    let (frames, joins) = point
+        .populations
+        .iter()
+        .filter_map(|p| p.viewer.as_ref().map(|v| (p, v)))
+        .fold((0, 0), |(f, j), (p, v)| {
+            (f + v.frames, j + v.joins + p.peak_open_connections)
+        });
+    let nothing_answered = offered && point.measured_s > 0.0 && totals.ops == 0 && frames == 0;
     if nothing_answered && totals.errors_total > 0 && timed_out == totals.errors_total {
         // Only waits that ran out: the server took connections, or at least did not refuse
         // them, and never replied.
@@ -205,7 +228,8 @@ fn check_answers(point: &LoadPoint, rules: &Rules, v: &mut Verdict) {
              at the end): the server is down, wrong, or not serving what the scenario asks for"
         ));
     } else if totals.errors_total > 0 {
-        let share = totals.errors_total as f64 / (totals.ops + totals.errors_total) as f64;
+        let tries = totals.ops + joins + totals.errors_total;
+        let share = totals.errors_total as f64 / tries as f64;
         if share > rules.max_error_share {
             v.invalid.push(format!(
                 "{label}: {:.1} % of the requests failed ({}), more than validity.max_error_share \
@@ -234,10 +258,97 @@ fn errors_text(totals: &reports::model::Totals) -> String {
         .join(", ")
 }
 
+/// The server's own count of frames it skipped or dropped for its viewers (`live` in its
+/// `--stats`, this point's share) against the gaps the viewers saw over the whole point: they
+/// must agree within one per viewer and [`SKIP_AGREEMENT_SHARE`], or one side miscounts (or
+/// the stream had viewers this run did not make).
+fn check_viewer_skips(point: &LoadPoint, v: &mut Verdict) {
+    let Some(live) = point.server_stats.as_ref().and_then(|s| s.get("live")) else {
+        return;
+    };
+    // MJPEG only: a CBR viewer's gaps are offset jumps, not the server's chunks.
+    let viewers: Vec<&PopulationResult> = point
+        .populations
+        .iter()
+        .filter(|p| p.viewer.as_ref().is_some_and(|v| v.format != "cbr"))
+        .collect();
+    if viewers.is_empty() {
+        return;
+    }
+    let count = |key: &str| live.get(key).and_then(|n| n.as_u64()).unwrap_or(0);
+    let server = count("frames_skipped") + count("frames_dropped");
+    let figures = || viewers.iter().filter_map(|p| p.viewer.as_ref());
+    let seen: u64 = figures().map(|f| f.lifetime_frames_skipped).sum();
+    let received: u64 = figures().map(|f| f.lifetime_frames).sum();
+    let viewer_count = viewers
+        .iter()
+        .map(|p| p.peak_open_connections)
+        .sum::<u64>()
+        .max(count("viewers_now"));
+    // The widest gap one frame can carry: the source's fps over the slowest population's
+    // median fps (a viewer that takes one frame in k skips k - 1).
+    let gap_per_frame = figures()
+        .filter(|f| f.fps_milli.count > 0 && f.fps_milli.p50 > 0)
+        .map(|f| (f.source_fps * 1000.0 / f.fps_milli.p50 as f64).ceil() as u64)
+        .max()
+        .unwrap_or(1);
+    if let Err(reason) = skips_agree(
+        (server, count("frames_sent")),
+        (seen, received),
+        viewer_count,
+        gap_per_frame,
+    ) {
+        v.invalid.push(format!("{}: {reason}", point.label));
+    }
+}
+
+/// Whether the server's count of frames skipped or dropped for its viewers (`server`, with the
+/// frames it sent) agrees with the gaps the viewers saw (`seen`, with the frames they
+/// received). The server counts a skip when it dispatches a frame, a viewer when the frame
+/// arrives, so frames the server sent that no viewer received (still on a line when the point
+/// ended) carry gaps only the server counted; each carries at most `gap_per_frame`. Beyond
+/// that they may differ by one per viewer (`viewers`: a frame under way when one joined or
+/// left) and [`SKIP_AGREEMENT_SHARE`]. The error says both numbers.
+pub fn skips_agree(
+    (server, sent): (u64, u64),
+    (seen, received): (u64, u64),
+    viewers: u64,
+    gap_per_frame: u64,
+) -> Result<(), String> {
+    let in_flight = sent.saturating_sub(received);
+    let share = SKIP_AGREEMENT_SHARE * server.max(seen) as f64;
+    let below = seen as f64 - server as f64 > viewers as f64 + share;
+    let above = server as f64 - seen as f64 > (viewers + in_flight * gap_per_frame) as f64 + share;
+    if below || above {
+        return Err(format!(
+            "the server counts {server} frames skipped or dropped for its viewers, the viewers \
+             saw {seen} missing (sequence gaps): more apart than one per viewer ({viewers}), \
+             {in_flight} frames still on their lines at {gap_per_frame} each and {:.0} %",
+            SKIP_AGREEMENT_SHARE * 100.0
+        ));
+    }
+    Ok(())
+}
+
 /// One population's lags, shortfalls, leftovers and Little's law.
 fn check_population(label: &str, population: &PopulationResult, v: &mut Verdict) {
     let name = &population.name;
-    if let Some(lag) = &population.schedule_lag_us {
+    if let (Some(lag), Some(viewer)) = (&population.schedule_lag_us, &population.viewer) {
+        let period_us = if viewer.source_fps > 0.0 {
+            (1e6 / viewer.source_fps) as u64
+        } else {
+            0
+        };
+        let limit = VIEWER_LAG_P99_FLOOR_US.max(period_us / 10);
+        if lag.p99 > limit {
+            v.invalid.push(format!(
+                "{label}: population {name}: the viewers' timers ran {:.1} ms late at p99 (limit \
+                 {:.1} ms, max(10 ms, a tenth of the frame period)): a late reader fakes skips",
+                lag.p99 as f64 / 1000.0,
+                limit as f64 / 1000.0
+            ));
+        }
+    } else if let Some(lag) = &population.schedule_lag_us {
         if lag.p99 > SCHEDULE_LAG_P99_LIMIT_US {
             v.warnings.push(format!(
                 "{label}: population {name}: schedule lag p99 {:.2} ms: requests left later than planned",
@@ -310,6 +421,123 @@ fn check_population(label: &str, population: &PopulationResult, v: &mut Verdict)
 mod tests {
     use super::*;
     use reports::model::{Concurrency, HistogramData, KernelSample};
+
+    fn viewer_point(lag_p99_us: u64, seen: u64, server: serde_json::Value) -> LoadPoint {
+        let mut p = point();
+        p.populations.push(PopulationResult {
+            name: "cam".into(),
+            kind: "viewer".into(),
+            offered: 2.0,
+            peak_open_connections: 2,
+            schedule_lag_us: Some(HistogramData {
+                p99: lag_p99_us,
+                ..HistogramData::default()
+            }),
+            viewer: Some(reports::model::ViewerFigures {
+                source_fps: 10.0,
+                frames: 80,
+                joins: 2,
+                lifetime_frames_skipped: seen,
+                ..Default::default()
+            }),
+            ..PopulationResult::default()
+        });
+        p.server_stats = Some(server);
+        p
+    }
+
+    #[test]
+    fn a_lagging_viewer_population_is_invalid() {
+        let live = serde_json::json!({"live": {"frames_skipped": 30, "frames_dropped": 0}});
+        // 10 fps: a tenth of the period is 10 ms, the floor too.
+        assert!(
+            check_point(&viewer_point(9_000, 30, live.clone()), &Rules::default())
+                .invalid
+                .is_empty()
+        );
+        let verdict = check_point(&viewer_point(12_000, 30, live), &Rules::default());
+        assert!(
+            verdict
+                .invalid
+                .iter()
+                .any(|r| r.contains("fakes skips") && r.contains("cam")),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_viewer_only_point_is_answered_by_its_frames() {
+        let live = serde_json::json!({"live": {"frames_skipped": 30, "frames_dropped": 0}});
+        let mut p = viewer_point(100, 30, live);
+        p.populations.remove(0);
+        p.totals.ops = 0;
+        assert_eq!(
+            check_point(&p, &Rules::default()).invalid,
+            Vec::<String>::new()
+        );
+        // One failed rejoin among two viewers watching is not 100 % of the tries.
+        p.totals.errors_total = 1;
+        p.totals.errors.insert("timeout".into(), 1);
+        let lenient = Rules {
+            max_error_share: 0.5,
+            ..Rules::default()
+        };
+        assert_eq!(check_point(&p, &lenient).invalid, Vec::<String>::new());
+        p.populations[0].viewer.as_mut().unwrap().frames = 0;
+        let verdict = check_point(&p, &Rules::default());
+        assert!(
+            verdict
+                .invalid
+                .iter()
+                .any(|r| r.contains("no response") || r.contains("no request was answered")),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn skips_agree_once_the_frames_still_on_the_lines_are_allowed_for() {
+        // Measured against the built-in server: a slow viewer saw 31 gaps in 7 frames, the
+        // server counted 62 after sending 4 frames more than the viewers received; at ~1 fps
+        // of 10 each carries up to 10.
+        assert_eq!(skips_agree((62, 102), (31, 98), 2, 10), Ok(()));
+        let error = skips_agree((62, 98), (31, 98), 2, 10).unwrap_err();
+        assert!(
+            error.contains("62") && error.contains("31 missing"),
+            "{error}"
+        );
+        // The viewers never see more than the server made, beyond one each.
+        assert_eq!(skips_agree((40, 100), (42, 100), 2, 10), Ok(()));
+        assert!(skips_agree((40, 100), (45, 100), 2, 10).is_err());
+    }
+
+    #[test]
+    fn viewers_and_server_must_agree_on_skips() {
+        let live = |skipped: u64, dropped: u64| {
+            serde_json::json!({"live": {"frames_skipped": skipped, "frames_dropped": dropped,
+                                        "viewers_now": 0}})
+        };
+        // Two viewers: two apart (plus 1 % of 100) is within.
+        assert!(
+            check_point(&viewer_point(100, 100, live(90, 12)), &Rules::default())
+                .invalid
+                .is_empty()
+        );
+        let verdict = check_point(&viewer_point(100, 100, live(90, 20)), &Rules::default());
+        assert!(
+            verdict
+                .invalid
+                .iter()
+                .any(|r| r.contains("110") && r.contains("100 missing")),
+            "{verdict:?}"
+        );
+        // Without a live object in the server's stats there is nothing to hold them against.
+        assert!(check_point(
+            &viewer_point(100, 100, serde_json::json!({})),
+            &Rules::default()
+        )
+        .invalid
+        .is_empty());
+    }
 
     fn point() -> LoadPoint {
         let mut point = LoadPoint {

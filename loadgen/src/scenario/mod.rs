@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::target::real::RealServer;
 pub use overrides::Overrides;
 pub use population::{
-    Arrival, Count, ModemSpec, Population, RateShare, Think, DEFAULT_DOWNSTREAM_BPS,
-    DEFAULT_UPSTREAM_BPS,
+    Arrival, Audience, Count, LineKind, ModemSpec, PlayoutSpec, Population, RateShare, Think,
+    ViewerLine, ViewerSpec, DEFAULT_DOWNSTREAM_BPS, DEFAULT_UPSTREAM_BPS,
 };
 pub use site::SiteSpec;
 use units::{duration_text, positive_u32, positive_usize};
@@ -424,6 +424,10 @@ impl Scenario {
                 }
             }
             if let Population::Modem(spec) = population {
+                spec.validate()
+                    .map_err(|e| format!("clients[{i}] (`{name}`).{e}"))?;
+            }
+            if let Population::Viewer(spec) = population {
                 spec.validate()
                     .map_err(|e| format!("clients[{i}] (`{name}`).{e}"))?;
             }

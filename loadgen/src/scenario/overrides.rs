@@ -96,7 +96,14 @@ impl Scenario {
             needs(format!("--modem-clients {users}"), "modem", "clients")?;
         }
         if let Some(rtt) = overrides.rtt {
-            needs(format!("--rtt {}", rtt.name()), "modem", "rtt")?;
+            // Viewers on modem lines have a round trip too.
+            let modem_viewers = self
+                .clients
+                .iter()
+                .any(|p| matches!(p, Population::Viewer(spec) if spec.modem.is_some()));
+            if !modem_viewers {
+                needs(format!("--rtt {}", rtt.name()), "modem", "rtt")?;
+            }
             self.rtt = Some(rtt);
         }
         for population in &mut self.clients {
@@ -108,6 +115,8 @@ impl Scenario {
                 Population::Modem(spec) => {
                     spec.clients = overrides.modem_clients.unwrap_or(spec.clients)
                 }
+                // Viewers keep their numbers: no flag names them (yet).
+                Population::Viewer(_) => {}
             }
         }
         self.validate()

@@ -201,6 +201,12 @@ impl<'w> ClientConn<'w> {
         }
     }
 
+    /// A connection whose owner reads and writes it itself (a live-stream viewer) is open: it
+    /// leaves the connecting phase, so the end of the point does not count its connect again.
+    pub fn mark_open(&mut self) {
+        self.phase = Phase::Idle;
+    }
+
     /// Between requests, with nothing in flight.
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Idle && self.request.is_none()

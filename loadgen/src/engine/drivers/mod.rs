@@ -6,16 +6,19 @@
 //! | `closed` | [`ClosedDriver`] | N clients: request, reply, think, repeat |
 //! | `open` | [`OpenDriver`] | arrivals on a fixed schedule, latency from when each was due |
 //! | `modem` | [`SlowLineDriver`] | users on slow lines browsing pages over paced, metered connections |
+//! | `viewer` | [`ViewerDriver`] | viewers of a live stream, on LAN or slow lines, frame by frame |
 
 mod closed;
 mod open;
 mod slow_line;
+mod viewer;
 
 use std::time::Instant;
 
 pub use closed::ClosedDriver;
 pub use open::OpenDriver;
 pub use slow_line::{ModemUser, SlowLineDriver, MAX_CONNECTIONS};
+pub use viewer::{FrameSeen, ViewerDriver, Watch, LINE_READ_TIME, REJOIN_AFTER};
 
 use crate::engine::share::{PopulationShare, ShareLoad};
 use crate::engine::timers::DriverWake;
@@ -29,6 +32,8 @@ pub enum Driver {
     Open(OpenDriver),
     /// `kind = "modem"`: users on slow lines browsing pages.
     SlowLine(SlowLineDriver),
+    /// `kind = "viewer"`: viewers of a live stream.
+    Viewer(ViewerDriver),
 }
 
 impl Driver {
@@ -63,6 +68,17 @@ impl Driver {
                 plan.start,
                 plan.seed,
             )),
+            ShareLoad::Viewer {
+                spec,
+                profile,
+                seats,
+            } => Driver::Viewer(ViewerDriver::new(
+                pop,
+                (spec.clone(), profile.clone(), seats),
+                (plan.start, plan.measure_from, plan.end),
+                &plan.host_header,
+                plan.seed,
+            )),
         }
     }
 
@@ -72,6 +88,7 @@ impl Driver {
             Driver::Closed(d) => d.clients(),
             Driver::Open(_) => 0,
             Driver::SlowLine(d) => d.users(),
+            Driver::Viewer(d) => d.viewers(),
         }
     }
 
@@ -81,6 +98,7 @@ impl Driver {
             Driver::Closed(d) => d.start(shared, now),
             Driver::Open(d) => d.start(shared, now),
             Driver::SlowLine(d) => d.start(shared, now),
+            Driver::Viewer(d) => d.start(shared, now),
         }
     }
 
@@ -90,6 +108,7 @@ impl Driver {
             Driver::Closed(d) => d.on_ready(shared, key, now, trust),
             Driver::Open(d) => d.on_ready(shared, key, now, trust),
             Driver::SlowLine(d) => d.on_ready(shared, key, now, trust),
+            Driver::Viewer(d) => d.on_ready(shared, key, now),
         }
     }
 
@@ -105,6 +124,7 @@ impl Driver {
             Driver::Closed(d) => d.on_wake(shared, what, now),
             Driver::Open(d) => d.on_wake(shared, what, now),
             Driver::SlowLine(d) => d.on_wake(shared, what, at, now),
+            Driver::Viewer(d) => d.on_wake(shared, what, at, now),
         }
     }
 
@@ -115,10 +135,13 @@ impl Driver {
     }
 
     /// The load point is over: what the driver still holds is counted (open loop: arrivals
-    /// queued for a slot).
+    /// queued for a slot; viewers: those still watching).
     pub fn wind_up(&mut self, shared: &mut Shared<'_>, end: Instant) {
-        if let Driver::Open(d) = self {
-            d.wind_up(shared, end);
+        match self {
+            Driver::Open(d) => d.wind_up(shared, end),
+            // Every viewer still watching is recorded as watching to the end.
+            Driver::Viewer(d) => d.wind_up(shared, end),
+            _ => {}
         }
     }
 
@@ -128,6 +151,8 @@ impl Driver {
             Driver::Closed(d) => d.on_timeout(shared, key, now),
             Driver::Open(d) => d.on_timeout(shared, key, now),
             Driver::SlowLine(d) => d.on_timeout(shared, key, now),
+            // Viewers arm no request timeouts (their startup timeout is their own timer).
+            Driver::Viewer(_) => {}
         }
     }
 }
