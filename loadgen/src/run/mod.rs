@@ -46,9 +46,17 @@ use crate::scenario::{
 };
 use crate::shard::{ShardError, ShardPart};
 use crate::target::{ServerHandle, TargetError, TargetOptions};
-use point::{build_point, load_fractions, point_counters, point_label, PointContext, RttOutcome};
+use point::{
+    build_point, load_fractions, point_counters, point_label, with_gauges_from, PointContext,
+    RttOutcome,
+};
 use progress::ProgressLine;
 use site::{prepare_site, SiteError};
+
+/// How long before the measured window's end the server's gauges are read (see
+/// [`with_gauges_from`]): early enough that every client is still connected, late enough to
+/// show the steady state.
+const GAUGE_SNAPSHOT_LEAD: Duration = Duration::from_secs(1);
 
 /// Everything one run needs, checked before any work starts.
 #[derive(Clone, Debug)]
@@ -758,10 +766,21 @@ impl VariantSetup {
         // The point's own share of the server's counters: a snapshot now and one at its end.
         let counters_before = self.server.stats_snapshot();
         let server = &mut self.server;
+        // The server's gauges (viewers connected, unsent kernel bytes) are read once inside the
+        // measured window, before its end: at the end the clients have left.
+        let gauges_at = (scenario.warmup + scenario.duration).saturating_sub(GAUGE_SNAPSHOT_LEAD);
+        let mut gauges_in_window = None;
         let mut monitor = |progress: &crate::engine::Progress| -> Option<String> {
             progress_line.show(progress);
             if plan.stop.load(Ordering::Relaxed) {
                 return Some("interrupted by Ctrl-C or SIGTERM".into());
+            }
+            if gauges_in_window.is_none()
+                && !progress.warming_up
+                && progress.elapsed >= gauges_at
+                && counters_before.is_some()
+            {
+                gauges_in_window = Some(server.stats_snapshot());
             }
             server.check_alive().err()
         };
@@ -794,7 +813,10 @@ impl VariantSetup {
         );
         point.start_unix_ns = unix_ns_of(start);
         point.server_stats = match (counters_before, counters_after) {
-            (Some(before), Some(after)) => Some(point_counters(&before, &after)),
+            (Some(before), Some(after)) => Some(match gauges_in_window.flatten() {
+                Some(in_window) => with_gauges_from(point_counters(&before, &after), &in_window),
+                None => point_counters(&before, &after),
+            }),
             _ => None,
         };
         Ok((point, outcome.stopped_early))

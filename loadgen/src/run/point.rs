@@ -234,6 +234,43 @@ fn viewer_figures(spec: &ViewerSpec, viewer: &ViewerRecorder) -> ViewerFigures {
 /// `viewers_now`, `queue_bytes_now`, `frames_alive_peak`, ...) keep their snapshot value.
 /// The snapshot's own number and `final` flag are left out.
 pub fn point_counters(before: &serde_json::Value, after: &serde_json::Value) -> serde_json::Value {
+    point_counters_inner(before, after)
+}
+
+/// Whether a `--stats` key holds a value read at the snapshot rather than a count since the
+/// server's start: gauges (`*_now`), peaks (`*_peak`), and the live stream's settings (`fps`,
+/// `frame_bytes`, `lowat_bytes`). These are taken as they are, never diffed.
+pub fn is_snapshot_value(key: &str) -> bool {
+    key.ends_with("_now")
+        || key.ends_with("_peak")
+        || matches!(key, "fps" | "frame_bytes" | "lowat_bytes")
+}
+
+/// `counters` (a point's [`point_counters`]) with every gauge (`*_now`) replaced by its value in
+/// `in_window`, a snapshot taken inside the measured window: the end-of-point snapshot comes
+/// after the clients left (no viewers, nothing unsent), so what was held while the load ran
+/// is read from the snapshot taken while it ran. Nested objects are walked; keys missing from
+/// `in_window` keep their value.
+pub fn with_gauges_from(
+    mut counters: serde_json::Value,
+    in_window: &serde_json::Value,
+) -> serde_json::Value {
+    use serde_json::Value;
+    if let (Value::Object(counters_map), Value::Object(window_map)) = (&mut counters, in_window) {
+        for (key, value) in counters_map.iter_mut() {
+            match (window_map.get(key), key.ends_with("_now")) {
+                (Some(window_value), true) => *value = window_value.clone(),
+                (Some(window_value), false) if value.is_object() => {
+                    *value = with_gauges_from(value.take(), window_value);
+                }
+                _ => {}
+            }
+        }
+    }
+    counters
+}
+
+fn point_counters_inner(before: &serde_json::Value, after: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match (before, after) {
         (Value::Object(before), Value::Object(after)) => Value::Object(
@@ -241,7 +278,7 @@ pub fn point_counters(before: &serde_json::Value, after: &serde_json::Value) -> 
                 .iter()
                 .filter(|(key, _)| !matches!(key.as_str(), "snapshot" | "final"))
                 .map(|(key, now)| {
-                    let gauge = key.ends_with("_now") || key.ends_with("_peak");
+                    let gauge = is_snapshot_value(key);
                     let own = match (key.as_str(), before.get(key)) {
                         (_, None) => now.clone(),
                         _ if gauge => now.clone(),
@@ -347,6 +384,34 @@ mod tests {
             serde_json::json!({
                 "live": {"frames_skipped": 15, "viewers_now": 3, "queue_bytes_now": 120000,
                          "frames_alive_peak": 9, "dispatch_delay_log2_us": [3, 0]}
+            })
+        );
+    }
+
+    #[test]
+    fn live_settings_are_not_diffed_and_gauges_come_from_inside_the_window() {
+        let before = serde_json::json!({
+            "requests_total": 10,
+            "live": {"fps": 4.0, "frame_bytes": 3072, "lowat_bytes": 4096, "policy": "latest",
+                     "frames_sent": 100, "viewers_now": 0, "unsent_bytes_now": 0}
+        });
+        let after = serde_json::json!({
+            "requests_total": 30,
+            "live": {"fps": 4.0, "frame_bytes": 3072, "lowat_bytes": 4096, "policy": "latest",
+                     "frames_sent": 400, "viewers_now": 0, "unsent_bytes_now": 0}
+        });
+        let in_window = serde_json::json!({
+            "requests_total": 25,
+            "live": {"frames_sent": 350, "viewers_now": 1000, "unsent_bytes_now": 3_500_000}
+        });
+        let counters = with_gauges_from(point_counters(&before, &after), &in_window);
+        assert_eq!(
+            counters,
+            serde_json::json!({
+                "requests_total": 20,
+                "live": {"fps": 4.0, "frame_bytes": 3072, "lowat_bytes": 4096,
+                         "policy": "latest", "frames_sent": 300, "viewers_now": 1000,
+                         "unsent_bytes_now": 3_500_000}
             })
         );
     }
