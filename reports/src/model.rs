@@ -843,7 +843,8 @@ pub struct ViewerFigures {
     pub freeze_ms: u64,
     /// Viewer-seconds watched in the measured window (the time integral of viewers connected).
     pub viewer_seconds: f64,
-    /// Per viewer: from the start of its connect to its first complete frame, in microseconds.
+    /// Per join: from the start of its connect to its first complete frame, in microseconds,
+    /// over the whole load point (warm-up included: a fixed audience joins during its ramp).
     pub startup_us: HistogramData,
     /// Per frame: arrival minus capture time, in microseconds.
     pub frame_age_us: HistogramData,

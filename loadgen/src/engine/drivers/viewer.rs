@@ -876,7 +876,9 @@ impl ViewerDriver {
                 }
             }
         }
-        if first_frame && measuring {
+        // Startup is recorded over the whole point, warm-up included: a fixed audience joins
+        // during its ramp, before the window, and its startup is what the ramp measures.
+        if first_frame {
             let startup = now.saturating_duration_since(state.started).as_micros() as u64;
             if let Some(recorder) = shared.recorders[pop].viewer.as_mut() {
                 let _ = recorder.startup_us.record(startup.clamp(1, 1_000_000_000));
