@@ -227,16 +227,6 @@ fn viewer_figures(spec: &ViewerSpec, viewer: &ViewerRecorder) -> ViewerFigures {
     }
 }
 
-/// A load point's own share of the server's counters: `after` minus `before`, two snapshots of
-/// its `--stats` taken when the point began and when it ended, field by field (nested maps
-/// too; a key missing before counts from 0). A peak or a gauge is not a count:
-/// `connections_peak` and every key ending in `_now` or `_peak` (the live source's
-/// `viewers_now`, `queue_bytes_now`, `frames_alive_peak`, ...) keep their snapshot value.
-/// The snapshot's own number and `final` flag are left out.
-pub fn point_counters(before: &serde_json::Value, after: &serde_json::Value) -> serde_json::Value {
-    point_counters_inner(before, after)
-}
-
 /// Whether a `--stats` key holds a value read at the snapshot rather than a count since the
 /// server's start: gauges (`*_now`), peaks (`*_peak`), and the live stream's settings (`fps`,
 /// `frame_bytes`, `lowat_bytes`). These are taken as they are, never diffed.
@@ -270,7 +260,14 @@ pub fn with_gauges_from(
     counters
 }
 
-fn point_counters_inner(before: &serde_json::Value, after: &serde_json::Value) -> serde_json::Value {
+/// A load point's own share of the server's counters: `after` minus `before`, two snapshots of
+/// its `--stats` taken when the point began and when it ended, field by field (nested maps
+/// too; a key missing before counts from 0). A peak or a gauge is not a count:
+/// `connections_peak` and every key ending in `_now` or `_peak` (the live source's
+/// `viewers_now`, `queue_bytes_now`, `frames_alive_peak`, ...) and the stream's settings keep
+/// their snapshot value ([`is_snapshot_value`]).
+/// The snapshot's own number and `final` flag are left out.
+pub fn point_counters(before: &serde_json::Value, after: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match (before, after) {
         (Value::Object(before), Value::Object(after)) => Value::Object(

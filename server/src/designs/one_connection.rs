@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::pipe::{pipe_with, PipeFlags};
 
-use super::shared_ring::SharedRing;
 use super::event_loop::ACCEPT_PAUSE;
 use super::shared_counters::SharedCounters;
+use super::shared_ring::SharedRing;
 use crate::conn::{ConnSettings, Connection, LiveShared, LoopShared, Step};
 use crate::live::LiveStream;
 use crate::site::Site;

@@ -30,10 +30,10 @@ use rustix::net::{accept_with, Shutdown, SocketFlags};
 
 use super::event_loop::loop_error;
 use super::event_loop::{is_transient_accept_error, ACCEPT_PAUSE};
-use super::shared_ring::SharedRing;
 use super::one_connection::{is_readable_now, stop_pipe, wait_readable, Stop, Worker};
 use super::processes::{check_single_threaded, ChildExits, Children};
 use super::shared_counters::SharedCounters;
+use super::shared_ring::SharedRing;
 use super::write_snapshot;
 use super::Serving;
 use crate::stats::Counters;

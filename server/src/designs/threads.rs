@@ -26,9 +26,9 @@ use rustix::net::{accept_with, SocketFlags};
 
 use super::event_loop::is_transient_accept_error;
 use super::event_loop::loop_error;
-use super::shared_ring::SharedRing;
 use super::one_connection::{pause_accepting, stop_pipe, timespec, Worker};
 use super::shared_counters::SharedCounters;
+use super::shared_ring::SharedRing;
 use super::write_snapshot;
 use super::Serving;
 use crate::stats::{CloseSide, Counters};
