@@ -245,7 +245,7 @@ fn the_text_summary_has_the_viewer_lines() {
     }
     let cost = line_with(&text, "live cost:");
     for expected in [
-        "unsent kernel bytes per viewer 3.00 KiB (9000 viewers at the end)",
+        "unsent kernel bytes per viewer 3.00 KiB (9000 viewers near the window's end)",
         "server memory per connection 1.50 KiB",
         "frames alive at most 2",
         "server CPU 500 ms per delivered MB",
@@ -303,7 +303,7 @@ fn the_html_page_has_the_viewer_section() {
         "latest, unsent mark (TCP_NOTSENT_LOWAT) 4.00 KiB",
         "≤ 2.05 ms",
         "≤ 32.8 ms",
-        "3.00 KiB (9000 viewers at the end)",
+        "3.00 KiB (9000 viewers near the window's end)",
         "500 ms",
     ] {
         assert!(server.contains(expected), "{expected} not in\n{server}");

@@ -89,21 +89,24 @@ impl LiveConfig {
     pub fn check(&self) -> Result<(), LiveConfigError> {
         let error = |why: String| Err(LiveConfigError(why));
         if !self.path.starts_with('/') {
-            return error(format!("the live path `{}` must start with /", self.path));
+            return error(format!(
+                "--live: the path `{}` must start with /",
+                self.path
+            ));
         }
         if !(self.fps > 0.0 && self.fps <= 1000.0) {
-            return error(format!("{} fps is not in (0, 1000]", self.fps));
+            return error(format!("--live-fps: {} fps is not in (0, 1000]", self.fps));
         }
         match self.format {
             Format::Mjpeg if self.frame_bytes == 0 || self.frame_bytes > 16 << 20 => {
                 error(format!(
-                    "a frame of {} bytes is not in 1 B..=16 MiB",
+                    "--live-frame-bytes: a frame of {} bytes is not in 1 B..=16 MiB",
                     self.frame_bytes
                 ))
             }
             Format::Cbr { bytes_per_second } if (bytes_per_second as f64) < 8.0 * self.fps => {
                 error(format!(
-                    "{bytes_per_second} bytes/s at {} fps is under 8 bytes per chunk",
+                    "--live-rate: {bytes_per_second} bytes/s at {} fps is under 8 bytes per chunk",
                     self.fps
                 ))
             }

@@ -279,7 +279,8 @@ fn print_live_server(out: &mut impl Write, view: &LiveView) {
             out,
             "  live source: policy {}, unsent mark {mark}; {} frames published ({} late); \
              frames sent {}, skipped {}, dropped {}; kicks {} ({} at the fifo cap); dispatch \
-             delay p99 <= {}, spread p99 <= {} (upper bounds of log2 buckets)",
+             delay p99 <= {}, spread p99 <= {} (upper bounds of log2 buckets; the server's \
+             counters over the point, warm-up included)",
             s.policy,
             count(s.frames_published),
             count(s.source_late),
@@ -293,8 +294,9 @@ fn print_live_server(out: &mut impl Write, view: &LiveView) {
         );
         let _ = writeln!(
             out,
-            "  live cost: unsent kernel bytes per viewer {} ({} viewers at the end), server \
-             memory per connection {}, frames alive at most {}; server CPU {} per delivered MB",
+            "  live cost: unsent kernel bytes per viewer {} ({} viewers near the window's end), \
+             server memory per connection {}, frames alive at most {}; server CPU {} per \
+             delivered MB",
             or_missing(s.unsent_bytes_per_viewer, bytes),
             or_missing(s.viewers_now, count),
             or_missing(s.server_memory_per_connection_bytes, bytes),
